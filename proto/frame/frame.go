@@ -1,0 +1,230 @@
+// Package frame encodes and decodes Pulsar binary-protocol frames.
+//
+// A frame on the wire is:
+//
+//	[total size: uint32 BE] [command size: uint32 BE] [BaseCommand protobuf]
+//
+// and, for payload frames (SEND, MESSAGE), continues with:
+//
+//	[0x0e02] [size: uint32 BE] [BrokerEntryMetadata]   optional, broker to client only
+//	[0x0e01] [CRC32C: uint32 BE]                        optional on old peers
+//	[metadata size: uint32 BE] [MessageMetadata] [payload]
+//
+// The CRC32C (Castagnoli) covers everything after the checksum field: the
+// metadata size, the metadata and the payload. Total size counts every byte
+// after itself. All integers are big-endian.
+package frame
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+const (
+	// MagicChecksum introduces the CRC32C of a payload frame.
+	MagicChecksum uint16 = 0x0e01
+	// MagicBrokerEntryMetadata introduces broker entry metadata.
+	MagicBrokerEntryMetadata uint16 = 0x0e02
+
+	// DefaultMaxMessageSize is the broker's default max_message_size (5 MiB),
+	// assumed until CONNECTED says otherwise.
+	DefaultMaxMessageSize = 5 * 1024 * 1024
+	// Padding is the room a frame may take beyond the max message size for
+	// its command and metadata; the official clients use 10 KiB.
+	Padding = 10 * 1024
+	// DefaultMaxFrameSize is the largest total size accepted by default.
+	DefaultMaxFrameSize = DefaultMaxMessageSize + Padding
+
+	// minTotalSize is the smallest legal total size: the command-size field.
+	minTotalSize = 4
+)
+
+// ProtocolVersion is the protocol revision this package speaks.
+const ProtocolVersion = int32(pulsarpb.ProtocolVersion_v21)
+
+// Decoding errors. Each is wrapped with detail; match with errors.Is.
+var (
+	// ErrFrameTooLarge: the total size exceeds the maximum frame size.
+	ErrFrameTooLarge = errors.New("pulsarconn: frame too large")
+	// ErrMalformed: the frame's sizes are inconsistent or its command is
+	// not a valid BaseCommand.
+	ErrMalformed = errors.New("pulsarconn: malformed frame")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum returns the CRC32C (Castagnoli) of b, as carried in payload
+// frames.
+func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// Payload is the part of a payload frame after its command.
+type Payload struct {
+	// BrokerEntryMetadata holds the raw BrokerEntryMetadata protobuf when
+	// the broker prepended one (magic 0x0e02), else nil.
+	BrokerEntryMetadata []byte
+	// HasChecksum reports whether the frame carried a CRC32C; old peers
+	// send payload frames without one.
+	HasChecksum bool
+	// ChecksumOK is true when the carried CRC32C matches, or when there was
+	// none to check.
+	ChecksumOK bool
+	// Metadata holds the raw MessageMetadata protobuf.
+	Metadata []byte
+	// Data is the message payload, as sent (possibly compressed or
+	// batched).
+	Data []byte
+}
+
+// DecodeMetadata unmarshals p.Metadata.
+func (p *Payload) DecodeMetadata() (*pulsarpb.MessageMetadata, error) {
+	md := new(pulsarpb.MessageMetadata)
+	if err := proto.Unmarshal(p.Metadata, md); err != nil {
+		return nil, fmt.Errorf("%w: message metadata: %v", ErrMalformed, err)
+	}
+	return md, nil
+}
+
+// DecodeBrokerEntryMetadata unmarshals p.BrokerEntryMetadata; it returns
+// nil, nil when there is none.
+func (p *Payload) DecodeBrokerEntryMetadata() (*pulsarpb.BrokerEntryMetadata, error) {
+	if p.BrokerEntryMetadata == nil {
+		return nil, nil
+	}
+	md := new(pulsarpb.BrokerEntryMetadata)
+	if err := proto.Unmarshal(p.BrokerEntryMetadata, md); err != nil {
+		return nil, fmt.Errorf("%w: broker entry metadata: %v", ErrMalformed, err)
+	}
+	return md, nil
+}
+
+// Frame is one decoded frame.
+type Frame struct {
+	Command *pulsarpb.BaseCommand
+	// Payload is nil for a simple frame.
+	Payload *Payload
+}
+
+// Parse decodes the body of one frame: the bytes after the total-size
+// field. The returned Payload's slices alias body.
+func Parse(body []byte) (*Frame, error) {
+	if len(body) < 4 {
+		return nil, fmt.Errorf("%w: %d bytes is too short for a command size", ErrMalformed, len(body))
+	}
+	cmdSize := binary.BigEndian.Uint32(body)
+	if uint64(cmdSize) > uint64(len(body)-4) {
+		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
+	}
+	cmd := new(pulsarpb.BaseCommand)
+	if err := proto.Unmarshal(body[4:4+cmdSize], cmd); err != nil {
+		return nil, fmt.Errorf("%w: command: %v", ErrMalformed, err)
+	}
+	if cmd.Type == nil {
+		return nil, fmt.Errorf("%w: command has no type", ErrMalformed)
+	}
+	f := &Frame{Command: cmd}
+	rest := body[4+cmdSize:]
+	if len(rest) == 0 {
+		return f, nil
+	}
+	p, err := parsePayload(rest)
+	if err != nil {
+		return nil, err
+	}
+	f.Payload = p
+	return f, nil
+}
+
+func parsePayload(b []byte) (*Payload, error) {
+	p := &Payload{ChecksumOK: true}
+	if len(b) >= 2 && binary.BigEndian.Uint16(b) == MagicBrokerEntryMetadata {
+		if len(b) < 6 {
+			return nil, fmt.Errorf("%w: truncated broker entry metadata", ErrMalformed)
+		}
+		n := binary.BigEndian.Uint32(b[2:])
+		if uint64(n) > uint64(len(b)-6) {
+			return nil, fmt.Errorf("%w: broker entry metadata size %d exceeds the frame", ErrMalformed, n)
+		}
+		p.BrokerEntryMetadata = b[6 : 6+n]
+		b = b[6+n:]
+	}
+	if len(b) >= 2 && binary.BigEndian.Uint16(b) == MagicChecksum {
+		if len(b) < 6 {
+			return nil, fmt.Errorf("%w: truncated checksum", ErrMalformed)
+		}
+		p.HasChecksum = true
+		want := binary.BigEndian.Uint32(b[2:])
+		b = b[6:]
+		p.ChecksumOK = Checksum(b) == want
+	}
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: truncated metadata size", ErrMalformed)
+	}
+	n := binary.BigEndian.Uint32(b)
+	if uint64(n) > uint64(len(b)-4) {
+		return nil, fmt.Errorf("%w: metadata size %d exceeds the frame", ErrMalformed, n)
+	}
+	p.Metadata = b[4 : 4+n]
+	p.Data = b[4+n:]
+	return p, nil
+}
+
+var marshal = proto.MarshalOptions{}
+
+// AppendCommand appends a simple frame carrying cmd to dst.
+func AppendCommand(dst []byte, cmd *pulsarpb.BaseCommand) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst, err := marshal.MarshalAppend(dst, cmd)
+	if err != nil {
+		return dst[:start], fmt.Errorf("pulsarconn: encode %v: %w", cmd.GetType(), err)
+	}
+	cmdSize := len(dst) - start - 8
+	binary.BigEndian.PutUint32(dst[start:], uint32(cmdSize+4))
+	binary.BigEndian.PutUint32(dst[start+4:], uint32(cmdSize))
+	return dst, nil
+}
+
+// AppendPayload appends a payload frame (command, checksum, metadata,
+// payload) to dst. metadata is the raw MessageMetadata protobuf; see
+// AppendMessage to encode one.
+func AppendPayload(dst []byte, cmd *pulsarpb.BaseCommand, metadata, payload []byte) ([]byte, error) {
+	start := len(dst)
+	dst, err := AppendCommand(dst, cmd)
+	if err != nil {
+		return dst, err
+	}
+	dst = binary.BigEndian.AppendUint16(dst, MagicChecksum)
+	crcAt := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	sumFrom := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(metadata)))
+	dst = append(dst, metadata...)
+	dst = append(dst, payload...)
+	binary.BigEndian.PutUint32(dst[crcAt:], Checksum(dst[sumFrom:]))
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst, nil
+}
+
+// AppendMessage is AppendPayload with the metadata given as a message.
+func AppendMessage(dst []byte, cmd *pulsarpb.BaseCommand, md *pulsarpb.MessageMetadata, payload []byte) ([]byte, error) {
+	raw, err := marshal.Marshal(md)
+	if err != nil {
+		return dst, fmt.Errorf("pulsarconn: encode message metadata: %w", err)
+	}
+	return AppendPayload(dst, cmd, raw, payload)
+}
+
+// TotalSize reports the total-size field of an encoded frame, and whether b
+// is long enough to hold one.
+func TotalSize(b []byte) (uint32, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b), true
+}

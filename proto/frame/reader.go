@@ -1,0 +1,77 @@
+package frame
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Reader is an incremental frame decoder over a byte stream. It reads as
+// much as the stream gives (any split of frames across reads is fine) and
+// never holds more than one frame, of at most the max frame size, beyond
+// its read buffer.
+type Reader struct {
+	r   *bufio.Reader
+	max uint32
+	hdr [4]byte
+}
+
+// readBufferSize is the read buffer: large enough to take many small
+// frames per read system call.
+const readBufferSize = 64 * 1024
+
+// NewReader returns a Reader of r that accepts frames whose total size is
+// at most maxFrameSize (DefaultMaxFrameSize when 0).
+func NewReader(r io.Reader, maxFrameSize int) *Reader {
+	fr := &Reader{r: bufio.NewReaderSize(r, readBufferSize)}
+	fr.SetMaxFrameSize(maxFrameSize)
+	return fr
+}
+
+// SetMaxFrameSize changes the limit, e.g. after CONNECTED announced the
+// broker's max_message_size. It must not be called concurrently with Next.
+func (fr *Reader) SetMaxFrameSize(n int) {
+	if n <= 0 {
+		n = DefaultMaxFrameSize
+	}
+	fr.max = uint32(n)
+}
+
+// Buffered reports how many bytes are already read and not yet decoded.
+func (fr *Reader) Buffered() int { return fr.r.Buffered() }
+
+// NextBody reads one frame and returns its body (the bytes after the total
+// size field) in a newly allocated slice that the caller may keep. It
+// returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF when the
+// stream ends inside a frame, and ErrFrameTooLarge or ErrMalformed (wrapped)
+// for a size out of bounds, before reading the body.
+func (fr *Reader) NextBody() ([]byte, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(fr.hdr[:])
+	if n > fr.max {
+		return nil, fmt.Errorf("%w: total size %d exceeds the limit of %d", ErrFrameTooLarge, n, fr.max)
+	}
+	if n < minTotalSize {
+		return nil, fmt.Errorf("%w: total size %d is under the minimum of %d", ErrMalformed, n, minTotalSize)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(fr.r, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// Next reads and parses one frame.
+func (fr *Reader) Next() (*Frame, error) {
+	body, err := fr.NextBody()
+	if err != nil {
+		return nil, err
+	}
+	return Parse(body)
+}
