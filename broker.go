@@ -1,0 +1,755 @@
+package pulsarconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn/adapters/clock"
+	"github.com/pulsarconn/pulsarconn/adapters/tcp"
+	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/ports"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// Version is this library's version, sent in CONNECT's client_version.
+const Version = "0.1.0"
+
+// Broker is a managed connection to one Pulsar broker: it connects in the
+// background, reconnects with backoff, keeps the connection alive, matches
+// answers to requests, and routes the broker's pushes to the registered
+// producers and consumers. All methods are safe for concurrent use.
+//
+// The core state machine (package core) is driven under one mutex; each
+// connection has a reader goroutine and a writer goroutine that coalesces
+// queued frames into as few writes as possible. See docs/architecture.md.
+type Broker struct {
+	addr      BrokerAddress
+	transport ports.Transport
+	clock     ports.Clock
+	auth      ports.Authenticator
+	registry  ports.Registry
+	log       *slog.Logger
+	failFast  bool
+
+	ctx    context.Context // ends at Stop: cancels dials and authentication
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // reader, writer, dial and auth goroutines
+
+	mu        sync.Mutex
+	core      *core.Conn
+	conn      *connection // nil unless a connection is up
+	dialing   map[uint64]context.CancelFunc
+	timer     ports.Timer
+	timerAt   time.Time
+	stateCh   chan struct{} // closed and replaced at every state change
+	queue     []core.Effect // deliveries, logs: carried out outside mu
+	draining  bool
+	drained   *sync.Cond
+	stopped   bool
+	effects   []core.Effect
+	outBuf    []byte
+	nextProd  uint64
+	nextCons  uint64
+	stopOnce  sync.Once
+	stopErr   error
+	stopDone  chan struct{}
+	addedToRg bool
+}
+
+// Start validates the URL and options and starts connecting in the
+// background; it returns at once. Use WaitConnected to wait for the first
+// connection. Stop releases everything Start started.
+func Start(brokerURL string, opts ...Option) (*Broker, error) {
+	addr, err := ParseURL(brokerURL)
+	if err != nil {
+		return nil, err
+	}
+	o := options{clock: clock.System{}, clientVersion: "pulsarconn-go/" + Version, rand: rand.Float64}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.transport == nil {
+		if addr.TLS {
+			return nil, fmt.Errorf("%w %q: pulsar+ssl:// needs a TLS transport (WithTransport)", ErrInvalidURL, brokerURL)
+		}
+		o.transport = tcp.New()
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := core.Config{
+		Address:           addr.HostPort,
+		ClientVersion:     o.clientVersion,
+		ProxyToBrokerURL:  o.proxyToBroker,
+		ConnectTimeout:    o.connectTimeout,
+		OperationTimeout:  o.operationTimeout,
+		KeepAliveInterval: o.keepAlive,
+		BackoffMin:        o.backoffMin,
+		BackoffMax:        o.backoffMax,
+		Rand:              o.rand,
+	}
+	if o.auth != nil {
+		cfg.AuthMethod = o.auth.Name()
+	}
+	b := &Broker{
+		addr:      addr,
+		transport: o.transport,
+		clock:     o.clock,
+		auth:      o.auth,
+		registry:  o.registry,
+		log:       o.logger.With(slog.String("broker", addr.URL)),
+		failFast:  o.failFast,
+		core:      core.New(cfg),
+		dialing:   make(map[uint64]context.CancelFunc),
+		stateCh:   make(chan struct{}),
+		stopDone:  make(chan struct{}),
+	}
+	b.drained = sync.NewCond(&b.mu)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.registry != nil {
+		if err := b.registry.Add(b); err != nil {
+			b.cancel()
+			return nil, fmt.Errorf("pulsarconn: start %s: %w", addr.URL, err)
+		}
+		b.addedToRg = true
+	}
+	b.do(func(now time.Time) { b.core.Start(now) })
+	return b, nil
+}
+
+// BrokerURL returns the canonical URL, e.g. "pulsar://host:6650". It is the
+// key under which the Broker is listed in its Registry.
+func (b *Broker) BrokerURL() string { return b.addr.URL }
+
+// State returns the connection state.
+func (b *Broker) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.State()
+}
+
+// WatchState returns the current state and a channel that is closed at the
+// next change of state.
+func (b *Broker) WatchState() (State, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.State(), b.stateCh
+}
+
+// WaitConnected waits until the Broker is connected, or ctx ends, or the
+// Broker is stopped. A context error is wrapped together with the last
+// connection error, if any.
+func (b *Broker) WaitConnected(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		st, ch, last := b.core.State(), b.stateCh, b.core.LastError()
+		b.mu.Unlock()
+		switch st {
+		case StateConnected:
+			return nil
+		case StateClosing, StateClosed:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("pulsarconn: not connected to %s (last error: %w): %w", b.addr.URL, last, ctx.Err())
+			}
+			return fmt.Errorf("pulsarconn: not connected to %s: %w", b.addr.URL, ctx.Err())
+		}
+	}
+}
+
+// Stats returns the irregular-event counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.Stats()
+}
+
+// ServerVersion returns the broker's server_version and protocol_version
+// from its CONNECTED.
+func (b *Broker) ServerVersion() (string, int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.ServerVersion()
+}
+
+// MaxMessageSize returns the broker's max message size from CONNECTED (5
+// MiB until then).
+func (b *Broker) MaxMessageSize() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.MaxMessageSize()
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+// Request sends cmd, a request-bearing command, and waits for its answer.
+// The request id is assigned here (any id already in cmd is overwritten).
+// The wait ends at the answer, the operation timeout (ErrRequestTimeout),
+// the connection's loss (ErrDisconnected), or the end of ctx. An ERROR
+// answer, and the failure variants of the lookup, partitioned-metadata and
+// ack answers, are returned as a *ServerError along with the answer.
+//
+// While disconnected, Request waits for the connection until ctx ends, or
+// fails at once with ErrDisconnected under WithFailFast.
+func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	w := newWaiter()
+	var id uint64
+	err := b.whenUsable(ctx, func(now time.Time) error {
+		var err error
+		id, err = b.core.Request(now, cmd, w)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-w.ch:
+		return r.cmd, r.err
+	case <-ctx.Done():
+		b.mu.Lock()
+		b.core.Cancel(id)
+		b.mu.Unlock()
+		select {
+		case r := <-w.ch: // the answer won the race
+			return r.cmd, r.err
+		default:
+		}
+		return nil, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
+	}
+}
+
+// Send writes cmd, a command that expects no answer (FLOW, ACK without a
+// request id, REDELIVER_UNACKNOWLEDGED_MESSAGES, ...). It returns once the
+// command is queued for writing.
+func (b *Broker) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
+	return b.whenUsable(ctx, func(now time.Time) error { return b.core.Send(now, cmd) })
+}
+
+// PublishMessage queues an already-encoded frame (typically a SEND payload
+// frame built with frame.AppendMessage) for writing, unchanged. It refuses,
+// with ErrMessageTooLarge, a frame larger than the broker's max message
+// size plus 10 KiB of frame padding, and with ErrProtocol a buffer whose
+// total-size field does not match its length. The frame is copied; the
+// caller may reuse it on return. Receipts come to the producer's Handler.
+func (b *Broker) PublishMessage(ctx context.Context, encoded []byte) error {
+	if n, ok := frame.TotalSize(encoded); !ok || int(n) != len(encoded)-4 {
+		return fmt.Errorf("%w: PublishMessage needs one whole encoded frame (%d bytes, total size field %d)", ErrProtocol, len(encoded), n)
+	}
+	return b.whenUsable(ctx, func(now time.Time) error {
+		if err := b.core.CheckPublish(len(encoded)); err != nil {
+			return err
+		}
+		return b.conn.enqueue(encoded)
+	})
+}
+
+// LookupResult is a broker's answer to a topic lookup.
+type LookupResult struct {
+	// BrokerURL and BrokerURLTLS are the broker to connect to (Connect)
+	// or to ask again (Redirect).
+	BrokerURL, BrokerURLTLS string
+	// Redirect is true when the answer is Redirect: look up again at
+	// BrokerURL, passing Authoritative.
+	Redirect bool
+	// Authoritative is the flag to send with the next lookup.
+	Authoritative bool
+	// ProxyThroughServiceURL means: keep connecting through the service
+	// URL (a proxy) and name BrokerURL as the proxy target.
+	ProxyThroughServiceURL bool
+}
+
+// LookupTopic asks the broker which broker serves topic (LOOKUP). Pass the
+// Authoritative flag of a previous Redirect answer. A Failed answer is
+// returned as a *ServerError.
+func (b *Broker) LookupTopic(ctx context.Context, topic string, authoritative bool) (*LookupResult, error) {
+	resp, err := b.Request(ctx, &pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_LOOKUP.Enum(),
+		LookupTopic: &pulsarpb.CommandLookupTopic{
+			Topic:         proto.String(topic),
+			Authoritative: proto.Bool(authoritative),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := resp.GetLookupTopicResponse()
+	if r == nil {
+		return nil, fmt.Errorf("%w: LOOKUP answered with %v", ErrProtocol, resp.GetType())
+	}
+	return &LookupResult{
+		BrokerURL:              r.GetBrokerServiceUrl(),
+		BrokerURLTLS:           r.GetBrokerServiceUrlTls(),
+		Redirect:               r.GetResponse() == pulsarpb.CommandLookupTopicResponse_Redirect,
+		Authoritative:          r.GetAuthoritative(),
+		ProxyThroughServiceURL: r.GetProxyThroughServiceUrl(),
+	}, nil
+}
+
+// PartitionedTopicMetadata returns how many partitions topic has
+// (PARTITIONED_METADATA); 0 means the topic is not partitioned.
+func (b *Broker) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
+	resp, err := b.Request(ctx, &pulsarpb.BaseCommand{
+		Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+		PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String(topic)},
+	})
+	if err != nil {
+		return 0, err
+	}
+	r := resp.GetPartitionMetadataResponse()
+	if r == nil {
+		return 0, fmt.Errorf("%w: PARTITIONED_METADATA answered with %v", ErrProtocol, resp.GetType())
+	}
+	return int(r.GetPartitions()), nil
+}
+
+// whenUsable runs try under the lock; while it fails with ErrDisconnected
+// it waits for a change of state and tries again, until ctx ends (or at
+// once under WithFailFast).
+func (b *Broker) whenUsable(ctx context.Context, try func(now time.Time) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("pulsarconn: %w", err)
+		}
+		var ch <-chan struct{}
+		var err error
+		b.do(func(now time.Time) {
+			err = try(now)
+			ch = b.stateCh
+		})
+		if err == nil || b.failFast || !errors.Is(err, ErrDisconnected) {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up waiting for the connection: %w)", err, ctx.Err())
+		}
+	}
+}
+
+type result struct {
+	cmd *pulsarpb.BaseCommand
+	err error
+}
+
+// waiter is a core.Waiter that hands the result to one waiting caller.
+type waiter struct{ ch chan result }
+
+func newWaiter() *waiter { return &waiter{ch: make(chan result, 1)} }
+
+// Done implements core.Waiter; the core completes each request once, so
+// the buffered send never blocks.
+func (w *waiter) Done(cmd *pulsarpb.BaseCommand, err error) { w.ch <- result{cmd, err} }
+
+// ---------------------------------------------------------------------------
+// Registrations
+// ---------------------------------------------------------------------------
+
+// NewProducerID returns a producer id not handed out before by this Broker.
+func (b *Broker) NewProducerID() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.nextProd++
+	return b.nextProd
+}
+
+// NewConsumerID returns a consumer id not handed out before by this Broker.
+func (b *Broker) NewConsumerID() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.nextCons++
+	return b.nextCons
+}
+
+// Registration is a producer or consumer registered on a Broker. It lasts
+// until Close, the end of the context it was registered with, or the
+// Broker's Stop; it survives reconnections (its Handler is told of each
+// with a PushDisconnected, and its owner re-creates the broker-side
+// producer or consumer under the same id).
+type Registration struct {
+	b        *Broker
+	id       uint64
+	producer bool
+	stop     func() bool
+	once     sync.Once
+	err      error
+}
+
+// ID returns the producer or consumer id.
+func (r *Registration) ID() uint64 { return r.id }
+
+// Close removes the registration and, when connected, sends CLOSE_PRODUCER
+// or CLOSE_CONSUMER and waits for the broker's answer within ctx. Later
+// calls return the first call's result.
+func (r *Registration) Close(ctx context.Context) error {
+	r.stop()
+	r.once.Do(func() { r.err = r.remove(ctx, true) })
+	return r.err
+}
+
+func (r *Registration) remove(ctx context.Context, wait bool) error {
+	var w *waiter
+	var sent bool
+	r.b.do(func(now time.Time) {
+		var cw core.Waiter
+		if wait {
+			w = newWaiter()
+			cw = w
+		}
+		if r.producer {
+			sent = r.b.core.RemoveProducer(now, r.id, cw)
+		} else {
+			sent = r.b.core.RemoveConsumer(now, r.id, cw)
+		}
+	})
+	if !sent || !wait {
+		return nil
+	}
+	select {
+	case res := <-w.ch:
+		return res.err
+	case <-ctx.Done():
+		return fmt.Errorf("pulsarconn: close of %d: %w", r.id, ctx.Err())
+	}
+}
+
+// RegisterProducer routes the pushes for producer id (receipts, send
+// errors, close and migrate notices, disconnection) to h. When ctx ends
+// the registration is removed and CLOSE_PRODUCER is sent, as by Close.
+// The id must not be registered already (ErrDuplicateID).
+func (b *Broker) RegisterProducer(ctx context.Context, id uint64, h Handler) (*Registration, error) {
+	return b.register(ctx, true, id, h)
+}
+
+// RegisterConsumer routes the pushes for consumer id (messages, active
+// consumer changes, end of topic, close and migrate notices,
+// disconnection) to h. When ctx ends the registration is removed and
+// CLOSE_CONSUMER is sent, as by Close.
+func (b *Broker) RegisterConsumer(ctx context.Context, id uint64, h Handler) (*Registration, error) {
+	return b.register(ctx, false, id, h)
+}
+
+func (b *Broker) register(ctx context.Context, producer bool, id uint64, h Handler) (*Registration, error) {
+	if h == nil {
+		return nil, errors.New("pulsarconn: nil Handler")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pulsarconn: register %d: %w", id, err)
+	}
+	var err error
+	b.do(func(time.Time) {
+		if producer {
+			err = b.core.AddProducer(id, h)
+		} else {
+			err = b.core.AddConsumer(id, h)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &Registration{b: b, id: id, producer: producer}
+	r.stop = context.AfterFunc(ctx, func() {
+		r.once.Do(func() { r.err = r.remove(context.Background(), false) })
+	})
+	return r, nil
+}
+
+// Producers returns the ids of the registered producers, ascending.
+func (b *Broker) Producers() []uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.Producers()
+}
+
+// Consumers returns the ids of the registered consumers, ascending.
+func (b *Broker) Consumers() []uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.Consumers()
+}
+
+var _ ports.Listing = (*Broker)(nil)
+
+// ---------------------------------------------------------------------------
+// Stop
+// ---------------------------------------------------------------------------
+
+// Stop closes the Broker gracefully: it sends CLOSE_PRODUCER and
+// CLOSE_CONSUMER for every registration and waits for their answers while
+// ctx allows, then fails whatever is still pending with ErrClosed, tells
+// every Handler (PushDisconnected with ErrClosed), closes the connection,
+// removes the Broker from its Registry, and waits for every goroutine it
+// started. It returns ctx's error if ctx ended before the broker answered
+// the closes; the Broker is stopped either way. Later calls wait for the
+// first and return its result.
+func (b *Broker) Stop(ctx context.Context) error {
+	b.stopOnce.Do(func() {
+		defer close(b.stopDone)
+		b.stopErr = b.stop(ctx)
+	})
+	<-b.stopDone
+	return b.stopErr
+}
+
+func (b *Broker) stop(ctx context.Context) error {
+	var waiters []*waiter
+	b.do(func(now time.Time) {
+		b.core.BeginClose(now, func(uint64) core.Waiter {
+			w := newWaiter()
+			waiters = append(waiters, w)
+			return w
+		})
+	})
+	var errs []error
+wait:
+	for _, w := range waiters {
+		select {
+		case r := <-w.ch:
+			if r.err != nil && !errors.Is(r.err, ErrClosed) {
+				errs = append(errs, r.err)
+			}
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("pulsarconn: stop: closing producers and consumers: %w", ctx.Err()))
+			break wait
+		}
+	}
+	b.do(func(now time.Time) {
+		b.core.FinishClose(now)
+		b.stopped = true
+		if b.timer != nil {
+			b.timer.Stop()
+			b.timer = nil
+		}
+	})
+	b.cancel()
+	b.mu.Lock()
+	for b.draining || len(b.queue) > 0 {
+		b.drained.Wait()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+	if b.addedToRg {
+		b.registry.Remove(b)
+	}
+	return errors.Join(errs...)
+}
+
+// ---------------------------------------------------------------------------
+// Driving the core
+// ---------------------------------------------------------------------------
+
+// do runs f on the core under the lock, carries out the step's results,
+// and then delivers queued pushes outside the lock.
+func (b *Broker) do(f func(now time.Time)) {
+	b.mu.Lock()
+	now := b.clock.Now()
+	f(now)
+	drain := b.flushLocked(now)
+	b.mu.Unlock()
+	if drain {
+		b.drain()
+	}
+}
+
+// flushLocked carries out a step's results: output to the writer, the
+// effects that must happen under the lock, the queueing of the rest, and
+// the timer. It reports whether the caller must drain the queue.
+func (b *Broker) flushLocked(now time.Time) bool {
+	b.outBuf = b.core.Output(b.outBuf[:0])
+	if len(b.outBuf) > 0 && b.conn != nil {
+		// An error means the writer already failed; its goroutine
+		// reports that to the core.
+		_ = b.conn.enqueue(b.outBuf)
+	}
+	b.effects = b.core.Effects(b.effects[:0])
+	for i := range b.effects {
+		e := &b.effects[i]
+		switch e.Kind {
+		case core.EffectDial:
+			b.startDial(e.Gen, e.Address)
+		case core.EffectClose:
+			b.closeGen(e.Gen)
+		case core.EffectAuth:
+			b.startAuth(e.Gen, e.Initial, e.Challenge)
+		case core.EffectComplete:
+			e.Waiter.Done(e.Result, e.Err)
+		case core.EffectState:
+			close(b.stateCh)
+			b.stateCh = make(chan struct{})
+		case core.EffectDeliver, core.EffectLog:
+			b.queue = append(b.queue, *e)
+		}
+		*e = core.Effect{}
+	}
+	b.armTimer(now)
+	if len(b.queue) > 0 && !b.draining {
+		b.draining = true
+		return true
+	}
+	return false
+}
+
+// drain carries out queued deliveries and logs, in order, outside the
+// lock. One goroutine drains at a time, so a Handler sees its pushes in
+// order and may call the Broker (its own calls' pushes are queued behind).
+func (b *Broker) drain() {
+	var batch []core.Effect
+	for {
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.draining = false
+			b.drained.Broadcast()
+			b.mu.Unlock()
+			return
+		}
+		batch, b.queue = b.queue, batch[:0]
+		b.mu.Unlock()
+		for i := range batch {
+			e := &batch[i]
+			switch e.Kind {
+			case core.EffectDeliver:
+				e.Handler.HandlePush(e.Push)
+			case core.EffectLog:
+				b.log.LogAttrs(context.Background(), e.Level, e.Msg, e.Attrs...)
+			}
+			*e = core.Effect{}
+		}
+	}
+}
+
+func (b *Broker) armTimer(now time.Time) {
+	next := b.core.NextDeadline()
+	if next.Equal(b.timerAt) || b.stopped {
+		return
+	}
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.timerAt = next
+	if next.IsZero() {
+		return
+	}
+	b.timer = b.clock.AfterFunc(next.Sub(now), b.onTimer)
+}
+
+func (b *Broker) onTimer() {
+	b.do(func(now time.Time) {
+		if b.stopped {
+			return
+		}
+		b.timerAt = time.Time{} // this timer is spent: arm the next one
+		b.timer = nil
+		b.core.Tick(now)
+	})
+}
+
+func (b *Broker) startDial(gen uint64, address string) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	b.dialing[gen] = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer cancel()
+		c, err := b.transport.Dial(ctx, address)
+		b.mu.Lock()
+		delete(b.dialing, gen)
+		current := gen == b.core.Gen() && b.core.State() == core.StateConnecting && !b.stopped
+		if err != nil || !current {
+			if err == nil {
+				c.Close()
+				err = errors.New("abandoned")
+			}
+			b.mu.Unlock()
+			b.do(func(now time.Time) {
+				b.core.ConnFailed(now, gen, fmt.Errorf("pulsarconn: dial %s: %w", address, err))
+			})
+			return
+		}
+		b.conn = newConnection(gen, c)
+		b.wg.Add(2)
+		go b.readLoop(b.conn)
+		go b.conn.writeLoop(&b.wg, b.writeFailed)
+		now := b.clock.Now()
+		b.core.ConnUp(now, gen)
+		drain := b.flushLocked(now)
+		b.mu.Unlock()
+		if drain {
+			b.drain()
+		}
+	}()
+}
+
+// closeGen closes the connection (or cancels the dial) of generation gen.
+func (b *Broker) closeGen(gen uint64) {
+	if cancel, ok := b.dialing[gen]; ok {
+		cancel()
+	}
+	if b.conn != nil && b.conn.gen == gen {
+		b.conn.close()
+		b.conn = nil
+	}
+}
+
+func (b *Broker) startAuth(gen uint64, initial bool, challenge []byte) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		var data []byte
+		var err error
+		switch {
+		case b.auth == nil:
+			// The broker challenged a connection that presented no
+			// credentials: answer with none rather than leave it
+			// hanging.
+		case initial:
+			data, err = b.auth.Initial(b.ctx)
+		default:
+			data, err = b.auth.Challenge(b.ctx, challenge)
+		}
+		b.do(func(now time.Time) { b.core.AuthResult(now, gen, initial, data, err) })
+	}()
+}
+
+func (b *Broker) readLoop(c *connection) {
+	defer b.wg.Done()
+	b.mu.Lock()
+	max := b.core.MaxFrameSize()
+	b.mu.Unlock()
+	fr := frame.NewReader(c.conn, max)
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			if errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrFrameTooLarge) {
+				err = fmt.Errorf("%w: %w", ErrProtocol, err)
+			} else {
+				err = fmt.Errorf("pulsarconn: read: %w", err)
+			}
+			b.do(func(now time.Time) { b.core.ConnFailed(now, c.gen, err) })
+			return
+		}
+		b.do(func(now time.Time) {
+			b.core.HandleFrame(now, c.gen, f)
+			max = b.core.MaxFrameSize()
+		})
+		fr.SetMaxFrameSize(max)
+	}
+}
+
+func (b *Broker) writeFailed(gen uint64, err error) {
+	b.do(func(now time.Time) { b.core.ConnFailed(now, gen, fmt.Errorf("pulsarconn: write: %w", err)) })
+}

@@ -1,0 +1,920 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// State is the connection's lifecycle state.
+type State int32
+
+// The states, in lifecycle order. Any live state (Connecting, Handshaking,
+// Connected) falls back to Disconnected when the connection is lost, and
+// Disconnected moves to Connecting when the backoff delay has passed.
+const (
+	StateDisconnected State = iota
+	StateConnecting
+	StateHandshaking
+	StateConnected
+	StateClosing
+	StateClosed
+)
+
+var stateNames = [...]string{"disconnected", "connecting", "handshaking", "connected", "closing", "closed"}
+
+// String implements fmt.Stringer.
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// Defaults, anchored on the official Java and Go clients.
+const (
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultOperationTimeout  = 30 * time.Second
+	DefaultKeepAliveInterval = 30 * time.Second
+	DefaultBackoffMin        = 100 * time.Millisecond
+	DefaultBackoffMax        = 60 * time.Second
+)
+
+// Config configures a Conn. Zero durations take the defaults above.
+type Config struct {
+	// Address is the "host:port" handed to the Transport.
+	Address string
+	// ClientVersion is CONNECT's client_version.
+	ClientVersion string
+	// ProtocolVersion is CONNECT's protocol_version (frame.ProtocolVersion
+	// when 0).
+	ProtocolVersion int32
+	// ProxyToBrokerURL, when set, goes in CONNECT's proxy_to_broker_url:
+	// the connection is to a proxy that should forward to that broker.
+	ProxyToBrokerURL string
+	// AuthMethod is CONNECT's auth_method_name; when empty no
+	// authentication data is sent and no EffectAuth is asked for the
+	// handshake.
+	AuthMethod string
+
+	ConnectTimeout    time.Duration
+	OperationTimeout  time.Duration
+	KeepAliveInterval time.Duration
+	BackoffMin        time.Duration
+	BackoffMax        time.Duration
+	// Rand returns numbers in [0, 1) for backoff jitter; nil means no
+	// jitter randomness (the midpoint of the jitter range).
+	Rand func() float64
+}
+
+// EffectKind says what an Effect asks the driver to do.
+type EffectKind uint8
+
+// The effects a Conn asks for.
+const (
+	// EffectDial: open a connection to Address; report ConnUp or
+	// ConnFailed with Gen. Deadline is the connect deadline.
+	EffectDial EffectKind = iota + 1
+	// EffectClose: close the connection of generation Gen (Err says why).
+	// Closing an already closed or unknown generation is a no-op.
+	EffectClose
+	// EffectAuth: ask the Authenticator for credentials — Initial ones
+	// for CONNECT, or the answer to Challenge — and report AuthResult
+	// with Gen.
+	EffectAuth
+	// EffectComplete: complete Waiter with Result or Err.
+	EffectComplete
+	// EffectDeliver: call Handler with Push.
+	EffectDeliver
+	// EffectState: the state changed to State.
+	EffectState
+	// EffectLog: log Msg at Level with Attrs.
+	EffectLog
+)
+
+// Effect is one thing the driver must do, in order.
+type Effect struct {
+	Kind     EffectKind
+	Gen      uint64
+	Address  string
+	Deadline time.Time
+	Err      error
+
+	Initial   bool
+	Challenge []byte
+
+	Waiter Waiter
+	Result *pulsarpb.BaseCommand
+
+	Handler Handler
+	Push    Push
+
+	State State
+
+	Level slog.Level
+	Msg   string
+	Attrs []slog.Attr
+}
+
+// Waiter is the caller waiting for a request's answer. The driver calls
+// Done, exactly once per request, when it carries out EffectComplete.
+type Waiter interface {
+	Done(result *pulsarpb.BaseCommand, err error)
+}
+
+// Stats counts the irregular events a Conn has seen. Each is also logged.
+type Stats struct {
+	UnknownCommands   uint64 // command types not expected from a broker
+	UnknownRequests   uint64 // answers for request ids not pending
+	UnknownProducers  uint64 // pushes for producer ids not registered
+	UnknownConsumers  uint64 // pushes for consumer ids not registered
+	BadChecksums      uint64 // MESSAGE frames whose CRC32C did not match
+	Reconnects        uint64 // handshakes completed after the first
+	HandshakeFailures uint64 // connection attempts that did not reach Connected
+}
+
+type pending struct {
+	waiter   Waiter
+	deadline time.Time // zero: no operation timeout (producer not ready yet)
+	typ      pulsarpb.BaseCommand_Type
+}
+
+type deadlineEntry struct {
+	id       uint64
+	deadline time.Time
+}
+
+// Conn is the sans-I/O state machine of one managed broker connection.
+// It is not safe for concurrent use: the driver serialises every call.
+// See the package documentation for the calling protocol.
+type Conn struct {
+	cfg     Config
+	state   State
+	gen     uint64 // generation of the current connection attempt
+	backoff Backoff
+
+	reconnectAt    time.Time // when to dial again (StateDisconnected)
+	connectBy      time.Time // connect deadline (Connecting, Handshaking)
+	lastReceived   time.Time
+	nextPing       time.Time
+	everConnected  bool
+	handlersLive   bool // handlers have not been told of the current loss
+	lastErr        error
+	serverVersion  string
+	serverProtocol int32
+	maxMessageSize int
+
+	nextRequestID uint64
+	pending       map[uint64]*pending
+	// deadlines is a FIFO of request deadlines. The operation timeout is
+	// the same for every request, so deadlines are added in order and the
+	// earliest is always at the front; entries whose request is gone are
+	// skipped lazily.
+	deadlines []deadlineEntry
+
+	producers map[uint64]Handler
+	consumers map[uint64]Handler
+
+	out     []byte
+	effects []Effect
+	stats   Stats
+}
+
+// New returns a Conn in StateDisconnected. Call Start to begin.
+func New(cfg Config) *Conn {
+	if cfg.ProtocolVersion == 0 {
+		cfg.ProtocolVersion = frame.ProtocolVersion
+	}
+	setDefault(&cfg.ConnectTimeout, DefaultConnectTimeout)
+	setDefault(&cfg.OperationTimeout, DefaultOperationTimeout)
+	setDefault(&cfg.KeepAliveInterval, DefaultKeepAliveInterval)
+	setDefault(&cfg.BackoffMin, DefaultBackoffMin)
+	setDefault(&cfg.BackoffMax, DefaultBackoffMax)
+	return &Conn{
+		cfg:            cfg,
+		backoff:        Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax, Rand: cfg.Rand},
+		nextRequestID:  1,
+		pending:        make(map[uint64]*pending),
+		producers:      make(map[uint64]Handler),
+		consumers:      make(map[uint64]Handler),
+		maxMessageSize: frame.DefaultMaxMessageSize,
+	}
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Config returns the configuration with defaults filled in.
+func (c *Conn) Config() Config { return c.cfg }
+
+// State returns the current state.
+func (c *Conn) State() State { return c.state }
+
+// Stats returns the irregular-event counters.
+func (c *Conn) Stats() Stats { return c.stats }
+
+// LastError returns why the last connection attempt or connection ended,
+// or nil.
+func (c *Conn) LastError() error { return c.lastErr }
+
+// ServerVersion returns CONNECTED's server_version and protocol_version.
+func (c *Conn) ServerVersion() (string, int32) { return c.serverVersion, c.serverProtocol }
+
+// MaxMessageSize returns the broker's max message size (CONNECTED's, or
+// the default until then).
+func (c *Conn) MaxMessageSize() int { return c.maxMessageSize }
+
+// MaxFrameSize returns the largest frame accepted in either direction: the
+// max message size plus frame.Padding.
+func (c *Conn) MaxFrameSize() int { return c.maxMessageSize + frame.Padding }
+
+// Gen returns the generation of the current connection attempt.
+func (c *Conn) Gen() uint64 { return c.gen }
+
+// Effects appends the pending effects to dst, in order, and forgets them.
+func (c *Conn) Effects(dst []Effect) []Effect {
+	dst = append(dst, c.effects...)
+	clear(c.effects)
+	c.effects = c.effects[:0]
+	return dst
+}
+
+// Output appends the bytes to write on the current connection to dst and
+// forgets them.
+func (c *Conn) Output(dst []byte) []byte {
+	dst = append(dst, c.out...)
+	c.out = c.out[:0]
+	return dst
+}
+
+// NextDeadline returns when Tick must next be called; zero when nothing is
+// scheduled.
+func (c *Conn) NextDeadline() time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	switch c.state {
+	case StateDisconnected:
+		earliest(c.reconnectAt)
+	case StateConnecting, StateHandshaking:
+		earliest(c.connectBy)
+	case StateConnected, StateClosing:
+		if c.state == StateConnected {
+			earliest(c.nextPing)
+			earliest(c.lastReceived.Add(2 * c.cfg.KeepAliveInterval))
+		}
+		c.dropStaleDeadlines()
+		if len(c.deadlines) > 0 {
+			earliest(c.deadlines[0].deadline)
+		}
+	}
+	return next
+}
+
+func (c *Conn) dropStaleDeadlines() {
+	i := 0
+	for i < len(c.deadlines) {
+		e := c.deadlines[i]
+		if p, ok := c.pending[e.id]; ok && p.deadline.Equal(e.deadline) {
+			break
+		}
+		i++
+	}
+	if i > 0 {
+		c.deadlines = slices.Delete(c.deadlines, 0, i)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle inputs
+// ---------------------------------------------------------------------------
+
+// Start begins connecting: it asks for a dial at once.
+func (c *Conn) Start(now time.Time) {
+	if c.state != StateDisconnected || c.gen != 0 {
+		return
+	}
+	c.dial(now)
+}
+
+func (c *Conn) dial(now time.Time) {
+	c.gen++
+	c.connectBy = now.Add(c.cfg.ConnectTimeout)
+	c.setState(StateConnecting)
+	c.effects = append(c.effects, Effect{Kind: EffectDial, Gen: c.gen, Address: c.cfg.Address, Deadline: c.connectBy})
+}
+
+// ConnUp reports that the dial of generation gen succeeded. A stale
+// generation (the attempt was abandoned) is answered with EffectClose.
+func (c *Conn) ConnUp(now time.Time, gen uint64) {
+	if gen != c.gen || c.state != StateConnecting {
+		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: gen, Err: ErrConnectTimeout})
+		return
+	}
+	c.setState(StateHandshaking)
+	c.lastReceived = now
+	c.out = c.out[:0]
+	if c.cfg.AuthMethod != "" {
+		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: gen, Initial: true})
+		return
+	}
+	c.writeConnect(nil)
+}
+
+// ConnFailed reports that the dial of generation gen failed, or that the
+// established connection of generation gen broke (a read or write error,
+// end of stream, or a malformed frame).
+func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
+	if gen != c.gen {
+		return
+	}
+	switch c.state {
+	case StateConnecting, StateHandshaking, StateConnected:
+		c.lost(now, err)
+	case StateClosing:
+		// Stopping: the CLOSE_* requests in flight fail; no reconnect.
+		c.lastErr = err
+		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: err})
+		c.out = c.out[:0]
+		c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
+	}
+}
+
+// AuthResult reports the Authenticator's answer to EffectAuth of
+// generation gen.
+func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, err error) {
+	if gen != c.gen || (c.state != StateHandshaking && c.state != StateConnected) {
+		return
+	}
+	if err != nil {
+		c.lost(now, fmt.Errorf("%w: %w", ErrAuthentication, err))
+		return
+	}
+	if initial {
+		c.writeConnect(data)
+		return
+	}
+	c.write(&pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_AUTH_RESPONSE.Enum(),
+		AuthResponse: &pulsarpb.CommandAuthResponse{
+			ClientVersion:   proto.String(c.cfg.ClientVersion),
+			ProtocolVersion: proto.Int32(c.cfg.ProtocolVersion),
+			Response: &pulsarpb.AuthData{
+				AuthMethodName: proto.String(c.cfg.AuthMethod),
+				AuthData:       data,
+			},
+		},
+	})
+}
+
+func (c *Conn) writeConnect(authData []byte) {
+	cmd := &pulsarpb.CommandConnect{
+		ClientVersion:   proto.String(c.cfg.ClientVersion),
+		ProtocolVersion: proto.Int32(c.cfg.ProtocolVersion),
+		FeatureFlags: &pulsarpb.FeatureFlags{
+			SupportsAuthRefresh:         proto.Bool(true),
+			SupportsBrokerEntryMetadata: proto.Bool(true),
+			SupportsPartialProducer:     proto.Bool(true),
+		},
+	}
+	if c.cfg.AuthMethod != "" {
+		cmd.AuthMethodName = proto.String(c.cfg.AuthMethod)
+		cmd.AuthData = authData
+	}
+	if c.cfg.ProxyToBrokerURL != "" {
+		cmd.ProxyToBrokerUrl = proto.String(c.cfg.ProxyToBrokerURL)
+	}
+	c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CONNECT.Enum(), Connect: cmd})
+}
+
+// Tick handles every deadline that has passed by now: reconnection after
+// backoff, the connect timeout, keepalive pings and expiry, and request
+// timeouts.
+func (c *Conn) Tick(now time.Time) {
+	switch c.state {
+	case StateDisconnected:
+		if !c.reconnectAt.IsZero() && !now.Before(c.reconnectAt) {
+			c.dial(now)
+		}
+	case StateConnecting, StateHandshaking:
+		if !now.Before(c.connectBy) {
+			c.lost(now, fmt.Errorf("%w after %v", ErrConnectTimeout, c.cfg.ConnectTimeout))
+		}
+	case StateConnected:
+		if !now.Before(c.lastReceived.Add(2 * c.cfg.KeepAliveInterval)) {
+			c.lost(now, fmt.Errorf("%w: nothing received for %v", ErrKeepaliveTimeout, now.Sub(c.lastReceived)))
+			return
+		}
+		if !now.Before(c.nextPing) {
+			c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum(), Ping: &pulsarpb.CommandPing{}})
+			c.nextPing = now.Add(c.cfg.KeepAliveInterval)
+		}
+		c.expireRequests(now)
+	case StateClosing:
+		c.expireRequests(now)
+	}
+}
+
+func (c *Conn) expireRequests(now time.Time) {
+	for {
+		c.dropStaleDeadlines()
+		if len(c.deadlines) == 0 || now.Before(c.deadlines[0].deadline) {
+			return
+		}
+		e := c.deadlines[0]
+		c.deadlines = slices.Delete(c.deadlines, 0, 1)
+		p := c.pending[e.id]
+		delete(c.pending, e.id)
+		c.complete(p.waiter, nil, fmt.Errorf("%w: %v (request id %d) after %v", ErrRequestTimeout, p.typ, e.id, c.cfg.OperationTimeout))
+	}
+}
+
+// lost ends the current connection attempt or connection: pending
+// requests fail once, handlers are told, and a reconnect is scheduled.
+func (c *Conn) lost(now time.Time, cause error) {
+	c.lastErr = cause
+	if c.state != StateConnected {
+		c.stats.HandshakeFailures++
+	}
+	c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: cause})
+	c.out = c.out[:0]
+	c.log(slog.LevelWarn, "connection lost", slog.String("address", c.cfg.Address), slog.Any("error", cause))
+	c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, cause))
+	c.reconnectAt = now.Add(c.backoff.Next())
+	c.setState(StateDisconnected)
+}
+
+// failAll fails every pending request with err and tells every handler,
+// once per connection, that the connection is gone.
+func (c *Conn) failAll(err error) {
+	for _, id := range sortedKeys(c.pending) {
+		p := c.pending[id]
+		delete(c.pending, id)
+		c.complete(p.waiter, nil, err)
+	}
+	c.deadlines = c.deadlines[:0]
+	if !c.handlersLive {
+		return
+	}
+	c.handlersLive = false
+	for _, id := range sortedKeys(c.producers) {
+		c.deliver(c.producers[id], Push{Kind: PushDisconnected, ID: id, Err: err})
+	}
+	for _, id := range sortedKeys(c.consumers) {
+		c.deliver(c.consumers[id], Push{Kind: PushDisconnected, ID: id, Err: err})
+	}
+}
+
+// BeginClose starts a graceful stop: no new requests or registrations are
+// taken and no reconnect happens. When connected, it sends CLOSE_PRODUCER
+// and CLOSE_CONSUMER for every registration as requests completed through
+// closer (which may be nil) and returns how many it sent; the driver waits
+// for those, then calls FinishClose.
+func (c *Conn) BeginClose(now time.Time, closer func(id uint64) Waiter) int {
+	if c.state >= StateClosing {
+		return 0
+	}
+	connected := c.state == StateConnected
+	c.setState(StateClosing)
+	if !connected {
+		return 0
+	}
+	n := 0
+	for _, id := range sortedKeys(c.producers) {
+		var w Waiter
+		if closer != nil {
+			w = closer(id)
+		}
+		c.sendClose(now, true, id, w)
+		n++
+	}
+	for _, id := range sortedKeys(c.consumers) {
+		var w Waiter
+		if closer != nil {
+			w = closer(id)
+		}
+		c.sendClose(now, false, id, w)
+		n++
+	}
+	return n
+}
+
+// FinishClose ends the connection for good: everything pending fails with
+// ErrClosed, every handler is told, and the connection is closed.
+func (c *Conn) FinishClose(now time.Time) {
+	if c.state == StateClosed {
+		return
+	}
+	c.handlersLive = true // every handler learns of the final stop
+	c.failAll(ErrClosed)
+	clear(c.producers)
+	clear(c.consumers)
+	c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: ErrClosed})
+	c.out = c.out[:0]
+	c.setState(StateClosed)
+}
+
+func (c *Conn) setState(s State) {
+	if c.state == s {
+		return
+	}
+	c.state = s
+	c.effects = append(c.effects, Effect{Kind: EffectState, State: s})
+}
+
+// ---------------------------------------------------------------------------
+// API inputs
+// ---------------------------------------------------------------------------
+
+// usable returns nil when the connection takes requests, else why not.
+func (c *Conn) usable() error {
+	switch c.state {
+	case StateConnected:
+		return nil
+	case StateClosing, StateClosed:
+		return ErrClosed
+	}
+	if c.lastErr != nil {
+		return fmt.Errorf("%w: %w", ErrDisconnected, c.lastErr)
+	}
+	return ErrDisconnected
+}
+
+// Request assigns the next request id to cmd, writes it, and tracks it
+// until its answer, the operation timeout, or the connection's loss; w is
+// completed exactly once in every case. It fails at once, without
+// completing w, when the connection is not connected or cmd carries no
+// request id.
+func (c *Conn) Request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint64, error) {
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
+	return c.request(now, cmd, w)
+}
+
+func (c *Conn) request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint64, error) {
+	id := c.nextRequestID
+	if !frame.SetRequestID(cmd, id) {
+		return 0, fmt.Errorf("%w: %v", ErrNotRequest, cmd.GetType())
+	}
+	if err := c.write(cmd); err != nil {
+		return 0, err
+	}
+	c.nextRequestID++
+	deadline := now.Add(c.cfg.OperationTimeout)
+	c.pending[id] = &pending{waiter: w, deadline: deadline, typ: cmd.GetType()}
+	c.deadlines = append(c.deadlines, deadlineEntry{id: id, deadline: deadline})
+	return id, nil
+}
+
+// Cancel forgets request id without completing it (its caller gave up).
+// It reports whether the request was still pending.
+func (c *Conn) Cancel(id uint64) bool {
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	return ok
+}
+
+// Pending returns the number of requests awaiting an answer.
+func (c *Conn) Pending() int { return len(c.pending) }
+
+// Send writes cmd, which expects no answer.
+func (c *Conn) Send(now time.Time, cmd *pulsarpb.BaseCommand) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	return c.write(cmd)
+}
+
+// CheckPublish reports whether an encoded frame of n bytes (total-size
+// field included) may be published now.
+func (c *Conn) CheckPublish(n int) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if n-4 > c.MaxFrameSize() {
+		return fmt.Errorf("%w: frame of %d bytes exceeds the broker's limit of %d (max message size %d + %d padding)",
+			ErrMessageTooLarge, n-4, c.MaxFrameSize(), c.maxMessageSize, frame.Padding)
+	}
+	return nil
+}
+
+// AddProducer registers h for the pushes addressed to producer id.
+func (c *Conn) AddProducer(id uint64, h Handler) error {
+	return c.add(c.producers, "producer", id, h)
+}
+
+// AddConsumer registers h for the pushes addressed to consumer id.
+func (c *Conn) AddConsumer(id uint64, h Handler) error {
+	return c.add(c.consumers, "consumer", id, h)
+}
+
+func (c *Conn) add(m map[uint64]Handler, kind string, id uint64, h Handler) error {
+	if c.state >= StateClosing {
+		return ErrClosed
+	}
+	if _, ok := m[id]; ok {
+		return fmt.Errorf("%w: %s %d", ErrDuplicateID, kind, id)
+	}
+	m[id] = h
+	if c.state == StateConnected {
+		c.handlersLive = true
+	}
+	return nil
+}
+
+// RemoveProducer unregisters producer id. When connected it sends
+// CLOSE_PRODUCER as a request completed through w (which may be nil) and
+// reports true; otherwise nothing is sent, w is not used, and it reports
+// false. It also reports false when id was not registered.
+func (c *Conn) RemoveProducer(now time.Time, id uint64, w Waiter) bool {
+	return c.remove(now, true, id, w)
+}
+
+// RemoveConsumer is RemoveProducer for a consumer, with CLOSE_CONSUMER.
+func (c *Conn) RemoveConsumer(now time.Time, id uint64, w Waiter) bool {
+	return c.remove(now, false, id, w)
+}
+
+func (c *Conn) remove(now time.Time, producer bool, id uint64, w Waiter) bool {
+	m := c.consumers
+	if producer {
+		m = c.producers
+	}
+	if _, ok := m[id]; !ok {
+		return false
+	}
+	delete(m, id)
+	if c.state != StateConnected {
+		return false
+	}
+	return c.sendClose(now, producer, id, w)
+}
+
+func (c *Conn) sendClose(now time.Time, producer bool, id uint64, w Waiter) bool {
+	cmd := &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CLOSE_CONSUMER.Enum(),
+		CloseConsumer: &pulsarpb.CommandCloseConsumer{ConsumerId: proto.Uint64(id)}}
+	if producer {
+		cmd = &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CLOSE_PRODUCER.Enum(),
+			CloseProducer: &pulsarpb.CommandCloseProducer{ProducerId: proto.Uint64(id)}}
+	}
+	if w == nil {
+		w = discard{}
+	}
+	_, err := c.request(now, cmd, w)
+	return err == nil
+}
+
+// discard is the Waiter of a request nobody waits for.
+type discard struct{}
+
+func (discard) Done(*pulsarpb.BaseCommand, error) {}
+
+// Producers returns the registered producer ids, ascending.
+func (c *Conn) Producers() []uint64 { return sortedKeys(c.producers) }
+
+// Consumers returns the registered consumer ids, ascending.
+func (c *Conn) Consumers() []uint64 { return sortedKeys(c.consumers) }
+
+// ---------------------------------------------------------------------------
+// Frames from the broker
+// ---------------------------------------------------------------------------
+
+// HandleFrame processes one frame received on generation gen.
+func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
+	if gen != c.gen {
+		return
+	}
+	switch c.state {
+	case StateHandshaking, StateConnected, StateClosing:
+	default:
+		return
+	}
+	c.lastReceived = now
+	cmd := f.Command
+	t := cmd.GetType()
+	if c.state == StateHandshaking {
+		c.handshakeFrame(now, cmd)
+		return
+	}
+	switch t {
+	case pulsarpb.BaseCommand_PING:
+		c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}})
+	case pulsarpb.BaseCommand_PONG:
+		// lastReceived is all a PONG is for.
+	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
+		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
+	case pulsarpb.BaseCommand_SEND_RECEIPT:
+		id := cmd.GetSendReceipt().GetProducerId()
+		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd})
+	case pulsarpb.BaseCommand_SEND_ERROR:
+		se := cmd.GetSendError()
+		c.toProducer(se.GetProducerId(), Push{Kind: PushSendError, ID: se.GetProducerId(), Command: cmd,
+			Err: serverError(se.GetError(), se.GetMessage())})
+	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
+		cp := cmd.GetCloseProducer()
+		c.toProducer(cp.GetProducerId(), Push{Kind: PushClosed, ID: cp.GetProducerId(), Command: cmd,
+			BrokerURL: cp.GetAssignedBrokerServiceUrl(), BrokerURLTLS: cp.GetAssignedBrokerServiceUrlTls()})
+	case pulsarpb.BaseCommand_MESSAGE:
+		id := cmd.GetMessage().GetConsumerId()
+		if f.Payload == nil {
+			c.protocolViolation("MESSAGE without a payload", slog.Uint64("consumer_id", id))
+			return
+		}
+		if !f.Payload.ChecksumOK {
+			c.stats.BadChecksums++
+			c.log(slog.LevelWarn, "MESSAGE checksum mismatch", slog.Uint64("consumer_id", id))
+		}
+		c.toConsumer(id, Push{Kind: PushMessage, ID: id, Command: cmd, Payload: f.Payload})
+	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
+		cc := cmd.GetCloseConsumer()
+		c.toConsumer(cc.GetConsumerId(), Push{Kind: PushClosed, ID: cc.GetConsumerId(), Command: cmd,
+			BrokerURL: cc.GetAssignedBrokerServiceUrl(), BrokerURLTLS: cc.GetAssignedBrokerServiceUrlTls()})
+	case pulsarpb.BaseCommand_ACTIVE_CONSUMER_CHANGE:
+		id := cmd.GetActiveConsumerChange().GetConsumerId()
+		c.toConsumer(id, Push{Kind: PushActiveConsumerChange, ID: id, Command: cmd})
+	case pulsarpb.BaseCommand_REACHED_END_OF_TOPIC:
+		id := cmd.GetReachedEndOfTopic().GetConsumerId()
+		c.toConsumer(id, Push{Kind: PushReachedEndOfTopic, ID: id, Command: cmd})
+	case pulsarpb.BaseCommand_TOPIC_MIGRATED:
+		tm := cmd.GetTopicMigrated()
+		p := Push{Kind: PushTopicMigrated, ID: tm.GetResourceId(), Command: cmd,
+			BrokerURL: tm.GetBrokerServiceUrl(), BrokerURLTLS: tm.GetBrokerServiceUrlTls()}
+		if tm.GetResourceType() == pulsarpb.CommandTopicMigrated_Producer {
+			c.toProducer(p.ID, p)
+		} else {
+			c.toConsumer(p.ID, p)
+		}
+	case pulsarpb.BaseCommand_SUCCESS,
+		pulsarpb.BaseCommand_ERROR,
+		pulsarpb.BaseCommand_PRODUCER_SUCCESS,
+		pulsarpb.BaseCommand_LOOKUP_RESPONSE,
+		pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE,
+		pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID_RESPONSE,
+		pulsarpb.BaseCommand_ACK_RESPONSE,
+		pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE_RESPONSE,
+		pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE,
+		pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
+		c.response(cmd)
+	default:
+		c.stats.UnknownCommands++
+		c.log(slog.LevelWarn, "ignoring unexpected command", slog.String("type", t.String()))
+	}
+}
+
+func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
+	switch cmd.GetType() {
+	case pulsarpb.BaseCommand_CONNECTED:
+		cd := cmd.GetConnected()
+		c.serverVersion = cd.GetServerVersion()
+		c.serverProtocol = cd.GetProtocolVersion()
+		if n := int(cd.GetMaxMessageSize()); n > 0 {
+			c.maxMessageSize = n
+		}
+		if c.everConnected {
+			c.stats.Reconnects++
+		}
+		c.everConnected = true
+		c.lastErr = nil
+		c.backoff.Reset()
+		c.nextPing = now.Add(c.cfg.KeepAliveInterval)
+		c.handlersLive = len(c.producers)+len(c.consumers) > 0
+		c.setState(StateConnected)
+		c.log(slog.LevelInfo, "connected", slog.String("address", c.cfg.Address),
+			slog.String("server_version", c.serverVersion), slog.Int("protocol_version", int(c.serverProtocol)),
+			slog.Int("max_message_size", c.maxMessageSize))
+	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
+		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
+	case pulsarpb.BaseCommand_ERROR:
+		e := cmd.GetError()
+		c.lost(now, fmt.Errorf("handshake refused: %w", serverError(e.GetError(), e.GetMessage())))
+	case pulsarpb.BaseCommand_PING:
+		c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}})
+	case pulsarpb.BaseCommand_PONG:
+	default:
+		c.lost(now, fmt.Errorf("%w: %v before CONNECTED", ErrProtocol, cmd.GetType()))
+	}
+}
+
+// response completes the pending request an answer belongs to.
+func (c *Conn) response(cmd *pulsarpb.BaseCommand) {
+	id, ok := frame.RequestID(cmd)
+	p := c.pending[id]
+	if !ok || p == nil {
+		c.stats.UnknownRequests++
+		c.log(slog.LevelWarn, "ignoring answer to an unknown request", slog.String("type", cmd.GetType().String()), slog.Uint64("request_id", id))
+		return
+	}
+	if ps := cmd.GetProducerSuccess(); ps != nil && !ps.GetProducerReady() {
+		// The producer waits for exclusive access: a second
+		// PRODUCER_SUCCESS will follow with the same id. Stop the
+		// operation timeout; the caller's context still bounds the wait.
+		p.deadline = time.Time{}
+		return
+	}
+	delete(c.pending, id)
+	c.complete(p.waiter, cmd, answerError(cmd))
+}
+
+// answerError returns the error an answer carries, or nil.
+func answerError(cmd *pulsarpb.BaseCommand) error {
+	switch cmd.GetType() {
+	case pulsarpb.BaseCommand_ERROR:
+		e := cmd.GetError()
+		return serverError(e.GetError(), e.GetMessage())
+	case pulsarpb.BaseCommand_LOOKUP_RESPONSE:
+		r := cmd.GetLookupTopicResponse()
+		if r.GetResponse() == pulsarpb.CommandLookupTopicResponse_Failed {
+			return serverError(r.GetError(), r.GetMessage())
+		}
+	case pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE:
+		r := cmd.GetPartitionMetadataResponse()
+		if r.GetResponse() == pulsarpb.CommandPartitionedTopicMetadataResponse_Failed {
+			return serverError(r.GetError(), r.GetMessage())
+		}
+	case pulsarpb.BaseCommand_ACK_RESPONSE:
+		if r := cmd.GetAckResponse(); r.Error != nil {
+			return serverError(r.GetError(), r.GetMessage())
+		}
+	case pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE:
+		if r := cmd.GetGetSchemaResponse(); r.ErrorCode != nil {
+			return serverError(r.GetErrorCode(), r.GetErrorMessage())
+		}
+	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
+		if r := cmd.GetGetOrCreateSchemaResponse(); r.ErrorCode != nil {
+			return serverError(r.GetErrorCode(), r.GetErrorMessage())
+		}
+	}
+	return nil
+}
+
+func (c *Conn) toProducer(id uint64, p Push) {
+	h, ok := c.producers[id]
+	if !ok {
+		c.stats.UnknownProducers++
+		c.log(slog.LevelWarn, "ignoring push for an unknown producer", slog.String("kind", p.Kind.String()), slog.Uint64("producer_id", id))
+		return
+	}
+	c.deliver(h, p)
+}
+
+func (c *Conn) toConsumer(id uint64, p Push) {
+	h, ok := c.consumers[id]
+	if !ok {
+		c.stats.UnknownConsumers++
+		c.log(slog.LevelWarn, "ignoring push for an unknown consumer", slog.String("kind", p.Kind.String()), slog.Uint64("consumer_id", id))
+		return
+	}
+	c.deliver(h, p)
+}
+
+func (c *Conn) protocolViolation(what string, attrs ...slog.Attr) {
+	c.stats.UnknownCommands++
+	c.log(slog.LevelWarn, "protocol violation: "+what, attrs...)
+}
+
+// ---------------------------------------------------------------------------
+// Effects
+// ---------------------------------------------------------------------------
+
+func (c *Conn) write(cmd *pulsarpb.BaseCommand) error {
+	out, err := frame.AppendCommand(c.out, cmd)
+	c.out = out
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c *Conn) complete(w Waiter, result *pulsarpb.BaseCommand, err error) {
+	c.effects = append(c.effects, Effect{Kind: EffectComplete, Waiter: w, Result: result, Err: err})
+}
+
+func (c *Conn) deliver(h Handler, p Push) {
+	c.effects = append(c.effects, Effect{Kind: EffectDeliver, Handler: h, Push: p})
+}
+
+func (c *Conn) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	c.effects = append(c.effects, Effect{Kind: EffectLog, Level: level, Msg: msg, Attrs: attrs})
+}
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

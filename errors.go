@@ -1,0 +1,87 @@
+package pulsarconn
+
+import "github.com/pulsarconn/pulsarconn/core"
+
+// ServerError is an error reported by the broker; errors.Is matches it
+// against the code sentinels below (ErrServiceNotReady, ...).
+type ServerError = core.ServerError
+
+// Errors. Every error the package returns wraps one of these (or a
+// context error) with %w; match them with errors.Is.
+var (
+	ErrDisconnected     = core.ErrDisconnected
+	ErrClosed           = core.ErrClosed
+	ErrRequestTimeout   = core.ErrRequestTimeout
+	ErrMessageTooLarge  = core.ErrMessageTooLarge
+	ErrFrameTooLarge    = core.ErrFrameTooLarge
+	ErrProtocol         = core.ErrProtocol
+	ErrConnectTimeout   = core.ErrConnectTimeout
+	ErrKeepaliveTimeout = core.ErrKeepaliveTimeout
+	ErrAuthentication   = core.ErrAuthentication
+	ErrDuplicateID      = core.ErrDuplicateID
+	ErrNotRequest       = core.ErrNotRequest
+)
+
+// Code sentinels: a *ServerError matches the one with its code.
+var (
+	ErrUnknownServerError  = core.ErrUnknownServerError
+	ErrMetadata            = core.ErrMetadata
+	ErrPersistence         = core.ErrPersistence
+	ErrAuthenticationError = core.ErrAuthenticationError
+	ErrAuthorization       = core.ErrAuthorization
+	ErrConsumerBusy        = core.ErrConsumerBusy
+	ErrServiceNotReady     = core.ErrServiceNotReady
+	ErrChecksum            = core.ErrChecksum
+	ErrTopicNotFound       = core.ErrTopicNotFound
+	ErrTooManyRequests     = core.ErrTooManyRequests
+	ErrTopicTerminated     = core.ErrTopicTerminated
+	ErrProducerBusy        = core.ErrProducerBusy
+	ErrInvalidTopicName    = core.ErrInvalidTopicName
+)
+
+// IsRetryable reports whether an operation that failed with err may succeed
+// if tried again: connection loss, timeouts, and the broker's
+// ServiceNotReady, TooManyRequests, MetadataError and PersistenceError.
+func IsRetryable(err error) bool { return core.IsRetryable(err) }
+
+// State is a Broker's connection state.
+type State = core.State
+
+// The connection states.
+const (
+	StateDisconnected = core.StateDisconnected
+	StateConnecting   = core.StateConnecting
+	StateHandshaking  = core.StateHandshaking
+	StateConnected    = core.StateConnected
+	StateClosing      = core.StateClosing
+	StateClosed       = core.StateClosed
+)
+
+// Push is one broker push routed to a registered producer or consumer.
+type Push = core.Push
+
+// PushKind says what a Push carries.
+type PushKind = core.PushKind
+
+// The kinds of push.
+const (
+	PushReceipt              = core.PushReceipt
+	PushSendError            = core.PushSendError
+	PushMessage              = core.PushMessage
+	PushActiveConsumerChange = core.PushActiveConsumerChange
+	PushReachedEndOfTopic    = core.PushReachedEndOfTopic
+	PushClosed               = core.PushClosed
+	PushTopicMigrated        = core.PushTopicMigrated
+	PushDisconnected         = core.PushDisconnected
+)
+
+// Handler receives the pushes of one registered producer or consumer. It is
+// called one push at a time, in the order the broker sent them; it must not
+// block for long, and must not call Broker.Stop.
+type Handler = core.Handler
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc = core.HandlerFunc
+
+// Stats counts the irregular events a Broker has seen.
+type Stats = core.Stats
