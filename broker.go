@@ -569,12 +569,6 @@ func (b *Broker) do(f func(now time.Time)) {
 // effects that must happen under the lock, the queueing of the rest, and
 // the timer. It reports whether the caller must drain the queue.
 func (b *Broker) flushLocked(now time.Time) bool {
-	b.outBuf = b.core.Output(b.outBuf[:0])
-	if len(b.outBuf) > 0 && b.conn != nil {
-		// An error means the writer already failed; its goroutine
-		// reports that to the core.
-		_ = b.conn.enqueue(b.outBuf)
-	}
 	b.effects = b.core.Effects(b.effects[:0])
 	for i := range b.effects {
 		e := &b.effects[i]
@@ -595,7 +589,16 @@ func (b *Broker) flushLocked(now time.Time) bool {
 		}
 		*e = core.Effect{}
 	}
+	// The timer is armed before the output is queued: once a peer can
+	// see a request, its deadline is already set (tests that advance a
+	// fake clock on seeing a frame rely on this order).
 	b.armTimer(now)
+	b.outBuf = b.core.Output(b.outBuf[:0])
+	if len(b.outBuf) > 0 && b.conn != nil {
+		// An error means the writer already failed; its goroutine
+		// reports that to the core.
+		_ = b.conn.enqueue(b.outBuf)
+	}
 	if len(b.queue) > 0 && !b.draining {
 		b.draining = true
 		return true

@@ -23,6 +23,9 @@ type connection struct {
 	signal  chan struct{} // capacity 1: "pending is not empty, or closed"
 }
 
+// maxSpare is the largest write buffer kept for reuse.
+const maxSpare = 1 << 20
+
 func newConnection(gen uint64, c ports.Conn) *connection {
 	return &connection{gen: gen, conn: c, signal: make(chan struct{}, 1)}
 }
@@ -87,9 +90,13 @@ func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err e
 				return
 			}
 		}
+		// pending now uses the old spare, so buf is the free one. A
+		// buffer grown by a burst is not kept beyond maxSpare.
 		c.wmu.Lock()
-		if c.spare == nil || cap(buf) > cap(c.spare) {
+		if cap(buf) <= maxSpare {
 			c.spare = buf[:0]
+		} else {
+			c.spare = nil
 		}
 		c.wmu.Unlock()
 	}

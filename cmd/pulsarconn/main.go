@@ -1,0 +1,69 @@
+// Command pulsarconn is the command-line tool of the pulsarconn library.
+//
+// Usage:
+//
+//	pulsarconn demo                                   run against an embedded in-memory fake broker
+//	pulsarconn lookup     [--url URL] [--timeout D] TOPIC   look a topic up on a broker
+//	pulsarconn partitions [--url URL] [--timeout D] TOPIC   read a topic's partition count
+//
+// demo needs no flags and no network: it starts pulsartest's fake broker on
+// an in-memory network, connects, looks a topic up, reads its partition
+// metadata, registers a producer and a consumer, publishes 1,000 messages
+// and prints the receipts, the deliveries and the latency percentiles.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pulsarconn:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	switch args[0] {
+	case "demo":
+		if len(args) > 1 {
+			return fmt.Errorf("%w: demo takes no arguments", errUsage)
+		}
+		return demo(ctx, stdout)
+	case "lookup", "partitions":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		url := fs.String("url", "pulsar://localhost:6650", "broker service URL (pulsar:// or pulsar+ssl://)")
+		timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+		if err := fs.Parse(args[1:]); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: %s needs exactly one TOPIC", errUsage, args[0])
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if args[0] == "lookup" {
+			return lookup(ctx, stdout, *url, fs.Arg(0))
+		}
+		return partitions(ctx, stdout, *url, fs.Arg(0))
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}

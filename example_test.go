@@ -1,0 +1,105 @@
+package pulsarconn_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// fakeBroker starts pulsartest on an in-memory network, as a unit test
+// would.
+func fakeBroker() (*memory.Network, *pulsartest.Server) {
+	network := memory.NewNetwork()
+	l, err := network.Listen("broker:6650")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := pulsartest.NewServer(pulsartest.WithAdvertisedURL("pulsar://broker:6650"))
+	go srv.Serve(l)
+	return network, srv
+}
+
+func ExampleStart() {
+	network, srv := fakeBroker()
+	defer srv.Close()
+	srv.SetPartitions("persistent://public/default/orders", 3)
+
+	b, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithTransport(network))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitConnected(ctx); err != nil {
+		log.Fatal(err)
+	}
+	res, err := b.LookupTopic(ctx, "persistent://public/default/orders", false)
+	if err != nil {
+		log.Fatal(err)
+	}
+	n, err := b.PartitionedTopicMetadata(ctx, "persistent://public/default/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.BrokerURL, n)
+	// Output: pulsar://broker:6650 3
+}
+
+func ExampleBroker_RegisterProducer() {
+	network, srv := fakeBroker()
+	defer srv.Close()
+	b, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithTransport(network))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Route this producer's receipts to a channel.
+	receipts := make(chan *pulsarpb.CommandSendReceipt, 1)
+	id := b.NewProducerID()
+	reg, err := b.RegisterProducer(ctx, id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		if p.Kind == pulsarconn.PushReceipt {
+			receipts <- p.Command.GetSendReceipt()
+		}
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Close(context.Background())
+
+	// Create the producer on the broker, then publish one encoded frame.
+	if _, err := b.Request(ctx, &pulsarpb.BaseCommand{
+		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
+		Producer: &pulsarpb.CommandProducer{Topic: proto.String("persistent://public/default/t"), ProducerId: proto.Uint64(id)},
+	}); err != nil {
+		log.Fatal(err)
+	}
+	msg, err := frame.AppendMessage(nil,
+		&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEND.Enum(),
+			Send: &pulsarpb.CommandSend{ProducerId: proto.Uint64(id), SequenceId: proto.Uint64(0)}},
+		&pulsarpb.MessageMetadata{ProducerName: proto.String("example"), SequenceId: proto.Uint64(0),
+			PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))},
+		[]byte("hello"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.PublishMessage(ctx, msg); err != nil {
+		log.Fatal(err)
+	}
+	r := <-receipts
+	fmt.Println("receipt for sequence id", r.GetSequenceId())
+	// Output: receipt for sequence id 0
+}
