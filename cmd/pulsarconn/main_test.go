@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(testContext(t), []string{"demo"}, &out, &out))
+	s := out.String()
+	assert.Contains(t, s, "lookup persistent://public/default/demo: connect to pulsar://demo-broker:6650")
+	assert.Contains(t, s, "partitions persistent://public/default/demo: 4")
+	assert.Contains(t, s, "receipts: 1000 of 1000")
+	assert.Contains(t, s, "deliveries: 1000 of 1000 (checksum failures: 0)")
+	assert.Contains(t, s, "publish-to-receipt latency: p50")
+}
+
+func TestLookupAndPartitionsAgainstTCPBroker(t *testing.T) {
+	srv := pulsartest.NewTCP(t)
+	srv.SetPartitions("persistent://public/default/t", 6)
+	var out bytes.Buffer
+	require.NoError(t, run(testContext(t), []string{"lookup", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
+	assert.Equal(t, "lookup persistent://public/default/t: connect to "+srv.URL()+" authoritative=false proxy=false\n", out.String())
+	out.Reset()
+	require.NoError(t, run(testContext(t), []string{"partitions", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
+	assert.Equal(t, "partitions persistent://public/default/t: 6\n", out.String())
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"nope"},
+		{"demo", "extra"},
+		{"lookup"},
+		{"partitions", "a", "b"},
+		{"lookup", "--bogus", "t"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), args, &out, &out)
+		assert.ErrorIs(t, err, errUsage, strings.Join(args, " "))
+	}
+}
+
+func TestLookupBadURL(t *testing.T) {
+	var out bytes.Buffer
+	err := run(testContext(t), []string{"lookup", "--url", "http://x", "t"}, &out, &out)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid URL")
+}
