@@ -448,30 +448,45 @@ func TestRegistrationEndsWithContext(t *testing.T) {
 }
 
 func TestRegistryListing(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, e env) {
+		reg := memory.NewRegistry()
+		b := e.connected(t, pulsarconn.WithRegistry(reg))
+		ctx := testContext(t)
+		_, err := b.RegisterProducer(ctx, 3, newPushLog())
+		require.NoError(t, err)
+		_, err = b.RegisterConsumer(ctx, 8, newPushLog())
+		require.NoError(t, err)
+
+		ids, err := pulsarconn.ProducersAt(reg, e.url)
+		require.NoError(t, err)
+		assert.Equal(t, []uint64{3}, ids)
+		ids, err = pulsarconn.ConsumersAt(reg, e.url)
+		require.NoError(t, err)
+		assert.Equal(t, []uint64{8}, ids)
+		_, err = pulsarconn.ProducersAt(reg, "pulsar://elsewhere:6650")
+		assert.ErrorIs(t, err, pulsarconn.ErrNotRegistered)
+		_, err = pulsarconn.ProducersAt(reg, "http://x")
+		assert.ErrorIs(t, err, pulsarconn.ErrInvalidURL)
+
+		_, err = pulsarconn.Start(e.url, pulsarconn.WithTransport(e.transport), pulsarconn.WithRegistry(reg))
+		assert.ErrorIs(t, err, ports.ErrAlreadyRegistered)
+
+		require.NoError(t, b.Stop(ctx))
+		_, ok := reg.Get(b.BrokerURL())
+		assert.False(t, ok, "Stop removes the Broker from its registry")
+	})
+}
+
+func TestRegistryCanonicalURL(t *testing.T) {
 	e := memoryEnv(t)
 	reg := memory.NewRegistry()
-	b := e.connected(t, pulsarconn.WithRegistry(reg))
-	ctx := testContext(t)
-	_, err := b.RegisterProducer(ctx, 3, newPushLog())
+	b := e.start(t, pulsarconn.WithRegistry(reg))
+	_, err := b.RegisterProducer(testContext(t), 3, newPushLog())
 	require.NoError(t, err)
-	_, err = b.RegisterConsumer(ctx, 8, newPushLog())
-	require.NoError(t, err)
-
-	ids, err := pulsarconn.ProducersAt(reg, "pulsar://broker-1") // default port filled in
+	ids, err := pulsarconn.ProducersAt(reg, "pulsar://broker-1") // the default port is filled in
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{3}, ids)
-	ids, err = pulsarconn.ConsumersAt(reg, "pulsar://broker-1:6650")
-	require.NoError(t, err)
-	assert.Equal(t, []uint64{8}, ids)
-	_, err = pulsarconn.ProducersAt(reg, "pulsar://elsewhere:6650")
-	assert.ErrorIs(t, err, pulsarconn.ErrNotRegistered)
-
-	_, err = pulsarconn.Start(e.url, pulsarconn.WithTransport(e.transport), pulsarconn.WithRegistry(reg))
-	assert.ErrorIs(t, err, ports.ErrAlreadyRegistered)
-
-	require.NoError(t, b.Stop(ctx))
-	_, ok := reg.Get("pulsar://broker-1:6650")
-	assert.False(t, ok, "Stop removes the Broker from its registry")
+	assert.Equal(t, "pulsar://broker-1:6650", b.BrokerURL())
 }
 
 func TestGracefulStop(t *testing.T) {

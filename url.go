@@ -57,6 +57,9 @@ func ParseURL(raw string) (BrokerAddress, error) {
 	if host == "" {
 		return BrokerAddress{}, fmt.Errorf("%w %q: no host", ErrInvalidURL, raw)
 	}
+	if !validHost(host) {
+		return BrokerAddress{}, fmt.Errorf("%w %q: bad host %q (one host per Broker)", ErrInvalidURL, raw, host)
+	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
@@ -66,4 +69,20 @@ func ParseURL(raw string) (BrokerAddress, error) {
 	}
 	hostPort := net.JoinHostPort(host, strconv.Itoa(port))
 	return BrokerAddress{URL: u.Scheme + "://" + hostPort, HostPort: hostPort, Host: host, TLS: secure}, nil
+}
+
+// validHost accepts an IP address or a DNS name of letters, digits, '-',
+// '_' and '.'.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -705,6 +705,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 	c.lastReceived = now
 	cmd := f.Command
 	t := cmd.GetType()
+
 	if c.state == StateHandshaking {
 		c.handshakeFrame(now, cmd)
 		return

@@ -105,6 +105,9 @@ func (p *Payload) DecodeBrokerEntryMetadata() (*pulsarpb.BrokerEntryMetadata, er
 
 // Frame is one decoded frame.
 type Frame struct {
+	// Command is the decoded command. A type number this schema does not
+	// know (a newer peer's command) is kept as is: GetType returns it and
+	// it matches none of the named values.
 	Command *pulsarpb.BaseCommand
 	// Payload is nil for a simple frame.
 	Payload *Payload

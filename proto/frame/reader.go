@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Reader is an incremental frame decoder over a byte stream. It reads as
@@ -35,7 +36,9 @@ func (fr *Reader) SetMaxFrameSize(n int) {
 	if n <= 0 {
 		n = DefaultMaxFrameSize
 	}
-	fr.max = uint32(n)
+	// Saturate: the total-size field is 32 bits, and a larger int must not
+	// wrap around to a small limit.
+	fr.max = uint32(min(uint64(n), math.MaxUint32))
 }
 
 // Buffered reports how many bytes are already read and not yet decoded.
