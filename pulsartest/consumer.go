@@ -1,0 +1,551 @@
+package pulsartest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// subscription is a named cursor on a topic and the consumers attached to
+// it. Every entry is in exactly one of: acked (below markDelete or in
+// acked), pending (delivered, unacked), redeliver (to send again), or not
+// yet dispatched (at or after next).
+type subscription struct {
+	name       string
+	topic      *topic
+	subType    pulsarpb.CommandSubscribe_SubType
+	durable    bool
+	consumers  []*consumer
+	next       uint64
+	markDelete uint64
+	acked      map[uint64]struct{}
+	pending    map[uint64]*consumer
+	// redeliver is sorted, so messages go out again oldest first.
+	redeliver    []uint64
+	redeliveries map[uint64]uint32
+	rr           int
+}
+
+// consumer is a consumer attached to a connection under the client's id.
+type consumer struct {
+	id      uint64
+	conn    *Conn
+	sub     *subscription
+	permits int64
+	epoch   *uint64
+}
+
+func (sub *subscription) isAcked(id uint64) bool {
+	if id < sub.markDelete {
+		return true
+	}
+	_, ok := sub.acked[id]
+	return ok
+}
+
+// position turns a message id into the entry it designates on t: ids of
+// an older ledger (or -1, "earliest") come before the first entry, ids of
+// a newer ledger (Long.MAX_VALUE, "latest") after the last.
+func position(t *topic, id *pulsarpb.MessageIdData) uint64 {
+	n := uint64(len(t.entries))
+	ledger, entry := id.GetLedgerId(), id.GetEntryId()
+	switch {
+	case int64(ledger) < 0 || ledger < t.ledgerID:
+		return 0
+	case ledger > t.ledgerID:
+		return n
+	case int64(entry) < 0:
+		return 0
+	}
+	return min(entry, n)
+}
+
+func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
+	req := cmd.GetSubscribe()
+	rid := req.GetRequestId()
+	name, partition, ok := parseTopic(req.GetTopic())
+	if !ok {
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_InvalidTopicName, "Invalid topic name: "+strconv.Quote(req.GetTopic())))
+		return
+	}
+	if c.consumers[req.GetConsumerId()] != nil {
+		// Already attached: a broker answers a retried SUBSCRIBE with
+		// success.
+		_ = c.Send(success(rid))
+		return
+	}
+	if s.topics[name] == nil && !req.GetForceTopicCreation() {
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_TopicNotFound, "Topic "+name+" does not exist"))
+		return
+	}
+	t := s.topicLocked(name, partition)
+	sub := t.subs[req.GetSubscription()]
+	if sub != nil && len(sub.consumers) > 0 {
+		if sub.subType != req.GetSubType() {
+			_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerBusy, "Subscription is of different type"))
+			return
+		}
+		if sub.subType == pulsarpb.CommandSubscribe_Exclusive {
+			_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerBusy, "Exclusive consumer is already connected"))
+			return
+		}
+	}
+	if sub == nil {
+		start := uint64(len(t.entries))
+		if req.GetInitialPosition() == pulsarpb.CommandSubscribe_Earliest {
+			start = 0
+		}
+		if !req.GetDurable() && req.StartMessageId != nil {
+			start = position(t, req.StartMessageId)
+		}
+		sub = &subscription{
+			name:         req.GetSubscription(),
+			topic:        t,
+			durable:      req.GetDurable(),
+			next:         start,
+			markDelete:   start,
+			acked:        make(map[uint64]struct{}),
+			pending:      make(map[uint64]*consumer),
+			redeliveries: make(map[uint64]uint32),
+		}
+		t.subs[sub.name] = sub
+	}
+	sub.subType = req.GetSubType()
+	cons := &consumer{id: req.GetConsumerId(), conn: c, sub: sub}
+	if req.ConsumerEpoch != nil {
+		cons.epoch = proto.Uint64(req.GetConsumerEpoch())
+	}
+	sub.consumers = append(sub.consumers, cons)
+	c.consumers[cons.id] = cons
+	_ = c.Send(success(rid))
+	if sub.subType == pulsarpb.CommandSubscribe_Failover {
+		// A broker tells each Failover consumer whether it is the active
+		// one; the first attached stays active here.
+		_ = c.Send(activeConsumerChange(cons.id, sub.consumers[0] == cons))
+	}
+	s.dispatchLocked(sub)
+}
+
+func activeConsumerChange(id uint64, active bool) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_ACTIVE_CONSUMER_CHANGE.Enum(),
+		ActiveConsumerChange: &pulsarpb.CommandActiveConsumerChange{
+			ConsumerId: proto.Uint64(id),
+			IsActive:   proto.Bool(active),
+		},
+	}
+}
+
+// closeConsumer is the CLOSE_CONSUMER a broker pushes (request id -1).
+func closeConsumer(id uint64, url, urlTLS string) *pulsarpb.BaseCommand {
+	cc := &pulsarpb.CommandCloseConsumer{
+		ConsumerId: proto.Uint64(id),
+		RequestId:  proto.Uint64(noRequestID),
+	}
+	if url != "" {
+		cc.AssignedBrokerServiceUrl = proto.String(url)
+	}
+	if urlTLS != "" {
+		cc.AssignedBrokerServiceUrlTls = proto.String(urlTLS)
+	}
+	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CLOSE_CONSUMER.Enum(), CloseConsumer: cc}
+}
+
+// removeConsumerLocked detaches cons: its unacked messages go back to the
+// subscription, to be sent again (to another consumer, or to the next one
+// to attach). A non-durable subscription ends with its last consumer.
+func (s *Server) removeConsumerLocked(cons *consumer) {
+	delete(cons.conn.consumers, cons.id)
+	sub := cons.sub
+	i := slices.Index(sub.consumers, cons)
+	if i < 0 {
+		return
+	}
+	sub.consumers = slices.Delete(sub.consumers, i, i+1)
+	for id, owner := range sub.pending {
+		if owner == cons {
+			s.redeliverLocked(sub, id)
+		}
+	}
+	if sub.rr >= len(sub.consumers) {
+		sub.rr = 0
+	}
+	if len(sub.consumers) == 0 {
+		if !sub.durable {
+			delete(sub.topic.subs, sub.name)
+		}
+		return
+	}
+	if sub.subType == pulsarpb.CommandSubscribe_Failover && i == 0 {
+		for _, other := range sub.consumers {
+			_ = other.conn.Send(activeConsumerChange(other.id, other == sub.consumers[0]))
+		}
+	}
+	s.dispatchLocked(sub)
+}
+
+// redeliverLocked queues entry id to be sent again.
+func (s *Server) redeliverLocked(sub *subscription, id uint64) {
+	delete(sub.pending, id)
+	if sub.isAcked(id) {
+		return
+	}
+	i, found := slices.BinarySearch(sub.redeliver, id)
+	if !found {
+		sub.redeliver = slices.Insert(sub.redeliver, i, id)
+		sub.redeliveries[id]++
+	}
+}
+
+// dispatchLocked pushes MESSAGE frames while there are messages to send
+// and consumers with permits. A batch takes as many permits as it holds
+// messages, as on a broker (permits may go below zero).
+func (s *Server) dispatchLocked(sub *subscription) {
+	t := sub.topic
+	for {
+		id, again, ok := sub.peek()
+		if !ok {
+			return
+		}
+		cons := sub.pick()
+		if cons == nil {
+			return
+		}
+		if again {
+			sub.redeliver = sub.redeliver[1:]
+		} else {
+			sub.next++
+		}
+		e := t.entries[id]
+		cons.permits -= int64(e.numMessages)
+		sub.pending[id] = cons
+		s.sendMessageLocked(cons, t, e, sub.redeliveries[id])
+	}
+}
+
+// peek returns the next entry to send: one to send again first, else the
+// next one never sent.
+func (sub *subscription) peek() (id uint64, again, ok bool) {
+	for len(sub.redeliver) > 0 {
+		id := sub.redeliver[0]
+		if !sub.isAcked(id) {
+			return id, true, true
+		}
+		sub.redeliver = sub.redeliver[1:]
+	}
+	for sub.next < uint64(len(sub.topic.entries)) {
+		if !sub.isAcked(sub.next) {
+			return sub.next, false, true
+		}
+		sub.next++
+	}
+	return 0, false, false
+}
+
+// pick chooses the consumer for the next message: the first attached for
+// Exclusive and Failover, round-robin among those with permits for Shared
+// and Key_Shared (keys are not kept together). Consumers of a connection
+// being detached are skipped.
+func (sub *subscription) pick() *consumer {
+	n := len(sub.consumers)
+	if n == 0 {
+		return nil
+	}
+	ready := func(cons *consumer) bool { return cons.permits > 0 && cons.conn.state != stateClosed }
+	switch sub.subType {
+	case pulsarpb.CommandSubscribe_Shared, pulsarpb.CommandSubscribe_Key_Shared:
+		for i := range n {
+			cons := sub.consumers[(sub.rr+i)%n]
+			if ready(cons) {
+				sub.rr = (sub.rr + i + 1) % n
+				return cons
+			}
+		}
+		return nil
+	default:
+		if cons := sub.consumers[0]; ready(cons) {
+			return cons
+		}
+		return nil
+	}
+}
+
+func (s *Server) sendMessageLocked(cons *consumer, t *topic, e *entry, redeliveries uint32) {
+	msg := &pulsarpb.CommandMessage{
+		ConsumerId: proto.Uint64(cons.id),
+		MessageId: &pulsarpb.MessageIdData{
+			LedgerId:  proto.Uint64(t.ledgerID),
+			EntryId:   proto.Uint64(e.id),
+			Partition: proto.Int32(t.partition),
+		},
+	}
+	if redeliveries > 0 {
+		msg.RedeliveryCount = proto.Uint32(redeliveries)
+	}
+	if cons.epoch != nil {
+		msg.ConsumerEpoch = proto.Uint64(*cons.epoch)
+	}
+	cmd := &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_MESSAGE.Enum(), Message: msg}
+	if s.cfg.entryMetadata && cons.conn.connect.GetFeatureFlags().GetSupportsBrokerEntryMetadata() {
+		bem, _ := proto.Marshal(&pulsarpb.BrokerEntryMetadata{
+			BrokerTimestamp: proto.Uint64(e.brokerTime),
+			Index:           proto.Uint64(e.index),
+		})
+		_ = cons.conn.write(func(b []byte) ([]byte, error) {
+			return appendEntryMetadataMessage(b, cmd, bem, e.metadata, e.payload)
+		})
+		return
+	}
+	_ = cons.conn.SendPayload(cmd, e.metadata, e.payload)
+}
+
+// appendEntryMetadataMessage appends a payload frame that carries broker
+// entry metadata (magic 0x0e02, size, BrokerEntryMetadata) before the
+// checksummed section; the CRC32C covers only what follows it.
+func appendEntryMetadataMessage(dst []byte, cmd *pulsarpb.BaseCommand, bem, metadata, payload []byte) ([]byte, error) {
+	start := len(dst)
+	dst, err := frame.AppendCommand(dst, cmd)
+	if err != nil {
+		return dst, err
+	}
+	dst = binary.BigEndian.AppendUint16(dst, frame.MagicBrokerEntryMetadata)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(bem)))
+	dst = append(dst, bem...)
+	dst = binary.BigEndian.AppendUint16(dst, frame.MagicChecksum)
+	crcAt := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	sumFrom := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(metadata)))
+	dst = append(dst, metadata...)
+	dst = append(dst, payload...)
+	binary.BigEndian.PutUint32(dst[crcAt:], frame.Checksum(dst[sumFrom:]))
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst, nil
+}
+
+func (s *Server) handleFlowLocked(c *Conn, flow *pulsarpb.CommandFlow) {
+	cons := c.consumers[flow.GetConsumerId()]
+	if cons == nil {
+		return
+	}
+	cons.permits += int64(flow.GetMessagePermits())
+	s.dispatchLocked(cons.sub)
+}
+
+// partialAck reports whether a message id acknowledges only some messages
+// of a batch: its ack_set still has bits set (messages left unacked).
+func partialAck(id *pulsarpb.MessageIdData) bool {
+	for _, w := range id.GetAckSet() {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleAckLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
+	ack := cmd.GetAck()
+	rid, wantsAnswer := frame.RequestID(cmd)
+	cons := c.consumers[ack.GetConsumerId()]
+	if cons == nil {
+		if wantsAnswer {
+			_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
+				fmt.Sprintf("Consumer %d not found", ack.GetConsumerId())))
+		}
+		return
+	}
+	sub := cons.sub
+	n := uint64(len(sub.topic.entries))
+	for _, id := range ack.GetMessageId() {
+		if partialAck(id) {
+			continue
+		}
+		e := id.GetEntryId()
+		if e >= n {
+			continue
+		}
+		if ack.GetAckType() == pulsarpb.CommandAck_Cumulative {
+			for x := sub.markDelete; x <= e; x++ {
+				sub.ackLocked(x)
+			}
+		} else {
+			sub.ackLocked(e)
+		}
+	}
+	for {
+		if _, ok := sub.acked[sub.markDelete]; !ok {
+			break
+		}
+		delete(sub.acked, sub.markDelete)
+		sub.markDelete++
+	}
+	if wantsAnswer {
+		_ = c.Send(&pulsarpb.BaseCommand{
+			Type: pulsarpb.BaseCommand_ACK_RESPONSE.Enum(),
+			AckResponse: &pulsarpb.CommandAckResponse{
+				ConsumerId: proto.Uint64(cons.id),
+				RequestId:  proto.Uint64(rid),
+			},
+		})
+	}
+}
+
+func (sub *subscription) ackLocked(id uint64) {
+	if id < sub.markDelete {
+		return
+	}
+	sub.acked[id] = struct{}{}
+	delete(sub.pending, id)
+	delete(sub.redeliveries, id)
+	if i, found := slices.BinarySearch(sub.redeliver, id); found {
+		sub.redeliver = slices.Delete(sub.redeliver, i, i+1)
+	}
+}
+
+// handleRedeliverLocked sends a consumer's unacked messages again. As on a
+// broker, the message ids named are honoured only for Shared and
+// Key_Shared; Exclusive and Failover get all their unacked messages again.
+func (s *Server) handleRedeliverLocked(c *Conn, req *pulsarpb.CommandRedeliverUnacknowledgedMessages) {
+	cons := c.consumers[req.GetConsumerId()]
+	if cons == nil {
+		return
+	}
+	sub := cons.sub
+	if req.ConsumerEpoch != nil {
+		cons.epoch = proto.Uint64(req.GetConsumerEpoch())
+	}
+	shared := sub.subType == pulsarpb.CommandSubscribe_Shared || sub.subType == pulsarpb.CommandSubscribe_Key_Shared
+	if shared && len(req.GetMessageIds()) > 0 {
+		for _, id := range req.GetMessageIds() {
+			if sub.pending[id.GetEntryId()] == cons {
+				s.redeliverLocked(sub, id.GetEntryId())
+			}
+		}
+	} else {
+		for id, owner := range sub.pending {
+			if owner == cons {
+				s.redeliverLocked(sub, id)
+			}
+		}
+	}
+	s.dispatchLocked(sub)
+}
+
+func (s *Server) handleUnsubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
+	req := cmd.GetUnsubscribe()
+	cons := c.consumers[req.GetConsumerId()]
+	if cons == nil {
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
+			fmt.Sprintf("Consumer %d not found", req.GetConsumerId())))
+		return
+	}
+	sub := cons.sub
+	if len(sub.consumers) > 1 && !req.GetForce() {
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_MetadataError,
+			"Unconnected or shared consumer attempting to unsubscribe"))
+		return
+	}
+	// With force, the other consumers are disconnected, and told so. (Last
+	// first, so that no Failover consumer is made active on the way.)
+	for _, other := range slices.Backward(slices.Clone(sub.consumers)) {
+		s.removeConsumerLocked(other)
+		if other != cons {
+			_ = other.conn.Send(closeConsumer(other.id, "", ""))
+		}
+	}
+	delete(sub.topic.subs, sub.name)
+	_ = c.Send(success(req.GetRequestId()))
+}
+
+// handleSeekLocked resets a subscription's cursor. Like a broker, it first
+// disconnects every consumer of the subscription (CLOSE_CONSUMER, which
+// the clients answer by subscribing again), then answers SUCCESS.
+func (s *Server) handleSeekLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
+	req := cmd.GetSeek()
+	cons := c.consumers[req.GetConsumerId()]
+	if cons == nil {
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
+			fmt.Sprintf("Consumer %d not found", req.GetConsumerId())))
+		return
+	}
+	sub := cons.sub
+	t := sub.topic
+	var target uint64
+	switch {
+	case req.MessageId != nil:
+		target = position(t, req.MessageId)
+	case req.MessagePublishTime != nil:
+		target = uint64(len(t.entries))
+		for _, e := range t.entries {
+			if e.publishTime >= req.GetMessagePublishTime() {
+				target = e.id
+				break
+			}
+		}
+	default:
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_MetadataError,
+			"Message id and message publish time were not present"))
+		return
+	}
+	for _, other := range slices.Backward(slices.Clone(sub.consumers)) {
+		s.removeConsumerLocked(other)
+		_ = other.conn.Send(closeConsumer(other.id, "", ""))
+	}
+	sub.next = target
+	sub.markDelete = target
+	clear(sub.acked)
+	clear(sub.pending)
+	clear(sub.redeliveries)
+	sub.redeliver = nil
+	_ = c.Send(success(req.GetRequestId()))
+}
+
+func (s *Server) handleLastMessageIDLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
+	req := cmd.GetGetLastMessageId()
+	cons := c.consumers[req.GetConsumerId()]
+	if cons == nil {
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
+			fmt.Sprintf("Consumer %d not found", req.GetConsumerId())))
+		return
+	}
+	sub := cons.sub
+	t := sub.topic
+	// An empty topic's last id is entry -1 of its ledger.
+	last := &pulsarpb.MessageIdData{
+		LedgerId:  proto.Uint64(t.ledgerID),
+		EntryId:   proto.Uint64(minusOne),
+		Partition: proto.Int32(t.partition),
+	}
+	if n := len(t.entries); n > 0 {
+		e := t.entries[n-1]
+		last.EntryId = proto.Uint64(e.id)
+		if e.batched {
+			last.BatchIndex = proto.Int32(e.numMessages - 1)
+		}
+	}
+	_ = c.Send(&pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID_RESPONSE.Enum(),
+		GetLastMessageIdResponse: &pulsarpb.CommandGetLastMessageIdResponse{
+			RequestId:     proto.Uint64(req.GetRequestId()),
+			LastMessageId: last,
+			ConsumerMarkDeletePosition: &pulsarpb.MessageIdData{
+				LedgerId: proto.Uint64(t.ledgerID),
+				EntryId:  proto.Uint64(sub.markDelete - 1), // minusOne when nothing is acked
+			},
+		},
+	})
+}
+
+func (s *Server) handleCloseConsumerLocked(c *Conn, req *pulsarpb.CommandCloseConsumer) {
+	// A broker answers SUCCESS even when the consumer was not there.
+	_ = c.Send(success(req.GetRequestId()))
+	if cons := c.consumers[req.GetConsumerId()]; cons != nil {
+		s.removeConsumerLocked(cons)
+	}
+}

@@ -1,0 +1,132 @@
+package pulsartest
+
+import (
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// receive counts a command, gives it to the interceptor registered for its
+// type, if any, and handles it unless the interceptor took it.
+func (s *Server) receive(c *Conn, f *frame.Frame) {
+	t := f.Command.GetType()
+	s.mu.Lock()
+	s.received[t]++
+	ic := s.matchLocked(t)
+	s.changedLocked()
+	s.mu.Unlock()
+	defer s.processed(t)
+	if ic != nil {
+		call := &Call{conn: c, frame: f}
+		if ic.held != nil {
+			if ic.held.take(call) {
+				return
+			}
+		} else {
+			switch ic.fn(call) {
+			case Pass:
+			case Close:
+				_ = c.Close()
+				return
+			default:
+				return
+			}
+		}
+	}
+	s.handle(c, f)
+}
+
+// processed counts a command whose handling is over (or that an
+// interceptor took), for WaitReceived.
+func (s *Server) processed(t pulsarpb.BaseCommand_Type) {
+	s.mu.Lock()
+	s.handled[t]++
+	s.changedLocked()
+	s.mu.Unlock()
+}
+
+// handle is the broker's usual handling of one command.
+func (s *Server) handle(c *Conn, f *frame.Frame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd := f.Command
+	switch c.state {
+	case stateClosed:
+		return
+	case stateAwaitConnect:
+		if cmd.GetType() == pulsarpb.BaseCommand_CONNECT {
+			s.handleConnectLocked(c, cmd.GetConnect())
+			return
+		}
+		s.failLocked(c)
+		return
+	case stateChallenging:
+		if cmd.GetType() == pulsarpb.BaseCommand_AUTH_RESPONSE {
+			s.handleAuthResponseLocked(c, cmd.GetAuthResponse())
+			return
+		}
+		s.failLocked(c)
+		return
+	case stateConnectSeen:
+		// The handshake never completes; anything else is a violation.
+		s.failLocked(c)
+		return
+	}
+
+	switch cmd.GetType() {
+	case pulsarpb.BaseCommand_CONNECT:
+		// A second CONNECT is a protocol violation; a broker drops the
+		// connection.
+		s.failLocked(c)
+	case pulsarpb.BaseCommand_AUTH_RESPONSE:
+		s.handleAuthResponseLocked(c, cmd.GetAuthResponse())
+	case pulsarpb.BaseCommand_PING:
+		if s.answerPings {
+			_ = c.Send(&pulsarpb.BaseCommand{
+				Type: pulsarpb.BaseCommand_PONG.Enum(),
+				Pong: &pulsarpb.CommandPong{},
+			})
+		}
+	case pulsarpb.BaseCommand_PONG:
+		// Answer to a PING we never send; nothing to do.
+	case pulsarpb.BaseCommand_LOOKUP:
+		s.handleLookupLocked(c, cmd)
+	case pulsarpb.BaseCommand_PARTITIONED_METADATA:
+		s.handlePartitionsLocked(c, cmd)
+	case pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE:
+		s.handleTopicsOfNamespaceLocked(c, cmd.GetGetTopicsOfNamespace())
+	case pulsarpb.BaseCommand_PRODUCER:
+		s.handleProducerLocked(c, cmd)
+	case pulsarpb.BaseCommand_SEND:
+		s.handleSendLocked(c, f)
+	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
+		s.handleCloseProducerLocked(c, cmd.GetCloseProducer())
+	case pulsarpb.BaseCommand_SUBSCRIBE:
+		s.handleSubscribeLocked(c, cmd)
+	case pulsarpb.BaseCommand_FLOW:
+		s.handleFlowLocked(c, cmd.GetFlow())
+	case pulsarpb.BaseCommand_ACK:
+		s.handleAckLocked(c, cmd)
+	case pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES:
+		s.handleRedeliverLocked(c, cmd.GetRedeliverUnacknowledgedMessages())
+	case pulsarpb.BaseCommand_UNSUBSCRIBE:
+		s.handleUnsubscribeLocked(c, cmd)
+	case pulsarpb.BaseCommand_SEEK:
+		s.handleSeekLocked(c, cmd)
+	case pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID:
+		s.handleLastMessageIDLocked(c, cmd)
+	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
+		s.handleCloseConsumerLocked(c, cmd.GetCloseConsumer())
+	default:
+		// Types the fake does not serve (schemas, transactions, topic
+		// watchers, consumer stats) and types only a broker sends are
+		// counted and ignored.
+	}
+}
+
+// success is the plain SUCCESS answer to request rid.
+func success(rid uint64) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{
+		Type:    pulsarpb.BaseCommand_SUCCESS.Enum(),
+		Success: &pulsarpb.CommandSuccess{RequestId: &rid},
+	}
+}
