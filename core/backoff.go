@@ -31,6 +31,12 @@ func (b *Backoff) Next() time.Duration {
 func (b *Backoff) Base() time.Duration {
 	d := b.Min
 	for i := 0; i < b.attempt && d < b.Max; i++ {
+		if d > b.Max/2 {
+			// Doubling would pass the cap, or overflow when Max is
+			// near the largest Duration.
+			d = b.Max
+			break
+		}
 		d *= 2
 	}
 	if d > b.Max {

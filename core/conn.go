@@ -169,6 +169,10 @@ type Conn struct {
 	serverVersion  string
 	serverProtocol int32
 	maxMessageSize int
+	// up: the connection of the current generation is established and
+	// not lost. Frames are taken only while it is, so that a frame read
+	// from a lost connection is ignored in StateClosing too.
+	up bool
 
 	nextRequestID uint64
 	pending       map[uint64]*pending
@@ -320,11 +324,19 @@ func (c *Conn) dial(now time.Time) {
 // generation (the attempt was abandoned) is answered with EffectClose.
 func (c *Conn) ConnUp(now time.Time, gen uint64) {
 	if gen != c.gen || c.state != StateConnecting {
-		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: gen, Err: ErrConnectTimeout})
+		why := ErrConnectTimeout
+		if c.state >= StateClosing {
+			why = ErrClosed // the attempt was abandoned by BeginClose or FinishClose
+		}
+		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: gen, Err: why})
 		return
 	}
 	c.setState(StateHandshaking)
+	c.up = true
 	c.lastReceived = now
+	// The limit is the new broker's: the default until its CONNECTED
+	// says otherwise, not what the previous connection's broker said.
+	c.maxMessageSize = frame.DefaultMaxMessageSize
 	c.out = c.out[:0]
 	if c.cfg.AuthMethod != "" {
 		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: gen, Initial: true})
@@ -345,6 +357,7 @@ func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
 		c.lost(now, err)
 	case StateClosing:
 		// Stopping: the CLOSE_* requests in flight fail; no reconnect.
+		c.up = false
 		c.lastErr = err
 		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: err})
 		c.out = c.out[:0]
@@ -444,6 +457,7 @@ func (c *Conn) expireRequests(now time.Time) {
 // lost ends the current connection attempt or connection: pending
 // requests fail once, handlers are told, and a reconnect is scheduled.
 func (c *Conn) lost(now time.Time, cause error) {
+	c.up = false
 	c.lastErr = cause
 	if c.state != StateConnected {
 		c.stats.HandshakeFailures++
@@ -522,6 +536,7 @@ func (c *Conn) FinishClose(now time.Time) {
 	clear(c.producers)
 	clear(c.consumers)
 	c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: ErrClosed})
+	c.up = false
 	c.out = c.out[:0]
 	c.setState(StateClosed)
 }
@@ -694,7 +709,7 @@ func (c *Conn) Consumers() []uint64 { return sortedKeys(c.consumers) }
 
 // HandleFrame processes one frame received on generation gen.
 func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
-	if gen != c.gen {
+	if gen != c.gen || !c.up {
 		return
 	}
 	switch c.state {

@@ -1,0 +1,402 @@
+package core_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+func TestRequestIDsIncreaseFromOne(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.connect()
+	reqs := []*pulsarpb.BaseCommand{
+		lookup("persistent://public/default/a"),
+		partitionedMetadata("persistent://public/default/a"),
+		producerCmd(1, "persistent://public/default/a"),
+		subscribeCmd(1, "persistent://public/default/a", "sub"),
+		getLastMessageID(1),
+		ackCmd(1, 7, 3),
+		unsubscribeCmd(1),
+	}
+	for i, cmd := range reqs {
+		id, _ := h.request(cmd)
+		assert.Equal(t, uint64(i+1), id)
+	}
+	written := h.written()
+	require.Len(t, written, len(reqs))
+	for i, cmd := range written {
+		assert.Equal(t, reqs[i].GetType(), cmd.GetType())
+		assert.Equal(t, uint64(i+1), requestID(t, cmd), "the written %v carries its id", cmd.GetType())
+	}
+	assert.Equal(t, len(reqs), h.c.Pending())
+	assert.Equal(t, t0.Add(30*time.Second), h.c.NextDeadline(), "the first request's timeout comes with the first PING")
+}
+
+func TestRequestOfCommandWithoutRequestID(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.connect()
+	for _, cmd := range []*pulsarpb.BaseCommand{
+		ping(),
+		flowCmd(1, 1000),
+		{Type: pulsarpb.BaseCommand_SEND.Enum(), Send: &pulsarpb.CommandSend{ProducerId: proto.Uint64(1)}},
+		{Type: pulsarpb.BaseCommand_LOOKUP.Enum()}, // the sub-command is missing
+	} {
+		w := &waiter{}
+		id, err := h.c.Request(h.now, cmd, w)
+		h.step()
+		assert.ErrorIs(t, err, core.ErrNotRequest, "%v", cmd.GetType())
+		assert.Zero(t, id)
+		assert.Zero(t, w.calls, "the Waiter of a refused request is not completed")
+	}
+	assert.Empty(t, h.written())
+	assert.Zero(t, h.c.Pending())
+	id, _ := h.request(lookup("t"))
+	assert.Equal(t, uint64(1), id, "refused requests use no id")
+}
+
+func TestRequestRefusedWhenNotConnected(t *testing.T) {
+	errReset := errors.New("connection reset by peer")
+	for _, tc := range []struct {
+		name    string
+		prepare func(h *harness)
+		want    error
+	}{
+		{"before Start", func(h *harness) {}, core.ErrDisconnected},
+		{"connecting", func(h *harness) { h.start() }, core.ErrDisconnected},
+		{"handshaking", func(h *harness) { h.start(); h.connUp() }, core.ErrDisconnected},
+		{"after a loss", func(h *harness) { h.connect(); h.connFailed(errReset) }, errReset},
+		{"closing", func(h *harness) { h.connect(); h.c.BeginClose(h.now, nil); h.step() }, core.ErrClosed},
+		{"closed", func(h *harness) { h.connect(); h.c.FinishClose(h.now); h.step() }, core.ErrClosed},
+		{"closed before Start", func(h *harness) { h.c.FinishClose(h.now); h.step() }, core.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, core.Config{})
+			tc.prepare(h)
+			h.written()
+			h.effects()
+
+			w := &waiter{}
+			_, err := h.c.Request(h.now, lookup("t"), w)
+			h.step()
+			assert.ErrorIs(t, err, tc.want)
+			if tc.want != core.ErrClosed {
+				assert.ErrorIs(t, err, core.ErrDisconnected)
+				assert.True(t, core.IsRetryable(err))
+			} else {
+				assert.False(t, core.IsRetryable(err))
+			}
+			assert.Zero(t, w.calls, "the Waiter of a refused request is not completed")
+			assert.Empty(t, h.effects())
+			assert.Empty(t, h.written())
+			assert.Zero(t, h.c.Pending())
+
+			assert.ErrorIs(t, h.c.Send(h.now, flowCmd(1, 10)), tc.want)
+			assert.ErrorIs(t, h.c.CheckPublish(100), tc.want)
+			h.step()
+			assert.Empty(t, h.written())
+		})
+	}
+}
+
+func TestSend(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.connect()
+	require.NoError(t, h.c.Send(h.now, flowCmd(3, 1000)))
+	h.step()
+	f := h.writtenOne(pulsarpb.BaseCommand_FLOW).GetFlow()
+	assert.Equal(t, uint64(3), f.GetConsumerId())
+	assert.Equal(t, uint32(1000), f.GetMessagePermits())
+	assert.Zero(t, h.c.Pending(), "a Send expects no answer")
+}
+
+func TestCheckPublish(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.start()
+	h.connUp()
+	h.recv(connected("s", 1<<20))
+	limit := 1<<20 + 10*1024 // max message size + padding, after the total-size field
+	assert.NoError(t, h.c.CheckPublish(limit+4))
+	err := h.c.CheckPublish(limit + 5)
+	assert.ErrorIs(t, err, core.ErrMessageTooLarge)
+	assert.False(t, core.IsRetryable(err))
+}
+
+// answerCase is one request type with the answers a broker may give it.
+type answerCase struct {
+	name    string
+	request *pulsarpb.BaseCommand
+	answer  func(id uint64) *pulsarpb.BaseCommand
+	// wantCode is the ServerError code the waiter sees, or -1 for none.
+	wantCode pulsarpb.ServerError
+}
+
+const noError = pulsarpb.ServerError(-1)
+
+var answerCases = []answerCase{
+	{"SUCCESS", unsubscribeCmd(1), success, noError},
+	{"ERROR", subscribeCmd(2, "t", "s"),
+		func(id uint64) *pulsarpb.BaseCommand {
+			return errorAnswer(id, pulsarpb.ServerError_ConsumerBusy, "Exclusive consumer is already connected")
+		}, pulsarpb.ServerError_ConsumerBusy},
+	{"PRODUCER_SUCCESS", producerCmd(1, "t"),
+		func(id uint64) *pulsarpb.BaseCommand { return producerSuccess(id, "standalone-0-7", true) }, noError},
+	{"LOOKUP_RESPONSE Connect", lookup("t1"),
+		func(id uint64) *pulsarpb.BaseCommand { return lookupConnect(id, "pulsar://broker-3:6650") }, noError},
+	{"LOOKUP_RESPONSE Redirect", lookup("t2"),
+		func(id uint64) *pulsarpb.BaseCommand { return lookupRedirect(id, "pulsar://broker-4:6650") }, noError},
+	{"LOOKUP_RESPONSE Failed", lookup("t3"),
+		func(id uint64) *pulsarpb.BaseCommand {
+			return lookupFailed(id, pulsarpb.ServerError_ServiceNotReady, "namespace bundle is being unloaded")
+		}, pulsarpb.ServerError_ServiceNotReady},
+	{"PARTITIONED_METADATA_RESPONSE", partitionedMetadata("t"),
+		func(id uint64) *pulsarpb.BaseCommand { return partitionsAnswer(id, 16) }, noError},
+	{"PARTITIONED_METADATA_RESPONSE Failed", partitionedMetadata("t4"),
+		func(id uint64) *pulsarpb.BaseCommand {
+			return partitionsFailed(id, pulsarpb.ServerError_TopicNotFound, "no such topic")
+		}, pulsarpb.ServerError_TopicNotFound},
+	{"GET_LAST_MESSAGE_ID_RESPONSE", getLastMessageID(5),
+		func(id uint64) *pulsarpb.BaseCommand { return lastMessageIDAnswer(id, 12, 345) }, noError},
+	{"ACK_RESPONSE", ackCmd(6, 12, 1),
+		func(id uint64) *pulsarpb.BaseCommand { return ackAnswer(id, 6) }, noError},
+	{"ACK_RESPONSE error", ackCmd(6, 12, 2),
+		func(id uint64) *pulsarpb.BaseCommand {
+			return ackFailed(id, 6, pulsarpb.ServerError_TransactionConflict, "conflict")
+		}, pulsarpb.ServerError_TransactionConflict},
+}
+
+func TestEachAnswerType(t *testing.T) {
+	for _, tc := range answerCases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, core.Config{})
+			h.connect()
+			id, w := h.request(proto.Clone(tc.request).(*pulsarpb.BaseCommand))
+			answer := tc.answer(id)
+			h.recv(answer)
+			require.Equal(t, 1, w.calls)
+			assert.True(t, proto.Equal(answer, w.result), "the waiter gets the broker's answer: %v", w.result)
+			checkAnswerError(t, tc.wantCode, w.err)
+			assert.Zero(t, h.c.Pending())
+			assert.Equal(t, core.Stats{}, h.c.Stats())
+		})
+	}
+}
+
+func checkAnswerError(t *testing.T, wantCode pulsarpb.ServerError, err error) {
+	t.Helper()
+	if wantCode == noError {
+		assert.NoError(t, err)
+		return
+	}
+	var se *core.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, wantCode, se.Code)
+	assert.NotEmpty(t, se.Message)
+	assert.ErrorIs(t, err, &core.ServerError{Code: wantCode})
+}
+
+// TestAnswersCorrelatedOutOfOrder puts every request type in flight at
+// once, several times over, and answers them in a shuffled order.
+func TestAnswersCorrelatedOutOfOrder(t *testing.T) {
+	for seed := range uint64(5) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			h := newHarness(t, core.Config{})
+			h.connect()
+			type inflight struct {
+				tc answerCase
+				id uint64
+				w  *waiter
+			}
+			var all []inflight
+			for range 3 {
+				for _, tc := range answerCases {
+					id, w := h.request(proto.Clone(tc.request).(*pulsarpb.BaseCommand))
+					all = append(all, inflight{tc, id, w})
+				}
+			}
+			require.Len(t, h.written(), len(all))
+			require.Equal(t, len(all), h.c.Pending())
+
+			r := rand.New(rand.NewPCG(seed, 0))
+			r.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+			for n, f := range all {
+				answer := f.tc.answer(f.id)
+				h.recv(answer)
+				require.Equal(t, 1, f.w.calls, "%s (request %d)", f.tc.name, f.id)
+				require.True(t, proto.Equal(answer, f.w.result), "%s (request %d) got %v", f.tc.name, f.id, f.w.result)
+				checkAnswerError(t, f.tc.wantCode, f.w.err)
+				require.Equal(t, len(all)-n-1, h.c.Pending())
+				for _, g := range all[n+1:] {
+					require.Zero(t, g.w.calls, "request %d completed by the answer to %d", g.id, f.id)
+				}
+			}
+			assert.Equal(t, core.Stats{}, h.c.Stats())
+		})
+	}
+}
+
+func TestProducerNotReadyOutlivesOperationTimeout(t *testing.T) {
+	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour})
+	h.connect()
+	id, w := h.request(producerCmd(1, "persistent://public/default/exclusive"))
+	_, other := h.request(lookup("t"))
+
+	h.advance(time.Second)
+	h.recv(producerSuccess(id, "p", false))
+	assert.Zero(t, w.calls, "producer_ready=false is not the final answer")
+	assert.Equal(t, 2, h.c.Pending())
+
+	h.advance(10 * time.Minute)
+	assert.Zero(t, w.calls, "a producer waiting for exclusive access is not timed out")
+	assert.Equal(t, 1, other.calls, "other requests still time out")
+	assert.ErrorIs(t, other.err, core.ErrRequestTimeout)
+	assert.Equal(t, 1, h.c.Pending())
+
+	final := producerSuccess(id, "p", true)
+	h.recv(final)
+	require.Equal(t, 1, w.calls)
+	assert.NoError(t, w.err)
+	assert.True(t, proto.Equal(final, w.result))
+	assert.Zero(t, h.c.Pending())
+	assert.Zero(t, h.c.Stats().UnknownRequests)
+}
+
+func TestProducerNotReadyThenError(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.connect()
+	id, w := h.request(producerCmd(1, "t"))
+	h.recv(producerSuccess(id, "p", false))
+	h.recv(errorAnswer(id, pulsarpb.ServerError_ProducerFenced, "fenced"))
+	require.Equal(t, 1, w.calls)
+	assert.ErrorIs(t, w.err, &core.ServerError{Code: pulsarpb.ServerError_ProducerFenced})
+}
+
+func TestRequestTimeout(t *testing.T) {
+	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour})
+	h.connect()
+	id1, w1 := h.request(lookup("a"))
+	h.advance(10 * time.Second)
+	id2, w2 := h.request(lookup("b"))
+	require.Equal(t, 2, h.c.Pending())
+	assert.Equal(t, t0.Add(30*time.Second), h.c.NextDeadline())
+
+	h.advanceTo(t0.Add(30*time.Second - time.Nanosecond))
+	require.Zero(t, w1.calls)
+	h.advance(time.Nanosecond)
+	require.Equal(t, 1, w1.calls)
+	assert.ErrorIs(t, w1.err, core.ErrRequestTimeout)
+	assert.True(t, core.IsRetryable(w1.err))
+	assert.Nil(t, w1.result)
+	assert.Equal(t, 1, h.c.Pending(), "the timed-out request is forgotten")
+	assert.Zero(t, w2.calls)
+	assert.Equal(t, t0.Add(40*time.Second), h.c.NextDeadline(), "the second request has its own deadline")
+
+	h.advanceTo(t0.Add(40 * time.Second))
+	require.Equal(t, 1, w2.calls)
+	assert.ErrorIs(t, w2.err, core.ErrRequestTimeout)
+	assert.Zero(t, h.c.Pending())
+
+	h.advance(time.Hour - 41*time.Second)
+	assert.Equal(t, 1, w1.calls, "completed exactly once")
+	assert.Equal(t, 1, w2.calls, "completed exactly once")
+
+	// The broker answers at last: nobody is waiting any more.
+	h.recv(lookupConnect(id1, "pulsar://late:6650"))
+	h.recv(errorAnswer(id2, pulsarpb.ServerError_UnknownError, "late"))
+	assert.Equal(t, 1, w1.calls)
+	assert.Equal(t, 1, w2.calls)
+	assert.ErrorIs(t, w1.err, core.ErrRequestTimeout)
+	assert.Equal(t, uint64(2), h.c.Stats().UnknownRequests)
+	logs := only(h.effects(), core.EffectLog)
+	require.NotEmpty(t, logs, "unknown answers are logged")
+	assert.Equal(t, core.StateConnected, h.c.State(), "a late answer is no reason to drop the connection")
+}
+
+func TestCancel(t *testing.T) {
+	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour})
+	h.connect()
+	id1, w1 := h.request(lookup("a"))
+	h.advance(5 * time.Second)
+	_, w2 := h.request(lookup("b"))
+
+	assert.True(t, h.c.Cancel(id1))
+	h.step()
+	assert.Equal(t, 1, h.c.Pending())
+	assert.False(t, h.c.Cancel(id1), "already forgotten")
+	assert.False(t, h.c.Cancel(999))
+	assert.Empty(t, only(h.effects(), core.EffectComplete), "Cancel completes nothing")
+	assert.Equal(t, t0.Add(35*time.Second), h.c.NextDeadline(), "the cancelled request's deadline is gone")
+
+	h.advance(time.Minute)
+	assert.Zero(t, w1.calls, "a cancelled request does not time out")
+	assert.Equal(t, 1, w2.calls)
+	assert.ErrorIs(t, w2.err, core.ErrRequestTimeout)
+
+	h.recv(lookupConnect(id1, "pulsar://x:6650"))
+	assert.Zero(t, w1.calls, "nor is it completed by its answer")
+	assert.Equal(t, uint64(1), h.c.Stats().UnknownRequests)
+}
+
+func TestAnswerWithoutRequestIDIsUnknown(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.connect()
+	_, w := h.request(unsubscribeCmd(1))
+	h.recv(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SUCCESS.Enum()}) // no sub-command
+	h.recv(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_ACK_RESPONSE.Enum(),
+		AckResponse: &pulsarpb.CommandAckResponse{ConsumerId: proto.Uint64(1)}}) // no request id
+	assert.Zero(t, w.calls)
+	assert.Equal(t, uint64(2), h.c.Stats().UnknownRequests)
+	assert.Equal(t, 1, h.c.Pending())
+}
+
+func TestOtherAnswerTypes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		request  *pulsarpb.BaseCommand
+		answer   func(id uint64) *pulsarpb.BaseCommand
+		wantCode pulsarpb.ServerError
+	}{
+		{"GET_TOPICS_OF_NAMESPACE_RESPONSE",
+			&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE.Enum(),
+				GetTopicsOfNamespace: &pulsarpb.CommandGetTopicsOfNamespace{Namespace: proto.String("public/default")}},
+			func(id uint64) *pulsarpb.BaseCommand {
+				return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE_RESPONSE.Enum(),
+					GetTopicsOfNamespaceResponse: &pulsarpb.CommandGetTopicsOfNamespaceResponse{
+						RequestId: proto.Uint64(id), Topics: []string{"persistent://public/default/a"}}}
+			}, noError},
+		{"GET_SCHEMA_RESPONSE error",
+			&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_SCHEMA.Enum(),
+				GetSchema: &pulsarpb.CommandGetSchema{Topic: proto.String("t")}},
+			func(id uint64) *pulsarpb.BaseCommand {
+				return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE.Enum(),
+					GetSchemaResponse: &pulsarpb.CommandGetSchemaResponse{
+						RequestId: proto.Uint64(id), ErrorCode: pulsarpb.ServerError_TopicNotFound.Enum(),
+						ErrorMessage: proto.String("no schema")}}
+			}, pulsarpb.ServerError_TopicNotFound},
+		{"GET_OR_CREATE_SCHEMA_RESPONSE",
+			&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA.Enum(),
+				GetOrCreateSchema: &pulsarpb.CommandGetOrCreateSchema{Topic: proto.String("t")}},
+			func(id uint64) *pulsarpb.BaseCommand {
+				return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE.Enum(),
+					GetOrCreateSchemaResponse: &pulsarpb.CommandGetOrCreateSchemaResponse{
+						RequestId: proto.Uint64(id), SchemaVersion: []byte{0, 1}}}
+			}, noError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, core.Config{})
+			h.connect()
+			id, w := h.request(tc.request)
+			h.recv(tc.answer(id))
+			require.Equal(t, 1, w.calls)
+			checkAnswerError(t, tc.wantCode, w.err)
+		})
+	}
+}
