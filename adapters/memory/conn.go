@@ -24,7 +24,8 @@ type conn struct {
 var _ net.Conn = (*conn)(nil)
 
 // Read reads bytes the peer wrote. It returns io.EOF once the peer has
-// closed and every byte it wrote has been read.
+// closed and every byte it wrote has been read, unless the close was lost
+// to a half-open network (Network.SetHalfOpen).
 func (c *conn) Read(b []byte) (int, error) {
 	p := c.in
 	p.mu.Lock()
@@ -51,7 +52,7 @@ func (c *conn) Read(b []byte) (int, error) {
 			p.mu.Unlock()
 			return n, nil
 		}
-		if p.writerClosed && p.buf.Len() == 0 {
+		if p.writerClosed && !p.finLost && p.buf.Len() == 0 {
 			p.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -77,7 +78,8 @@ func (c *conn) Read(b []byte) (int, error) {
 }
 
 // Write queues b for the peer. It returns once every byte is buffered,
-// blocking only while the direction holds BufferSize unread bytes.
+// blocking only while the direction holds BufferSize unread bytes. On a
+// half-open network (Network.SetHalfOpen) it discards b and succeeds.
 func (c *conn) Write(b []byte) (int, error) {
 	p := c.out
 	var n int
@@ -93,6 +95,11 @@ func (c *conn) Write(b []byte) (int, error) {
 		case c.writeDeadline.expired():
 			p.mu.Unlock()
 			return n, c.opError("write", os.ErrDeadlineExceeded)
+		case c.network.swallowing():
+			// Accepted, never delivered; not even a peer that closed
+			// can say so, its RST being lost too.
+			p.mu.Unlock()
+			return len(b), nil
 		case p.readerClosed:
 			p.mu.Unlock()
 			return n, c.opError("write", syscall.EPIPE)
@@ -123,7 +130,8 @@ func (c *conn) Write(b []byte) (int, error) {
 
 // Close closes this endpoint: its pending and later Reads and Writes fail
 // with net.ErrClosed, the peer reads what was already written and then
-// io.EOF, and the peer's Writes fail with syscall.EPIPE. Closing again
+// io.EOF, and the peer's Writes fail with syscall.EPIPE. On a half-open
+// network the peer is not told (see Network.SetHalfOpen). Closing again
 // returns net.ErrClosed.
 func (c *conn) Close() error {
 	closed := false
@@ -138,6 +146,7 @@ func (c *conn) Close() error {
 
 		c.out.mu.Lock()
 		c.out.writerClosed = true
+		c.out.finLost = c.network.swallowing()
 		c.out.wakeReaders()
 		c.out.wakeWriters()
 		c.out.mu.Unlock()

@@ -15,7 +15,11 @@
 //
 // The fault controls model what a broker or the network does to a client:
 // [Network.DropAll] resets every connection, [Network.RefuseDials] makes
-// dials fail with [ErrRefused], and [Network.SetLatency] delays delivery.
+// dials fail with [ErrRefused], [Network.SetLatency] delays delivery, and
+// [Network.SetHalfOpen] makes every connection half-open: writes succeed
+// and nothing arrives, no EOF and no error, as when a peer or the path
+// vanished without a FIN or an RST, which only a keepalive or a deadline
+// detects.
 // Errors match the corresponding syscall errno with errors.Is, so code that
 // recognises syscall.ECONNRESET from TCP recognises it here too.
 //

@@ -25,7 +25,8 @@ type Network struct {
 	nextPort   int
 	nextClient int
 
-	latency atomic.Int64 // time.Duration
+	latency  atomic.Int64 // time.Duration
+	halfOpen atomic.Bool
 }
 
 var _ ports.Transport = (*Network)(nil)
@@ -155,6 +156,43 @@ func (n *Network) RefuseDials(on bool) {
 func (n *Network) SetLatency(d time.Duration) {
 	n.latency.Store(int64(max(d, 0)))
 }
+
+// SetHalfOpen makes every connection half-open while on is true, as when
+// the peer or the path vanished without a FIN or an RST reaching the other
+// side: on both endpoints, Writes succeed and their bytes are silently
+// lost, and Reads keep waiting (for their deadline or Close) without
+// io.EOF or an error. A Close while on is lost the same way: the peer is
+// not told, so its Reads keep waiting even after the fault is lifted, and
+// its Writes fail with syscall.EPIPE only once it is.
+//
+// Bytes written before the fault are still delivered; bytes written while
+// it is on stay lost when it is lifted; bytes written after it is lifted
+// are delivered again. Dials, listeners and Conns are unaffected, and
+// DropAll still resets a half-open connection.
+func (n *Network) SetHalfOpen(on bool) {
+	n.halfOpen.Store(on)
+	if !on {
+		return
+	}
+	// A Write blocked on a full buffer must look again: its remaining
+	// bytes are now to be swallowed.
+	n.mu.Lock()
+	pairs := make([]*pair, 0, len(n.open))
+	for p := range n.open {
+		pairs = append(pairs, p)
+	}
+	n.mu.Unlock()
+	for _, p := range pairs {
+		for _, pp := range [...]*pipe{p.client.out, p.server.out} {
+			pp.mu.Lock()
+			pp.wakeWriters()
+			pp.mu.Unlock()
+		}
+	}
+}
+
+// swallowing reports whether the network is half-open (SetHalfOpen).
+func (n *Network) swallowing() bool { return n.halfOpen.Load() }
 
 // delay is the latency in force.
 func (n *Network) delay() time.Duration { return time.Duration(n.latency.Load()) }

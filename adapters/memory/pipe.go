@@ -27,6 +27,7 @@ type pipe struct {
 	readerClosed bool // the reader endpoint closed: writes fail, bytes are discarded
 	writerClosed bool // the writer endpoint closed: the reader sees io.EOF once drained
 	reset        bool // the network dropped the connection
+	finLost      bool // the writer closed on a half-open network: the reader never sees io.EOF
 
 	readWait  chan struct{} // closed when there is something new for a reader
 	writeWait chan struct{} // closed when there is something new for a writer

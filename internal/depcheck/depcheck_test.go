@@ -225,6 +225,9 @@ func check(g graph) []violation {
 				case doesIO(imp):
 					flag(p, imp, "ports imports no net, os, crypto/tls or syscall")
 				case g.std(imp), layerOf(g.module, imp) == layerPorts:
+				case path == g.module+"/ports/portsmock" && under(imp, "go.uber.org/mock"):
+					// The generated mocks of the ports, a test helper,
+					// are made of gomock.
 				default:
 					flag(p, imp, "ports imports only the standard library")
 				}
@@ -237,7 +240,10 @@ func check(g graph) []violation {
 				layerCore, layerPorts, layerAdapter, layerRoot)
 		}
 
-		if l == layerRoot || l == layerCmd {
+		if l == layerRoot || l == layerCmd || path == g.module+"/contract_test/harness" {
+			// contract_test/harness is test support: it builds the
+			// contract suite's environments out of this
+			// repository's adapters.
 			continue
 		}
 		for _, imp := range p.imports {
@@ -555,7 +561,8 @@ func TestCheckFlagsViolations(t *testing.T) {
 			"google.golang.org/protobuf/proto",
 		},
 		mod + "/core/internal/sim":             {mod + "/helper"}, // reaches helper
-		mod + "/ports":                         {"context", "io", "time", "os", mod + "/proto/pulsarpb"},
+		mod + "/ports":                         {"context", "io", "time", "os", mod + "/proto/pulsarpb", "go.uber.org/mock/gomock"},
+		mod + "/ports/portsmock":               {"context", mod + "/ports", "go.uber.org/mock/gomock", "github.com/some/library"},
 		mod + "/adapters/tcp":                  {"net", "os", mod + "/ports", "golang.org/x/sys/unix"},
 		mod + "/adapters/tls":                  {"crypto/tls", mod + "/adapters/tcp", mod + "/core"},
 		mod + "/adapters/quic":                 {mod + "/adapters/quic/internal/stream", mod + "/helper"},
@@ -599,6 +606,10 @@ func TestCheckFlagsViolations(t *testing.T) {
 		mod + "/core/internal/sim -> " + mod + "/helper via ",
 		mod + "/ports -> os via ",
 		mod + "/ports -> " + mod + "/proto/pulsarpb via ",
+		// Only portsmock may import gomock, and nothing else outside the
+		// standard library.
+		mod + "/ports -> go.uber.org/mock/gomock via ",
+		mod + "/ports/portsmock -> github.com/some/library via ",
 		mod + "/adapters/tls -> " + mod + "/adapters/tcp via ",
 		mod + "/adapters/tls -> " + mod + "/core via ",
 		mod + "/adapters/quic -> " + mod + " via " + mod + "/helper",
@@ -615,15 +626,16 @@ func TestCheckFlagsViolations(t *testing.T) {
 	// The same module without the violations is clean.
 	clean := graph{module: mod, pkgs: map[string]*pkg{}, std: g.std}
 	for path, imps := range map[string][]string{
-		mod:                    {"net", mod + "/adapters/tcp", mod + "/core", mod + "/ports"},
-		mod + "/cmd/tool":      {"os", mod + "/adapters/memory", mod + "/pulsartest", mod},
-		mod + "/core":          {"fmt", "time", mod + "/proto/frame", "google.golang.org/protobuf/proto"},
-		mod + "/ports":         {"context", "io", "time"},
-		mod + "/adapters/tcp":  {"net", "os", mod + "/ports", "golang.org/x/sys/unix", mod + "/proto/frame"},
-		mod + "/pulsartest":    {"net", "testing", mod + "/proto/frame"},
-		mod + "/proto/frame":   {mod + "/proto/pulsarpb"},
-		mod + "/contracttest":  {"testing", mod + "/ports"},
-		mod + "/adapters/auth": {mod + "/adapters/auth/internal/cred"},
+		mod:                      {"net", mod + "/adapters/tcp", mod + "/core", mod + "/ports"},
+		mod + "/cmd/tool":        {"os", mod + "/adapters/memory", mod + "/pulsartest", mod},
+		mod + "/core":            {"fmt", "time", mod + "/proto/frame", "google.golang.org/protobuf/proto"},
+		mod + "/ports":           {"context", "io", "time"},
+		mod + "/ports/portsmock": {"context", "reflect", "time", mod + "/ports", "go.uber.org/mock/gomock"},
+		mod + "/adapters/tcp":    {"net", "os", mod + "/ports", "golang.org/x/sys/unix", mod + "/proto/frame"},
+		mod + "/pulsartest":      {"net", "testing", mod + "/proto/frame"},
+		mod + "/proto/frame":     {mod + "/proto/pulsarpb"},
+		mod + "/contracttest":    {"testing", mod + "/ports"},
+		mod + "/adapters/auth":   {mod + "/adapters/auth/internal/cred"},
 	} {
 		clean.pkgs[path] = &pkg{path: path, imports: imps}
 	}

@@ -10,7 +10,8 @@
 //     call neither time.Now nor any other wall-clock or timer function of
 //     package time, and start no goroutines.
 //   - ports imports only the standard library, and none of net, os or
-//     crypto/tls.
+//     crypto/tls; ports/portsmock, the generated mocks of the ports for
+//     tests, may import go.uber.org/mock as well.
 //   - adapters/... never depend, even indirectly, on core, the root
 //     package, pulsartest or cmd/....
 //   - Only the root package and cmd/... import adapters/... (an adapter may
