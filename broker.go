@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn/adapters/clock"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
+	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
@@ -78,9 +79,10 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 	}
 	if o.transport == nil {
 		if addr.TLS {
-			return nil, fmt.Errorf("%w %q: pulsar+ssl:// needs a TLS transport (WithTransport)", ErrInvalidURL, brokerURL)
+			o.transport = tlstransport.New()
+		} else {
+			o.transport = tcp.New()
 		}
-		o.transport = tcp.New()
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)

@@ -29,8 +29,10 @@ type options struct {
 }
 
 // WithTransport sets how connections are opened. Default: TCP
-// (adapters/tcp) for pulsar:// URLs; pulsar+ssl:// URLs need a TLS
-// transport given with this option.
+// (adapters/tcp) for pulsar:// URLs, and TLS with the system's trust roots
+// and hostname verification (adapters/tls) for pulsar+ssl:// URLs; pass an
+// adapters/tls Transport to set trust roots, client certificates or a
+// server name.
 func WithTransport(t ports.Transport) Option { return func(o *options) { o.transport = t } }
 
 // WithClock sets the clock behind every timeout, keepalive and backoff.

@@ -1,0 +1,648 @@
+package contracttest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+const topic = "persistent://public/default/contract"
+
+// behaviours is the suite, in the order Run runs it.
+var behaviours = []behaviour{
+	{name: "Handshake", test: testHandshake},
+	{name: "HandshakeWithToken", test: testHandshakeWithToken, opts: []pulsartest.Option{pulsartest.WithToken("s3cret")}},
+	{name: "LookupAndPartitionedMetadata", test: testLookupAndPartitions},
+	{name: "ConcurrentRequests", test: testConcurrentRequests},
+	{name: "RequestAndSend", test: testRequestAndSend},
+	{name: "MaxMessageSize", test: testMaxMessageSize, opts: []pulsartest.Option{pulsartest.WithMaxMessageSize(256 << 10)}},
+	{name: "ReceiptsAndSendErrorsRouted", test: testReceiptsRouted},
+	{name: "DeliveriesAfterFlow", test: testDeliveries},
+	{name: "BrokerPushes", test: testBrokerPushes},
+	{name: "RegistrationLifetime", test: testRegistrationLifetime},
+	{name: "ServerDropsConnection", test: testServerDrops},
+	{name: "KeepaliveExpiry", test: testKeepaliveExpiry},
+	{name: "RequestTimeout", test: testRequestTimeout},
+	{name: "ConnectTimeout", test: testConnectTimeout},
+	{name: "ContextCancellation", test: testContextCancellation},
+	{name: "ContextDeadline", test: testContextDeadline},
+	{name: "GracefulStop", test: testGracefulStop},
+	{name: "MalformedFrames", test: testMalformedFrames},
+	{name: "IrregularFramesCounted", test: testIrregularFrames},
+	{name: "DialRefused", test: testDialRefused},
+	{name: "Latency", test: testLatency},
+	{name: "HalfOpen", test: testHalfOpen},
+}
+
+func testHandshake(t *testing.T, e *env) {
+	b := e.start(t)
+	require.NoError(t, b.WaitConnected(testContext(t)))
+	assert.Equal(t, pulsarconn.StateConnected, b.State())
+	version, protocol := b.ServerVersion()
+	assert.Equal(t, pulsartest.DefaultServerVersion, version)
+	assert.EqualValues(t, frame.ProtocolVersion, protocol)
+	connect := e.srv.LastConnect()
+	require.NotNil(t, connect)
+	assert.Contains(t, connect.GetClientVersion(), "pulsarconn")
+	assert.EqualValues(t, frame.ProtocolVersion, connect.GetProtocolVersion())
+	assert.True(t, connect.GetFeatureFlags().GetSupportsAuthRefresh())
+	assert.Empty(t, connect.GetAuthMethodName(), "no credentials without an Authenticator")
+}
+
+func testHandshakeWithToken(t *testing.T, e *env) {
+	b := e.connected(t, pulsarconn.WithAuthenticator(staticToken("s3cret")))
+	assert.Equal(t, "token", e.srv.LastConnect().GetAuthMethodName())
+	assert.Equal(t, "s3cret", string(e.srv.LastConnect().GetAuthData()))
+	assert.Equal(t, pulsarconn.StateConnected, b.State())
+
+	bad := e.start(t, pulsarconn.WithAuthenticator(staticToken("wrong")))
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := bad.RegisterProducer(ctx, 1, l)
+	require.NoError(t, err)
+	waitState(t, bad, pulsarconn.StateDisconnected)
+	wctx, cancel := context.WithCancel(ctx)
+	cancel()
+	err = bad.WaitConnected(wctx)
+	assert.ErrorIs(t, err, pulsarconn.ErrAuthenticationError)
+	assert.NotContains(t, err.Error(), "wrong", "credentials stay out of errors")
+}
+
+func testLookupAndPartitions(t *testing.T, e *env) {
+	e.srv.SetPartitions(topic+"-p", 4)
+	b := e.connected(t)
+	ctx := testContext(t)
+	for _, authoritative := range []bool{false, true} {
+		res, err := b.LookupTopic(ctx, topic, authoritative)
+		require.NoError(t, err)
+		assert.Equal(t, e.url, res.BrokerURL)
+		assert.False(t, res.Redirect)
+		assert.Equal(t, authoritative, res.Authoritative)
+	}
+	n, err := b.PartitionedTopicMetadata(ctx, topic+"-p")
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+	n, err = b.PartitionedTopicMetadata(ctx, topic)
+	require.NoError(t, err)
+	assert.Equal(t, 0, n)
+	_, err = b.LookupTopic(ctx, "", false)
+	var se *pulsarconn.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.ErrorIs(t, err, pulsarconn.ErrInvalidTopicName)
+	_, err = b.PartitionedTopicMetadata(ctx, "")
+	assert.ErrorIs(t, err, pulsarconn.ErrInvalidTopicName)
+}
+
+// testConcurrentRequests has 1,000 requests in flight on one connection,
+// each for its own topic, and checks each caller gets its own answer.
+func testConcurrentRequests(t *testing.T, e *env) {
+	const n = 1000
+	for i := range n {
+		e.srv.SetPartitions(fmt.Sprintf("%s-%d", topic, i), i%17+1)
+	}
+	b := e.connected(t)
+	ctx := testContext(t)
+	var wg sync.WaitGroup
+	got := make([]int, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = b.PartitionedTopicMetadata(ctx, fmt.Sprintf("%s-%d", topic, i))
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "request %d", i)
+		require.Equal(t, i%17+1, got[i], "request %d got another's answer", i)
+	}
+	assert.Equal(t, n, e.srv.Received(pulsarpb.BaseCommand_PARTITIONED_METADATA))
+	assert.Zero(t, b.Stats().UnknownRequests)
+}
+
+func testRequestAndSend(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	resp, err := b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+	require.Equal(t, pulsarpb.BaseCommand_PRODUCER_SUCCESS, resp.GetType())
+	assert.NotEmpty(t, resp.GetProducerSuccess().GetProducerName())
+
+	_, err = b.Request(ctx, flowCmd(1, 1))
+	assert.ErrorIs(t, err, pulsarconn.ErrNotRequest)
+
+	e.srv.Intercept(pulsarpb.BaseCommand_PRODUCER, func(c *pulsartest.Call) pulsartest.Action {
+		c.ReplyError(pulsarpb.ServerError_ServiceNotReady, "try later")
+		return pulsartest.Handled
+	})
+	_, err = b.Request(ctx, producerCmd(topic, 2))
+	assert.ErrorIs(t, err, pulsarconn.ErrServiceNotReady)
+	assert.True(t, pulsarconn.IsRetryable(err))
+	assert.Contains(t, err.Error(), "try later")
+
+	require.NoError(t, b.Send(ctx, flowCmd(7, 3)))
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+}
+
+// testMaxMessageSize publishes a frame of exactly the broker's limit (max
+// message size plus frame padding) and is refused one byte over it.
+func testMaxMessageSize(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	const maxMessage = 256 << 10
+	assert.Equal(t, maxMessage, b.MaxMessageSize())
+	limit := maxMessage + frame.Padding
+	l := newPushLog()
+	_, err := b.RegisterProducer(ctx, 1, l)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+
+	probe := sendFrame(t, 1, 0, nil)
+	exact := sendFrame(t, 1, 0, make([]byte, limit-(len(probe)-4)))
+	require.Len(t, exact, limit+4)
+	require.NoError(t, b.PublishMessage(ctx, exact))
+	r := l.waitFor(t, pulsarconn.PushReceipt, 1)[0]
+	assert.Zero(t, r.Command.GetSendReceipt().GetSequenceId())
+	stored := e.srv.Messages(topic)
+	require.Len(t, stored, 1)
+	assert.Len(t, stored[0], limit-(len(probe)-4), "the whole payload arrived")
+
+	over := sendFrame(t, 1, 1, make([]byte, limit-(len(probe)-4)+1))
+	assert.ErrorIs(t, b.PublishMessage(ctx, over), pulsarconn.ErrMessageTooLarge)
+	assert.ErrorIs(t, b.PublishMessage(ctx, exact[:len(exact)-1]), pulsarconn.ErrProtocol, "a truncated frame")
+	assert.Equal(t, pulsarconn.StateConnected, b.State())
+}
+
+func testReceiptsRouted(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	const producers, perProducer = 8, 40
+	logs := map[uint64]*pushLog{}
+	for id := uint64(1); id <= producers; id++ {
+		logs[id] = newPushLog()
+		_, err := b.RegisterProducer(ctx, id, logs[id])
+		require.NoError(t, err)
+		_, err = b.Request(ctx, producerCmd(fmt.Sprintf("%s-%d", topic, id), id))
+		require.NoError(t, err)
+	}
+	for seq := uint64(0); seq < perProducer; seq++ {
+		for id := uint64(1); id <= producers; id++ {
+			require.NoError(t, b.PublishMessage(ctx, sendFrame(t, id, seq, []byte("hello"))))
+		}
+	}
+	for id, l := range logs {
+		got := l.waitFor(t, pulsarconn.PushReceipt, perProducer)
+		require.Len(t, got, perProducer, "producer %d", id)
+		for i, p := range got {
+			assert.Equal(t, id, p.ID)
+			assert.Equal(t, id, p.Command.GetSendReceipt().GetProducerId())
+			assert.EqualValues(t, i, p.Command.GetSendReceipt().GetSequenceId(), "receipts in order")
+		}
+		assert.Empty(t, l.ofKind(pulsarconn.PushSendError))
+	}
+
+	// A producer registered here but never created on the broker: its
+	// SEND is answered with SEND_ERROR, routed to it alone.
+	failing := newPushLog()
+	_, err := b.RegisterProducer(ctx, 99, failing)
+	require.NoError(t, err)
+	require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 99, 0, []byte("x"))))
+	got := failing.waitFor(t, pulsarconn.PushSendError, 1)
+	var se *pulsarconn.ServerError
+	assert.ErrorAs(t, got[0].Err, &se)
+	for _, l := range logs {
+		assert.Empty(t, l.ofKind(pulsarconn.PushSendError))
+	}
+}
+
+func testDeliveries(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	_, err := b.RegisterProducer(ctx, 1, newPushLog())
+	require.NoError(t, err)
+	_, err = b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+	for seq := uint64(0); seq < 10; seq++ {
+		require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 1, seq, []byte{byte('a' + seq)})))
+	}
+	require.NoError(t, e.srv.WaitMessages(ctx, topic, 10))
+	l, other := newPushLog(), newPushLog()
+	_, err = b.RegisterConsumer(ctx, 1, l)
+	require.NoError(t, err)
+	_, err = b.RegisterConsumer(ctx, 2, other)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, subscribeCmd(topic, "s", 1))
+	require.NoError(t, err)
+	assert.Empty(t, l.ofKind(pulsarconn.PushMessage), "nothing before FLOW")
+	require.NoError(t, b.Send(ctx, flowCmd(1, 4)))
+	l.waitFor(t, pulsarconn.PushMessage, 4)
+	require.NoError(t, b.Send(ctx, flowCmd(1, 6)))
+	got := l.waitFor(t, pulsarconn.PushMessage, 10)
+	for i, p := range got {
+		assert.Equal(t, []byte{byte('a' + i)}, p.Payload.Data)
+		assert.True(t, p.Payload.ChecksumOK)
+		md, err := p.Payload.DecodeMetadata()
+		require.NoError(t, err)
+		assert.EqualValues(t, i, md.GetSequenceId())
+	}
+	assert.Empty(t, other.ofKind(pulsarconn.PushMessage), "routed by consumer id")
+}
+
+func testBrokerPushes(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	prod, cons := newPushLog(), newPushLog()
+	_, err := b.RegisterProducer(ctx, 1, prod)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+	_, err = b.RegisterConsumer(ctx, 1, cons)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, subscribeCmd(topic, "s", 1))
+	require.NoError(t, err)
+
+	require.True(t, e.srv.CloseProducer(1, "pulsar://b2:6650", "pulsar+ssl://b2:6651"))
+	p := prod.waitFor(t, pulsarconn.PushClosed, 1)[0]
+	assert.Equal(t, "pulsar://b2:6650", p.BrokerURL)
+	assert.Equal(t, "pulsar+ssl://b2:6651", p.BrokerURLTLS)
+
+	require.True(t, e.srv.ActiveConsumerChange(1, true))
+	assert.True(t, cons.waitFor(t, pulsarconn.PushActiveConsumerChange, 1)[0].Command.GetActiveConsumerChange().GetIsActive())
+	require.True(t, e.srv.ReachedEndOfTopic(1))
+	cons.waitFor(t, pulsarconn.PushReachedEndOfTopic, 1)
+	require.True(t, e.srv.TopicMigrated(pulsarpb.CommandTopicMigrated_Consumer, 1, "pulsar://c2:6650", "pulsar+ssl://c2:6651"))
+	m := cons.waitFor(t, pulsarconn.PushTopicMigrated, 1)[0]
+	assert.Equal(t, "pulsar://c2:6650", m.BrokerURL)
+	assert.Equal(t, "pulsar+ssl://c2:6651", m.BrokerURLTLS)
+	require.True(t, e.srv.CloseConsumer(1, "", ""))
+	assert.Empty(t, cons.waitFor(t, pulsarconn.PushClosed, 1)[0].BrokerURL)
+	assert.Empty(t, prod.ofKind(pulsarconn.PushTopicMigrated), "a consumer's push is not a producer's")
+	assert.Equal(t, pulsarconn.StateConnected, b.State())
+}
+
+func testRegistrationLifetime(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	pctx, cancelProducer := context.WithCancel(ctx)
+	_, err := b.RegisterProducer(pctx, 1, newPushLog())
+	require.NoError(t, err)
+	_, err = b.RegisterProducer(ctx, 1, newPushLog())
+	assert.ErrorIs(t, err, pulsarconn.ErrDuplicateID)
+	assert.Equal(t, []uint64{1}, b.Producers())
+
+	cancelProducer() // the owner went away
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CLOSE_PRODUCER, 1))
+	assert.Empty(t, b.Producers())
+
+	reg, err := b.RegisterConsumer(ctx, 4, newPushLog())
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{4}, b.Consumers())
+	require.NoError(t, reg.Close(ctx), "SUCCESS answers CLOSE_CONSUMER")
+	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER))
+	assert.Empty(t, b.Consumers())
+	require.NoError(t, reg.Close(ctx), "a second Close is a no-op")
+	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER))
+}
+
+// testServerDrops: the broker drops the connection with a request in
+// flight. The request fails once, each handler is told once, and the
+// Broker reconnects: connected → disconnected → connected.
+func testServerDrops(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := b.RegisterProducer(ctx, 1, l)
+	require.NoError(t, err)
+
+	held := e.srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.LookupTopic(ctx, topic, false)
+		errc <- err
+	}()
+	<-held.Arrived()
+	st, changed := b.WatchState()
+	require.Equal(t, pulsarconn.StateConnected, st)
+	e.srv.DropConnections()
+	err = <-errc
+	assert.ErrorIs(t, err, pulsarconn.ErrDisconnected)
+	assert.True(t, pulsarconn.IsRetryable(err))
+	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrDisconnected)
+
+	<-changed
+	assert.NotEqual(t, pulsarconn.StateConnected, b.State(), "left connected")
+	require.NoError(t, b.WaitConnected(ctx))
+	_, err = b.LookupTopic(ctx, topic, false)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, b.Stats().Reconnects)
+	assert.Len(t, l.ofKind(pulsarconn.PushDisconnected), 1, "told once")
+	assert.Equal(t, []uint64{1}, b.Producers(), "registrations survive reconnection")
+	held.Release()
+}
+
+// testKeepaliveExpiry: a broker that stops answering PING is declared dead
+// after two keepalive intervals of silence.
+func testKeepaliveExpiry(t *testing.T, e *env) {
+	b := e.connected(t, pulsarconn.WithKeepAlive(50*time.Millisecond))
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := b.RegisterConsumer(ctx, 1, l)
+	require.NoError(t, err)
+	e.srv.SetAnswerPings(false)
+	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrKeepaliveTimeout)
+	assert.GreaterOrEqual(t, e.srv.Received(pulsarpb.BaseCommand_PING), 1, "it pinged before giving up")
+	e.srv.SetAnswerPings(true)
+	require.NoError(t, b.WaitConnected(ctx))
+}
+
+func testRequestTimeout(t *testing.T, e *env) {
+	b := e.connected(t, pulsarconn.WithOperationTimeout(100*time.Millisecond))
+	ctx := testContext(t)
+	e.srv.Intercept(pulsarpb.BaseCommand_LOOKUP, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
+	_, err := b.LookupTopic(ctx, topic, false)
+	assert.ErrorIs(t, err, pulsarconn.ErrRequestTimeout)
+	assert.True(t, pulsarconn.IsRetryable(err))
+	_, err = b.LookupTopic(ctx, topic, false)
+	require.NoError(t, err, "the connection stays usable")
+}
+
+func testConnectTimeout(t *testing.T, e *env) {
+	e.srv.SetNeverConnect(true)
+	b := e.start(t, pulsarconn.WithConnectTimeout(100*time.Millisecond))
+	ctx := testContext(t)
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, 1))
+	waitState(t, b, pulsarconn.StateDisconnected)
+	wctx, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, b.WaitConnected(wctx), pulsarconn.ErrConnectTimeout)
+	e.srv.SetNeverConnect(false)
+	require.NoError(t, b.WaitConnected(ctx), "connects once the broker answers")
+}
+
+// testContextCancellation: every call returns promptly with the context's
+// error once its context is cancelled, whether it was waiting for an
+// answer or for the connection.
+func testContextCancellation(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	calls := map[string]func(context.Context) error{
+		"LookupTopic": func(c context.Context) error { _, err := b.LookupTopic(c, topic, false); return err },
+		"PartitionedTopicMetadata": func(c context.Context) error {
+			_, err := b.PartitionedTopicMetadata(c, topic)
+			return err
+		},
+		"Request":          func(c context.Context) error { _, err := b.Request(c, producerCmd(topic, 50)); return err },
+		"Send":             func(c context.Context) error { return b.Send(c, flowCmd(1, 1)) },
+		"PublishMessage":   func(c context.Context) error { return b.PublishMessage(c, sendFrame(t, 1, 0, nil)) },
+		"RegisterProducer": func(c context.Context) error { _, err := b.RegisterProducer(c, 60, newPushLog()); return err },
+		"RegisterConsumer": func(c context.Context) error { _, err := b.RegisterConsumer(c, 60, newPushLog()); return err },
+	}
+	for name, call := range calls {
+		assert.ErrorIs(t, call(done), context.Canceled, "%s with an ended context", name)
+	}
+
+	// Cancelled while waiting for an answer: the late answer is
+	// counted, not delivered.
+	held := e.srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+	c2, cancel2 := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { _, err := b.LookupTopic(c2, topic, false); errc <- err }()
+	<-held.Arrived()
+	cancel2()
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	held.Release()
+	_, err := b.LookupTopic(ctx, topic, false)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, b.Stats().UnknownRequests)
+
+	// Cancelled while closing a registration.
+	reg, err := b.RegisterProducer(ctx, 70, newPushLog())
+	require.NoError(t, err)
+	heldClose := e.srv.Hold(pulsarpb.BaseCommand_CLOSE_PRODUCER)
+	c3, cancel3 := context.WithCancel(ctx)
+	go func() { errc <- reg.Close(c3) }()
+	<-heldClose.Arrived()
+	cancel3()
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	heldClose.Release()
+
+	// Cancelled while waiting for a connection.
+	e.faults.RefuseDials(true)
+	e.srv.DropConnections()
+	waitState(t, b, pulsarconn.StateDisconnected)
+	c4, cancel4 := context.WithCancel(ctx)
+	go func() { errc <- b.WaitConnected(c4) }()
+	go func() { _, err := b.LookupTopic(c4, topic, false); errc <- err }()
+	cancel4()
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	e.faults.RefuseDials(false)
+	require.NoError(t, b.WaitConnected(ctx))
+}
+
+// testContextDeadline: a context deadline bounds a request the broker
+// never answers, and a Stop whose broker never answers the closes.
+func testContextDeadline(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	e.srv.Intercept(pulsarpb.BaseCommand_PARTITIONED_METADATA, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err := b.PartitionedTopicMetadata(dctx, topic)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	_, err = b.RegisterProducer(ctx, 1, newPushLog())
+	require.NoError(t, err)
+	e.srv.Intercept(pulsarpb.BaseCommand_CLOSE_PRODUCER, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
+	sctx, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	assert.ErrorIs(t, b.Stop(sctx), context.DeadlineExceeded)
+	assert.Equal(t, pulsarconn.StateClosed, b.State(), "stopped all the same")
+}
+
+func testGracefulStop(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	prod, cons := newPushLog(), newPushLog()
+	_, err := b.RegisterProducer(ctx, 1, prod)
+	require.NoError(t, err)
+	_, err = b.RegisterConsumer(ctx, 2, cons)
+	require.NoError(t, err)
+	held := e.srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+	errc := make(chan error, 1)
+	go func() { _, err := b.LookupTopic(ctx, topic, false); errc <- err }()
+	<-held.Arrived()
+
+	require.NoError(t, b.Stop(ctx))
+	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_PRODUCER), "producers closed first")
+	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER), "consumers closed first")
+	assert.ErrorIs(t, <-errc, pulsarconn.ErrClosed, "what is still pending fails")
+	for _, l := range []*pushLog{prod, cons} {
+		got := l.ofKind(pulsarconn.PushDisconnected)
+		require.Len(t, got, 1, "told before Stop returns")
+		assert.ErrorIs(t, got[0].Err, pulsarconn.ErrClosed)
+	}
+	assert.Equal(t, pulsarconn.StateClosed, b.State())
+	_, err = b.LookupTopic(ctx, topic, false)
+	assert.ErrorIs(t, err, pulsarconn.ErrClosed)
+	_, err = b.RegisterProducer(ctx, 9, prod)
+	assert.ErrorIs(t, err, pulsarconn.ErrClosed)
+	assert.ErrorIs(t, b.WaitConnected(ctx), pulsarconn.ErrClosed)
+	require.NoError(t, b.Stop(ctx), "Stop is idempotent")
+	held.Release()
+}
+
+// testMalformedFrames: each malformed frame from the broker ends the
+// connection with a clear error, and the Broker reconnects.
+func testMalformedFrames(t *testing.T, e *env) {
+	cases := []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"length over the max", []byte{0xff, 0xff, 0xff, 0xff}, pulsarconn.ErrFrameTooLarge},
+		{"length under 4", []byte{0, 0, 0, 2, 0, 0}, pulsarconn.ErrProtocol},
+		{"command size beyond the frame", []byte{0, 0, 0, 8, 0, 0, 0, 200, 8, 18, 0, 0}, pulsarconn.ErrProtocol},
+		{"not protobuf", []byte{0, 0, 0, 8, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff}, pulsarconn.ErrProtocol},
+		{"truncated then closed", []byte{0, 0, 0, 100, 0, 0}, pulsarconn.ErrDisconnected},
+	}
+	b := e.connected(t)
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := b.RegisterConsumer(ctx, 1, l)
+	require.NoError(t, err)
+	for i, tc := range cases {
+		require.NoError(t, b.WaitConnected(ctx))
+		require.NoError(t, e.srv.WaitConns(ctx, 1))
+		e.srv.SendRaw(tc.raw)
+		if tc.want == pulsarconn.ErrDisconnected {
+			e.srv.DropConnections()
+		}
+		got := l.waitFor(t, pulsarconn.PushDisconnected, i+1)
+		assert.ErrorIs(t, got[i].Err, tc.want, tc.name)
+	}
+	require.NoError(t, b.WaitConnected(ctx), "reconnects after protocol errors")
+	_, err = b.LookupTopic(ctx, topic, false)
+	require.NoError(t, err)
+}
+
+// testIrregularFrames: frames that are well-formed but unexpected are
+// counted and logged, and the connection carries on.
+func testIrregularFrames(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := b.RegisterConsumer(ctx, 1, l)
+	require.NoError(t, err)
+
+	// An answer to a request id never sent.
+	e.srv.Push(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SUCCESS.Enum(),
+		Success: &pulsarpb.CommandSuccess{RequestId: proto.Uint64(424242)}})
+	// A command type from the future (field 1 = 99).
+	e.srv.SendRaw([]byte{0, 0, 0, 6, 0, 0, 0, 2, 0x08, 99})
+	// A MESSAGE whose checksum is wrong.
+	msg, err := frame.AppendMessage(nil, &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_MESSAGE.Enum(),
+		Message: &pulsarpb.CommandMessage{ConsumerId: proto.Uint64(1),
+			MessageId: &pulsarpb.MessageIdData{LedgerId: proto.Uint64(1), EntryId: proto.Uint64(1)}}},
+		&pulsarpb.MessageMetadata{ProducerName: proto.String("p"), SequenceId: proto.Uint64(0), PublishTime: proto.Uint64(1)},
+		[]byte("payload"))
+	require.NoError(t, err)
+	msg[len(msg)-1] ^= 0xff
+	e.srv.SendRaw(msg)
+	// A push for a consumer nobody registered.
+	e.srv.Push(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_REACHED_END_OF_TOPIC.Enum(),
+		ReachedEndOfTopic: &pulsarpb.CommandReachedEndOfTopic{ConsumerId: proto.Uint64(77)}})
+
+	got := l.waitFor(t, pulsarconn.PushMessage, 1)
+	assert.False(t, got[0].Payload.ChecksumOK, "delivered with its checksum verdict")
+	_, err = b.LookupTopic(ctx, topic, false) // a round trip orders the pushes before it
+	require.NoError(t, err)
+	st := b.Stats()
+	assert.EqualValues(t, 1, st.UnknownRequests)
+	assert.EqualValues(t, 1, st.UnknownCommands)
+	assert.EqualValues(t, 1, st.BadChecksums)
+	assert.EqualValues(t, 1, st.UnknownConsumers)
+	assert.Equal(t, pulsarconn.StateConnected, b.State(), "none of these drops the connection")
+	assert.Empty(t, l.ofKind(pulsarconn.PushDisconnected))
+}
+
+// testDialRefused: while dials are refused, fail-fast calls fail at once
+// and waiting calls wait, then complete once the broker is reachable.
+func testDialRefused(t *testing.T, e *env) {
+	e.faults.RefuseDials(true)
+	ctx := testContext(t)
+	fast := e.start(t, pulsarconn.WithFailFast(true))
+	waitState(t, fast, pulsarconn.StateDisconnected)
+	_, err := fast.LookupTopic(ctx, topic, false)
+	assert.ErrorIs(t, err, pulsarconn.ErrDisconnected, "fail-fast fails at once")
+	assert.Contains(t, err.Error(), "dial")
+
+	waiting := e.start(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := waiting.LookupTopic(ctx, topic, false)
+		errc <- err
+	}()
+	waitState(t, waiting, pulsarconn.StateDisconnected)
+	e.faults.RefuseDials(false)
+	require.NoError(t, <-errc, "the waiting call completes after the reconnect")
+	require.NoError(t, fast.WaitConnected(ctx))
+}
+
+// testLatency: with every byte delayed, requests and receipts still pair
+// up correctly.
+func testLatency(t *testing.T, e *env) {
+	e.faults.SetLatency(2 * time.Millisecond)
+	b := e.connected(t)
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := b.RegisterProducer(ctx, 1, l)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+	for seq := uint64(0); seq < 20; seq++ {
+		require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 1, seq, []byte("x"))))
+	}
+	for i, p := range l.waitFor(t, pulsarconn.PushReceipt, 20) {
+		assert.EqualValues(t, i, p.Command.GetSendReceipt().GetSequenceId())
+	}
+	res, err := b.LookupTopic(ctx, topic, false)
+	require.NoError(t, err)
+	assert.Equal(t, e.url, res.BrokerURL)
+}
+
+// testHalfOpen: a connection that swallows everything is found dead by
+// keepalive, and the Broker reconnects once the path heals.
+func testHalfOpen(t *testing.T, e *env) {
+	// The connect timeout bounds a reconnect whose CONNECT was swallowed
+	// before the path healed.
+	b := e.connected(t, pulsarconn.WithKeepAlive(50*time.Millisecond), pulsarconn.WithConnectTimeout(300*time.Millisecond))
+	ctx := testContext(t)
+	l := newPushLog()
+	_, err := b.RegisterConsumer(ctx, 1, l)
+	require.NoError(t, err)
+	e.faults.SetHalfOpen(true)
+	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrKeepaliveTimeout)
+	e.faults.SetHalfOpen(false)
+	require.NoError(t, b.WaitConnected(ctx))
+	_, err = b.LookupTopic(ctx, topic, false)
+	require.NoError(t, err)
+}

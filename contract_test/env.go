@@ -1,0 +1,188 @@
+package contracttest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/ports"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// behaviour is one entry of the suite.
+type behaviour struct {
+	name string
+	// opts configure the fake broker for this behaviour.
+	opts []pulsartest.Option
+	test func(t *testing.T, e *env)
+}
+
+// env is a behaviour's world: the fake broker serving the harness's
+// listener, and the transport (with its faults) that reaches it.
+type env struct {
+	srv       *pulsartest.Server
+	url       string
+	transport ports.Transport
+	faults    Faults
+}
+
+func newEnv(t *testing.T, h Harness, b behaviour) *env {
+	t.Helper()
+	he := h(t)
+	require.NotNil(t, he.Listener, "harness returned no Listener")
+	require.NotNil(t, he.Transport, "harness returned no Transport")
+	opts := append([]pulsartest.Option{pulsartest.WithAdvertisedURL(he.URL)}, b.opts...)
+	srv := pulsartest.NewServer(opts...)
+	go srv.Serve(he.Listener)
+	t.Cleanup(func() { srv.Close() })
+	e := &env{srv: srv, url: he.URL, transport: he.Transport, faults: he.Faults}
+	if e.faults == nil {
+		ft := newFaultTransport(he.Transport)
+		e.transport, e.faults = ft, ft
+	}
+	return e
+}
+
+// start starts a Broker through the env's transport, with quick
+// reconnection, stopped when the test ends.
+func (e *env) start(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+	t.Helper()
+	opts = append([]pulsarconn.Option{
+		pulsarconn.WithTransport(e.transport),
+		pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond),
+	}, opts...)
+	b, err := pulsarconn.Start(e.url, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Stop(context.Background()) })
+	return b
+}
+
+// connected starts a Broker and waits for its connection.
+func (e *env) connected(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+	t.Helper()
+	b := e.start(t, opts...)
+	require.NoError(t, b.WaitConnected(testContext(t)))
+	return b
+}
+
+// testContext bounds a behaviour's waits; nothing in the suite waits on
+// time otherwise.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitState waits until b is in state want.
+func waitState(t *testing.T, b *pulsarconn.Broker, want pulsarconn.State) {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		st, changed := b.WatchState()
+		if st == want {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("state is %v, waiting for %v", st, want)
+		}
+	}
+}
+
+// pushLog records pushes and lets a test wait for them.
+type pushLog struct {
+	mu     sync.Mutex
+	pushes []pulsarconn.Push
+	notify chan struct{}
+}
+
+func newPushLog() *pushLog { return &pushLog{notify: make(chan struct{}, 1)} }
+
+// HandlePush implements pulsarconn.Handler.
+func (l *pushLog) HandlePush(p pulsarconn.Push) {
+	l.mu.Lock()
+	l.pushes = append(l.pushes, p)
+	l.mu.Unlock()
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits until n pushes of kind arrived and returns them.
+func (l *pushLog) waitFor(t *testing.T, kind pulsarconn.PushKind, n int) []pulsarconn.Push {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		got := l.ofKind(kind)
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-l.notify:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %d %v pushes: got %d", n, kind, len(got))
+		}
+	}
+}
+
+func (l *pushLog) ofKind(kind pulsarconn.PushKind) []pulsarconn.Push {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []pulsarconn.Push
+	for _, p := range l.pushes {
+		if p.Kind == kind {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func producerCmd(topic string, id uint64) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{
+		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
+		Producer: &pulsarpb.CommandProducer{Topic: proto.String(topic), ProducerId: proto.Uint64(id)},
+	}
+}
+
+func subscribeCmd(topic, sub string, id uint64) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_SUBSCRIBE.Enum(),
+		Subscribe: &pulsarpb.CommandSubscribe{
+			Topic: proto.String(topic), Subscription: proto.String(sub),
+			SubType: pulsarpb.CommandSubscribe_Exclusive.Enum(), ConsumerId: proto.Uint64(id),
+			InitialPosition: pulsarpb.CommandSubscribe_Earliest.Enum(),
+		},
+	}
+}
+
+func flowCmd(id uint64, permits uint32) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_FLOW.Enum(),
+		Flow: &pulsarpb.CommandFlow{ConsumerId: proto.Uint64(id), MessagePermits: proto.Uint32(permits)}}
+}
+
+func sendFrame(t *testing.T, producerID, seq uint64, payload []byte) []byte {
+	t.Helper()
+	b, err := frame.AppendMessage(nil,
+		&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEND.Enum(),
+			Send: &pulsarpb.CommandSend{ProducerId: proto.Uint64(producerID), SequenceId: proto.Uint64(seq)}},
+		&pulsarpb.MessageMetadata{ProducerName: proto.String("p"), SequenceId: proto.Uint64(seq), PublishTime: proto.Uint64(1)},
+		payload)
+	require.NoError(t, err)
+	return b
+}
+
+// staticToken is an Authenticator presenting a fixed token.
+type staticToken string
+
+func (staticToken) Name() string                                        { return "token" }
+func (s staticToken) Initial(context.Context) ([]byte, error)           { return []byte(s), nil }
+func (s staticToken) Challenge(context.Context, []byte) ([]byte, error) { return []byte(s), nil }
