@@ -17,4 +17,5 @@ func TestAdapters(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) { contracttest.Run(t, harness.TCP) })
 	t.Run("tls", func(t *testing.T) { contracttest.Run(t, harness.TLS) })
 	t.Run("memory", func(t *testing.T) { contracttest.Run(t, harness.Memory) })
+	t.Run("quic", func(t *testing.T) { contracttest.Run(t, harness.QUIC) })
 }

@@ -5,11 +5,21 @@
 //	pulsarconn demo                                   run against an embedded in-memory fake broker
 //	pulsarconn lookup     [--url URL] [--timeout D] TOPIC   look a topic up on a broker
 //	pulsarconn partitions [--url URL] [--timeout D] TOPIC   read a topic's partition count
+//	pulsarconn bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE]
+//	                                                  forward Pulsar-over-QUIC connections to a TCP broker
 //
 // demo needs no flags and no network: it starts pulsartest's fake broker on
 // an in-memory network, connects, looks a topic up, reads its partition
 // metadata, registers a producer and a consumer, publishes 1,000 messages
 // and prints the receipts, the deliveries and the latency percentiles.
+//
+// bridge (experimental) accepts QUIC connections speaking the Pulsar binary
+// protocol on one stream (adapters/quic, ALPN "pulsar-binary/1") on the UDP
+// address ADDR and forwards each one to the broker over TCP, copying bytes
+// both ways until either side closes; it prints one line per connection
+// opened and closed and runs until interrupted. Without --cert and --key it
+// makes a self-signed certificate at start and prints its SHA-256
+// fingerprint, for clients to pin. See docs/quic.md.
 package main
 
 import (
@@ -35,7 +45,7 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC")
+var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE]")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -64,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return lookup(ctx, stdout, *url, fs.Arg(0))
 		}
 		return partitions(ctx, stdout, *url, fs.Arg(0))
+	case "bridge":
+		return bridge(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/adapters/quic"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
@@ -44,5 +45,18 @@ func TLS(t testing.TB) contracttest.Env {
 		Listener:  l,
 		URL:       "pulsar+ssl://" + inner.Addr().String(),
 		Transport: tlstransport.New(tlstransport.WithRootCAs(pki.Roots)),
+	}
+}
+
+// QUIC serves QUIC (experimental adapter) on 127.0.0.1 with the test CA's
+// certificate, and dials with adapters/quic trusting that CA.
+func QUIC(t testing.TB) contracttest.Env {
+	pki := NewPKI(t)
+	l, err := quic.Listen("127.0.0.1:0", pki.ServerConfig())
+	require.NoError(t, err)
+	return contracttest.Env{
+		Listener:  l,
+		URL:       "pulsar://" + l.Addr().String(),
+		Transport: quic.New(&ctls.Config{RootCAs: pki.Roots}),
 	}
 }
