@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pulsarconn/pulsarconn/adapters/clock"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	"github.com/pulsarconn/pulsarconn/core"
@@ -33,6 +31,7 @@ const Version = "0.1.0"
 // queued frames into as few writes as possible. See docs/architecture.md.
 type Broker struct {
 	addr      BrokerAddress
+	logical   string // BrokerURL: the proxy target when proxied, else addr.URL
 	transport ports.Transport
 	clock     ports.Clock
 	auth      ports.Authenticator
@@ -63,6 +62,10 @@ type Broker struct {
 	stopErr   error
 	stopDone  chan struct{}
 	addedToRg bool
+
+	maxRejected  int
+	rejectWindow time.Duration
+	rejections   []time.Time // TooManyRequests answers within the window
 }
 
 // Start validates the URL and options and starts connecting in the
@@ -73,7 +76,7 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := options{clock: clock.System{}, clientVersion: "pulsarconn-go/" + Version, rand: rand.Float64}
+	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -101,18 +104,29 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 	if o.auth != nil {
 		cfg.AuthMethod = o.auth.Name()
 	}
+	logical := addr.URL
+	if o.proxyToBroker != "" {
+		target, err := ParseURL(o.proxyToBroker)
+		if err != nil {
+			return nil, fmt.Errorf("pulsarconn: proxy target: %w", err)
+		}
+		logical = target.URL
+	}
 	b := &Broker{
-		addr:      addr,
-		transport: o.transport,
-		clock:     o.clock,
-		auth:      o.auth,
-		registry:  o.registry,
-		log:       o.logger.With(slog.String("broker", addr.URL)),
-		failFast:  o.failFast,
-		core:      core.New(cfg),
-		dialing:   make(map[uint64]context.CancelFunc),
-		stateCh:   make(chan struct{}),
-		stopDone:  make(chan struct{}),
+		addr:         addr,
+		logical:      logical,
+		maxRejected:  o.maxRejected,
+		rejectWindow: o.rejectWindow,
+		transport:    o.transport,
+		clock:        o.clock,
+		auth:         o.auth,
+		registry:     o.registry,
+		log:          o.logger.With(slog.String("broker", addr.URL)),
+		failFast:     o.failFast,
+		core:         core.New(cfg),
+		dialing:      make(map[uint64]context.CancelFunc),
+		stateCh:      make(chan struct{}),
+		stopDone:     make(chan struct{}),
 	}
 	b.drained = sync.NewCond(&b.mu)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -127,9 +141,15 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
-// BrokerURL returns the canonical URL, e.g. "pulsar://host:6650". It is the
-// key under which the Broker is listed in its Registry.
-func (b *Broker) BrokerURL() string { return b.addr.URL }
+// BrokerURL returns the canonical URL of the broker this connection
+// serves, e.g. "pulsar://host:6650": the URL it dials, or, through a proxy
+// (WithProxyToBroker), the broker the proxy forwards to. It is the key
+// under which the Broker is listed in its Registry.
+func (b *Broker) BrokerURL() string { return b.logical }
+
+// DialURL returns the canonical URL the Broker dials: BrokerURL, or the
+// proxy's URL when proxied.
+func (b *Broker) DialURL() string { return b.addr.URL }
 
 // State returns the connection state.
 func (b *Broker) State() State {
@@ -220,6 +240,9 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 	}
 	select {
 	case r := <-w.ch:
+		if errors.Is(r.err, ErrTooManyRequests) {
+			b.rejected()
+		}
 		return r.cmd, r.err
 	case <-ctx.Done():
 		b.mu.Lock()
@@ -232,6 +255,29 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 		}
 		return nil, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
 	}
+}
+
+// rejected counts a TooManyRequests answer; more than maxRejected within
+// rejectWindow closes the connection, which reconnects after the backoff:
+// a broker that keeps shedding load on this connection gets a fresh one,
+// as the Java client does.
+func (b *Broker) rejected() {
+	if b.maxRejected <= 0 {
+		return
+	}
+	b.do(func(now time.Time) {
+		keep := b.rejections[:0]
+		for _, t := range b.rejections {
+			if now.Sub(t) < b.rejectWindow {
+				keep = append(keep, t)
+			}
+		}
+		b.rejections = append(keep, now)
+		if len(b.rejections) > b.maxRejected {
+			b.rejections = b.rejections[:0]
+			b.core.Drop(now, fmt.Errorf("%w: more than %d TooManyRequests answers within %v", ErrTooManyRequests, b.maxRejected, b.rejectWindow))
+		}
+	})
 }
 
 // Send writes cmd, a command that expects no answer (FLOW, ACK without a

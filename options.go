@@ -2,7 +2,10 @@ package pulsarconn
 
 import (
 	"log/slog"
+	"math/rand/v2"
 	"time"
+
+	"github.com/pulsarconn/pulsarconn/adapters/clock"
 
 	"github.com/pulsarconn/pulsarconn/ports"
 )
@@ -26,6 +29,28 @@ type options struct {
 	proxyToBroker    string
 	clientVersion    string
 	rand             func() float64
+
+	// Throttling of a connection the broker keeps rejecting.
+	maxRejected  int
+	rejectWindow time.Duration
+
+	// Client only.
+	maxRedirects     int
+	maxLookups       int
+	maxQueuedLookups int
+}
+
+func defaultOptions() options {
+	return options{
+		clock:            clock.System{},
+		clientVersion:    "pulsarconn-go/" + Version,
+		rand:             rand.Float64,
+		maxRejected:      50,
+		rejectWindow:     30 * time.Second,
+		maxRedirects:     20,
+		maxLookups:       5000,
+		maxQueuedLookups: 50000,
+	}
 }
 
 // WithTransport sets how connections are opened. Default: TCP
@@ -88,3 +113,22 @@ func WithClientVersion(v string) Option { return func(o *options) { o.clientVers
 // WithJitter sets the source of backoff jitter, a function returning
 // numbers in [0, 1). Default: math/rand/v2's Float64.
 func WithJitter(rand func() float64) Option { return func(o *options) { o.rand = rand } }
+
+// WithRejectionLimit closes and reopens a connection on which the broker
+// answered more than n requests with TooManyRequests within window, as the
+// Java client does. Default: 50 in 30s; n <= 0 disables it.
+func WithRejectionLimit(n int, window time.Duration) Option {
+	return func(o *options) { o.maxRejected, o.rejectWindow = n, window }
+}
+
+// WithMaxLookupRedirects bounds how many Redirect answers a Client's lookup
+// follows before failing with ErrTooManyRedirects. Default: 20.
+func WithMaxLookupRedirects(n int) Option { return func(o *options) { o.maxRedirects = n } }
+
+// WithLookupLimit bounds a Client's lookups: at most concurrent in flight,
+// and at most queued more waiting for a slot; a lookup beyond that fails
+// at once with ErrTooManyLookups. Default: 5000 and 50000, as the Java
+// client's maxConcurrentLookupRequests and maxLookupRequest.
+func WithLookupLimit(concurrent, queued int) Option {
+	return func(o *options) { o.maxLookups, o.maxQueuedLookups = concurrent, queued }
+}

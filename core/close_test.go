@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -276,4 +277,19 @@ func TestFramesOfLostConnectionIgnoredWhileClosing(t *testing.T) {
 			assert.Empty(t, h.effects())
 		})
 	}
+}
+
+func TestDropReconnects(t *testing.T) {
+	h := newHarness(t, core.Config{})
+	h.connect()
+	_, w := h.request(lookup("t"))
+	cause := errors.New("too many rejections")
+	h.c.Drop(h.now, cause)
+	h.step()
+	require.Equal(t, core.StateDisconnected, h.c.State())
+	require.Equal(t, 1, w.calls)
+	require.ErrorIs(t, w.err, core.ErrDisconnected)
+	require.ErrorIs(t, w.err, cause)
+	h.c.Drop(h.now, cause) // no connection: nothing happens
+	require.Equal(t, core.StateDisconnected, h.c.State())
 }

@@ -412,6 +412,18 @@ func (c *Conn) writeConnect(authData []byte) {
 	c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_CONNECT.Enum(), Connect: cmd})
 }
 
+// Drop ends the current connection (or connection attempt) with cause, as
+// if it had broken: pending requests fail, handlers are told, and a
+// reconnect is scheduled after the backoff. The driver uses it to reopen a
+// connection the broker keeps rejecting. It does nothing unless a
+// connection is live or being set up.
+func (c *Conn) Drop(now time.Time, cause error) {
+	switch c.state {
+	case StateConnecting, StateHandshaking, StateConnected:
+		c.lost(now, cause)
+	}
+}
+
 // Tick handles every deadline that has passed by now: reconnection after
 // backoff, the connect timeout, keepalive pings and expiry, and request
 // timeouts.

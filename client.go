@@ -1,0 +1,312 @@
+package pulsarconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/ports"
+)
+
+// Client errors.
+var (
+	// ErrTooManyRedirects: a lookup was redirected more often than
+	// WithMaxLookupRedirects allows.
+	ErrTooManyRedirects = errors.New("pulsarconn: too many lookup redirects")
+	// ErrTooManyLookups: the Client's lookup slots and queue are full
+	// (WithLookupLimit).
+	ErrTooManyLookups = errors.New("pulsarconn: too many lookups")
+)
+
+// Client is what an application or library holds for a Pulsar cluster: it
+// finds the broker that owns a topic (following Redirect answers, through a
+// proxy when the cluster says so) and keeps one Broker connection per broker
+// URL, created on demand, reused, and listed in a Registry.
+type Client struct {
+	service  []BrokerAddress
+	tls      bool
+	opts     []Option
+	o        options
+	registry ports.Registry
+
+	sem    chan struct{} // lookup slots
+	queued atomic.Int64  // lookups waiting for a slot
+
+	mu      sync.Mutex
+	brokers map[string]*Broker // by BrokerURL
+	next    int                // round robin over service hosts
+	closed  bool
+}
+
+// NewClient returns a Client for serviceURL: pulsar:// or pulsar+ssl://
+// with one host or several, comma-separated
+// ("pulsar://h1:6650,h2:6650"). The options apply to every Broker the
+// Client starts; WithRegistry sets the Registry they are listed in
+// (default: a private in-memory one). No connection is made until first
+// needed.
+func NewClient(serviceURL string, opts ...Option) (*Client, error) {
+	scheme, hosts, ok := strings.Cut(serviceURL, "://")
+	if !ok || hosts == "" {
+		return nil, fmt.Errorf("%w %q: want pulsar://host[:port][,host[:port]...]", ErrInvalidURL, serviceURL)
+	}
+	c := &Client{o: defaultOptions(), brokers: make(map[string]*Broker)}
+	for _, h := range strings.Split(hosts, ",") {
+		addr, err := ParseURL(scheme + "://" + strings.TrimSpace(h))
+		if err != nil {
+			return nil, err
+		}
+		c.service = append(c.service, addr)
+	}
+	c.tls = c.service[0].TLS
+	for _, opt := range opts {
+		opt(&c.o)
+	}
+	c.registry = c.o.registry
+	if c.registry == nil {
+		c.registry = memory.NewRegistry()
+	}
+	c.opts = append(slices.Clip(opts), WithRegistry(c.registry))
+	if c.o.maxLookups <= 0 {
+		c.o.maxLookups = 1
+	}
+	c.sem = make(chan struct{}, c.o.maxLookups)
+	return c, nil
+}
+
+// Registry returns the Registry the Client's Brokers are listed in.
+func (c *Client) Registry() ports.Registry { return c.registry }
+
+// Brokers returns the Client's live broker connections, ordered by URL.
+func (c *Client) Brokers() []*Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Broker, 0, len(c.brokers))
+	for _, b := range c.brokers {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b *Broker) int { return strings.Compare(a.BrokerURL(), b.BrokerURL()) })
+	return out
+}
+
+// Producers lists the producer ids registered on the Client's connection
+// to brokerURL.
+func (c *Client) Producers(brokerURL string) ([]uint64, error) { return ProducersAt(c.registry, brokerURL) }
+
+// Consumers lists the consumer ids registered on the Client's connection
+// to brokerURL.
+func (c *Client) Consumers(brokerURL string) ([]uint64, error) { return ConsumersAt(c.registry, brokerURL) }
+
+// broker returns the Broker for url (dialling proxy instead, naming url as
+// the proxy target, when proxy is set), starting it if needed.
+func (c *Client) broker(url string, proxy *BrokerAddress) (*Broker, error) {
+	addr, err := ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("pulsarconn: broker URL from the cluster: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if b, ok := c.brokers[addr.URL]; ok {
+		if b.State() != StateClosed {
+			return b, nil
+		}
+		delete(c.brokers, addr.URL)
+	}
+	dial, opts := addr.URL, c.opts
+	if proxy != nil && proxy.URL != addr.URL {
+		dial = proxy.URL
+		opts = append(slices.Clip(opts), WithProxyToBroker(addr.URL))
+	}
+	b, err := Start(dial, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.brokers[addr.URL] = b
+	return b, nil
+}
+
+// serviceBroker returns the connection to the next service host, round
+// robin, so that lookups spread over them and skip one that is down.
+func (c *Client) serviceBroker() (*Broker, *BrokerAddress, error) {
+	c.mu.Lock()
+	addr := c.service[c.next%len(c.service)]
+	c.next++
+	c.mu.Unlock()
+	b, err := c.broker(addr.URL, nil)
+	return b, &addr, err
+}
+
+// acquire takes a lookup slot, waiting in the bounded queue if all are
+// taken.
+func (c *Client) acquire(ctx context.Context) (func(), error) {
+	release := func() { <-c.sem }
+	select {
+	case c.sem <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if c.queued.Add(1) > int64(c.o.maxQueuedLookups) {
+		c.queued.Add(-1)
+		return nil, fmt.Errorf("%w: %d in flight and %d queued", ErrTooManyLookups, c.o.maxLookups, c.o.maxQueuedLookups)
+	}
+	defer c.queued.Add(-1)
+	select {
+	case c.sem <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pulsarconn: waiting for a lookup slot: %w", ctx.Err())
+	}
+}
+
+// LookupTopic finds the broker that owns topic and returns the connection
+// to it: it asks a service host, follows Redirect answers (sending the
+// authoritative flag back) up to the redirect limit, and connects through
+// the service URL, naming the broker as proxy target, when the answer says
+// proxy_through_service_url. Retryable failures (disconnection,
+// ServiceNotReady, TooManyRequests, ...) are retried with backoff until
+// ctx or the operation timeout ends.
+func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error) {
+	release, err := c.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var owner *Broker
+	err = c.retry(ctx, func(ctx context.Context) error {
+		owner, err = c.lookup(ctx, topic)
+		return err
+	})
+	return owner, err
+}
+
+func (c *Client) lookup(ctx context.Context, topic string) (*Broker, error) {
+	b, service, err := c.serviceBroker()
+	if err != nil {
+		return nil, err
+	}
+	authoritative := false
+	for redirects := 0; ; redirects++ {
+		res, err := b.LookupTopic(ctx, topic, authoritative)
+		if err != nil {
+			return nil, err
+		}
+		url := res.BrokerURL
+		if c.tls {
+			url = res.BrokerURLTLS
+			if url == "" {
+				return nil, fmt.Errorf("%w: lookup of %s named no TLS broker URL", ErrProtocol, topic)
+			}
+		}
+		var proxy *BrokerAddress
+		if res.ProxyThroughServiceURL {
+			proxy = service
+		}
+		if !res.Redirect {
+			return c.broker(url, proxy)
+		}
+		if redirects >= c.o.maxRedirects {
+			return nil, fmt.Errorf("%w: %s redirected more than %d times (last to %s)", ErrTooManyRedirects, topic, c.o.maxRedirects, url)
+		}
+		if b, err = c.broker(url, proxy); err != nil {
+			return nil, err
+		}
+		authoritative = res.Authoritative
+	}
+}
+
+// PartitionedTopicMetadata returns the number of partitions of topic (0
+// for a non-partitioned topic), asking a service host, with the same
+// retries as LookupTopic.
+func (c *Client) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
+	var n int
+	err := c.retry(ctx, func(ctx context.Context) error {
+		b, _, err := c.serviceBroker()
+		if err != nil {
+			return err
+		}
+		n, err = b.PartitionedTopicMetadata(ctx, topic)
+		return err
+	})
+	return n, err
+}
+
+// retry runs op until it succeeds, fails with an error that is not
+// retryable, or ctx or the operation timeout ends, backing off between
+// tries.
+func (c *Client) retry(ctx context.Context, op func(context.Context) error) error {
+	timeout := c.o.operationTimeout
+	if timeout <= 0 {
+		timeout = core.DefaultOperationTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	backoff := core.Backoff{Min: c.o.backoffMin, Max: c.o.backoffMax, Rand: c.o.rand}
+	if backoff.Min <= 0 {
+		backoff.Min = core.DefaultBackoffMin
+	}
+	if backoff.Max <= 0 {
+		backoff.Max = core.DefaultBackoffMax
+	}
+	var last error
+	for {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			// Report the last real failure along with why retrying
+			// stopped.
+			if errors.Is(err, cerr) && last != nil {
+				err = last
+			}
+			if !errors.Is(err, cerr) {
+				err = fmt.Errorf("%w (retries ended: %w)", err, cerr)
+			}
+			return err
+		}
+		if !IsRetryable(err) {
+			return err
+		}
+		last = err
+		wait := make(chan struct{})
+		t := c.o.clock.AfterFunc(backoff.Next(), func() { close(wait) })
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (retries ended: %w)", err, ctx.Err())
+		}
+	}
+}
+
+// Close stops every Broker of the Client gracefully (see Broker.Stop),
+// concurrently, within ctx.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	brokers := make([]*Broker, 0, len(c.brokers))
+	for _, b := range c.brokers {
+		brokers = append(brokers, b)
+	}
+	clear(c.brokers)
+	c.mu.Unlock()
+	errs := make([]error, len(brokers))
+	var wg sync.WaitGroup
+	for i, b := range brokers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
