@@ -96,11 +96,15 @@ func (c *Client) Brokers() []*Broker {
 
 // Producers lists the producer ids registered on the Client's connection
 // to brokerURL.
-func (c *Client) Producers(brokerURL string) ([]uint64, error) { return ProducersAt(c.registry, brokerURL) }
+func (c *Client) Producers(brokerURL string) ([]uint64, error) {
+	return ProducersAt(c.registry, brokerURL)
+}
 
 // Consumers lists the consumer ids registered on the Client's connection
 // to brokerURL.
-func (c *Client) Consumers(brokerURL string) ([]uint64, error) { return ConsumersAt(c.registry, brokerURL) }
+func (c *Client) Consumers(brokerURL string) ([]uint64, error) {
+	return ConsumersAt(c.registry, brokerURL)
+}
 
 // broker returns the Broker for url (dialling proxy instead, naming url as
 // the proxy target, when proxy is set), starting it if needed.
