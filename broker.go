@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -66,6 +67,15 @@ type Broker struct {
 	maxRejected  int
 	rejectWindow time.Duration
 	rejections   []time.Time // TooManyRequests answers within the window
+
+	observer  Observer
+	lastState State // the state before the latest EffectState
+	// stoppedConnected: Stop began on an established connection.
+	stoppedConnected bool
+	framesIn         atomic.Uint64
+	bytesIn          atomic.Uint64
+	published        atomic.Uint64
+	bytesOut         atomic.Uint64
 }
 
 // Start validates the URL and options and starts connecting in the
@@ -115,6 +125,7 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 	b := &Broker{
 		addr:         addr,
 		logical:      logical,
+		observer:     o.observer,
 		maxRejected:  o.maxRejected,
 		rejectWindow: o.rejectWindow,
 		transport:    o.transport,
@@ -191,6 +202,46 @@ func (b *Broker) WaitConnected(ctx context.Context) error {
 	}
 }
 
+// Metrics returns the Broker's gauges and counters.
+func (b *Broker) Metrics() Metrics {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.core.Stats()
+	return Metrics{
+		State:      b.core.State(),
+		Pending:    b.core.Pending(),
+		Producers:  len(b.core.Producers()),
+		Consumers:  len(b.core.Consumers()),
+		FramesIn:   b.framesIn.Load(),
+		FramesOut:  b.core.FramesOut() + b.published.Load(),
+		BytesIn:    b.bytesIn.Load(),
+		BytesOut:   b.bytesOut.Load(),
+		Reconnects: st.Reconnects,
+	}
+}
+
+// observeState reports a change of state to the Observer: a completed
+// handshake, the end of an established connection, or a failed attempt.
+func (b *Broker) observeState(st State) {
+	prev := b.lastState
+	b.lastState = st
+	if b.observer == nil {
+		return
+	}
+	switch {
+	case st == StateConnected:
+		b.observer.Observe(ConnectionOpened{BrokerURL: b.logical, Reconnect: b.core.Stats().Reconnects > 0})
+	case prev == StateConnected && st == StateDisconnected:
+		b.observer.Observe(ConnectionClosed{BrokerURL: b.logical, Err: b.core.LastError()})
+	case prev == StateConnected && st == StateClosing:
+		b.stoppedConnected = true // reported when closed
+	case st == StateClosed && b.stoppedConnected:
+		b.observer.Observe(ConnectionClosed{BrokerURL: b.logical, Err: ErrClosed})
+	case (prev == StateConnecting || prev == StateHandshaking) && st == StateDisconnected:
+		b.observer.Observe(HandshakeFailed{BrokerURL: b.logical, Err: b.core.LastError()})
+	}
+}
+
 // Stats returns the irregular-event counters.
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
@@ -230,9 +281,11 @@ func (b *Broker) MaxMessageSize() int {
 func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
 	w := newWaiter()
 	var id uint64
+	var start time.Time
 	err := b.whenUsable(ctx, func(now time.Time) error {
 		var err error
 		id, err = b.core.Request(now, cmd, w)
+		start = now
 		return err
 	})
 	if err != nil {
@@ -242,6 +295,9 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 	case r := <-w.ch:
 		if errors.Is(r.err, ErrTooManyRequests) {
 			b.rejected()
+		}
+		if b.observer != nil {
+			b.observer.Observe(RequestCompleted{BrokerURL: b.logical, Type: cmd.GetType(), Latency: b.clock.Now().Sub(start), Err: r.err})
 		}
 		return r.cmd, r.err
 	case <-ctx.Done():
@@ -301,6 +357,7 @@ func (b *Broker) PublishMessage(ctx context.Context, encoded []byte) error {
 		if err := b.core.CheckPublish(len(encoded)); err != nil {
 			return err
 		}
+		b.published.Add(1)
 		return b.conn.enqueue(encoded)
 	})
 }
@@ -636,6 +693,7 @@ func (b *Broker) flushLocked(now time.Time) bool {
 		case core.EffectState:
 			close(b.stateCh)
 			b.stateCh = make(chan struct{})
+			b.observeState(e.State)
 		case core.EffectDeliver, core.EffectLog:
 			b.queue = append(b.queue, *e)
 		}
@@ -738,7 +796,7 @@ func (b *Broker) startDial(gen uint64, address string) {
 		b.conn = newConnection(gen, c)
 		b.wg.Add(2)
 		go b.readLoop(b.conn)
-		go b.conn.writeLoop(&b.wg, b.writeFailed)
+		go b.conn.writeLoop(&b.wg, b.writeFailed, &b.bytesOut)
 		now := b.clock.Now()
 		b.core.ConnUp(now, gen)
 		drain := b.flushLocked(now)
@@ -787,7 +845,13 @@ func (b *Broker) readLoop(c *connection) {
 	b.mu.Unlock()
 	fr := frame.NewReader(c.conn, max)
 	for {
-		f, err := fr.Next()
+		body, err := fr.NextBody()
+		var f *frame.Frame
+		if err == nil {
+			b.framesIn.Add(1)
+			b.bytesIn.Add(uint64(len(body)) + 4)
+			f, err = frame.Parse(body)
+		}
 		if err != nil {
 			if errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrFrameTooLarge) {
 				err = fmt.Errorf("%w: %w", ErrProtocol, err)

@@ -391,3 +391,10 @@ func TestSSLURLUsesVerifiedTLSByDefault(t *testing.T) {
 	t.Cleanup(func() { b2.Stop(context.Background()) })
 	require.NoError(t, b2.WaitConnected(testContext(t)))
 }
+
+// staticToken is an Authenticator presenting a fixed token.
+type staticToken string
+
+func (staticToken) Name() string                                        { return "token" }
+func (s staticToken) Initial(context.Context) ([]byte, error)           { return []byte(s), nil }
+func (s staticToken) Challenge(context.Context, []byte) ([]byte, error) { return []byte(s), nil }

@@ -183,30 +183,41 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 		return nil, err
 	}
 	defer release()
+	start := c.o.clock.Now()
 	var owner *Broker
+	var redirects int
 	err = c.retry(ctx, func(ctx context.Context) error {
-		owner, err = c.lookup(ctx, topic)
+		owner, redirects, err = c.lookup(ctx, topic)
 		return err
 	})
+	if c.o.observer != nil {
+		ev := LookupCompleted{Topic: topic, Redirects: redirects, Latency: c.o.clock.Now().Sub(start), Err: err}
+		if owner != nil {
+			ev.BrokerURL = owner.BrokerURL()
+		}
+		c.o.observer.Observe(ev)
+	}
 	return owner, err
 }
 
-func (c *Client) lookup(ctx context.Context, topic string) (*Broker, error) {
+// lookup runs one lookup from a service host to the owner, returning the
+// owner's connection and how many redirects it took.
+func (c *Client) lookup(ctx context.Context, topic string) (*Broker, int, error) {
 	b, service, err := c.serviceBroker()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	authoritative := false
 	for redirects := 0; ; redirects++ {
 		res, err := b.LookupTopic(ctx, topic, authoritative)
 		if err != nil {
-			return nil, err
+			return nil, redirects, err
 		}
 		url := res.BrokerURL
 		if c.tls {
 			url = res.BrokerURLTLS
 			if url == "" {
-				return nil, fmt.Errorf("%w: lookup of %s named no TLS broker URL", ErrProtocol, topic)
+				return nil, redirects, fmt.Errorf("%w: lookup of %s named no TLS broker URL", ErrProtocol, topic)
 			}
 		}
 		var proxy *BrokerAddress
@@ -214,16 +225,53 @@ func (c *Client) lookup(ctx context.Context, topic string) (*Broker, error) {
 			proxy = service
 		}
 		if !res.Redirect {
-			return c.broker(url, proxy)
+			owner, err := c.broker(url, proxy)
+			return owner, redirects, err
 		}
 		if redirects >= c.o.maxRedirects {
-			return nil, fmt.Errorf("%w: %s redirected more than %d times (last to %s)", ErrTooManyRedirects, topic, c.o.maxRedirects, url)
+			return nil, redirects, fmt.Errorf("%w: %s redirected more than %d times (last to %s)", ErrTooManyRedirects, topic, c.o.maxRedirects, url)
 		}
+		from := b.BrokerURL()
 		if b, err = c.broker(url, proxy); err != nil {
-			return nil, err
+			return nil, redirects, err
+		}
+		if c.o.observer != nil {
+			c.o.observer.Observe(LookupRedirected{Topic: topic, From: from, To: b.BrokerURL()})
 		}
 		authoritative = res.Authoritative
 	}
+}
+
+// ClientMetrics are a Client's gauges: its connections, its lookups, and
+// the sum of its Brokers' Metrics.
+type ClientMetrics struct {
+	Connections   int // Brokers held
+	Open          int // of those, connected
+	Lookups       int // lookups in flight
+	QueuedLookups int // lookups waiting for a slot
+	// Total sums the Brokers' Metrics (its State is not meaningful).
+	Total Metrics
+}
+
+// Metrics returns the Client's gauges.
+func (c *Client) Metrics() ClientMetrics {
+	m := ClientMetrics{Lookups: len(c.sem), QueuedLookups: int(c.queued.Load())}
+	for _, b := range c.Brokers() {
+		bm := b.Metrics()
+		m.Connections++
+		if bm.State == StateConnected {
+			m.Open++
+		}
+		m.Total.Pending += bm.Pending
+		m.Total.Producers += bm.Producers
+		m.Total.Consumers += bm.Consumers
+		m.Total.FramesIn += bm.FramesIn
+		m.Total.FramesOut += bm.FramesOut
+		m.Total.BytesIn += bm.BytesIn
+		m.Total.BytesOut += bm.BytesOut
+		m.Total.Reconnects += bm.Reconnects
+	}
+	return m
 }
 
 // PartitionedTopicMetadata returns the number of partitions of topic (0

@@ -2,6 +2,7 @@ package pulsarconn
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/pulsarconn/pulsarconn/ports"
 )
@@ -68,7 +69,7 @@ func (c *connection) close() {
 
 // writeLoop writes queued bytes until the connection is closed or a write
 // fails; failed is told of a failure on a connection not closed by us.
-func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err error)) {
+func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err error), written *atomic.Uint64) {
 	defer wg.Done()
 	for range c.signal {
 		c.wmu.Lock()
@@ -80,7 +81,9 @@ func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err e
 			return
 		}
 		if len(buf) > 0 {
-			if _, err := c.conn.Write(buf); err != nil {
+			n, err := c.conn.Write(buf)
+			written.Add(uint64(n))
+			if err != nil {
 				c.wmu.Lock()
 				closedByUs := c.closed
 				c.wmu.Unlock()

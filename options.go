@@ -30,6 +30,8 @@ type options struct {
 	clientVersion    string
 	rand             func() float64
 
+	observer Observer
+
 	// Throttling of a connection the broker keeps rejecting.
 	maxRejected  int
 	rejectWindow time.Duration

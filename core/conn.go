@@ -185,9 +185,10 @@ type Conn struct {
 	producers map[uint64]Handler
 	consumers map[uint64]Handler
 
-	out     []byte
-	effects []Effect
-	stats   Stats
+	out       []byte
+	effects   []Effect
+	stats     Stats
+	framesOut uint64
 }
 
 // New returns a Conn in StateDisconnected. Call Start to begin.
@@ -225,6 +226,10 @@ func (c *Conn) State() State { return c.state }
 
 // Stats returns the irregular-event counters.
 func (c *Conn) Stats() Stats { return c.stats }
+
+// FramesOut returns how many frames the Conn has written (published frames,
+// which bypass it, are not counted).
+func (c *Conn) FramesOut() uint64 { return c.framesOut }
 
 // LastError returns why the last connection attempt or connection ended,
 // or nil.
@@ -923,6 +928,7 @@ func (c *Conn) write(cmd *pulsarpb.BaseCommand) error {
 	if err != nil {
 		return err
 	}
+	c.framesOut++
 	return nil
 }
 

@@ -1,0 +1,200 @@
+package pulsarconn_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// events records what an Observer saw.
+type events struct {
+	mu  sync.Mutex
+	all []pulsarconn.Event
+}
+
+func (e *events) Observe(ev pulsarconn.Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) list() []pulsarconn.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]pulsarconn.Event(nil), e.all...)
+}
+
+func ofType[T pulsarconn.Event](evs []pulsarconn.Event) []T {
+	var out []T
+	for _, ev := range evs {
+		if t, ok := ev.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func TestObserverSeesTheConnectionLifecycle(t *testing.T) {
+	e := memoryEnv(t)
+	obs := &events{}
+	b := e.connected(t, pulsarconn.WithObserver(obs))
+	ctx := testContext(t)
+
+	_, err := b.LookupTopic(ctx, "persistent://public/default/t", false)
+	require.NoError(t, err)
+	_, err = b.LookupTopic(ctx, "", false)
+	require.Error(t, err)
+	reqs := ofType[pulsarconn.RequestCompleted](obs.list())
+	require.Len(t, reqs, 2)
+	assert.Equal(t, pulsarpb.BaseCommand_LOOKUP, reqs[0].Type)
+	assert.NoError(t, reqs[0].Err)
+	assert.GreaterOrEqual(t, reqs[0].Latency, time.Duration(0))
+	assert.ErrorIs(t, reqs[1].Err, pulsarconn.ErrInvalidTopicName)
+	assert.Equal(t, b.BrokerURL(), reqs[0].BrokerURL)
+
+	_, changed := b.WatchState()
+	e.srv.DropConnections()
+	<-changed
+	require.NoError(t, b.WaitConnected(ctx))
+	require.NoError(t, b.Stop(ctx))
+
+	opened := ofType[pulsarconn.ConnectionOpened](obs.list())
+	require.Len(t, opened, 2)
+	assert.False(t, opened[0].Reconnect)
+	assert.True(t, opened[1].Reconnect)
+	closed := ofType[pulsarconn.ConnectionClosed](obs.list())
+	require.Len(t, closed, 2, "the drop and the stop")
+	assert.Error(t, closed[0].Err)
+	assert.NotErrorIs(t, closed[0].Err, pulsarconn.ErrClosed)
+	assert.ErrorIs(t, closed[1].Err, pulsarconn.ErrClosed)
+	assert.Empty(t, ofType[pulsarconn.HandshakeFailed](obs.list()))
+}
+
+func TestObserverSeesHandshakeFailures(t *testing.T) {
+	e := memoryEnv(t, pulsartest.WithToken("right"))
+	obs := &events{}
+	b := e.start(t, pulsarconn.WithObserver(obs), pulsarconn.WithAuthenticator(staticToken("wrong")))
+	waitState(t, b, pulsarconn.StateDisconnected)
+	failed := ofType[pulsarconn.HandshakeFailed](obs.list())
+	require.NotEmpty(t, failed)
+	assert.ErrorIs(t, failed[0].Err, pulsarconn.ErrAuthenticationError)
+	assert.Empty(t, ofType[pulsarconn.ConnectionOpened](obs.list()))
+}
+
+func TestMetrics(t *testing.T) {
+	e := memoryEnv(t)
+	clk := memory.NewClock(time.Unix(1_700_000_000, 0)) // no keepalive PINGs while it stands still
+	b := e.start(t, pulsarconn.WithClock(clk))
+	ctx := testContext(t)
+	require.NoError(t, b.WaitConnected(ctx))
+	for range 3 {
+		_, err := b.LookupTopic(ctx, "persistent://public/default/t", false)
+		require.NoError(t, err)
+	}
+	m := b.Metrics()
+	assert.Equal(t, pulsarconn.StateConnected, m.State)
+	assert.EqualValues(t, 4, m.FramesOut, "CONNECT and three LOOKUPs")
+	assert.EqualValues(t, 4, m.FramesIn, "CONNECTED and three answers")
+	assert.Greater(t, m.BytesOut, uint64(4*8))
+	assert.Greater(t, m.BytesIn, uint64(4*8))
+
+	_, err := b.RegisterProducer(ctx, 1, newPushLog())
+	require.NoError(t, err)
+	_, err = b.RegisterConsumer(ctx, 1, newPushLog())
+	require.NoError(t, err)
+	_, err = b.RegisterConsumer(ctx, 2, newPushLog())
+	require.NoError(t, err)
+	held := e.srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+	errc := make(chan error, 1)
+	go func() { _, err := b.LookupTopic(ctx, "t", false); errc <- err }()
+	<-held.Arrived()
+	m = b.Metrics()
+	assert.Equal(t, 1, m.Pending)
+	assert.Equal(t, 1, m.Producers)
+	assert.Equal(t, 2, m.Consumers)
+	held.Release()
+	require.NoError(t, <-errc)
+	assert.Zero(t, b.Metrics().Pending)
+}
+
+func TestClientObservesLookups(t *testing.T) {
+	c := newCluster(t, "service", "b1", "owner")
+	redirectTo(c.servers["service"], "pulsar://b1:6650", false)
+	redirectTo(c.servers["b1"], "pulsar://owner:6650", true)
+	obs := &events{}
+	cl := c.client(t, "pulsar://service", pulsarconn.WithObserver(obs))
+	ctx := testContext(t)
+	b, err := cl.LookupTopic(ctx, "t")
+	require.NoError(t, err)
+	require.NoError(t, b.WaitConnected(ctx))
+
+	redirects := ofType[pulsarconn.LookupRedirected](obs.list())
+	require.Len(t, redirects, 2)
+	assert.Equal(t, pulsarconn.LookupRedirected{Topic: "t", From: "pulsar://service:6650", To: "pulsar://b1:6650"}, redirects[0])
+	assert.Equal(t, pulsarconn.LookupRedirected{Topic: "t", From: "pulsar://b1:6650", To: "pulsar://owner:6650"}, redirects[1])
+	done := ofType[pulsarconn.LookupCompleted](obs.list())
+	require.Len(t, done, 1)
+	assert.Equal(t, "pulsar://owner:6650", done[0].BrokerURL)
+	assert.Equal(t, 2, done[0].Redirects)
+	assert.NoError(t, done[0].Err)
+
+	m := cl.Metrics()
+	assert.Equal(t, 3, m.Connections)
+	assert.GreaterOrEqual(t, m.Open, 1)
+	assert.Zero(t, m.Lookups)
+	assert.Greater(t, m.Total.FramesOut, uint64(0))
+}
+
+// TestLogsCarryNoCredentials drops an authenticated connection and checks
+// that nothing logged, and no error, shows the token.
+func TestLogsCarryNoCredentials(t *testing.T) {
+	const secret = "s3cret-token-value"
+	e := memoryEnv(t, pulsartest.WithToken(secret))
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b := e.connected(t, pulsarconn.WithAuthenticator(staticToken(secret)), pulsarconn.WithLogger(logger))
+	ctx := testContext(t)
+	_, changed := b.WatchState()
+	e.srv.DropConnections()
+	<-changed
+	require.NoError(t, b.WaitConnected(ctx))
+	bad := e.start(t, pulsarconn.WithAuthenticator(staticToken(secret+"-wrong")), pulsarconn.WithLogger(logger))
+	waitState(t, bad, pulsarconn.StateDisconnected)
+	wctx, cancel := context.WithCancel(ctx)
+	cancel()
+	err := bad.WaitConnected(wctx)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), secret)
+	require.NoError(t, b.Stop(ctx))
+	require.NoError(t, bad.Stop(ctx))
+
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	assert.Contains(t, out, "connection lost", "the drop was logged")
+	assert.Contains(t, out, `"level":"INFO","msg":"connected"`)
+	assert.NotContains(t, out, secret)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
