@@ -55,6 +55,10 @@ type Conn struct {
 	challengePending bool
 	producers        map[uint64]*producer
 	consumers        map[uint64]*consumer
+	// closedProducers are the producer ids the server closed on this
+	// connection (CLOSE_PRODUCER pushed) that have not attached again;
+	// nil until the first.
+	closedProducers map[uint64]struct{}
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *Conn {
@@ -115,8 +119,12 @@ func (c *Conn) write(appendFrame func([]byte) ([]byte, error)) error {
 		c.wmu.Unlock()
 		return ErrConnClosed
 	}
+	start := len(c.wbuf)
 	b, err := appendFrame(c.wbuf)
 	c.wbuf = b
+	if err == nil {
+		c.srv.x.sent(c, b[start:])
+	}
 	c.wmu.Unlock()
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package pulsartest
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 
@@ -29,7 +30,13 @@ type subscription struct {
 	// redeliver is sorted, so messages go out again oldest first.
 	redeliver    []uint64
 	redeliveries map[uint64]uint32
-	rr           int
+	// ackSets holds, for each batch partly acknowledged at batch index
+	// level, the client's ack_set: bit i set means message i of the batch
+	// is not acknowledged yet. A broker keeps it with the cursor and sends
+	// it with the batch when it delivers it again, so that the client
+	// skips what was acknowledged.
+	ackSets map[uint64][]int64
+	rr      int
 }
 
 // consumer is a consumer attached to a connection under the client's id.
@@ -85,6 +92,7 @@ func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		return
 	}
 	t := s.topicLocked(name, partition)
+	s.addSchemaIfNoneLocked(schemaKey(name, partition), req.GetSchema())
 	sub := t.subs[req.GetSubscription()]
 	if sub != nil && len(sub.consumers) > 0 {
 		if sub.subType != req.GetSubType() {
@@ -113,6 +121,7 @@ func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 			acked:        make(map[uint64]struct{}),
 			pending:      make(map[uint64]*consumer),
 			redeliveries: make(map[uint64]uint32),
+			ackSets:      make(map[uint64][]int64),
 		}
 		t.subs[sub.name] = sub
 	}
@@ -213,7 +222,8 @@ func (s *Server) dispatchLocked(sub *subscription) {
 		if !ok {
 			return
 		}
-		cons := sub.pick()
+		e := t.entries[id]
+		cons := sub.pick(e)
 		if cons == nil {
 			return
 		}
@@ -222,10 +232,9 @@ func (s *Server) dispatchLocked(sub *subscription) {
 		} else {
 			sub.next++
 		}
-		e := t.entries[id]
 		cons.permits -= int64(e.numMessages)
 		sub.pending[id] = cons
-		s.sendMessageLocked(cons, t, e, sub.redeliveries[id])
+		s.sendMessageLocked(cons, t, e, sub.redeliveries[id], sub.ackSets[id])
 	}
 }
 
@@ -248,18 +257,26 @@ func (sub *subscription) peek() (id uint64, again, ok bool) {
 	return 0, false, false
 }
 
-// pick chooses the consumer for the next message: the first attached for
-// Exclusive and Failover, round-robin among those with permits for Shared
-// and Key_Shared (keys are not kept together). Consumers of a connection
-// being detached are skipped.
-func (sub *subscription) pick() *consumer {
+// pick chooses the consumer for entry e: the first attached for Exclusive
+// and Failover, round-robin among those with permits for Shared, and for
+// Key_Shared the consumer its key hashes to, so that a key's messages all
+// go to one consumer, in order, while the consumers stay the same. (A
+// broker splits a hash range of 65536 among the consumers and, when that
+// consumer has no permits, goes on with other keys; here dispatch waits
+// for it.) Consumers of a connection being detached are skipped.
+func (sub *subscription) pick(e *entry) *consumer {
 	n := len(sub.consumers)
 	if n == 0 {
 		return nil
 	}
 	ready := func(cons *consumer) bool { return cons.permits > 0 && cons.conn.state != stateClosed }
 	switch sub.subType {
-	case pulsarpb.CommandSubscribe_Shared, pulsarpb.CommandSubscribe_Key_Shared:
+	case pulsarpb.CommandSubscribe_Key_Shared:
+		if cons := sub.consumers[keyHash(e.key)%uint32(n)]; ready(cons) {
+			return cons
+		}
+		return nil
+	case pulsarpb.CommandSubscribe_Shared:
 		for i := range n {
 			cons := sub.consumers[(sub.rr+i)%n]
 			if ready(cons) {
@@ -276,7 +293,8 @@ func (sub *subscription) pick() *consumer {
 	}
 }
 
-func (s *Server) sendMessageLocked(cons *consumer, t *topic, e *entry, redeliveries uint32) {
+func (s *Server) sendMessageLocked(cons *consumer, t *topic, e *entry, redeliveries uint32, ackSet []int64) {
+	s.x.deliveredLocked(cons, t, e, redeliveries)
 	msg := &pulsarpb.CommandMessage{
 		ConsumerId: proto.Uint64(cons.id),
 		MessageId: &pulsarpb.MessageIdData{
@@ -284,6 +302,7 @@ func (s *Server) sendMessageLocked(cons *consumer, t *topic, e *entry, redeliver
 			EntryId:   proto.Uint64(e.id),
 			Partition: proto.Int32(t.partition),
 		},
+		AckSet: slices.Clone(ackSet),
 	}
 	if redeliveries > 0 {
 		msg.RedeliveryCount = proto.Uint32(redeliveries)
@@ -363,18 +382,25 @@ func (s *Server) handleAckLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	sub := cons.sub
 	n := uint64(len(sub.topic.entries))
 	for _, id := range ack.GetMessageId() {
-		if partialAck(id) {
-			continue
-		}
 		e := id.GetEntryId()
 		if e >= n {
 			continue
 		}
+		partial := partialAck(id)
 		if ack.GetAckType() == pulsarpb.CommandAck_Cumulative {
-			for x := sub.markDelete; x <= e; x++ {
+			// A cumulative ack of part of a batch acknowledges everything
+			// before the batch, and the batch's messages up to it.
+			last := e
+			if partial {
+				last = e - 1 // wraps to MaxUint64 below entry 0: no loop
+			}
+			for x := sub.markDelete; x <= last && last != minusOne; x++ {
 				sub.ackLocked(x)
 			}
-		} else {
+		}
+		if partial {
+			sub.ackBatchIndexesLocked(e, id.GetAckSet())
+		} else if ack.GetAckType() != pulsarpb.CommandAck_Cumulative {
 			sub.ackLocked(e)
 		}
 	}
@@ -403,6 +429,7 @@ func (sub *subscription) ackLocked(id uint64) {
 	sub.acked[id] = struct{}{}
 	delete(sub.pending, id)
 	delete(sub.redeliveries, id)
+	delete(sub.ackSets, id)
 	if i, found := slices.BinarySearch(sub.redeliver, id); found {
 		sub.redeliver = slices.Delete(sub.redeliver, i, i+1)
 	}
@@ -502,6 +529,7 @@ func (s *Server) handleSeekLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	clear(sub.acked)
 	clear(sub.pending)
 	clear(sub.redeliveries)
+	clear(sub.ackSets)
 	sub.redeliver = nil
 	_ = c.Send(success(req.GetRequestId()))
 }
@@ -548,4 +576,48 @@ func (s *Server) handleCloseConsumerLocked(c *Conn, req *pulsarpb.CommandCloseCo
 	if cons := c.consumers[req.GetConsumerId()]; cons != nil {
 		s.removeConsumerLocked(cons)
 	}
+}
+
+// ackBatchIndexesLocked records an acknowledgement at batch index level
+// (an ACK whose message id carries an ack_set, bit i set for each message
+// of the batch still unacknowledged): the batch's ack set becomes the
+// intersection of what it was and ackSet, and once no bit is left the
+// whole entry is acknowledged.
+func (sub *subscription) ackBatchIndexesLocked(id uint64, ackSet []int64) {
+	if sub.isAcked(id) {
+		return
+	}
+	merged := slices.Clone(ackSet)
+	if prev, ok := sub.ackSets[id]; ok {
+		for i := range merged {
+			if i < len(prev) {
+				merged[i] &= prev[i]
+			} else {
+				merged[i] = 0
+			}
+		}
+	}
+	if !slices.ContainsFunc(merged, func(w int64) bool { return w != 0 }) {
+		sub.ackLocked(id)
+		return
+	}
+	sub.ackSets[id] = merged
+}
+
+// stickyKey is the key a Key_Shared subscription keeps together: the
+// message's ordering key if it has one, else its partition key. (A batch
+// has the key of its metadata, which a key-based batcher sets.)
+func stickyKey(md *pulsarpb.MessageMetadata) string {
+	if k := md.GetOrderingKey(); len(k) > 0 {
+		return string(k)
+	}
+	return md.GetPartitionKey()
+}
+
+// keyHash spreads keys over Key_Shared consumers (FNV-1a; a broker uses
+// Murmur3, but only the stickiness is part of the protocol).
+func keyHash(key string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return h.Sum32()
 }

@@ -269,16 +269,14 @@ func TestUnknownCommandsAreIgnored(t *testing.T) {
 	b := binary.BigEndian.AppendUint32(nil, uint32(4+len(cmd)))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(cmd)))
 	c.raw(append(b, cmd...))
-	// A type the fake does not serve.
-	c.send(&pulsarpb.BaseCommand{
-		Type:      pulsarpb.BaseCommand_GET_SCHEMA.Enum(),
-		GetSchema: &pulsarpb.CommandGetSchema{RequestId: proto.Uint64(1), Topic: proto.String("t")},
-	})
+	// A type the fake does not serve (transactions; this schema has no
+	// body for it).
+	c.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_NEW_TXN.Enum()})
 
 	c.send(ping())
 	c.expect(pulsarpb.BaseCommand_PONG)
 	assert.Equal(t, 1, s.Received(pulsarpb.BaseCommand_Type(99)))
-	assert.Equal(t, 1, s.Received(pulsarpb.BaseCommand_GET_SCHEMA))
+	assert.Equal(t, 1, s.Received(pulsarpb.BaseCommand_NEW_TXN))
 }
 
 func TestServeSeveralListenersAndClose(t *testing.T) {

@@ -19,16 +19,27 @@
 //
 //  1. Start a server: NewTCP(t) in a test, or NewServer(opts...) and Start
 //     or Serve on a listener of your choice (or ServeConn on one end of
-//     net.Pipe).
+//     net.Pipe, or DialHook to reach it in memory). For several brokers,
+//     StartCluster(t, n) or NewCluster(n): brokers that own topics,
+//     redirect lookups and refuse what they do not own, optionally behind
+//     a proxy (WithProxy).
 //  2. Point the client at URL().
 //  3. Steer the conversation: Intercept or InterceptEvery to answer a
 //     command yourself, delay it or drop it; Hold to keep one until
 //     Release; CloseProducer, CloseConsumer, TopicMigrated,
 //     ActiveConsumerChange, ReachedEndOfTopic, Push and SendRaw to push;
-//     DropConnections, SetAnswerPings and SetNeverConnect to fail.
-//  4. Check what happened: Received, Messages, Stored, LastConnect,
-//     LastAuthResponse; WaitReceived, WaitMessages and WaitConns block
-//     until something happens, so tests need not sleep.
-//  5. Close the server (NewTCP does it when the test ends); Close waits
-//     for every goroutine the server started.
+//     Unload, Migrate (and a Cluster's Move, AddBroker, RemoveBroker) to
+//     move topics.
+//  4. Declare faults: FailNext (with OnTopic) to answer commands with an
+//     error; DropConnections, DropAfterFrames, CorruptNextMessageChecksum,
+//     SendGarbage, SetAnswerPings, SilentHandshake (SetNeverConnect) and
+//     ChallengeEvery, on the clock of WithClock, to fail the wire.
+//  5. Check what happened: Received, Messages, Stored, Frames,
+//     Deliveries, Acks, Redeliveries, Subscription, LastConnect,
+//     LastAuthResponse; WaitReceived, WaitMessages, WaitConns, WaitFrame,
+//     WaitSubscribers and WaitSubscription block until something happens
+//     (they are woken by the server's changes, never poll), so tests need
+//     not sleep.
+//  6. Close the server (NewTCP and StartCluster do it when the test ends);
+//     Close waits for every goroutine the server started.
 package pulsartest

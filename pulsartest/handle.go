@@ -11,9 +11,14 @@ func (s *Server) receive(c *Conn, f *frame.Frame) {
 	t := f.Command.GetType()
 	s.mu.Lock()
 	s.received[t]++
+	drop := s.x.receivedLocked(s, c, f)
 	ic := s.matchLocked(t)
 	s.changedLocked()
 	s.mu.Unlock()
+	if drop {
+		// DropAfterFrames: this was the last frame to pass.
+		defer c.closeAfterFlush()
+	}
 	defer s.processed(t)
 	if ic != nil {
 		call := &Call{conn: c, frame: f}
@@ -49,6 +54,9 @@ func (s *Server) handle(c *Conn, f *frame.Frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := f.Command
+	if c.state != stateClosed && s.x.gateLocked(s, c, f) {
+		return // a declared fault, or a cluster's answer
+	}
 	switch c.state {
 	case stateClosed:
 		return
@@ -116,8 +124,12 @@ func (s *Server) handle(c *Conn, f *frame.Frame) {
 		s.handleLastMessageIDLocked(c, cmd)
 	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
 		s.handleCloseConsumerLocked(c, cmd.GetCloseConsumer())
+	case pulsarpb.BaseCommand_GET_SCHEMA:
+		s.handleGetSchemaLocked(c, cmd)
+	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA:
+		s.handleGetOrCreateSchemaLocked(c, cmd)
 	default:
-		// Types the fake does not serve (schemas, transactions, topic
+		// Types the fake does not serve (transactions, topic
 		// watchers, consumer stats) and types only a broker sends are
 		// counted and ignored.
 	}

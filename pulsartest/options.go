@@ -23,6 +23,7 @@ type config struct {
 	protocolVersion  int32
 	serverVersion    string
 	entryMetadata    bool
+	ext              extConfig
 }
 
 func defaultConfig() config {

@@ -21,6 +21,8 @@ type producer struct {
 	mode      pulsarpb.ProducerAccessMode
 	// ready is false while a WaitForExclusive producer is queued.
 	ready bool
+	// schemaVersion is the version of the schema it declared, if any.
+	schemaVersion []byte
 }
 
 func producerSuccess(p *producer) *pulsarpb.BaseCommand {
@@ -31,6 +33,7 @@ func producerSuccess(p *producer) *pulsarpb.BaseCommand {
 			ProducerName:   proto.String(p.name),
 			LastSequenceId: proto.Int64(-1),
 			ProducerReady:  proto.Bool(p.ready),
+			SchemaVersion:  p.schemaVersion,
 		},
 	}
 }
@@ -49,6 +52,7 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		_ = c.Send(producerSuccess(p))
 		return
 	}
+	delete(c.closedProducers, req.GetProducerId())
 	t := s.topicLocked(name, partition)
 	p := &producer{
 		id:        req.GetProducerId(),
@@ -58,6 +62,11 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		requestID: req.GetRequestId(),
 		mode:      req.GetProducerAccessMode(),
 		ready:     true,
+	}
+	if hasSchema(req.GetSchema()) {
+		// The version goes back in PRODUCER_SUCCESS; the producer puts it
+		// in the metadata of its messages.
+		p.schemaVersion = s.getOrCreateSchemaLocked(schemaKey(name, partition), req.GetSchema())
 	}
 	if p.name == "" {
 		s.nextProducer++
@@ -87,12 +96,10 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	case pulsarpb.ProducerAccessMode_ExclusiveWithFencing:
 		// Fence: the producers there, or waiting, are closed and told so.
 		for _, q := range slices.Clone(t.waiting) {
-			s.removeProducerLocked(q)
-			_ = q.conn.Send(closeProducer(q.id, "", ""))
+			s.pushCloseProducerLocked(q, "", "")
 		}
 		for q := range t.producers {
-			s.removeProducerLocked(q)
-			_ = q.conn.Send(closeProducer(q.id, "", ""))
+			s.pushCloseProducerLocked(q, "", "")
 		}
 	case pulsarpb.ProducerAccessMode_WaitForExclusive:
 		if len(t.producers) > 0 {
@@ -137,6 +144,13 @@ func (s *Server) removeProducerLocked(p *producer) {
 func (s *Server) handleSendLocked(c *Conn, f *frame.Frame) {
 	send := f.Command.GetSend()
 	p := c.producers[send.GetProducerId()]
+	if _, closed := c.closedProducers[send.GetProducerId()]; p == nil && closed {
+		// The client had this in flight when the server closed the
+		// producer. A broker ignores such SENDs (it keeps the ids of
+		// recently closed producers for that) and keeps the connection:
+		// the client sends them again once the producer is back.
+		return
+	}
 	if p == nil || !p.ready {
 		// A broker closes the connection here; answering SEND_ERROR lets a
 		// test see which message went astray.
@@ -176,6 +190,17 @@ func (s *Server) handleCloseProducerLocked(c *Conn, req *pulsarpb.CommandClosePr
 	if p := c.producers[req.GetProducerId()]; p != nil {
 		s.removeProducerLocked(p)
 	}
+}
+
+// pushCloseProducerLocked detaches p and pushes CLOSE_PRODUCER for it,
+// remembering its id so that the SENDs already on their way are ignored.
+func (s *Server) pushCloseProducerLocked(p *producer, url, urlTLS string) {
+	s.removeProducerLocked(p)
+	if p.conn.closedProducers == nil {
+		p.conn.closedProducers = make(map[uint64]struct{})
+	}
+	p.conn.closedProducers[p.id] = struct{}{}
+	_ = p.conn.Send(closeProducer(p.id, url, urlTLS))
 }
 
 // closeProducer is the CLOSE_PRODUCER a broker pushes (request id -1).

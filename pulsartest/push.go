@@ -12,15 +12,16 @@ import (
 
 // CloseProducer pushes CLOSE_PRODUCER for producerID, as a broker does when
 // a topic is unloaded or moves; assignedURL and assignedURLTLS, when not
-// empty, name the broker to reconnect to. The server forgets the producer.
+// empty, name the broker to reconnect to. The server forgets the producer;
+// as a broker does, it ignores the SENDs for it that were already on their
+// way, without closing the connection, until the client attaches it again.
 func (s *Server) CloseProducer(producerID uint64, assignedURL, assignedURLTLS string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	found := false
 	for c := range s.conns {
 		if p := c.producers[producerID]; p != nil && c.state == stateConnected {
-			s.removeProducerLocked(p)
-			_ = c.Send(closeProducer(producerID, assignedURL, assignedURLTLS))
+			s.pushCloseProducerLocked(p, assignedURL, assignedURLTLS)
 			found = true
 		}
 	}

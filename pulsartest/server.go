@@ -30,7 +30,8 @@ type Server struct {
 	// every Add happens before Close starts waiting.
 	wg sync.WaitGroup
 
-	mu           sync.Mutex
+	// mu is a pointer so that the brokers of a Cluster can share one.
+	mu           *sync.Mutex
 	closed       bool
 	listeners    map[net.Listener]struct{}
 	firstAddr    string
@@ -47,9 +48,14 @@ type Server struct {
 	neverConnect bool
 	nextProducer uint64
 	nextLedger   uint64
+	// schemas is the schema registry: by topic (see schemaKey), the
+	// schemas registered, version i at index i. Nil until the first.
+	schemas map[string][]*pulsarpb.Schema
 	// changed is closed and cleared on every observable change, when
 	// someone waits (see waitFor).
 	changed chan struct{}
+	// x is the state of the cluster, fault and inspection hooks (ext.go).
+	x serverExt
 }
 
 // NewServer returns a server configured by opts. It serves nothing until
@@ -57,6 +63,7 @@ type Server struct {
 func NewServer(opts ...Option) *Server {
 	s := &Server{
 		cfg:         defaultConfig(),
+		mu:          new(sync.Mutex),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*Conn]struct{}),
 		topics:      make(map[string]*topic),
@@ -69,6 +76,7 @@ func NewServer(opts ...Option) *Server {
 	for _, o := range opts {
 		o(&s.cfg)
 	}
+	s.x.init(s)
 	return s
 }
 
@@ -204,6 +212,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.x.closeLocked()
 	ls := make([]net.Listener, 0, len(s.listeners))
 	for l := range s.listeners {
 		ls = append(ls, l)
@@ -365,4 +374,5 @@ func (s *Server) changedLocked() {
 		close(s.changed)
 		s.changed = nil
 	}
+	s.x.peersChangedLocked(s)
 }

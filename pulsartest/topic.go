@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -36,6 +35,9 @@ type entry struct {
 	numMessages int32
 	batched     bool
 	publishTime uint64
+	// key is what a Key_Shared subscription dispatches by: the ordering
+	// key, else the partition key (empty when there is neither).
+	key string
 	// brokerTime and index are the broker entry metadata: when it was
 	// stored (ms) and the index of its last message on the topic.
 	brokerTime uint64
@@ -134,7 +136,8 @@ func (s *Server) appendLocked(t *topic, metadata, payload []byte) *entry {
 		numMessages: n,
 		batched:     md.NumMessagesInBatch != nil,
 		publishTime: md.GetPublishTime(),
-		brokerTime:  uint64(time.Now().UnixMilli()),
+		key:         stickyKey(&md),
+		brokerTime:  uint64(s.x.now().UnixMilli()),
 		index:       t.messages - 1,
 	}
 	t.entries = append(t.entries, e)
