@@ -49,8 +49,11 @@ type Cluster struct {
 	// mu is the lock of every broker and of the proxy.
 	mu *sync.Mutex
 
-	opts    []Option
-	tcp     testing.TB // set by StartCluster: new brokers get a TCP listener
+	opts []Option
+	tcp  testing.TB // set by StartCluster: new brokers get a TCP listener
+	// place, set by ServeCluster, says where each new member is served.
+	place   func(member string) (Endpoint, error)
+	err     error // the first error of place or of starting a member
 	wg      sync.WaitGroup
 	proxyOn bool
 
@@ -93,7 +96,33 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	return c
 }
 
+// Endpoint is where ServeCluster serves one member of a cluster: the URLs
+// it advertises and the listeners it accepts on.
+type Endpoint struct {
+	URL       string // e.g. "pulsar://127.0.0.1:6650"
+	TLSURL    string // e.g. "pulsar+ssl://127.0.0.1:6651"; may be empty
+	Listeners []net.Listener
+}
+
+// ServeCluster starts a cluster of n brokers (and its proxy, with
+// WithProxy) served where place says: place is called with each member's
+// name ("broker-<i>", "proxy") and returns the URLs it advertises and the
+// listeners — TCP, TLS, QUIC, in memory — to serve it on. It is how
+// "pulsarconn serve" runs a cluster; tests usually want StartCluster.
+func ServeCluster(n int, place func(member string) (Endpoint, error), opts ...Option) (*Cluster, error) {
+	c := newClusterPlaced(nil, max(n, 1), opts, place)
+	if c.err != nil {
+		_ = c.Close()
+		return nil, c.err
+	}
+	return c, nil
+}
+
 func newCluster(tb testing.TB, n int, opts []Option) *Cluster {
+	return newClusterPlaced(tb, n, opts, nil)
+}
+
+func newClusterPlaced(tb testing.TB, n int, opts []Option, place func(string) (Endpoint, error)) *Cluster {
 	var probe config
 	for _, o := range opts {
 		o(&probe)
@@ -102,6 +131,7 @@ func newCluster(tb testing.TB, n int, opts []Option) *Cluster {
 		mu:       new(sync.Mutex),
 		opts:     opts,
 		tcp:      tb,
+		place:    place,
 		proxyOn:  probe.ext.proxy,
 		assigned: make(map[string]*Server),
 		owners:   make(map[string]*Server),
@@ -112,37 +142,61 @@ func newCluster(tb testing.TB, n int, opts []Option) *Cluster {
 	for range n {
 		c.addBroker()
 	}
-	if c.proxyOn {
-		url, l := c.endpoint("proxy")
-		p := c.newMember(url)
+	if c.proxyOn && c.err == nil {
+		ep := c.endpoint("proxy")
+		p := c.newMember(ep)
 		c.mu.Lock()
 		c.proxy = p
 		c.mu.Unlock()
-		if l != nil {
-			if err := c.StartProxy(l); err != nil {
-				tb.Fatalf("pulsartest: %v", err)
-			}
+		for _, l := range ep.Listeners {
+			c.fail(c.StartProxy(l))
 		}
 	}
 	return c
 }
 
+// fail records the first error of setting up a member; in a cluster
+// started by StartCluster it fails the test.
+func (c *Cluster) fail(err error) {
+	if err == nil {
+		return
+	}
+	if c.tcp != nil {
+		c.tcp.Fatalf("pulsartest: %v", err)
+	}
+	if c.err == nil {
+		c.err = err
+	}
+}
+
 // endpoint chooses the URL of a new member: a TCP listener's address in a
 // started cluster, else "pulsar://<name>:6650".
-func (c *Cluster) endpoint(name string) (string, net.Listener) {
-	if c.tcp == nil {
-		return "pulsar://" + name + ":6650", nil
+func (c *Cluster) endpoint(name string) Endpoint {
+	switch {
+	case c.place != nil:
+		ep, err := c.place(name)
+		c.fail(err)
+		if err != nil {
+			return Endpoint{URL: "pulsar://" + name + ":6650"}
+		}
+		return ep
+	case c.tcp == nil:
+		return Endpoint{URL: "pulsar://" + name + ":6650"}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		c.tcp.Fatalf("pulsartest: listen: %v", err)
 	}
-	return "pulsar://" + l.Addr().String(), l
+	return Endpoint{URL: "pulsar://" + l.Addr().String(), Listeners: []net.Listener{l}}
 }
 
 // newMember makes a server that shares the cluster's lock and store.
-func (c *Cluster) newMember(url string) *Server {
-	s := NewServer(append(slices.Clone(c.opts), WithAdvertisedURL(url))...)
+func (c *Cluster) newMember(ep Endpoint) *Server {
+	opts := append(slices.Clone(c.opts), WithAdvertisedURL(ep.URL))
+	if ep.TLSURL != "" {
+		opts = append(opts, WithAdvertisedTLSURL(ep.TLSURL))
+	}
+	s := NewServer(opts...)
 	s.mu = c.mu
 	s.x.cluster = c
 	c.mu.Lock()
@@ -169,15 +223,13 @@ func (c *Cluster) addBroker() *Server {
 	name := "broker-" + strconv.Itoa(c.nextName)
 	c.nextName++
 	c.mu.Unlock()
-	url, l := c.endpoint(name)
-	s := c.newMember(url)
+	ep := c.endpoint(name)
+	s := c.newMember(ep)
 	c.mu.Lock()
 	c.brokers = append(c.brokers, s)
 	c.mu.Unlock()
-	if l != nil {
-		if err := s.Start(l); err != nil {
-			c.tcp.Fatalf("pulsartest: %v", err)
-		}
+	for _, l := range ep.Listeners {
+		c.fail(s.Start(l))
 	}
 	return s
 }

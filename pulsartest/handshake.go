@@ -82,12 +82,19 @@ func (s *Server) handleAuthResponseLocked(c *Conn, resp *pulsarpb.CommandAuthRes
 }
 
 // credentialsOK checks a CONNECT's or AUTH_RESPONSE's credentials against
-// the configured token; without one, anything goes.
+// the configured token and basic credentials (either is accepted when both
+// are set); with neither, anything goes.
 func (s *Server) credentialsOK(method string, data []byte) bool {
-	if !s.cfg.hasToken {
+	if !s.cfg.hasToken && s.cfg.basic == nil {
 		return true
 	}
-	return method == "token" && subtle.ConstantTimeCompare(data, s.cfg.token) == 1
+	switch method {
+	case "token":
+		return s.cfg.hasToken && subtle.ConstantTimeCompare(data, s.cfg.token) == 1
+	case "basic":
+		return s.cfg.basic != nil && subtle.ConstantTimeCompare(data, s.cfg.basic) == 1
+	}
+	return false
 }
 
 func (s *Server) authFailedLocked(c *Conn, msg string) {

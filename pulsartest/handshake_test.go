@@ -184,3 +184,36 @@ func TestMaxMessageSize(t *testing.T) {
 	c.raw(b)
 	c.expectClosed()
 }
+
+func TestBasicAuthentication(t *testing.T) {
+	basic := func(data string) func(*pulsarpb.CommandConnect) {
+		return func(cc *pulsarpb.CommandConnect) {
+			cc.AuthMethodName = proto.String("basic")
+			cc.AuthData = []byte(data)
+		}
+	}
+	tests := []struct {
+		name    string
+		connect func(*pulsarpb.CommandConnect)
+		ok      bool
+	}{
+		{"right credentials", basic("alice:pw"), true},
+		{"wrong password", basic("alice:guess"), false},
+		{"token instead", withToken("alice:pw"), false},
+		{"no credentials", func(*pulsarpb.CommandConnect) {}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := pulsartest.NewTCP(t, pulsartest.WithBasicAuth("alice", "pw"))
+			c := dial(t, s)
+			c.send(connectCmd(tt.connect))
+			if tt.ok {
+				c.expect(pulsarpb.BaseCommand_CONNECTED)
+				return
+			}
+			e := c.expect(pulsarpb.BaseCommand_ERROR).GetError()
+			assert.Equal(t, pulsarpb.ServerError_AuthenticationError, e.GetError())
+			c.expectClosed()
+		})
+	}
+}

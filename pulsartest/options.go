@@ -18,6 +18,7 @@ type config struct {
 	advertisedURLTLS string
 	token            []byte
 	hasToken         bool
+	basic            []byte // "user:password" of WithBasicAuth
 	challengeRounds  int
 	maxMessageSize   int
 	protocolVersion  int32
@@ -53,6 +54,15 @@ func WithAdvertisedTLSURL(u string) Option {
 // real broker does. Default: authentication off, any credentials accepted.
 func WithToken(tok string) Option {
 	return func(c *config) { c.token, c.hasToken = []byte(tok), true }
+}
+
+// WithBasicAuth requires clients to present auth method "basic" with
+// auth_data "user:password", as a broker with the basic authentication
+// provider does; others get ERROR AuthenticationError and a closed
+// connection. With WithToken too, either credential is accepted. Default:
+// no check.
+func WithBasicAuth(user, password string) Option {
+	return func(c *config) { c.basic = []byte(user + ":" + password) }
 }
 
 // WithAuthChallenge makes the handshake take rounds extra steps: after

@@ -6,6 +6,10 @@
 //	pulsarconn lookup     [--url URL] [--timeout D] TOPIC   look a topic up on a broker
 //	pulsarconn partitions [--url URL] [--timeout D] TOPIC   read a topic's partition count
 //	pulsarconn bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE]
+//	pulsarconn serve [--listen pulsar://127.0.0.1:6650] [--tls-listen pulsar+ssl://HOST:PORT]
+//	                 [--quic-listen HOST:PORT] [--cert FILE --key FILE] [--brokers N] [--proxy]
+//	                 [--token TOKEN] [--partitions TOPIC=N]...
+//	                                                  run the fake broker (or a cluster) until Ctrl-C
 //	                                                  forward Pulsar-over-QUIC connections to a TCP broker
 //
 // demo needs no flags and no network: it starts pulsartest's fake broker on
@@ -45,13 +49,15 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE]")
+var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE] | serve [--listen URL] [--tls-listen URL] [--quic-listen ADDR] [--brokers N] [--token T] [--partitions TOPIC=N]")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errUsage
 	}
 	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
 	case "demo":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: demo takes no arguments", errUsage)

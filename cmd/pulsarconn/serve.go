@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulsarconn/pulsarconn/adapters/quic"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// serveConfig is what "pulsarconn serve" was asked for.
+type serveConfig struct {
+	listen, tlsListen, quicListen string
+	certFile, keyFile             string
+	brokers                       int
+	token                         string
+	partitions                    map[string]int
+	proxy                         bool
+}
+
+// serve runs "pulsarconn serve": the fake broker (pulsartest), or a
+// cluster of them, on loopback, until ctx ends.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	var parts listFlag
+	fs.StringVar(&cfg.listen, "listen", "pulsar://127.0.0.1:6650", "plain TCP listener (pulsar://HOST:PORT; empty for none); with --brokers N, broker i takes PORT+i (port 0: any free port)")
+	fs.StringVar(&cfg.tlsListen, "tls-listen", "", "TLS listener (pulsar+ssl://HOST:PORT), with --cert/--key or a generated certificate")
+	fs.StringVar(&cfg.quicListen, "quic-listen", "", "experimental QUIC listener (HOST:PORT, UDP), with the same certificate")
+	fs.StringVar(&cfg.certFile, "cert", "", "PEM certificate chain for TLS and QUIC (default: a self-signed certificate, written next to a printed path)")
+	fs.StringVar(&cfg.keyFile, "key", "", "PEM private key of --cert")
+	fs.IntVar(&cfg.brokers, "brokers", 1, "number of brokers; topics are spread over them and lookups redirect to the owner")
+	fs.BoolVar(&cfg.proxy, "proxy", false, "put a proxy in front of the brokers (on the first port of each listener)")
+	fs.StringVar(&cfg.token, "token", "", "require this token (auth method \"token\")")
+	fs.Var(&parts, "partitions", "TOPIC=N: a partitioned topic (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: serve takes flags only", errUsage)
+	}
+	if cfg.brokers < 1 {
+		return fmt.Errorf("%w: --brokers must be at least 1", errUsage)
+	}
+	if cfg.listen == "" && cfg.tlsListen == "" && cfg.quicListen == "" {
+		return fmt.Errorf("%w: serve needs --listen, --tls-listen or --quic-listen", errUsage)
+	}
+	if (cfg.certFile == "") != (cfg.keyFile == "") {
+		return fmt.Errorf("%w: --cert and --key go together", errUsage)
+	}
+	if cfg.certFile != "" && cfg.tlsListen == "" && cfg.quicListen == "" {
+		return fmt.Errorf("%w: --cert needs --tls-listen or --quic-listen", errUsage)
+	}
+	cfg.partitions = map[string]int{}
+	for _, p := range parts {
+		topic, n, ok := strings.Cut(p, "=")
+		count, err := strconv.Atoi(n)
+		if !ok || topic == "" || err != nil || count < 1 {
+			return fmt.Errorf("%w: --partitions wants TOPIC=N with N >= 1, got %q", errUsage, p)
+		}
+		cfg.partitions[topic] = count
+	}
+	return runServe(ctx, cfg, stdout)
+}
+
+// runServe starts the cluster, prints what it serves, and stops it when
+// ctx ends.
+func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
+	var tlsConfig *tls.Config
+	if cfg.tlsListen != "" || cfg.quicListen != "" {
+		cert, path, err := serveCertificate(cfg)
+		if err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if path != "" {
+			fmt.Fprintf(out, "certificate: %s (self-signed; trust it, e.g. TLSTrustCertsFilePath)\n", path)
+		}
+	}
+	opts := []pulsartest.Option{}
+	if cfg.token != "" {
+		opts = append(opts, pulsartest.WithToken(cfg.token))
+	}
+	if cfg.proxy {
+		opts = append(opts, pulsartest.WithProxy())
+	}
+	for topic, n := range cfg.partitions {
+		opts = append(opts, pulsartest.WithPartitionedTopic(topic, n))
+	}
+	// Members take consecutive ports: the proxy (if any) the first, then
+	// the brokers, in order.
+	served := map[string]pulsartest.Endpoint{}
+	var names []string
+	next := 0
+	if cfg.proxy {
+		next = 1
+	}
+	place := func(member string) (pulsartest.Endpoint, error) {
+		i := 0
+		if member != "proxy" {
+			i = next
+			next++
+		}
+		ep, err := listenMember(cfg, i, tlsConfig)
+		if err == nil {
+			served[member] = ep
+			names = append(names, member)
+		}
+		return ep, err
+	}
+	cluster, err := pulsartest.ServeCluster(cfg.brokers, place, opts...)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	for _, name := range names {
+		ep := served[name]
+		line := name + ":"
+		if cfg.listen != "" {
+			line += " " + ep.URL
+		}
+		if ep.TLSURL != "" {
+			line += " " + ep.TLSURL
+		}
+		if cfg.quicListen != "" {
+			line += " quic://" + ep.Listeners[len(ep.Listeners)-1].Addr().String()
+		}
+		fmt.Fprintln(out, line)
+	}
+	fmt.Fprintf(out, "serving %s (Ctrl-C stops)\n", cluster.URL())
+	<-ctx.Done()
+	err = cluster.Close()
+	fmt.Fprintln(out, "stopped")
+	return err
+}
+
+// listenMember opens the listeners of member i: each kind on its base
+// port plus i (or any free port when the base port is 0).
+func listenMember(cfg serveConfig, i int, tlsConfig *tls.Config) (pulsartest.Endpoint, error) {
+	var ep pulsartest.Endpoint
+	fail := func(err error) (pulsartest.Endpoint, error) {
+		for _, l := range ep.Listeners {
+			l.Close()
+		}
+		return pulsartest.Endpoint{}, err
+	}
+	if cfg.listen != "" {
+		addr, err := memberAddr(cfg.listen, i, false)
+		if err != nil {
+			return fail(err)
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(err)
+		}
+		ep.Listeners = append(ep.Listeners, l)
+		ep.URL = "pulsar://" + l.Addr().String()
+	}
+	if cfg.tlsListen != "" {
+		addr, err := memberAddr(cfg.tlsListen, i, true)
+		if err != nil {
+			return fail(err)
+		}
+		l, err := tls.Listen("tcp", addr, tlsConfig)
+		if err != nil {
+			return fail(err)
+		}
+		ep.Listeners = append(ep.Listeners, l)
+		ep.TLSURL = "pulsar+ssl://" + l.Addr().String()
+	}
+	if cfg.quicListen != "" {
+		addr, err := offsetPort(cfg.quicListen, i)
+		if err != nil {
+			return fail(err)
+		}
+		l, err := quic.Listen(addr, tlsConfig)
+		if err != nil {
+			return fail(err)
+		}
+		ep.Listeners = append(ep.Listeners, l)
+		if ep.URL == "" {
+			ep.URL = "pulsar://" + l.Addr().String()
+		}
+	}
+	if ep.URL == "" {
+		ep.URL = strings.Replace(ep.TLSURL, "pulsar+ssl://", "pulsar://", 1)
+	}
+	return ep, nil
+}
+
+// memberAddr turns a listen URL (pulsar://HOST:PORT or
+// pulsar+ssl://HOST:PORT; port 0 means any free port) into member i's
+// host:port.
+func memberAddr(rawURL string, i int, secure bool) (string, error) {
+	scheme, hostPort := "pulsar://", strings.TrimPrefix(rawURL, "pulsar://")
+	if secure {
+		scheme, hostPort = "pulsar+ssl://", strings.TrimPrefix(rawURL, "pulsar+ssl://")
+	}
+	if hostPort == rawURL {
+		return "", fmt.Errorf("%w: listen URL %q: want %sHOST:PORT", errUsage, rawURL, scheme)
+	}
+	if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		port := "6650"
+		if secure {
+			port = "6651"
+		}
+		hostPort = net.JoinHostPort(hostPort, port)
+	}
+	return offsetPort(hostPort, i)
+}
+
+// offsetPort adds i to the port of host:port, unless the port is 0.
+func offsetPort(hostPort string, i int) (string, error) {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errUsage, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p+i > 65535 {
+		return "", fmt.Errorf("%w: bad port in %q", errUsage, hostPort)
+	}
+	if p != 0 {
+		p += i
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// serveCertificate loads --cert/--key, or makes a self-signed certificate
+// and writes it to a temporary file whose path it returns, so that
+// clients can be told to trust it.
+func serveCertificate(cfg serveConfig) (tls.Certificate, string, error) {
+	if cfg.certFile != "" || cfg.keyFile != "" {
+		if cfg.certFile == "" || cfg.keyFile == "" {
+			return tls.Certificate{}, "", fmt.Errorf("%w: --cert and --key go together", errUsage)
+		}
+		cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
+		return cert, "", err
+	}
+	cert, err := selfSignedCertificate(certificateHosts(hostOf(cfg)), time.Now())
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	dir, err := os.MkdirTemp("", "pulsarconn-serve-")
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	path := filepath.Join(dir, "cert.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	if err := os.WriteFile(path, pemBytes, 0o644); err != nil {
+		return tls.Certificate{}, "", err
+	}
+	return cert, path, nil
+}
+
+// hostOf is the address the certificate should name.
+func hostOf(cfg serveConfig) string {
+	if a, err := memberAddr(cfg.tlsListen, 0, true); err == nil {
+		return a
+	}
+	if a, err := memberAddr(cfg.listen, 0, false); err == nil {
+		return a
+	}
+	return cfg.quicListen
+}

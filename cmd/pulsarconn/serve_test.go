@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/quic"
+	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
+)
+
+// lineLog is an io.Writer that lets a test wait for a line.
+type lineLog struct {
+	mu    sync.Mutex
+	text  strings.Builder
+	ready chan struct{}
+	once  sync.Once
+	want  string
+}
+
+func newLineLog(want string) *lineLog { return &lineLog{ready: make(chan struct{}), want: want} }
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.text.Write(p)
+	if strings.Contains(l.text.String(), l.want) {
+		l.once.Do(func() { close(l.ready) })
+	}
+	return len(p), nil
+}
+
+func (l *lineLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.text.String()
+}
+
+// field returns the fields of the line starting with prefix.
+func (l *lineLog) field(t *testing.T, prefix string) []string {
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return strings.Fields(strings.TrimPrefix(line, prefix))
+		}
+	}
+	t.Fatalf("no %q line in:\n%s", prefix, l.String())
+	return nil
+}
+
+// startServe runs "pulsarconn serve args..." until the test ends and
+// returns its output once it serves.
+func startServe(t *testing.T, args ...string) *lineLog {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := newLineLog("serving ")
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), out, out) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		assert.Contains(t, out.String(), "stopped")
+	})
+	select {
+	case <-out.ready:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v\n%s", err, out.String())
+	}
+	return out
+}
+
+func TestServeClusterOverTCPTLSAndQUIC(t *testing.T) {
+	out := startServe(t,
+		"--listen", "pulsar://127.0.0.1:0", "--tls-listen", "pulsar+ssl://127.0.0.1:0",
+		"--quic-listen", "127.0.0.1:0", "--brokers", "3", "--partitions", "orders=4")
+	ctx := testContext(t)
+	service := out.field(t, "serving ")[0]
+	b0 := out.field(t, "broker-0:")
+	require.Len(t, b0, 3, "plain, TLS and QUIC endpoints")
+	assert.Equal(t, service, b0[0])
+
+	// The Client finds each topic's owner among the three brokers.
+	client, err := pulsarconn.NewClient(service)
+	require.NoError(t, err)
+	defer client.Close(context.Background())
+	n, err := client.PartitionedTopicMetadata(ctx, "orders")
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+	owners := map[string]bool{}
+	for _, topic := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		b, err := client.LookupTopic(ctx, "persistent://public/default/"+topic)
+		require.NoError(t, err)
+		owners[b.BrokerURL()] = true
+	}
+	assert.Greater(t, len(owners), 1, "topics are spread over the brokers")
+
+	// TLS, trusting the printed self-signed certificate.
+	certPath := out.field(t, "certificate:")[0]
+	tb, err := pulsarconn.Start(b0[1], pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(certPath))))
+	require.NoError(t, err)
+	defer tb.Stop(context.Background())
+	require.NoError(t, tb.WaitConnected(ctx))
+
+	// QUIC, with the same certificate.
+	pem, err := os.ReadFile(certPath)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(pem))
+	qb, err := pulsarconn.Start("pulsar://"+strings.TrimPrefix(b0[2], "quic://"),
+		pulsarconn.WithTransport(quic.New(&tls.Config{RootCAs: roots})))
+	require.NoError(t, err)
+	defer qb.Stop(context.Background())
+	require.NoError(t, qb.WaitConnected(ctx))
+}
+
+func TestServeRequiresToken(t *testing.T) {
+	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--token", "letmein")
+	service := out.field(t, "serving ")[0]
+	ctx := testContext(t)
+	good, err := pulsarconn.Start(service, pulsarconn.WithAuthenticator(token("letmein")))
+	require.NoError(t, err)
+	defer good.Stop(context.Background())
+	require.NoError(t, good.WaitConnected(ctx))
+
+	bad, err := pulsarconn.Start(service)
+	require.NoError(t, err)
+	defer bad.Stop(context.Background())
+	for {
+		st, changed := bad.WatchState()
+		if st == pulsarconn.StateDisconnected {
+			break
+		}
+		<-changed
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, bad.WaitConnected(cancelled), pulsarconn.ErrAuthenticationError)
+}
+
+func TestServeUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "--brokers", "0"},
+		{"serve", "--listen", ""},
+		{"serve", "--partitions", "t"},
+		{"serve", "--partitions", "t=0"},
+		{"serve", "--listen", "http://127.0.0.1:0"},
+		{"serve", "--cert", "x.pem"},
+		{"serve", "extra"},
+	} {
+		err := run(context.Background(), args, &strings.Builder{}, &strings.Builder{})
+		assert.ErrorIs(t, err, errUsage, strings.Join(args, " "))
+	}
+}
+
+// token is a fixed-token Authenticator.
+type token string
+
+func (token) Name() string                                        { return "token" }
+func (s token) Initial(context.Context) ([]byte, error)           { return []byte(s), nil }
+func (s token) Challenge(context.Context, []byte) ([]byte, error) { return []byte(s), nil }
