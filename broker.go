@@ -44,29 +44,38 @@ type Broker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // reader, writer, dial and auth goroutines
 
-	mu        sync.Mutex
-	core      *core.Conn
-	conn      *connection // nil unless a connection is up
-	dialing   map[uint64]context.CancelFunc
-	timer     ports.Timer
-	timerAt   time.Time
-	stateCh   chan struct{} // closed and replaced at every state change
-	queue     []core.Effect // deliveries, logs: carried out outside mu
-	draining  bool
-	drained   *sync.Cond
-	stopped   bool
-	effects   []core.Effect
-	outBuf    []byte
-	nextProd  uint64
-	nextCons  uint64
-	stopOnce  sync.Once
-	stopErr   error
-	stopDone  chan struct{}
-	addedToRg bool
+	mu       sync.Mutex
+	core     *core.Conn
+	conn     *connection // nil unless a connection is up
+	dialing  map[uint64]context.CancelFunc
+	timer    ports.Timer
+	timerAt  time.Time
+	stateCh  chan struct{} // closed and replaced at every state change
+	queue    []core.Effect // deliveries, logs: carried out outside mu
+	draining bool
+	drained  *sync.Cond // signalled as the queue empties and at each batch
+	// queueBytes and batchBytes estimate the memory held by the queue and
+	// by the batch being drained; the reader stops reading while their sum
+	// exceeds deliveryLimit (see waitDeliveryRoomLocked).
+	queueBytes    int
+	batchBytes    int
+	deliveryLimit int
+	stopped       bool
+	effects       []core.Effect
+	outBuf        []byte
+	nextProd      uint64
+	nextCons      uint64
+	stopOnce      sync.Once
+	stopErr       error
+	stopDone      chan struct{}
+	addedToRg     bool
 
 	maxRejected  int
 	rejectWindow time.Duration
 	rejections   []time.Time // TooManyRequests answers within the window
+
+	writeLimit int           // bytes per connection's write queue; <= 0: unbounded
+	slots      chan struct{} // a token per Request in flight; nil: unbounded
 
 	observer  Observer
 	lastState State // the state before the latest EffectState
@@ -138,6 +147,12 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 		dialing:      make(map[uint64]context.CancelFunc),
 		stateCh:      make(chan struct{}),
 		stopDone:     make(chan struct{}),
+
+		writeLimit:    o.writeQueueLimit,
+		deliveryLimit: o.deliveryQueueLimit,
+	}
+	if o.maxPending > 0 {
+		b.slots = make(chan struct{}, o.maxPending)
 	}
 	b.drained = sync.NewCond(&b.mu)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -278,15 +293,26 @@ func (b *Broker) MaxMessageSize() int {
 //
 // While disconnected, Request waits for the connection until ctx ends, or
 // fails at once with ErrDisconnected under WithFailFast.
+//
+// At most WithMaxPendingRequests requests are in flight at once; beyond
+// that Request waits for a slot until ctx ends (ErrTooManyPendingRequests).
+// It also waits while the write queue is full (ErrQueueFull).
 func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	if err := b.acquireSlot(ctx, cmd.GetType()); err != nil {
+		return nil, err
+	}
+	defer b.releaseSlot()
 	w := newWaiter()
 	var id uint64
 	var start time.Time
-	err := b.whenUsable(ctx, func(now time.Time) error {
+	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+		if room, err := b.writeRoomLocked(); err != nil {
+			return room, err
+		}
 		var err error
 		id, err = b.core.Request(now, cmd, w)
 		start = now
-		return err
+		return nil, err
 	})
 	if err != nil {
 		return nil, err
@@ -311,6 +337,49 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 		}
 		return nil, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
 	}
+}
+
+// acquireSlot takes one of the WithMaxPendingRequests slots, waiting for
+// one until ctx ends (at once under WithFailFast). The slots are a
+// buffered channel: no lock on the answer's side, and waiters are served
+// in turn rather than all woken at every free slot.
+func (b *Broker) acquireSlot(ctx context.Context, typ pulsarpb.BaseCommand_Type) error {
+	if b.slots == nil {
+		return nil
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if b.failFast {
+		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPendingRequests, typ, cap(b.slots))
+	}
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v: %d requests in flight (gave up waiting for a slot: %w)", ErrTooManyPendingRequests, typ, cap(b.slots), ctx.Err())
+	}
+}
+
+func (b *Broker) releaseSlot() {
+	if b.slots != nil {
+		<-b.slots
+	}
+}
+
+// writeRoomLocked reports ErrQueueFull, with a channel to wait on, when the
+// connection's write queue is at or over its limit.
+func (b *Broker) writeRoomLocked() (<-chan struct{}, error) {
+	if b.conn == nil {
+		return nil, nil // not connected: the core says so
+	}
+	room := b.conn.full()
+	if room == nil {
+		return nil, nil
+	}
+	return room, fmt.Errorf("%w: %d bytes queued, limit %d", ErrQueueFull, b.conn.queued.Load(), b.writeLimit)
 }
 
 // rejected counts a TooManyRequests answer; more than maxRejected within
@@ -338,9 +407,15 @@ func (b *Broker) rejected() {
 
 // Send writes cmd, a command that expects no answer (FLOW, ACK without a
 // request id, REDELIVER_UNACKNOWLEDGED_MESSAGES, ...). It returns once the
-// command is queued for writing.
+// command is queued for writing, waiting while the write queue is full
+// (see WithWriteQueueLimit).
 func (b *Broker) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
-	return b.whenUsable(ctx, func(now time.Time) error { return b.core.Send(now, cmd) })
+	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+		if room, err := b.writeRoomLocked(); err != nil {
+			return room, err
+		}
+		return nil, b.core.Send(now, cmd)
+	})
 }
 
 // PublishMessage queues an already-encoded frame (typically a SEND payload
@@ -349,16 +424,27 @@ func (b *Broker) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
 // size plus 10 KiB of frame padding, and with ErrProtocol a buffer whose
 // total-size field does not match its length. The frame is copied; the
 // caller may reuse it on return. Receipts come to the producer's Handler.
+//
+// While the connection's write queue has no room for the frame
+// (WithWriteQueueLimit), PublishMessage waits for the writer to make some,
+// outside the Broker's lock, until ctx ends; it then fails with an error
+// matching both ErrQueueFull and ctx's error.
 func (b *Broker) PublishMessage(ctx context.Context, encoded []byte) error {
 	if n, ok := frame.TotalSize(encoded); !ok || int(n) != len(encoded)-4 {
 		return fmt.Errorf("%w: PublishMessage needs one whole encoded frame (%d bytes, total size field %d)", ErrProtocol, len(encoded), n)
 	}
-	return b.whenUsable(ctx, func(now time.Time) error {
+	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		if err := b.core.CheckPublish(len(encoded)); err != nil {
-			return err
+			return nil, err
 		}
-		b.published.Add(1)
-		return b.conn.enqueue(encoded)
+		room, err := b.conn.tryEnqueue(encoded)
+		if err == ErrQueueFull {
+			return room, fmt.Errorf("%w: %d bytes queued, limit %d, frame of %d", ErrQueueFull, b.conn.queued.Load(), b.writeLimit, len(encoded))
+		}
+		if err == nil {
+			b.published.Add(1)
+		}
+		return nil, err
 	})
 }
 
@@ -421,10 +507,12 @@ func (b *Broker) PartitionedTopicMetadata(ctx context.Context, topic string) (in
 	return int(r.GetPartitions()), nil
 }
 
-// whenUsable runs try under the lock; while it fails with ErrDisconnected
-// it waits for a change of state and tries again, until ctx ends (or at
-// once under WithFailFast).
-func (b *Broker) whenUsable(ctx context.Context, try func(now time.Time) error) error {
+// whenUsable runs try under the lock. While it fails with ErrDisconnected
+// it waits for a change of state, and while it fails with ErrQueueFull for
+// the channel try returned (room in the write queue), and tries again,
+// until ctx ends (or fails at once under WithFailFast). The wait is never
+// under the lock.
+func (b *Broker) whenUsable(ctx context.Context, try func(now time.Time) (<-chan struct{}, error)) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pulsarconn: %w", err)
@@ -432,16 +520,27 @@ func (b *Broker) whenUsable(ctx context.Context, try func(now time.Time) error) 
 		var ch <-chan struct{}
 		var err error
 		b.do(func(now time.Time) {
-			err = try(now)
-			ch = b.stateCh
+			ch, err = try(now)
+			if ch == nil {
+				ch = b.stateCh
+			}
 		})
-		if err == nil || b.failFast || !errors.Is(err, ErrDisconnected) {
+		if err == nil || b.failFast {
+			return err
+		}
+		var what string
+		switch {
+		case errors.Is(err, ErrDisconnected):
+			what = "the connection"
+		case errors.Is(err, ErrQueueFull):
+			what = "room in the write queue"
+		default:
 			return err
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("%w (gave up waiting for the connection: %w)", err, ctx.Err())
+			return fmt.Errorf("%w (gave up waiting for %s: %w)", err, what, ctx.Err())
 		}
 	}
 }
@@ -696,6 +795,7 @@ func (b *Broker) flushLocked(now time.Time) bool {
 			b.observeState(e.State)
 		case core.EffectDeliver, core.EffectLog:
 			b.queue = append(b.queue, *e)
+			b.queueBytes += effectCost(e)
 		}
 		*e = core.Effect{}
 	}
@@ -716,6 +816,20 @@ func (b *Broker) flushLocked(now time.Time) bool {
 	return false
 }
 
+// effectOverhead estimates what a queued effect holds besides its payload:
+// the Effect itself and the decoded command it carries.
+const effectOverhead = 512
+
+// effectCost estimates the memory a queued effect holds: the payload of a
+// MESSAGE (which aliases the whole frame read for it) plus a fixed cost.
+func effectCost(e *core.Effect) int {
+	n := effectOverhead
+	if p := e.Push.Payload; p != nil {
+		n += len(p.BrokerEntryMetadata) + len(p.Metadata) + len(p.Data)
+	}
+	return n
+}
+
 // drain carries out queued deliveries and logs, in order, outside the
 // lock. One goroutine drains at a time, so a Handler sees its pushes in
 // order and may call the Broker (its own calls' pushes are queued behind).
@@ -723,13 +837,18 @@ func (b *Broker) drain() {
 	var batch []core.Effect
 	for {
 		b.mu.Lock()
+		b.batchBytes = 0
 		if len(b.queue) == 0 {
 			b.draining = false
+			b.queueBytes = 0
 			b.drained.Broadcast()
 			b.mu.Unlock()
 			return
 		}
 		batch, b.queue = b.queue, batch[:0]
+		b.batchBytes, b.queueBytes = b.queueBytes, 0
+		// A reader held back by the delivery limit may go on.
+		b.drained.Broadcast()
 		b.mu.Unlock()
 		for i := range batch {
 			e := &batch[i]
@@ -793,7 +912,7 @@ func (b *Broker) startDial(gen uint64, address string) {
 			})
 			return
 		}
-		b.conn = newConnection(gen, c)
+		b.conn = newConnection(gen, c, b.writeLimit)
 		b.wg.Add(2)
 		go b.readLoop(b.conn)
 		go b.conn.writeLoop(&b.wg, b.writeFailed, &b.bytesOut)
@@ -815,6 +934,7 @@ func (b *Broker) closeGen(gen uint64) {
 	if b.conn != nil && b.conn.gen == gen {
 		b.conn.close()
 		b.conn = nil
+		b.drained.Broadcast() // its reader may be held back by the delivery limit
 	}
 }
 
@@ -861,11 +981,32 @@ func (b *Broker) readLoop(c *connection) {
 			b.do(func(now time.Time) { b.core.ConnFailed(now, c.gen, err) })
 			return
 		}
-		b.do(func(now time.Time) {
-			b.core.HandleFrame(now, c.gen, f)
-			max = b.core.MaxFrameSize()
-		})
+		b.mu.Lock()
+		now := b.clock.Now()
+		b.core.HandleFrame(now, c.gen, f)
+		max = b.core.MaxFrameSize()
+		drain := b.flushLocked(now)
+		if !drain {
+			b.waitDeliveryRoomLocked(c)
+		}
+		b.mu.Unlock()
+		if drain {
+			b.drain()
+		}
 		fr.SetMaxFrameSize(max)
+	}
+}
+
+// waitDeliveryRoomLocked holds the reader of c back while the pushes read
+// and not yet handled exceed the delivery limit and another goroutine is
+// draining them (a reader that drains itself reads nothing meanwhile
+// anyway). Not reading makes the socket's buffers fill and TCP flow
+// control stop the broker, so a slow Handler costs at most the limit plus
+// one frame, not memory without bound. The wait ends as the drainer takes
+// its next batch or finishes, or when c is closed.
+func (b *Broker) waitDeliveryRoomLocked(c *connection) {
+	for b.deliveryLimit > 0 && b.draining && b.queueBytes+b.batchBytes > b.deliveryLimit && b.conn == c {
+		b.drained.Wait()
 	}
 }
 

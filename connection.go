@@ -13,25 +13,39 @@ import (
 // writer goroutine, which swaps pending with its spare buffer and writes
 // everything queued in one call: under load many frames go out per system
 // call, and no caller ever blocks on the network.
+//
+// The queue is bounded in bytes (WithWriteQueueLimit) without ever
+// blocking under a lock: tryEnqueue refuses a frame that does not fit and
+// hands back a channel that the writer closes when a write completes, and
+// the caller waits on it after releasing the Broker's lock. The
+// connection's own commands go through enqueue, which takes them whatever
+// the fill.
 type connection struct {
-	gen  uint64
-	conn ports.Conn
+	gen   uint64
+	conn  ports.Conn
+	limit int // bytes; <= 0: unbounded
+
+	// queued counts the bytes in pending plus those of the write in
+	// progress. It changes only under wmu, and is read without it for the
+	// cheap "is the queue full?" test of Send and Request.
+	queued atomic.Int64
 
 	wmu     sync.Mutex
 	pending []byte
 	spare   []byte
 	closed  bool
+	room    chan struct{} // closed at the next completed write or at close; nil when nobody waits
 	signal  chan struct{} // capacity 1: "pending is not empty, or closed"
 }
 
 // maxSpare is the largest write buffer kept for reuse.
 const maxSpare = 1 << 20
 
-func newConnection(gen uint64, c ports.Conn) *connection {
-	return &connection{gen: gen, conn: c, signal: make(chan struct{}, 1)}
+func newConnection(gen uint64, c ports.Conn, limit int) *connection {
+	return &connection{gen: gen, conn: c, limit: limit, signal: make(chan struct{}, 1)}
 }
 
-// enqueue copies p into the write queue.
+// enqueue copies p into the write queue, whatever its fill.
 func (c *connection) enqueue(p []byte) error {
 	c.wmu.Lock()
 	if c.closed {
@@ -39,9 +53,56 @@ func (c *connection) enqueue(p []byte) error {
 		return ErrDisconnected
 	}
 	c.pending = append(c.pending, p...)
+	c.queued.Add(int64(len(p)))
 	c.wmu.Unlock()
 	c.wake()
 	return nil
+}
+
+// tryEnqueue copies p into the write queue if it fits within the limit,
+// or if the queue is empty. Otherwise it queues nothing and returns a
+// channel closed when room may have been made (a write completed, or the
+// connection closed); the caller waits on it without holding any lock and
+// tries again.
+func (c *connection) tryEnqueue(p []byte) (<-chan struct{}, error) {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return nil, ErrDisconnected
+	}
+	if q := c.queued.Load(); c.limit > 0 && q > 0 && q+int64(len(p)) > int64(c.limit) {
+		ch := c.roomLocked()
+		c.wmu.Unlock()
+		return ch, ErrQueueFull
+	}
+	c.pending = append(c.pending, p...)
+	c.queued.Add(int64(len(p)))
+	c.wmu.Unlock()
+	c.wake()
+	return nil, nil
+}
+
+// full reports whether the queue is at or over its limit; if so it returns
+// a channel closed when room may have been made. The common answer, "not
+// full", costs one atomic load.
+func (c *connection) full() <-chan struct{} {
+	if c.limit <= 0 || c.queued.Load() < int64(c.limit) {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed || c.queued.Load() < int64(c.limit) {
+		return nil
+	}
+	return c.roomLocked()
+}
+
+// roomLocked returns the channel closed at the next completed write.
+func (c *connection) roomLocked() chan struct{} {
+	if c.room == nil {
+		c.room = make(chan struct{})
+	}
+	return c.room
 }
 
 func (c *connection) wake() {
@@ -57,6 +118,10 @@ func (c *connection) close() {
 	c.wmu.Lock()
 	already := c.closed
 	c.closed = true
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 	c.wmu.Unlock()
 	if !already {
 		c.wake()
@@ -96,6 +161,11 @@ func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err e
 		// pending now uses the old spare, so buf is the free one. A
 		// buffer grown by a burst is not kept beyond maxSpare.
 		c.wmu.Lock()
+		c.queued.Add(-int64(len(buf)))
+		if c.room != nil {
+			close(c.room)
+			c.room = nil
+		}
 		if cap(buf) <= maxSpare {
 			c.spare = buf[:0]
 		} else {

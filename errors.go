@@ -1,6 +1,10 @@
 package pulsarconn
 
-import "github.com/pulsarconn/pulsarconn/core"
+import (
+	"errors"
+
+	"github.com/pulsarconn/pulsarconn/core"
+)
 
 // ServerError is an error reported by the broker; errors.Is matches it
 // against the code sentinels below (ErrServiceNotReady, ...).
@@ -20,6 +24,13 @@ var (
 	ErrAuthentication   = core.ErrAuthentication
 	ErrDuplicateID      = core.ErrDuplicateID
 	ErrNotRequest       = core.ErrNotRequest
+
+	// ErrQueueFull: the connection's write queue stayed full
+	// (WithWriteQueueLimit) until the caller's context ended. Retryable.
+	ErrQueueFull = errors.New("pulsarconn: write queue full")
+	// ErrTooManyPendingRequests: every request slot stayed taken
+	// (WithMaxPendingRequests) until the caller's context ended. Retryable.
+	ErrTooManyPendingRequests = errors.New("pulsarconn: too many pending requests")
 )
 
 // Code sentinels: a *ServerError matches the one with its code.
@@ -40,9 +51,15 @@ var (
 )
 
 // IsRetryable reports whether an operation that failed with err may succeed
-// if tried again: connection loss, timeouts, and the broker's
-// ServiceNotReady, TooManyRequests, MetadataError and PersistenceError.
-func IsRetryable(err error) bool { return core.IsRetryable(err) }
+// if tried again: connection loss, timeouts, a full write queue or request
+// table, and the broker's ServiceNotReady, TooManyRequests, MetadataError
+// and PersistenceError.
+func IsRetryable(err error) bool {
+	if errors.Is(err, ErrClosed) {
+		return false
+	}
+	return core.IsRetryable(err) || errors.Is(err, ErrQueueFull) || errors.Is(err, ErrTooManyPendingRequests)
+}
 
 // State is a Broker's connection state.
 type State = core.State
@@ -77,7 +94,9 @@ const (
 
 // Handler receives the pushes of one registered producer or consumer. It is
 // called one push at a time, in the order the broker sent them; it must not
-// block for long, and must not call Broker.Stop.
+// block for long, and must not call Broker.Stop. While a Handler blocks,
+// pushes queue up to WithDeliveryQueueLimit, and then the connection stops
+// reading from the broker until it returns.
 type Handler = core.Handler
 
 // HandlerFunc adapts a function to Handler.

@@ -10,6 +10,20 @@ import (
 	"github.com/pulsarconn/pulsarconn/ports"
 )
 
+// Default limits; see WithWriteQueueLimit, WithMaxPendingRequests and
+// WithDeliveryQueueLimit.
+const (
+	// DefaultWriteQueueLimit is the default bound, in bytes, of a
+	// connection's outgoing write queue: three max-size frames.
+	DefaultWriteQueueLimit = 16 << 20
+	// DefaultMaxPendingRequests is the default bound on a Broker's
+	// requests in flight, the Java client's maxLookupRequest.
+	DefaultMaxPendingRequests = 50_000
+	// DefaultDeliveryQueueLimit is the default bound, in bytes (estimated),
+	// of the pushes read from the broker and not yet handled.
+	DefaultDeliveryQueueLimit = 16 << 20
+)
+
 // Option configures a Broker. Each option's comment names the default it
 // changes.
 type Option func(*options)
@@ -36,6 +50,11 @@ type options struct {
 	maxRejected  int
 	rejectWindow time.Duration
 
+	// Backpressure and limits.
+	writeQueueLimit    int
+	maxPending         int
+	deliveryQueueLimit int
+
 	// Client only.
 	maxRedirects     int
 	maxLookups       int
@@ -44,14 +63,17 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		clock:            clock.System{},
-		clientVersion:    "pulsarconn-go/" + Version,
-		rand:             rand.Float64,
-		maxRejected:      50,
-		rejectWindow:     30 * time.Second,
-		maxRedirects:     20,
-		maxLookups:       5000,
-		maxQueuedLookups: 50000,
+		clock:              clock.System{},
+		clientVersion:      "pulsarconn-go/" + Version,
+		rand:               rand.Float64,
+		maxRejected:        50,
+		rejectWindow:       30 * time.Second,
+		writeQueueLimit:    DefaultWriteQueueLimit,
+		maxPending:         DefaultMaxPendingRequests,
+		deliveryQueueLimit: DefaultDeliveryQueueLimit,
+		maxRedirects:       20,
+		maxLookups:         5000,
+		maxQueuedLookups:   50000,
 	}
 }
 
@@ -134,3 +156,39 @@ func WithMaxLookupRedirects(n int) Option { return func(o *options) { o.maxRedir
 func WithLookupLimit(concurrent, queued int) Option {
 	return func(o *options) { o.maxLookups, o.maxQueuedLookups = concurrent, queued }
 }
+
+// WithWriteQueueLimit bounds, in bytes, what a connection holds to write:
+// the frames queued plus the write in progress. When the queue is full,
+// PublishMessage, Send and Request wait for the writer to make room until
+// their context ends, then fail with an error matching ErrQueueFull and the
+// context's error (under WithFailFast they fail at once). A frame larger
+// than the limit is taken when the queue is empty, so it cannot wait
+// forever. The commands the connection writes on its own (CONNECT, PING,
+// PONG, AUTH_RESPONSE, CLOSE_PRODUCER and CLOSE_CONSUMER) never wait: they
+// are small, and are queued even beyond the limit, so that a full queue
+// never blocks anyone holding the Broker's lock; likewise Send and Request
+// wait only while the queue is at or over the limit, so each may overshoot
+// it by one command. Default: 16 MiB (DefaultWriteQueueLimit); n <= 0
+// removes the limit.
+func WithWriteQueueLimit(n int) Option { return func(o *options) { o.writeQueueLimit = n } }
+
+// WithMaxPendingRequests bounds how many Request calls (and the calls
+// built on it: LookupTopic, PartitionedTopicMetadata) a Broker has in
+// flight at once, counting those still waiting for the connection. One more
+// waits for a slot until its context ends, then fails with an error
+// matching ErrTooManyPendingRequests and the context's error; under
+// WithFailFast it fails at once. Each pending request costs a few hundred
+// bytes. Default: 50,000 (DefaultMaxPendingRequests), the Java client's
+// maxLookupRequest; n <= 0 removes the limit.
+func WithMaxPendingRequests(n int) Option { return func(o *options) { o.maxPending = n } }
+
+// WithDeliveryQueueLimit bounds, in bytes, the pushes read from the broker
+// and not yet handled: payloads plus an estimate of each push's own size.
+// Pushes are handed to Handlers one at a time, in order; when a Handler is
+// slow and the queue reaches the limit, the connection stops reading from
+// the socket until the Handler catches up, so the broker is held back by
+// TCP flow control instead of the process's memory growing. While it waits
+// nothing is read, keepalive answers included: a Handler stuck for two
+// keepalive intervals costs the connection (ErrKeepaliveTimeout). Default:
+// 16 MiB (DefaultDeliveryQueueLimit); n <= 0 removes the limit.
+func WithDeliveryQueueLimit(n int) Option { return func(o *options) { o.deliveryQueueLimit = n } }

@@ -11,7 +11,9 @@ import (
 // Reader is an incremental frame decoder over a byte stream. It reads as
 // much as the stream gives (any split of frames across reads is fine) and
 // never holds more than one frame, of at most the max frame size, beyond
-// its read buffer.
+// its read buffer; a frame over 1 MiB is held as it arrives, so it costs
+// the larger of 1 MiB and twice the bytes received so far, not its
+// announced size.
 type Reader struct {
 	r   *bufio.Reader
 	max uint32
@@ -60,12 +62,42 @@ func (fr *Reader) NextBody() ([]byte, error) {
 	if n < minTotalSize {
 		return nil, fmt.Errorf("%w: total size %d is under the minimum of %d", ErrMalformed, n, minTotalSize)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(fr.r, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if n <= growThreshold {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(fr.r, body); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
 		}
-		return nil, err
+		return body, nil
+	}
+	return fr.readLarge(int(n))
+}
+
+// growThreshold is the largest body allocated whole on reading its size.
+// A larger one grows, doubling, as its bytes arrive: a peer that announces
+// a huge frame (up to the limit, which CONNECTED may raise to 2 GiB) and
+// sends it slowly, or never, makes the Reader hold about what it sent, not
+// what it announced.
+const growThreshold = 1 << 20
+
+func (fr *Reader) readLarge(n int) ([]byte, error) {
+	body := make([]byte, 0, growThreshold)
+	for len(body) < n {
+		if len(body) == cap(body) {
+			grown := make([]byte, len(body), min(2*cap(body), n))
+			copy(grown, body)
+			body = grown
+		}
+		m, err := fr.r.Read(body[len(body):min(cap(body), n)])
+		body = body[:len(body)+m]
+		if err != nil && len(body) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return body, nil
 }

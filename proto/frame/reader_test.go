@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"strconv"
 	"testing"
 	"testing/iotest"
@@ -141,6 +142,49 @@ func TestReaderFrameLargerThanReadBuffer(t *testing.T) {
 			assert.Equal(t, io.EOF, err)
 		})
 	}
+}
+
+// A frame over the whole-allocation threshold (1 MiB) is read into a
+// buffer that grows as its bytes arrive; the result is the same.
+func TestReaderFrameLargerThanGrowThreshold(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 200_000) // 3.2 MB
+	stream, err := frame.AppendMessage(nil, sendCommand(1, 1), testMetadata(), data)
+	require.NoError(t, err)
+	stream, err = frame.AppendCommand(stream, pingCommand())
+	require.NoError(t, err)
+
+	for name, r := range map[string]io.Reader{
+		"whole": bytes.NewReader(stream),
+		"half":  iotest.HalfReader(bytes.NewReader(stream)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			fr := frame.NewReader(r, 0)
+			f, err := fr.Next()
+			require.NoError(t, err)
+			require.NotNil(t, f.Payload)
+			assert.True(t, f.Payload.ChecksumOK)
+			assert.True(t, bytes.Equal(data, f.Payload.Data))
+			f, err = fr.Next()
+			require.NoError(t, err)
+			assert.Equal(t, pulsarpb.BaseCommand_PING, f.Command.GetType())
+		})
+	}
+}
+
+// A peer announcing a frame of the largest size the limit allows (2 GiB
+// after a CONNECTED with the largest max_message_size) and sending a few
+// bytes costs about the threshold, not the announced size.
+func TestReaderAnnouncedSizeIsNotAllocated(t *testing.T) {
+	stream := []byte{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 2, 8, 18}
+	fr := frame.NewReader(bytes.NewReader(stream), math.MaxInt32)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := fr.NextBody()
+	runtime.ReadMemStats(&after)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("announced %d bytes, sent %d: allocated %d bytes", math.MaxInt32, len(stream)-4, allocated)
+	assert.Less(t, allocated, uint64(2<<20))
 }
 
 func TestReaderNextBodyIsOwnedByCaller(t *testing.T) {
