@@ -302,7 +302,7 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 		return nil, err
 	}
 	defer b.releaseSlot()
-	w := newWaiter()
+	w := getWaiter()
 	var id uint64
 	var start time.Time
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
@@ -315,10 +315,12 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 		return nil, err
 	})
 	if err != nil {
+		putWaiter(w) // never handed to the core
 		return nil, err
 	}
 	select {
 	case r := <-w.ch:
+		putWaiter(w)
 		if errors.Is(r.err, ErrTooManyRequests) {
 			b.rejected()
 		}
@@ -328,13 +330,16 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 		return r.cmd, r.err
 	case <-ctx.Done():
 		b.mu.Lock()
-		b.core.Cancel(id)
+		pending := b.core.Cancel(id)
 		b.mu.Unlock()
-		select {
-		case r := <-w.ch: // the answer won the race
+		if !pending {
+			// The answer won the race: the core completed the waiter,
+			// under the lock, before Cancel.
+			r := <-w.ch
+			putWaiter(w)
 			return r.cmd, r.err
-		default:
 		}
+		putWaiter(w) // cancelled: the core will never complete it
 		return nil, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
 	}
 }
@@ -554,6 +559,14 @@ type result struct {
 type waiter struct{ ch chan result }
 
 func newWaiter() *waiter { return &waiter{ch: make(chan result, 1)} }
+
+// waiters recycles Request's waiters: a waiter goes back only once its
+// one completion has been received or can no longer come, so a recycled
+// channel is always empty. Saves two allocations per request.
+var waiters = sync.Pool{New: func() any { return newWaiter() }}
+
+func getWaiter() *waiter  { return waiters.Get().(*waiter) }
+func putWaiter(w *waiter) { waiters.Put(w) }
 
 // Done implements core.Waiter; the core completes each request once, so
 // the buffered send never blocks.
@@ -958,19 +971,59 @@ func (b *Broker) startAuth(gen uint64, initial bool, challenge []byte) {
 	}()
 }
 
+// maxReadBatch bounds how many frames the reader hands to the core under
+// one acquisition of the lock.
+const maxReadBatch = 64
+
 func (b *Broker) readLoop(c *connection) {
 	defer b.wg.Done()
 	b.mu.Lock()
 	max := b.core.MaxFrameSize()
 	b.mu.Unlock()
 	fr := frame.NewReader(c.conn, max)
+	batch := make([]*frame.Frame, 0, maxReadBatch)
 	for {
-		body, err := fr.NextBody()
-		var f *frame.Frame
-		if err == nil {
+		// Take the frame the read blocks for, then every whole frame the
+		// same read already brought: under load, one lock and one flush
+		// serve many frames instead of one each.
+		batch = batch[:0]
+		var err error
+		for {
+			var body []byte
+			body, err = fr.NextBody()
+			if err != nil {
+				break
+			}
 			b.framesIn.Add(1)
 			b.bytesIn.Add(uint64(len(body)) + 4)
-			f, err = frame.Parse(body)
+			var f *frame.Frame
+			if f, err = frame.Parse(body); err != nil {
+				break
+			}
+			batch = append(batch, f)
+			// CONNECTED may change the frame limit: apply it before
+			// reading on.
+			if len(batch) == maxReadBatch || f.Command.GetType() == pulsarpb.BaseCommand_CONNECTED || !fr.Ready() {
+				break
+			}
+		}
+		if len(batch) > 0 {
+			b.mu.Lock()
+			now := b.clock.Now()
+			for i, f := range batch {
+				b.core.HandleFrame(now, c.gen, f)
+				batch[i] = nil
+			}
+			max = b.core.MaxFrameSize()
+			drain := b.flushLocked(now)
+			if !drain {
+				b.waitDeliveryRoomLocked(c)
+			}
+			b.mu.Unlock()
+			if drain {
+				b.drain()
+			}
+			fr.SetMaxFrameSize(max)
 		}
 		if err != nil {
 			if errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrFrameTooLarge) {
@@ -981,19 +1034,6 @@ func (b *Broker) readLoop(c *connection) {
 			b.do(func(now time.Time) { b.core.ConnFailed(now, c.gen, err) })
 			return
 		}
-		b.mu.Lock()
-		now := b.clock.Now()
-		b.core.HandleFrame(now, c.gen, f)
-		max = b.core.MaxFrameSize()
-		drain := b.flushLocked(now)
-		if !drain {
-			b.waitDeliveryRoomLocked(c)
-		}
-		b.mu.Unlock()
-		if drain {
-			b.drain()
-		}
-		fr.SetMaxFrameSize(max)
 	}
 }
 

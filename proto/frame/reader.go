@@ -46,6 +46,22 @@ func (fr *Reader) SetMaxFrameSize(n int) {
 // Buffered reports how many bytes are already read and not yet decoded.
 func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 
+// Ready reports whether NextBody can return without reading the stream:
+// a whole frame, or a size that NextBody rejects at once, is buffered.
+// A driver uses it to take every frame a read brought in one batch.
+func (fr *Reader) Ready() bool {
+	n := fr.r.Buffered()
+	if n < 4 {
+		return false
+	}
+	hdr, err := fr.r.Peek(4)
+	if err != nil {
+		return false
+	}
+	size := binary.BigEndian.Uint32(hdr)
+	return size > fr.max || size < minTotalSize || uint64(n) >= 4+uint64(size)
+}
+
 // NextBody reads one frame and returns its body (the bytes after the total
 // size field) in a newly allocated slice that the caller may keep. It
 // returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF when the

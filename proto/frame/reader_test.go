@@ -359,3 +359,35 @@ func TestReaderSetMaxFrameSizeBeyondUint32(t *testing.T) {
 	_, err = frame.NewReader(bytes.NewReader(ping), huge).Next()
 	assert.NoError(t, err)
 }
+
+func TestReaderReady(t *testing.T) {
+	ping, err := frame.AppendCommand(nil, &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum(), Ping: &pulsarpb.CommandPing{}})
+	require.NoError(t, err)
+	pr, pw := io.Pipe()
+	fr := frame.NewReader(pr, 64)
+	assert.False(t, fr.Ready(), "nothing buffered")
+	go func() {
+		pw.Write(append(append([]byte{}, ping...), ping[:5]...)) // one frame and a bit
+	}()
+	_, err = fr.NextBody()
+	require.NoError(t, err)
+	assert.False(t, fr.Ready(), "only part of the next frame is buffered")
+	go func() { pw.Write(ping[5:]) }()
+	_, err = fr.NextBody()
+	require.NoError(t, err)
+	assert.False(t, fr.Ready())
+
+	// Two whole frames in one read: both are ready without blocking.
+	go func() { pw.Write(append(append([]byte{}, ping...), ping...)) }()
+	_, err = fr.NextBody()
+	require.NoError(t, err)
+	assert.True(t, fr.Ready())
+	_, err = fr.NextBody()
+	require.NoError(t, err)
+
+	// A size NextBody refuses is ready too: the error comes at once.
+	go func() { pw.Write([]byte{0xff, 0xff, 0xff, 0xff}) }()
+	_, err = fr.NextBody()
+	assert.ErrorIs(t, err, frame.ErrFrameTooLarge)
+	pw.Close()
+}
