@@ -279,6 +279,22 @@ func TestProducerNotReadyThenError(t *testing.T) {
 	assert.ErrorIs(t, w.err, &core.ServerError{Code: pulsarpb.ServerError_ProducerFenced})
 }
 
+// A "not ready" PRODUCER_SUCCESS stops the operation timeout of a PRODUCER
+// only: answering any other request (a broker bug) it completes that
+// request, which must not be left pending with no timeout. Found by the
+// simulation (seed 1 in testdata/sim/regressions.txt).
+func TestProducerNotReadyAnsweringOtherRequestCompletesIt(t *testing.T) {
+	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour})
+	h.connect()
+	id, w := h.request(lookup("t"))
+	answer := producerSuccess(id, "p", false)
+	h.recv(answer)
+	require.Equal(t, 1, w.calls, "the lookup is completed by the answer, whatever its type")
+	assert.NoError(t, w.err)
+	assert.True(t, proto.Equal(answer, w.result))
+	assert.Zero(t, h.c.Pending())
+}
+
 func TestRequestTimeout(t *testing.T) {
 	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour})
 	h.connect()
