@@ -11,6 +11,8 @@
 //	                 [--token TOKEN] [--partitions TOPIC=N]...
 //	                                                  run the fake broker (or a cluster) until Ctrl-C
 //	                                                  forward Pulsar-over-QUIC connections to a TCP broker
+//	pulsarconn bench [--quick] [--duration D] [--json FILE] [--svg FILE] [--compare FILE]
+//	                                                  measure raw loops, this library (and another client) on loopback
 //
 // demo needs no flags and no network: it starts pulsartest's fake broker on
 // an in-memory network, connects, looks a topic up, reads its partition
@@ -49,7 +51,7 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE] | serve [--listen URL] [--tls-listen URL] [--quic-listen ADDR] [--brokers N] [--token T] [--partitions TOPIC=N]")
+var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE] | serve [--listen URL] [--tls-listen URL] [--quic-listen ADDR] [--brokers N] [--token T] [--partitions TOPIC=N] | bench [--quick] [--json FILE] [--svg FILE] [--compare FILE]")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: demo takes no arguments", errUsage)

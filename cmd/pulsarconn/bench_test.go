@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn/internal/bench"
+)
+
+func TestBenchQuick(t *testing.T) {
+	dir := t.TempDir()
+	jsonFile, svgFile, compare := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.svg"), filepath.Join(dir, "other.json")
+	// A compared client's figures, as interop/cmd/clientbench writes them.
+	other := bench.NewReport(0)
+	other.OtherClient = "pulsar-client-go"
+	other.AddOther(bench.Row{ID: "rr64.rate", Scenario: "request/response, 64 in flight", Unit: "requests/s", HigherIsBetter: true}, 1000)
+	var ob bytes.Buffer
+	require.NoError(t, other.WriteJSON(&ob))
+	require.NoError(t, os.WriteFile(compare, ob.Bytes(), 0o600))
+
+	var out, errOut bytes.Buffer
+	require.NoError(t, run(testContext(t), []string{"bench", "--quick", "--idle", "200", "--json", jsonFile, "--svg", svgFile, "--compare", compare}, &out, &errOut))
+	table := out.String()
+	t.Log("\n" + table)
+	for _, want := range []string{
+		"request/response, 1 in flight", "request/response, 64 in flight",
+		"p50 latency", "p90 latency", "p99 latency",
+		"publish of pre-encoded 1 KiB SEND frames into the sink", "MB/s",
+		"publish with receipts", "delivery to a consumer Handler",
+		"memory per idle connection", "reconnect after the server drops",
+		"allocs/op", "pulsar-client-go", "goals:",
+	} {
+		assert.Contains(t, table, want)
+	}
+	b, err := os.ReadFile(jsonFile)
+	require.NoError(t, err)
+	var r bench.Report
+	require.NoError(t, json.Unmarshal(b, &r))
+	require.NotNil(t, r.Row("rr64.rate"))
+	require.NotNil(t, r.Row("rr64.rate").Other)
+	assert.Equal(t, 1000.0, *r.Row("rr64.rate").Other)
+	assert.NotNil(t, r.Row("rr64.rate").LibraryVsOther)
+	assert.NotNil(t, r.Row("idle.client"))
+	assert.NotNil(t, r.Row("reconnect.time"))
+	svg, err := os.ReadFile(svgFile)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(svg), "<svg "), "an SVG document")
+	assert.Contains(t, string(svg), "pulsar-client-go")
+}
+
+func TestBenchUsage(t *testing.T) {
+	var out bytes.Buffer
+	assert.ErrorIs(t, run(testContext(t), []string{"bench", "extra"}, &out, &out), errUsage)
+	assert.ErrorIs(t, run(testContext(t), []string{"bench", "--bogus"}, &out, &out), errUsage)
+}

@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulsarconn/pulsarconn"
+)
+
+// StartBroker starts a Broker for url (over TCP for pulsar:// URLs) and
+// waits until it is connected. Extra options come after the benchmark's
+// own.
+func StartBroker(ctx context.Context, url string, opts ...pulsarconn.Option) (*pulsarconn.Broker, error) {
+	b, err := pulsarconn.Start(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.WaitConnected(ctx); err != nil {
+		_ = b.Stop(context.Background())
+		return nil, err
+	}
+	return b, nil
+}
+
+// LibRequests runs request/response through b: inflight goroutines each
+// call PartitionedTopicMetadata in a loop, sharing the budget.
+func LibRequests(ctx context.Context, b *pulsarconn.Broker, inflight int, budget Budget) (Throughput, error) {
+	sh := &shared{b: budget}
+	hists := make([]Histogram, inflight)
+	errs := make([]error, inflight)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := &hists[g]
+			for sh.take() {
+				t0 := time.Now()
+				if _, err := b.PartitionedTopicMetadata(ctx, Topic); err != nil {
+					errs[g] = err
+					sh.over.Store(true)
+					return
+				}
+				h.Record(time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var hist Histogram
+	for g := range hists {
+		if errs[g] != nil {
+			return Throughput{}, errs[g]
+		}
+		hist.Merge(&hists[g])
+	}
+	return Throughput{Ops: int(hist.Count()), Elapsed: elapsed, Latency: &hist}, nil
+}
+
+// LibPublish hands the pre-encoded frame to b.PublishMessage in a loop and
+// waits until the sink srv has read every byte.
+func LibPublish(ctx context.Context, b *pulsarconn.Broker, srv *Server, encoded []byte, budget Budget) (Throughput, error) {
+	base := srv.Sunk()
+	start := time.Now()
+	n := 0
+	for ; !budget.Done(n); n++ {
+		if err := b.PublishMessage(ctx, encoded); err != nil {
+			return Throughput{}, err
+		}
+	}
+	total := int64(n) * int64(len(encoded))
+	if err := srv.WaitSunk(ctx, base+total); err != nil {
+		return Throughput{}, err
+	}
+	return Throughput{Ops: n, Bytes: total, Elapsed: time.Since(start)}, nil
+}
+
+// LibReceipts registers a producer on b, creates it (PRODUCER), and
+// publishes SEND frames of size-byte payloads with at most window
+// unacknowledged; its Handler takes the receipts, checking their order.
+func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, budget Budget) (Throughput, error) {
+	id := b.NewProducerID()
+	tokens := make(chan struct{}, window)
+	var receipts atomic.Int64
+	var failed atomic.Pointer[error]
+	fail := func(err error) {
+		failed.CompareAndSwap(nil, &err)
+		select { // unblock the sender
+		case <-tokens:
+		default:
+		}
+	}
+	h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		if p.Kind != pulsarconn.PushReceipt {
+			fail(fmt.Errorf("%w: push %v (%v)", errUnexpected, p.Kind, p.Err))
+			return
+		}
+		want := uint64(receipts.Load())
+		if got := p.Command.GetSendReceipt().GetSequenceId(); got != want {
+			fail(fmt.Errorf("%w: receipt for %d, want %d", errUnexpected, got, want))
+			return
+		}
+		receipts.Add(1)
+		<-tokens
+	})
+	regCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reg, err := b.RegisterProducer(regCtx, id, h)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer reg.Close(ctx)
+	if _, err := b.Request(ctx, producerCommand(id)); err != nil {
+		return Throughput{}, err
+	}
+	send := sendTemplate(id, size)
+	start := time.Now()
+	n := 0
+	for ; !budget.Done(n); n++ {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return Throughput{}, ctx.Err()
+		}
+		if e := failed.Load(); e != nil {
+			return Throughput{}, *e
+		}
+		if err := b.PublishMessage(ctx, send.set(uint64(n))); err != nil {
+			return Throughput{}, err
+		}
+	}
+	for range window {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return Throughput{}, fmt.Errorf("bench: %d receipts for %d sends: %w", receipts.Load(), n, ctx.Err())
+		}
+		if e := failed.Load(); e != nil {
+			return Throughput{}, *e
+		}
+	}
+	elapsed := time.Since(start)
+	if got := receipts.Load(); got != int64(n) {
+		return Throughput{}, fmt.Errorf("bench: %d receipts for %d sends", got, n)
+	}
+	return Throughput{Ops: n, Bytes: int64(n) * int64(len(send.buf)), Elapsed: elapsed}, nil
+}
+
+// LibDelivery registers a consumer on b, subscribes, and counts the
+// MESSAGE frames its Handler receives, granting permits from the Handler
+// as a consumer with a 1,000-message receiver queue does.
+func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Throughput, error) {
+	id := b.NewConsumerID()
+	more := flowCommand(id, refill)
+	var n int
+	var bytes int64
+	var end time.Time
+	done := make(chan error, 1)
+	finished := false
+	h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		// Pushes come one at a time, so the handler's state needs no
+		// lock; done hands it to the caller.
+		if finished {
+			return
+		}
+		if p.Kind != pulsarconn.PushMessage || p.Payload == nil || !p.Payload.ChecksumOK {
+			finished = true
+			done <- fmt.Errorf("%w: push %v (%v)", errUnexpected, p.Kind, p.Err)
+			return
+		}
+		n++
+		bytes += int64(len(p.Payload.Data))
+		if budget.Done(n) {
+			finished = true
+			end = time.Now()
+			done <- nil
+			return
+		}
+		if n%refill == 0 {
+			if err := b.Send(ctx, more); err != nil {
+				finished = true
+				done <- err
+			}
+		}
+	})
+	regCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reg, err := b.RegisterConsumer(regCtx, id, h)
+	if err != nil {
+		return Throughput{}, err
+	}
+	if _, err := b.Request(ctx, subscribeCommand(id)); err != nil {
+		return Throughput{}, err
+	}
+	start := time.Now()
+	if err := b.Send(ctx, flowCommand(id, queueSize)); err != nil {
+		return Throughput{}, err
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// Close waits for CLOSE_CONSUMER's answer, which comes after the
+	// MESSAGE frames already granted: the handler is quiet afterwards.
+	if cerr := reg.Close(ctx); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return Throughput{}, err
+	}
+	return Throughput{Ops: n, Bytes: bytes, Elapsed: end.Sub(start)}, nil
+}

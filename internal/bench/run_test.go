@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+)
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRunQuick(t *testing.T) {
+	o := Quick()
+	o.Network = memory.NewNetwork()
+	o.IdleConns = 200
+	r, err := Run(testContext(t), o)
+	require.NoError(t, err)
+	for _, id := range []string{
+		"rr1.rate", "rr1.p50", "rr1.p90", "rr1.p99", "rr1.allocs",
+		"rr64.rate", "rr64.p50", "rr64.p90", "rr64.p99", "rr64.allocs",
+		"publish.rate", "publish.mbps", "publish.allocs",
+		"receipts.rate", "receipts.allocs", "delivery.rate", "delivery.allocs",
+		"idle.total", "idle.client", "reconnect.time",
+	} {
+		row := r.Row(id)
+		if assert.NotNil(t, row, id) {
+			assert.NotNil(t, row.Library, id)
+			if row.Raw != nil && row.HigherIsBetter {
+				assert.Positive(t, *row.Raw, id)
+				assert.Positive(t, *row.Library, id)
+			}
+		}
+	}
+	var out bytes.Buffer
+	require.NoError(t, r.WriteTable(&out))
+	r.WriteGoals(&out)
+	t.Log("\n" + out.String())
+	out.Reset()
+	require.NoError(t, r.WriteJSON(&out))
+	var back Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &back))
+	assert.Equal(t, len(r.Rows), len(back.Rows))
+}

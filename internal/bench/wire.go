@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// slotWidth is the width of a patchable varint: 10 bytes, the longest a
+// uint64 takes. Protobuf decoders accept a varint padded with continuation
+// bytes, so a template encoded once with a 10-byte placeholder can carry
+// any id afterwards by overwriting those bytes in place: no marshalling
+// and no size recomputation per frame.
+const slotWidth = 10
+
+// sentinel returns the placeholder for slot k: a value of at least 2^63,
+// which protobuf encodes in exactly slotWidth bytes.
+func sentinel(k int) uint64 { return 1<<63 | uint64(k)<<8 | 0x5a }
+
+// putSlot writes v (< 2^63) into b[:slotWidth] as a padded varint.
+func putSlot(b []byte, v uint64) {
+	for i := 0; i < slotWidth-1; i++ {
+		b[i] = byte(v>>(7*i))&0x7f | 0x80
+	}
+	b[slotWidth-1] = byte(v >> 63)
+}
+
+// template is a pre-encoded frame with varint slots to patch.
+type template struct {
+	buf   []byte
+	slots []int // offsets of the slots in buf, in the order of their sentinels
+}
+
+// newTemplate encodes a frame built by build, which must place
+// sentinel(0) ... sentinel(n-1) in the fields to patch, and finds them.
+func newTemplate(n int, build func(dst []byte) ([]byte, error)) (template, error) {
+	buf, err := build(nil)
+	if err != nil {
+		return template{}, err
+	}
+	t := template{buf: buf}
+	for k := range n {
+		var want [slotWidth]byte
+		binary.PutUvarint(want[:], sentinel(k))
+		at := bytes.Index(buf, want[:])
+		if at < 0 {
+			return template{}, fmt.Errorf("bench: template slot %d not found", k)
+		}
+		t.slots = append(t.slots, at)
+	}
+	return t, nil
+}
+
+// appendTo appends the template to dst with its slots set to vals.
+func (t *template) appendTo(dst []byte, vals ...uint64) []byte {
+	start := len(dst)
+	dst = append(dst, t.buf...)
+	for i, v := range vals {
+		putSlot(dst[start+t.slots[i]:], v)
+	}
+	return dst
+}
+
+// set patches the slots of the template's own buffer in place.
+func (t *template) set(vals ...uint64) []byte {
+	for i, v := range vals {
+		putSlot(t.buf[t.slots[i]:], v)
+	}
+	return t.buf
+}
+
+// commandTemplate is a template of a simple frame.
+func commandTemplate(n int, cmd *pulsarpb.BaseCommand) (template, error) {
+	return newTemplate(n, func(dst []byte) ([]byte, error) { return frame.AppendCommand(dst, cmd) })
+}
+
+// mustTemplate panics on an error: templates are built from fixed
+// commands, so an error is a bug in this package.
+func mustTemplate(t template, err error) template {
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// scan walks the fields of one protobuf message, calling f with each
+// field's number, wire type, varint value (wire type 0) and bytes (wire
+// type 2). It stops early when f returns false, and reports whether the
+// message was well formed up to there. It decodes what the benchmark
+// server needs from hot commands without unmarshalling them.
+func scan(b []byte, f func(num int, typ int, v uint64, sub []byte) bool) bool {
+	for len(b) > 0 {
+		tag, n := binary.Uvarint(b)
+		if n <= 0 {
+			return false
+		}
+		b = b[n:]
+		num, typ := int(tag>>3), int(tag&7)
+		var v uint64
+		var sub []byte
+		switch typ {
+		case 0:
+			v, n = binary.Uvarint(b)
+			if n <= 0 {
+				return false
+			}
+			b = b[n:]
+		case 1:
+			if len(b) < 8 {
+				return false
+			}
+			b = b[8:]
+		case 2:
+			l, n := binary.Uvarint(b)
+			if n <= 0 || l > uint64(len(b)-n) {
+				return false
+			}
+			sub = b[n : n+int(l)]
+			b = b[n+int(l):]
+		case 5:
+			if len(b) < 4 {
+				return false
+			}
+			b = b[4:]
+		default:
+			return false
+		}
+		if !f(num, typ, v, sub) {
+			return true
+		}
+	}
+	return true
+}
+
+// varintField returns the varint field num of message b.
+func varintField(b []byte, num int) (uint64, bool) {
+	var out uint64
+	var found bool
+	scan(b, func(n, typ int, v uint64, _ []byte) bool {
+		if n == num && typ == 0 {
+			out, found = v, true
+			return false
+		}
+		return true
+	})
+	return out, found
+}
+
+// peekCommand returns the type of a BaseCommand and its sub-command's
+// bytes. In the Pulsar protocol a sub-command's field number in
+// BaseCommand equals its type's number (SEND = 6 is field 6), which is
+// what lets a scanner find it without the schema.
+func peekCommand(cmd []byte) (pulsarpb.BaseCommand_Type, []byte, bool) {
+	t, ok := varintField(cmd, 1)
+	if !ok {
+		return 0, nil, false
+	}
+	var sub []byte
+	scan(cmd, func(n, typ int, _ uint64, s []byte) bool {
+		if n == int(t) && typ == 2 {
+			sub = s
+			return false
+		}
+		return true
+	})
+	return pulsarpb.BaseCommand_Type(t), sub, true
+}
+
+// splitFrame returns the command bytes of a frame body (the bytes after
+// the total size).
+func splitFrame(body []byte) ([]byte, bool) {
+	if len(body) < 4 {
+		return nil, false
+	}
+	n := binary.BigEndian.Uint32(body)
+	if uint64(n) > uint64(len(body)-4) {
+		return nil, false
+	}
+	return body[4 : 4+n], true
+}
