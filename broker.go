@@ -900,6 +900,9 @@ func (b *Broker) onTimer() {
 		b.timerAt = time.Time{} // this timer is spent: arm the next one
 		b.timer = nil
 		b.core.Tick(now)
+		if b.conn != nil {
+			b.conn.trim()
+		}
 	})
 }
 

@@ -157,8 +157,9 @@ func WithLookupLimit(concurrent, queued int) Option {
 	return func(o *options) { o.maxLookups, o.maxQueuedLookups = concurrent, queued }
 }
 
-// WithWriteQueueLimit bounds, in bytes, what a connection holds to write:
-// the frames queued plus the write in progress. When the queue is full,
+// WithWriteQueueLimit bounds, in bytes, the frames a connection holds
+// queued for writing (the batch being written, already taken from the
+// queue, may hold as much again). When the queue is full,
 // PublishMessage, Send and Request wait for the writer to make room until
 // their context ends, then fail with an error matching ErrQueueFull and the
 // context's error (under WithFailFast they fail at once). A frame larger
