@@ -1,6 +1,7 @@
 package pulsarconn
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -148,6 +149,11 @@ func (c *connection) close() {
 func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err error), written *atomic.Uint64) {
 	defer wg.Done()
 	for range c.signal {
+		// Let the goroutines that are about to queue something run
+		// first, so one write carries many of their frames: with many
+		// requests in flight this turns a system call per request into
+		// one per batch.
+		runtime.Gosched()
 		c.wmu.Lock()
 		buf := c.pending
 		c.pending = c.spare[:0]

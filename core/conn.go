@@ -175,7 +175,7 @@ type Conn struct {
 	up bool
 
 	nextRequestID uint64
-	pending       map[uint64]*pending
+	pending       map[uint64]pending // by value: no allocation per request
 	// deadlines is a FIFO of request deadlines. The operation timeout is
 	// the same for every request, so deadlines are added in order and the
 	// earliest is always at the front; entries whose request is gone are
@@ -205,7 +205,7 @@ func New(cfg Config) *Conn {
 		cfg:            cfg,
 		backoff:        Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax, Rand: cfg.Rand},
 		nextRequestID:  1,
-		pending:        make(map[uint64]*pending),
+		pending:        make(map[uint64]pending),
 		producers:      make(map[uint64]Handler),
 		consumers:      make(map[uint64]Handler),
 		maxMessageSize: frame.DefaultMaxMessageSize,
@@ -609,7 +609,7 @@ func (c *Conn) request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint
 	}
 	c.nextRequestID++
 	deadline := now.Add(c.cfg.OperationTimeout)
-	c.pending[id] = &pending{waiter: w, deadline: deadline, typ: cmd.GetType()}
+	c.pending[id] = pending{waiter: w, deadline: deadline, typ: cmd.GetType()}
 	c.deadlines = append(c.deadlines, deadlineEntry{id: id, deadline: deadline})
 	return id, nil
 }
@@ -847,8 +847,8 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 // response completes the pending request an answer belongs to.
 func (c *Conn) response(cmd *pulsarpb.BaseCommand) {
 	id, ok := frame.RequestID(cmd)
-	p := c.pending[id]
-	if !ok || p == nil {
+	p, found := c.pending[id]
+	if !ok || !found {
 		c.stats.UnknownRequests++
 		c.log(slog.LevelWarn, "ignoring answer to an unknown request", slog.String("type", cmd.GetType().String()), slog.Uint64("request_id", id))
 		return
@@ -862,6 +862,7 @@ func (c *Conn) response(cmd *pulsarpb.BaseCommand) {
 		// answers (a broker bug) is completed, not left without a
 		// timeout.
 		p.deadline = time.Time{}
+		c.pending[id] = p
 		return
 	}
 	delete(c.pending, id)
