@@ -498,10 +498,11 @@ func (b *Broker) LookupTopic(ctx context.Context, topic string, authoritative bo
 // PartitionedTopicMetadata returns how many partitions topic has
 // (PARTITIONED_METADATA); 0 means the topic is not partitioned.
 func (b *Broker) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
-	resp, err := b.Request(ctx, &pulsarpb.BaseCommand{
-		Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
-		PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String(topic)},
-	})
+	req := partitionsRequests.Get().(*partitionsRequest)
+	req.topic = topic
+	resp, err := b.Request(ctx, &req.cmd)
+	req.topic = ""
+	partitionsRequests.Put(req)
 	if err != nil {
 		return 0, err
 	}
@@ -511,6 +512,27 @@ func (b *Broker) PartitionedTopicMetadata(ctx context.Context, topic string) (in
 	}
 	return int(r.GetPartitions()), nil
 }
+
+// partitionsRequest is a reusable PARTITIONED_METADATA command: the core
+// encodes a request before Request returns and keeps no reference to it,
+// so the command can serve again. Building one per call cost 5 of the 14
+// allocations of a round trip.
+type partitionsRequest struct {
+	cmd   pulsarpb.BaseCommand
+	pm    pulsarpb.CommandPartitionedTopicMetadata
+	typ   pulsarpb.BaseCommand_Type
+	topic string
+	id    uint64
+}
+
+var partitionsRequests = sync.Pool{New: func() any {
+	r := &partitionsRequest{typ: pulsarpb.BaseCommand_PARTITIONED_METADATA}
+	r.cmd.Type = &r.typ
+	r.cmd.PartitionMetadata = &r.pm
+	r.pm.Topic = &r.topic
+	r.pm.RequestId = &r.id
+	return r
+}}
 
 // whenUsable runs try under the lock. While it fails with ErrDisconnected
 // it waits for a change of state, and while it fails with ErrQueueFull for

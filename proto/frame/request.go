@@ -71,77 +71,87 @@ func idOf[M comparable](m M, id uint64) (uint64, bool) {
 	return id, m != zero
 }
 
-// SetRequestID stores id in a request command's request id field. It
+// SetRequestID stores id in a request command's request id field,
+// writing through the field's pointer when it is already set (so a caller
+// that reuses its commands allocates nothing here). It
 // reports false when cmd's type carries no request id or its sub-command is
 // missing. An ACK becomes a request (one that asks for ACK_RESPONSE).
 func SetRequestID(cmd *pulsarpb.BaseCommand, id uint64) bool {
-	v := proto.Uint64(id)
 	switch cmd.GetType() {
 	case pulsarpb.BaseCommand_PRODUCER:
 		if m := cmd.Producer; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_SUBSCRIBE:
 		if m := cmd.Subscribe; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_UNSUBSCRIBE:
 		if m := cmd.Unsubscribe; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_SEEK:
 		if m := cmd.Seek; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
 		if m := cmd.CloseProducer; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
 		if m := cmd.CloseConsumer; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_LOOKUP:
 		if m := cmd.LookupTopic; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_PARTITIONED_METADATA:
 		if m := cmd.PartitionMetadata; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID:
 		if m := cmd.GetLastMessageId; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE:
 		if m := cmd.GetTopicsOfNamespace; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_GET_SCHEMA:
 		if m := cmd.GetSchema; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA:
 		if m := cmd.GetOrCreateSchema; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	case pulsarpb.BaseCommand_ACK:
 		if m := cmd.Ack; m != nil {
-			m.RequestId = v
+			setID(&m.RequestId, id)
 			return true
 		}
 	}
 	return false
+}
+
+// setID stores id in *p, reusing the pointed-to value when there is one.
+func setID(p **uint64, id uint64) {
+	if *p != nil {
+		**p = id
+		return
+	}
+	*p = proto.Uint64(id)
 }
