@@ -1,7 +1,6 @@
 package frame
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -15,19 +14,15 @@ import (
 // the larger of 1 MiB and twice the bytes received so far, not its
 // announced size.
 type Reader struct {
-	r   *bufio.Reader
+	r   *readBuffer
 	max uint32
 	hdr [4]byte
 }
 
-// readBufferSize is the read buffer: large enough to take many small
-// frames per read system call.
-const readBufferSize = 64 * 1024
-
 // NewReader returns a Reader of r that accepts frames whose total size is
 // at most maxFrameSize (DefaultMaxFrameSize when 0).
 func NewReader(r io.Reader, maxFrameSize int) *Reader {
-	fr := &Reader{r: bufio.NewReaderSize(r, readBufferSize)}
+	fr := &Reader{r: newReadBuffer(r)}
 	fr.SetMaxFrameSize(maxFrameSize)
 	return fr
 }

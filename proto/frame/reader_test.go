@@ -105,15 +105,17 @@ func TestReaderManyFramesInOneRead(t *testing.T) {
 	fr := frame.NewReader(cr, 0)
 	first, err := fr.Next()
 	require.NoError(t, err)
-	assert.Equal(t, 1, cr.reads, "one read takes in every frame")
+	assert.Equal(t, 1, cr.reads, "one read takes in many frames")
 	firstEncoded, err := frame.AppendCommand(nil, first.Command)
 	require.NoError(t, err)
-	assert.Equal(t, len(stream)-len(firstEncoded), fr.Buffered(), "the rest waits in the buffer")
+	// The first read uses the small buffer (4 KiB); it came back full, so
+	// the next uses the large one, which takes in the rest.
+	assert.Equal(t, 4096-len(firstEncoded), fr.Buffered(), "the rest of the read waits in the buffer")
 
 	rest, err := readAll(fr)
 	assert.Equal(t, io.EOF, err)
 	checkFrames(t, cmds, append([]*frame.Frame{first}, rest...))
-	assert.LessOrEqual(t, cr.reads, 2, "200 frames took %d reads", cr.reads)
+	assert.LessOrEqual(t, cr.reads, 3, "200 frames took %d reads", cr.reads)
 }
 
 func TestReaderFrameLargerThanReadBuffer(t *testing.T) {
