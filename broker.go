@@ -298,6 +298,53 @@ func (b *Broker) MaxMessageSize() int {
 // that Request waits for a slot until ctx ends (ErrTooManyPendingRequests).
 // It also waits while the write queue is full (ErrQueueFull).
 func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	return b.request(ctx, 0, cmd)
+}
+
+// RequestOn is Request bound to one connection: conn is a value of
+// Connection. If that connection is gone (the Broker reconnected, or is
+// reconnecting), it fails at once with an error matching ErrDisconnected
+// instead of using the next connection. A producer library creates its
+// producer with RequestOn and publishes with PublishMessageOn on the same
+// connection, so that a SEND can never reach a connection before its
+// PRODUCER.
+func (b *Broker) RequestOn(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	if conn == 0 {
+		return nil, b.connGone(conn)
+	}
+	return b.request(ctx, conn, cmd)
+}
+
+// Connection identifies the current established connection: a number that
+// changes at every reconnection, or 0 while not connected. See RequestOn
+// and PublishMessageOn.
+func (b *Broker) Connection() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.core.State() != StateConnected {
+		return 0
+	}
+	return b.core.Gen()
+}
+
+// errConnGone marks a call bound to a connection that is gone: whenUsable
+// does not wait for the next one.
+var errConnGone = errors.New("connection replaced")
+
+func (b *Broker) connGone(conn uint64) error {
+	return fmt.Errorf("%w: %w (connection %d)", ErrDisconnected, errConnGone, conn)
+}
+
+// onConnLocked reports, for a call bound to conn (0: any), whether conn is
+// still the established connection.
+func (b *Broker) onConnLocked(conn uint64) error {
+	if conn != 0 && (b.core.State() != StateConnected || b.core.Gen() != conn) {
+		return b.connGone(conn)
+	}
+	return nil
+}
+
+func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
 	if err := b.acquireSlot(ctx, cmd.GetType()); err != nil {
 		return nil, err
 	}
@@ -306,6 +353,9 @@ func (b *Broker) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsa
 	var id uint64
 	var start time.Time
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+		if err := b.onConnLocked(conn); err != nil {
+			return nil, err
+		}
 		if room, err := b.writeRoomLocked(); err != nil {
 			return room, err
 		}
@@ -435,10 +485,28 @@ func (b *Broker) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
 // outside the Broker's lock, until ctx ends; it then fails with an error
 // matching both ErrQueueFull and ctx's error.
 func (b *Broker) PublishMessage(ctx context.Context, encoded []byte) error {
+	return b.publish(ctx, 0, encoded)
+}
+
+// PublishMessageOn is PublishMessage bound to one connection (a value of
+// Connection): if that connection is gone it fails at once with an error
+// matching ErrDisconnected, so that a SEND never reaches a newer
+// connection on which its producer was not created yet. See RequestOn.
+func (b *Broker) PublishMessageOn(ctx context.Context, conn uint64, encoded []byte) error {
+	if conn == 0 {
+		return b.connGone(conn)
+	}
+	return b.publish(ctx, conn, encoded)
+}
+
+func (b *Broker) publish(ctx context.Context, conn uint64, encoded []byte) error {
 	if n, ok := frame.TotalSize(encoded); !ok || int(n) != len(encoded)-4 {
 		return fmt.Errorf("%w: PublishMessage needs one whole encoded frame (%d bytes, total size field %d)", ErrProtocol, len(encoded), n)
 	}
 	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+		if err := b.onConnLocked(conn); err != nil {
+			return nil, err
+		}
 		if err := b.core.CheckPublish(len(encoded)); err != nil {
 			return nil, err
 		}
@@ -557,6 +625,8 @@ func (b *Broker) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 		}
 		var what string
 		switch {
+		case errors.Is(err, errConnGone):
+			return err // bound to a connection that will not come back
 		case errors.Is(err, ErrDisconnected):
 			what = "the connection"
 		case errors.Is(err, ErrQueueFull):

@@ -161,23 +161,25 @@ func TestPublishAcrossResets(t *testing.T) {
 	w.proxy.ResetAfterBytes(chaos.Upstream, perReset*frameLen+frameLen/2)
 
 	// create (re-)creates the producer on the current connection and
-	// returns the epoch and the connection (Stats().Reconnects) it
-	// lives on.
+	// returns the epoch and the connection (Broker.Connection) it lives
+	// on. RequestOn and PublishMessageOn bind the producer's commands to
+	// that connection, so a SEND can never reach a newer connection
+	// before its PRODUCER.
 	var creates, createFailures int
 	create := func() (int32, uint64) {
 		for {
 			require.NoError(t, b.WaitConnected(ctx))
-			reconnects := b.Stats().Reconnects
+			conn := b.Connection()
 			epoch, _ := l.current()
-			_, err := b.Request(ctx, producerCmd(topic, producerID))
+			_, err := b.RequestOn(ctx, conn, producerCmd(topic, producerID))
 			creates++
 			if err != nil {
 				require.True(t, pulsarconn.IsRetryable(err), "PRODUCER: %v", err)
 				createFailures++
 				continue
 			}
-			if e, _ := l.current(); e == epoch && b.Stats().Reconnects == reconnects {
-				return epoch, reconnects
+			if e, _ := l.current(); e == epoch && b.Connection() == conn {
+				return epoch, conn
 			}
 		}
 	}
@@ -198,13 +200,13 @@ func TestPublishAcrossResets(t *testing.T) {
 				return now != epoch || l.pending[epoch] < window
 			})
 			require.NoError(t, err, "waiting for the window")
-			if now == epoch && b.Stats().Reconnects == conn {
+			if now == epoch && b.Connection() == conn {
 				break
 			}
 			epoch, conn = create()
 		}
 		l.queue(seq, epoch)
-		if err := b.PublishMessage(ctx, s.frame(t, uint64(seq), payload)); err != nil {
+		if err := b.PublishMessageOn(ctx, conn, s.frame(t, uint64(seq), payload)); err != nil {
 			l.refuse(seq, epoch)
 			refusals = append(refusals, err)
 		}
