@@ -15,6 +15,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
+	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -180,7 +181,7 @@ func TestStopWithFullWriteQueue(t *testing.T) {
 	t.Cleanup(func() { b.Stop(context.Background()) })
 	ctx := testContext(t)
 	require.NoError(t, b.WaitConnected(ctx))
-	_, err = b.RegisterProducer(ctx, 1, newPushLog())
+	_, err = b.RegisterProducer(ctx, 1, contracttest.NewPushLog())
 	require.NoError(t, err)
 	msg := sendFrame(t, 0, 16<<10)
 	_, err = fillWriteQueue(t, b, msg, 10_000)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/ports/portsmock"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -59,7 +60,7 @@ func TestAuthRefreshFailureDropsAndBacksOff(t *testing.T) {
 	require.NoError(t, b.WaitConnected(ctx))
 	assert.Equal(t, "token", e.srv.LastConnect().GetAuthMethodName())
 	assert.Equal(t, token, string(e.srv.LastConnect().GetAuthData()))
-	l := newPushLog()
+	l := contracttest.NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 
@@ -71,7 +72,7 @@ func TestAuthRefreshFailureDropsAndBacksOff(t *testing.T) {
 	}
 
 	require.Equal(t, 1, e.srv.ChallengeAll(), "challenge 3")
-	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrDisconnected)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrAuthentication)
 	assert.ErrorIs(t, got[0].Err, errRefresh)

@@ -14,6 +14,7 @@ import (
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
+	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
 	"github.com/pulsarconn/pulsarconn/contract_test/harness"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -77,54 +78,6 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// pushLog records pushes and lets a test wait for them.
-type pushLog struct {
-	mu     sync.Mutex
-	pushes []pulsarconn.Push
-	notify chan struct{}
-}
-
-func newPushLog() *pushLog { return &pushLog{notify: make(chan struct{}, 1)} }
-
-func (l *pushLog) HandlePush(p pulsarconn.Push) {
-	l.mu.Lock()
-	l.pushes = append(l.pushes, p)
-	l.mu.Unlock()
-	select {
-	case l.notify <- struct{}{}:
-	default:
-	}
-}
-
-// waitFor waits until n pushes of kind arrived and returns them.
-func (l *pushLog) waitFor(t *testing.T, kind pulsarconn.PushKind, n int) []pulsarconn.Push {
-	t.Helper()
-	ctx := testContext(t)
-	for {
-		got := l.ofKind(kind)
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-l.notify:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %d %v pushes: got %d", n, kind, len(got))
-		}
-	}
-}
-
-func (l *pushLog) ofKind(kind pulsarconn.PushKind) []pulsarconn.Push {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []pulsarconn.Push
-	for _, p := range l.pushes {
-		if p.Kind == kind {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // ---------------------------------------------------------------------------
 
 func TestStartRejectsBadURLs(t *testing.T) {
@@ -163,9 +116,9 @@ func TestRegistryListing(t *testing.T) {
 		reg := memory.NewRegistry()
 		b := e.connected(t, pulsarconn.WithRegistry(reg))
 		ctx := testContext(t)
-		_, err := b.RegisterProducer(ctx, 3, newPushLog())
+		_, err := b.RegisterProducer(ctx, 3, contracttest.NewPushLog())
 		require.NoError(t, err)
-		_, err = b.RegisterConsumer(ctx, 8, newPushLog())
+		_, err = b.RegisterConsumer(ctx, 8, contracttest.NewPushLog())
 		require.NoError(t, err)
 
 		ids, err := pulsarconn.ProducersAt(reg, e.url)
@@ -192,7 +145,7 @@ func TestRegistryCanonicalURL(t *testing.T) {
 	e := memoryEnv(t)
 	reg := memory.NewRegistry()
 	b := e.start(t, pulsarconn.WithRegistry(reg))
-	_, err := b.RegisterProducer(testContext(t), 3, newPushLog())
+	_, err := b.RegisterProducer(testContext(t), 3, contracttest.NewPushLog())
 	require.NoError(t, err)
 	ids, err := pulsarconn.ProducersAt(reg, "pulsar://broker-1") // the default port is filled in
 	require.NoError(t, err)

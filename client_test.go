@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -98,7 +99,7 @@ func TestClientLookupFollowsRedirects(t *testing.T) {
 		urls = append(urls, br.BrokerURL())
 	}
 	assert.Equal(t, []string{"pulsar://b1:6650", "pulsar://b2:6650", "pulsar://owner:6650", "pulsar://service:6650"}, urls)
-	_, err = b.RegisterProducer(ctx, 7, newPushLog())
+	_, err = b.RegisterProducer(ctx, 7, contracttest.NewPushLog())
 	require.NoError(t, err)
 	ids, err := cl.Producers("pulsar://owner:6650")
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -109,11 +110,11 @@ func TestMetrics(t *testing.T) {
 	assert.Greater(t, m.BytesOut, uint64(4*8))
 	assert.Greater(t, m.BytesIn, uint64(4*8))
 
-	_, err := b.RegisterProducer(ctx, 1, newPushLog())
+	_, err := b.RegisterProducer(ctx, 1, contracttest.NewPushLog())
 	require.NoError(t, err)
-	_, err = b.RegisterConsumer(ctx, 1, newPushLog())
+	_, err = b.RegisterConsumer(ctx, 1, contracttest.NewPushLog())
 	require.NoError(t, err)
-	_, err = b.RegisterConsumer(ctx, 2, newPushLog())
+	_, err = b.RegisterConsumer(ctx, 2, contracttest.NewPushLog())
 	require.NoError(t, err)
 	held := e.srv.Hold(pulsarpb.BaseCommand_LOOKUP)
 	errc := make(chan error, 1)

@@ -68,7 +68,7 @@ func testHandshakeWithToken(t *testing.T, e *env) {
 
 	bad := e.start(t, pulsarconn.WithAuthenticator(staticToken("wrong")))
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := bad.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	waitState(t, bad, pulsarconn.StateDisconnected)
@@ -164,7 +164,7 @@ func testMaxMessageSize(t *testing.T, e *env) {
 	const maxMessage = 256 << 10
 	assert.Equal(t, maxMessage, b.MaxMessageSize())
 	limit := maxMessage + frame.Padding
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
@@ -174,7 +174,7 @@ func testMaxMessageSize(t *testing.T, e *env) {
 	exact := sendFrame(t, 1, 0, make([]byte, limit-(len(probe)-4)))
 	require.Len(t, exact, limit+4)
 	require.NoError(t, b.PublishMessage(ctx, exact))
-	r := l.waitFor(t, pulsarconn.PushReceipt, 1)[0]
+	r := l.WaitFor(testContext(t), t, pulsarconn.PushReceipt, 1)[0]
 	assert.Zero(t, r.Command.GetSendReceipt().GetSequenceId())
 	stored := e.srv.Messages(topic)
 	require.Len(t, stored, 1)
@@ -190,9 +190,9 @@ func testReceiptsRouted(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
 	const producers, perProducer = 8, 40
-	logs := map[uint64]*pushLog{}
+	logs := map[uint64]*PushLog{}
 	for id := uint64(1); id <= producers; id++ {
-		logs[id] = newPushLog()
+		logs[id] = NewPushLog()
 		_, err := b.RegisterProducer(ctx, id, logs[id])
 		require.NoError(t, err)
 		_, err = b.Request(ctx, producerCmd(fmt.Sprintf("%s-%d", topic, id), id))
@@ -204,34 +204,34 @@ func testReceiptsRouted(t *testing.T, e *env) {
 		}
 	}
 	for id, l := range logs {
-		got := l.waitFor(t, pulsarconn.PushReceipt, perProducer)
+		got := l.WaitFor(testContext(t), t, pulsarconn.PushReceipt, perProducer)
 		require.Len(t, got, perProducer, "producer %d", id)
 		for i, p := range got {
 			assert.Equal(t, id, p.ID)
 			assert.Equal(t, id, p.Command.GetSendReceipt().GetProducerId())
 			assert.EqualValues(t, i, p.Command.GetSendReceipt().GetSequenceId(), "receipts in order")
 		}
-		assert.Empty(t, l.ofKind(pulsarconn.PushSendError))
+		assert.Empty(t, l.OfKind(pulsarconn.PushSendError))
 	}
 
 	// A producer registered here but never created on the broker: its
 	// SEND is answered with SEND_ERROR, routed to it alone.
-	failing := newPushLog()
+	failing := NewPushLog()
 	_, err := b.RegisterProducer(ctx, 99, failing)
 	require.NoError(t, err)
 	require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 99, 0, []byte("x"))))
-	got := failing.waitFor(t, pulsarconn.PushSendError, 1)
+	got := failing.WaitFor(testContext(t), t, pulsarconn.PushSendError, 1)
 	var se *pulsarconn.ServerError
 	assert.ErrorAs(t, got[0].Err, &se)
 	for _, l := range logs {
-		assert.Empty(t, l.ofKind(pulsarconn.PushSendError))
+		assert.Empty(t, l.OfKind(pulsarconn.PushSendError))
 	}
 }
 
 func testDeliveries(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
-	_, err := b.RegisterProducer(ctx, 1, newPushLog())
+	_, err := b.RegisterProducer(ctx, 1, NewPushLog())
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
 	require.NoError(t, err)
@@ -239,18 +239,18 @@ func testDeliveries(t *testing.T, e *env) {
 		require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 1, seq, []byte{byte('a' + seq)})))
 	}
 	require.NoError(t, e.srv.WaitMessages(ctx, topic, 10))
-	l, other := newPushLog(), newPushLog()
+	l, other := NewPushLog(), NewPushLog()
 	_, err = b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 	_, err = b.RegisterConsumer(ctx, 2, other)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, subscribeCmd(topic, "s", 1))
 	require.NoError(t, err)
-	assert.Empty(t, l.ofKind(pulsarconn.PushMessage), "nothing before FLOW")
+	assert.Empty(t, l.OfKind(pulsarconn.PushMessage), "nothing before FLOW")
 	require.NoError(t, b.Send(ctx, flowCmd(1, 4)))
-	l.waitFor(t, pulsarconn.PushMessage, 4)
+	l.WaitFor(testContext(t), t, pulsarconn.PushMessage, 4)
 	require.NoError(t, b.Send(ctx, flowCmd(1, 6)))
-	got := l.waitFor(t, pulsarconn.PushMessage, 10)
+	got := l.WaitFor(testContext(t), t, pulsarconn.PushMessage, 10)
 	for i, p := range got {
 		assert.Equal(t, []byte{byte('a' + i)}, p.Payload.Data)
 		assert.True(t, p.Payload.ChecksumOK)
@@ -258,13 +258,13 @@ func testDeliveries(t *testing.T, e *env) {
 		require.NoError(t, err)
 		assert.EqualValues(t, i, md.GetSequenceId())
 	}
-	assert.Empty(t, other.ofKind(pulsarconn.PushMessage), "routed by consumer id")
+	assert.Empty(t, other.OfKind(pulsarconn.PushMessage), "routed by consumer id")
 }
 
 func testBrokerPushes(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
-	prod, cons := newPushLog(), newPushLog()
+	prod, cons := NewPushLog(), NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, prod)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
@@ -275,21 +275,21 @@ func testBrokerPushes(t *testing.T, e *env) {
 	require.NoError(t, err)
 
 	require.True(t, e.srv.CloseProducer(1, "pulsar://b2:6650", "pulsar+ssl://b2:6651"))
-	p := prod.waitFor(t, pulsarconn.PushClosed, 1)[0]
+	p := prod.WaitFor(testContext(t), t, pulsarconn.PushClosed, 1)[0]
 	assert.Equal(t, "pulsar://b2:6650", p.BrokerURL)
 	assert.Equal(t, "pulsar+ssl://b2:6651", p.BrokerURLTLS)
 
 	require.True(t, e.srv.ActiveConsumerChange(1, true))
-	assert.True(t, cons.waitFor(t, pulsarconn.PushActiveConsumerChange, 1)[0].Command.GetActiveConsumerChange().GetIsActive())
+	assert.True(t, cons.WaitFor(testContext(t), t, pulsarconn.PushActiveConsumerChange, 1)[0].Command.GetActiveConsumerChange().GetIsActive())
 	require.True(t, e.srv.ReachedEndOfTopic(1))
-	cons.waitFor(t, pulsarconn.PushReachedEndOfTopic, 1)
+	cons.WaitFor(testContext(t), t, pulsarconn.PushReachedEndOfTopic, 1)
 	require.True(t, e.srv.TopicMigrated(pulsarpb.CommandTopicMigrated_Consumer, 1, "pulsar://c2:6650", "pulsar+ssl://c2:6651"))
-	m := cons.waitFor(t, pulsarconn.PushTopicMigrated, 1)[0]
+	m := cons.WaitFor(testContext(t), t, pulsarconn.PushTopicMigrated, 1)[0]
 	assert.Equal(t, "pulsar://c2:6650", m.BrokerURL)
 	assert.Equal(t, "pulsar+ssl://c2:6651", m.BrokerURLTLS)
 	require.True(t, e.srv.CloseConsumer(1, "", ""))
-	assert.Empty(t, cons.waitFor(t, pulsarconn.PushClosed, 1)[0].BrokerURL)
-	assert.Empty(t, prod.ofKind(pulsarconn.PushTopicMigrated), "a consumer's push is not a producer's")
+	assert.Empty(t, cons.WaitFor(testContext(t), t, pulsarconn.PushClosed, 1)[0].BrokerURL)
+	assert.Empty(t, prod.OfKind(pulsarconn.PushTopicMigrated), "a consumer's push is not a producer's")
 	assert.Equal(t, pulsarconn.StateConnected, b.State())
 }
 
@@ -297,9 +297,9 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
 	pctx, cancelProducer := context.WithCancel(ctx)
-	_, err := b.RegisterProducer(pctx, 1, newPushLog())
+	_, err := b.RegisterProducer(pctx, 1, NewPushLog())
 	require.NoError(t, err)
-	_, err = b.RegisterProducer(ctx, 1, newPushLog())
+	_, err = b.RegisterProducer(ctx, 1, NewPushLog())
 	assert.ErrorIs(t, err, pulsarconn.ErrDuplicateID)
 	assert.Equal(t, []uint64{1}, b.Producers())
 
@@ -307,7 +307,7 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CLOSE_PRODUCER, 1))
 	assert.Empty(t, b.Producers())
 
-	reg, err := b.RegisterConsumer(ctx, 4, newPushLog())
+	reg, err := b.RegisterConsumer(ctx, 4, NewPushLog())
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{4}, b.Consumers())
 	require.NoError(t, reg.Close(ctx), "SUCCESS answers CLOSE_CONSUMER")
@@ -323,7 +323,7 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 func testServerDrops(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 
@@ -340,7 +340,7 @@ func testServerDrops(t *testing.T, e *env) {
 	err = <-errc
 	assert.ErrorIs(t, err, pulsarconn.ErrDisconnected)
 	assert.True(t, pulsarconn.IsRetryable(err))
-	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrDisconnected)
 
 	<-changed
@@ -349,7 +349,7 @@ func testServerDrops(t *testing.T, e *env) {
 	_, err = b.LookupTopic(ctx, topic, false)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, b.Stats().Reconnects)
-	assert.Len(t, l.ofKind(pulsarconn.PushDisconnected), 1, "told once")
+	assert.Len(t, l.OfKind(pulsarconn.PushDisconnected), 1, "told once")
 	assert.Equal(t, []uint64{1}, b.Producers(), "registrations survive reconnection")
 	held.Release()
 }
@@ -359,11 +359,11 @@ func testServerDrops(t *testing.T, e *env) {
 func testKeepaliveExpiry(t *testing.T, e *env) {
 	b := e.connected(t, pulsarconn.WithKeepAlive(50*time.Millisecond))
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 	e.srv.SetAnswerPings(false)
-	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrKeepaliveTimeout)
 	assert.GreaterOrEqual(t, e.srv.Received(pulsarpb.BaseCommand_PING), 1, "it pinged before giving up")
 	e.srv.SetAnswerPings(true)
@@ -411,8 +411,8 @@ func testContextCancellation(t *testing.T, e *env) {
 		"Request":          func(c context.Context) error { _, err := b.Request(c, producerCmd(topic, 50)); return err },
 		"Send":             func(c context.Context) error { return b.Send(c, flowCmd(1, 1)) },
 		"PublishMessage":   func(c context.Context) error { return b.PublishMessage(c, sendFrame(t, 1, 0, nil)) },
-		"RegisterProducer": func(c context.Context) error { _, err := b.RegisterProducer(c, 60, newPushLog()); return err },
-		"RegisterConsumer": func(c context.Context) error { _, err := b.RegisterConsumer(c, 60, newPushLog()); return err },
+		"RegisterProducer": func(c context.Context) error { _, err := b.RegisterProducer(c, 60, NewPushLog()); return err },
+		"RegisterConsumer": func(c context.Context) error { _, err := b.RegisterConsumer(c, 60, NewPushLog()); return err },
 	}
 	for name, call := range calls {
 		assert.ErrorIs(t, call(done), context.Canceled, "%s with an ended context", name)
@@ -433,7 +433,7 @@ func testContextCancellation(t *testing.T, e *env) {
 	assert.EqualValues(t, 1, b.Stats().UnknownRequests)
 
 	// Cancelled while closing a registration.
-	reg, err := b.RegisterProducer(ctx, 70, newPushLog())
+	reg, err := b.RegisterProducer(ctx, 70, NewPushLog())
 	require.NoError(t, err)
 	heldClose := e.srv.Hold(pulsarpb.BaseCommand_CLOSE_PRODUCER)
 	c3, cancel3 := context.WithCancel(ctx)
@@ -468,7 +468,7 @@ func testContextDeadline(t *testing.T, e *env) {
 	_, err := b.PartitionedTopicMetadata(dctx, topic)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
-	_, err = b.RegisterProducer(ctx, 1, newPushLog())
+	_, err = b.RegisterProducer(ctx, 1, NewPushLog())
 	require.NoError(t, err)
 	e.srv.Intercept(pulsarpb.BaseCommand_CLOSE_PRODUCER, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
 	sctx, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -480,7 +480,7 @@ func testContextDeadline(t *testing.T, e *env) {
 func testGracefulStop(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
-	prod, cons := newPushLog(), newPushLog()
+	prod, cons := NewPushLog(), NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, prod)
 	require.NoError(t, err)
 	_, err = b.RegisterConsumer(ctx, 2, cons)
@@ -494,8 +494,8 @@ func testGracefulStop(t *testing.T, e *env) {
 	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_PRODUCER), "producers closed first")
 	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER), "consumers closed first")
 	assert.ErrorIs(t, <-errc, pulsarconn.ErrClosed, "what is still pending fails")
-	for _, l := range []*pushLog{prod, cons} {
-		got := l.ofKind(pulsarconn.PushDisconnected)
+	for _, l := range []*PushLog{prod, cons} {
+		got := l.OfKind(pulsarconn.PushDisconnected)
 		require.Len(t, got, 1, "told before Stop returns")
 		assert.ErrorIs(t, got[0].Err, pulsarconn.ErrClosed)
 	}
@@ -525,7 +525,7 @@ func testMalformedFrames(t *testing.T, e *env) {
 	}
 	b := e.connected(t)
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 	for i, tc := range cases {
@@ -535,7 +535,7 @@ func testMalformedFrames(t *testing.T, e *env) {
 		if tc.want == pulsarconn.ErrDisconnected {
 			e.srv.DropConnections()
 		}
-		got := l.waitFor(t, pulsarconn.PushDisconnected, i+1)
+		got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, i+1)
 		assert.ErrorIs(t, got[i].Err, tc.want, tc.name)
 	}
 	require.NoError(t, b.WaitConnected(ctx), "reconnects after protocol errors")
@@ -548,7 +548,7 @@ func testMalformedFrames(t *testing.T, e *env) {
 func testIrregularFrames(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 
@@ -570,7 +570,7 @@ func testIrregularFrames(t *testing.T, e *env) {
 	e.srv.Push(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_REACHED_END_OF_TOPIC.Enum(),
 		ReachedEndOfTopic: &pulsarpb.CommandReachedEndOfTopic{ConsumerId: proto.Uint64(77)}})
 
-	got := l.waitFor(t, pulsarconn.PushMessage, 1)
+	got := l.WaitFor(testContext(t), t, pulsarconn.PushMessage, 1)
 	assert.False(t, got[0].Payload.ChecksumOK, "delivered with its checksum verdict")
 	_, err = b.LookupTopic(ctx, topic, false) // a round trip orders the pushes before it
 	require.NoError(t, err)
@@ -580,7 +580,7 @@ func testIrregularFrames(t *testing.T, e *env) {
 	assert.EqualValues(t, 1, st.BadChecksums)
 	assert.EqualValues(t, 1, st.UnknownConsumers)
 	assert.Equal(t, pulsarconn.StateConnected, b.State(), "none of these drops the connection")
-	assert.Empty(t, l.ofKind(pulsarconn.PushDisconnected))
+	assert.Empty(t, l.OfKind(pulsarconn.PushDisconnected))
 }
 
 // testDialRefused: while dials are refused, fail-fast calls fail at once
@@ -612,7 +612,7 @@ func testLatency(t *testing.T, e *env) {
 	e.faults.SetLatency(2 * time.Millisecond)
 	b := e.connected(t)
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
@@ -620,7 +620,7 @@ func testLatency(t *testing.T, e *env) {
 	for seq := uint64(0); seq < 20; seq++ {
 		require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 1, seq, []byte("x"))))
 	}
-	for i, p := range l.waitFor(t, pulsarconn.PushReceipt, 20) {
+	for i, p := range l.WaitFor(testContext(t), t, pulsarconn.PushReceipt, 20) {
 		assert.EqualValues(t, i, p.Command.GetSendReceipt().GetSequenceId())
 	}
 	res, err := b.LookupTopic(ctx, topic, false)
@@ -635,11 +635,11 @@ func testHalfOpen(t *testing.T, e *env) {
 	// before the path healed.
 	b := e.connected(t, pulsarconn.WithKeepAlive(50*time.Millisecond), pulsarconn.WithConnectTimeout(300*time.Millisecond))
 	ctx := testContext(t)
-	l := newPushLog()
+	l := NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 	e.faults.SetHalfOpen(true)
-	got := l.waitFor(t, pulsarconn.PushDisconnected, 1)
+	got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrKeepaliveTimeout)
 	e.faults.SetHalfOpen(false)
 	require.NoError(t, b.WaitConnected(ctx))

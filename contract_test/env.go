@@ -97,17 +97,20 @@ func waitState(t *testing.T, b *pulsarconn.Broker, want pulsarconn.State) {
 	}
 }
 
-// pushLog records pushes and lets a test wait for them.
-type pushLog struct {
+// PushLog is a pulsarconn.Handler that records the pushes it receives and
+// lets a test wait for them without sleeping. It is exported for tests of
+// code built on pulsarconn, which need the same thing.
+type PushLog struct {
 	mu     sync.Mutex
 	pushes []pulsarconn.Push
 	notify chan struct{}
 }
 
-func newPushLog() *pushLog { return &pushLog{notify: make(chan struct{}, 1)} }
+// NewPushLog returns an empty PushLog.
+func NewPushLog() *PushLog { return &PushLog{notify: make(chan struct{}, 1)} }
 
 // HandlePush implements pulsarconn.Handler.
-func (l *pushLog) HandlePush(p pulsarconn.Push) {
+func (l *PushLog) HandlePush(p pulsarconn.Push) {
 	l.mu.Lock()
 	l.pushes = append(l.pushes, p)
 	l.mu.Unlock()
@@ -117,12 +120,12 @@ func (l *pushLog) HandlePush(p pulsarconn.Push) {
 	}
 }
 
-// waitFor waits until n pushes of kind arrived and returns them.
-func (l *pushLog) waitFor(t *testing.T, kind pulsarconn.PushKind, n int) []pulsarconn.Push {
+// WaitFor waits until n pushes of kind arrived and returns them (all of
+// that kind so far, in order); it fails the test if ctx ends first.
+func (l *PushLog) WaitFor(ctx context.Context, t testing.TB, kind pulsarconn.PushKind, n int) []pulsarconn.Push {
 	t.Helper()
-	ctx := testContext(t)
 	for {
-		got := l.ofKind(kind)
+		got := l.OfKind(kind)
 		if len(got) >= n {
 			return got
 		}
@@ -134,7 +137,8 @@ func (l *pushLog) waitFor(t *testing.T, kind pulsarconn.PushKind, n int) []pulsa
 	}
 }
 
-func (l *pushLog) ofKind(kind pulsarconn.PushKind) []pulsarconn.Push {
+// OfKind returns the pushes of kind received so far, in order.
+func (l *PushLog) OfKind(kind pulsarconn.PushKind) []pulsarconn.Push {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []pulsarconn.Push

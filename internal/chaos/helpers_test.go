@@ -3,7 +3,6 @@ package chaos_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,52 +81,4 @@ func (s *sender) frame(t *testing.T, seq uint64, payload []byte) []byte {
 	s.buf, err = frame.AppendMessage(s.buf[:0], s.cmd, s.md, payload)
 	require.NoError(t, err)
 	return s.buf
-}
-
-// pushLog records pushes and lets a test wait for them.
-type pushLog struct {
-	mu     sync.Mutex
-	pushes []pulsarconn.Push
-	notify chan struct{}
-}
-
-func newPushLog() *pushLog { return &pushLog{notify: make(chan struct{}, 1)} }
-
-// HandlePush implements pulsarconn.Handler.
-func (l *pushLog) HandlePush(p pulsarconn.Push) {
-	l.mu.Lock()
-	l.pushes = append(l.pushes, p)
-	l.mu.Unlock()
-	select {
-	case l.notify <- struct{}{}:
-	default:
-	}
-}
-
-// waitFor waits until n pushes of kind arrived and returns them.
-func (l *pushLog) waitFor(ctx context.Context, t *testing.T, kind pulsarconn.PushKind, n int) []pulsarconn.Push {
-	t.Helper()
-	for {
-		got := l.ofKind(kind)
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-l.notify:
-		case <-ctx.Done():
-			t.Fatalf("waiting for %d %v pushes: got %d", n, kind, len(got))
-		}
-	}
-}
-
-func (l *pushLog) ofKind(kind pulsarconn.PushKind) []pulsarconn.Push {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []pulsarconn.Push
-	for _, p := range l.pushes {
-		if p.Kind == kind {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn"
+	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
 	"github.com/pulsarconn/pulsarconn/internal/chaos"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
@@ -153,7 +154,7 @@ func TestSingleByteSlices(t *testing.T) {
 	}
 
 	const topic = "persistent://public/default/chaos-sliced"
-	l := newPushLog()
+	l := contracttest.NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	resp, err := b.Request(ctx, producerCmd(topic, 1))
@@ -163,7 +164,7 @@ func TestSingleByteSlices(t *testing.T) {
 	for seq := range messages {
 		require.NoError(t, b.PublishMessage(ctx, s.frame(t, uint64(seq), fmt.Appendf(nil, "message %d", seq))))
 	}
-	receipts := l.waitFor(ctx, t, pulsarconn.PushReceipt, messages)
+	receipts := l.WaitFor(ctx, t, pulsarconn.PushReceipt, messages)
 	for i, p := range receipts {
 		require.EqualValues(t, i, p.Command.GetSendReceipt().GetSequenceId(), "receipts in order")
 	}
@@ -172,8 +173,8 @@ func TestSingleByteSlices(t *testing.T) {
 	for i, m := range stored {
 		require.Equal(t, fmt.Sprintf("message %d", i), string(m), "stored in order, intact")
 	}
-	assert.Empty(t, l.ofKind(pulsarconn.PushSendError))
-	assert.Empty(t, l.ofKind(pulsarconn.PushDisconnected))
+	assert.Empty(t, l.OfKind(pulsarconn.PushSendError))
+	assert.Empty(t, l.OfKind(pulsarconn.PushDisconnected))
 
 	ps := w.proxy.Stats()
 	t.Logf("%d bytes up in %d writes, %d bytes down in %d writes, %d connection(s)",
@@ -205,7 +206,7 @@ func TestBandwidthAndLatency(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	b := w.start(t)
 	require.NoError(t, b.WaitConnected(ctx))
-	l := newPushLog()
+	l := contracttest.NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
@@ -237,7 +238,7 @@ func TestBandwidthAndLatency(t *testing.T) {
 		require.NoError(t, b.PublishMessage(ctx, s.frame(t, uint64(seq), payload)))
 	}
 	wg.Wait()
-	receipts := l.waitFor(ctx, t, pulsarconn.PushReceipt, messages)
+	receipts := l.WaitFor(ctx, t, pulsarconn.PushReceipt, messages)
 	elapsed := time.Since(start)
 	after := w.proxy.Stats()
 
@@ -277,18 +278,18 @@ func TestHalfOpenKeepalive(t *testing.T) {
 		pulsarconn.WithConnectTimeout(500*time.Millisecond),
 		pulsarconn.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
 	require.NoError(t, b.WaitConnected(ctx))
-	l := newPushLog()
+	l := contracttest.NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
 	require.NoError(t, err)
 	s := newSender(1)
 	require.NoError(t, b.PublishMessage(ctx, s.frame(t, 0, []byte("before"))))
-	l.waitFor(ctx, t, pulsarconn.PushReceipt, 1)
+	l.WaitFor(ctx, t, pulsarconn.PushReceipt, 1)
 
 	w.proxy.SetHalfOpen(true)
 	cut := time.Now()
-	got := l.waitFor(ctx, t, pulsarconn.PushDisconnected, 1)[0]
+	got := l.WaitFor(ctx, t, pulsarconn.PushDisconnected, 1)[0]
 	detected := time.Since(cut)
 	assert.ErrorIs(t, got.Err, pulsarconn.ErrKeepaliveTimeout)
 	assert.True(t, pulsarconn.IsRetryable(got.Err))
@@ -302,7 +303,7 @@ func TestHalfOpenKeepalive(t *testing.T) {
 	_, err = b.Request(ctx, producerCmd(topic, 1))
 	require.NoError(t, err)
 	require.NoError(t, b.PublishMessage(ctx, s.frame(t, 1, []byte("after"))))
-	receipts := l.waitFor(ctx, t, pulsarconn.PushReceipt, 2)
+	receipts := l.WaitFor(ctx, t, pulsarconn.PushReceipt, 2)
 	assert.EqualValues(t, 1, receipts[1].Command.GetSendReceipt().GetSequenceId())
 
 	ps := w.proxy.Stats()
@@ -311,7 +312,7 @@ func TestHalfOpenKeepalive(t *testing.T) {
 		keepalive, detected.Round(time.Millisecond), got.Err, ps.Accepted, ps.Held, st.Reconnects, st.HandshakeFailures)
 	assert.Positive(t, ps.Held, "the proxy held traffic")
 	assert.EqualValues(t, 1, st.Reconnects)
-	assert.Len(t, l.ofKind(pulsarconn.PushDisconnected), 1)
+	assert.Len(t, l.OfKind(pulsarconn.PushDisconnected), 1)
 	assert.Equal(t, []string{"before", "after"}, storedStrings(w.srv.Messages(topic)))
 }
 
