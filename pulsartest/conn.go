@@ -208,6 +208,11 @@ func (c *Conn) writeLoop() {
 func (s *Server) serve(c *Conn) {
 	r := frame.NewReader(c.nc, s.cfg.maxMessageSize+frame.Padding)
 	for {
+		// Wait for traffic with a shallow stack (frame.Reader.Fill): an
+		// idle connection's goroutine then shrinks to 4 KiB.
+		if r.Fill() != nil {
+			break
+		}
 		body, err := r.NextBody()
 		if err != nil {
 			break

@@ -2,14 +2,16 @@ package frame
 
 import "io"
 
-// Sizes of the Reader's read buffer. An idle connection holds the small
-// one (its reader goroutine blocks in Read on it); a read that fills the
-// buffer means the peer is sending faster than we read, and the next read
-// uses the large one, kept while reads keep filling it. Once traffic is
-// light again (a read brings less than the small size) and everything is
-// consumed, the large buffer is let go. A fixed 64 KiB bufio.Reader was
-// most of a Broker's 85 KB per idle connection.
+// Sizes of the Reader's read buffer. An idle connection holds the idle
+// one: its reader goroutine blocks in Read on it, and the answers and
+// pings of light traffic fit. A read that fills the buffer means more is
+// waiting, and the next read uses the next size up, kept while reads keep
+// bringing more than the idle size; a read that brings no more than that
+// (light traffic again) goes back to the idle buffer. A fixed 64 KiB
+// bufio.Reader was most of a Broker's 85 KB per idle connection, and a
+// 4 KiB one still a sixth of the 24 KB left.
 const (
+	idleReadBuffer  = 512
 	smallReadBuffer = 4 << 10
 	largeReadBuffer = 64 << 10
 )
@@ -19,8 +21,8 @@ const (
 type readBuffer struct {
 	src  io.Reader
 	buf  []byte
-	r, w int  // unread bytes are buf[r:w]
-	busy bool // the last read filled the buffer
+	r, w int // unread bytes are buf[r:w]
+	last int // bytes the last read brought
 }
 
 func newReadBuffer(src io.Reader) *readBuffer { return &readBuffer{src: src} }
@@ -56,21 +58,33 @@ func (b *readBuffer) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// nextSize picks the buffer for the next read from what the last one
+// brought.
+func (b *readBuffer) nextSize() int {
+	switch {
+	case b.last > 0 && b.last == len(b.buf): // it filled the buffer: more is waiting
+		if len(b.buf) < smallReadBuffer {
+			return smallReadBuffer
+		}
+		return largeReadBuffer
+	case b.last <= idleReadBuffer:
+		return idleReadBuffer
+	default:
+		return len(b.buf)
+	}
+}
+
 // fill reads once into an empty buffer of the size the traffic calls for.
 func (b *readBuffer) fill() error {
-	size := smallReadBuffer
-	if b.busy {
-		size = largeReadBuffer
-	}
-	if len(b.buf) != size {
+	if size := b.nextSize(); len(b.buf) != size {
 		b.buf = make([]byte, size)
 	}
 	b.r, b.w = 0, 0
 	for {
 		n, err := b.src.Read(b.buf)
 		b.w = n
-		b.busy = n == len(b.buf)
 		if n > 0 {
+			b.last = n
 			return nil
 		}
 		if err != nil {

@@ -25,8 +25,8 @@ func (c *chunks) Read(p []byte) (int, error) {
 }
 
 // TestReadBufferGrowsUnderLoadAndShrinksWhenIdle: light traffic is read
-// with the small buffer, a read that fills it switches to the large one,
-// and once traffic is light again the large one is let go.
+// with the idle buffer, reads that fill it step up to the small and then
+// the large one, and once traffic is light again the idle one is back.
 func TestReadBufferGrowsUnderLoadAndShrinksWhenIdle(t *testing.T) {
 	burst := bytes.Repeat([]byte{7}, 3*largeReadBuffer)
 	src := chunks{[]byte("ping"), burst, []byte("pong")}
@@ -36,7 +36,7 @@ func TestReadBufferGrowsUnderLoadAndShrinksWhenIdle(t *testing.T) {
 	n, err := b.Read(out)
 	require.NoError(t, err)
 	assert.Equal(t, "ping", string(out[:n]))
-	assert.Len(t, b.buf, smallReadBuffer, "light traffic: the small buffer")
+	assert.Len(t, b.buf, idleReadBuffer, "light traffic: the idle buffer")
 
 	got := 0
 	sizes := map[int]bool{}
@@ -46,14 +46,40 @@ func TestReadBufferGrowsUnderLoadAndShrinksWhenIdle(t *testing.T) {
 		got += n
 		sizes[len(b.buf)] = true
 	}
-	assert.True(t, sizes[largeReadBuffer], "a burst is read with the large buffer")
+	assert.Equal(t, map[int]bool{idleReadBuffer: true, smallReadBuffer: true, largeReadBuffer: true}, sizes,
+		"a burst steps up through every size")
 
 	n, err = b.Read(out)
 	require.NoError(t, err)
 	assert.Equal(t, "pong", string(out[:n]))
-	assert.Len(t, b.buf, smallReadBuffer, "light again: back to the small buffer")
+	assert.Equal(t, idleReadBuffer, b.nextSize(), "light again: back to the idle buffer")
 	_, err = b.Read(out)
 	assert.Equal(t, io.EOF, err)
+	assert.Len(t, b.buf, idleReadBuffer)
+}
+
+// TestReadBufferKeepsItsSizeForSteadyTraffic: reads of a size between the
+// idle and the small buffer keep one small buffer, not a new one each time.
+func TestReadBufferKeepsItsSizeForSteadyTraffic(t *testing.T) {
+	msg := bytes.Repeat([]byte{1}, 1100)
+	var src chunks
+	for range 10 {
+		src = append(src, bytes.Clone(msg))
+	}
+	b := newReadBuffer(&src)
+	out := make([]byte, len(msg))
+	var first *byte
+	for i := range 10 {
+		_, err := io.ReadFull(b, out)
+		require.NoError(t, err)
+		if i == 1 {
+			first = &b.buf[0]
+		}
+		if i >= 1 {
+			require.Len(t, b.buf, smallReadBuffer)
+			assert.Same(t, first, &b.buf[0], "read %d: the same buffer", i)
+		}
+	}
 }
 
 func TestReadBufferPeek(t *testing.T) {

@@ -41,6 +41,18 @@ func (fr *Reader) SetMaxFrameSize(n int) {
 // Buffered reports how many bytes are already read and not yet decoded.
 func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 
+// Fill blocks until some bytes are buffered: it reads the stream if
+// nothing is, and returns the stream's error if that read fails. A driver
+// calls it before NextBody to wait for traffic with as little of its
+// goroutine's stack in use as possible: an idle reader goroutine's stack
+// then shrinks to its smallest.
+func (fr *Reader) Fill() error {
+	if fr.r.Buffered() > 0 {
+		return nil
+	}
+	return fr.r.fill()
+}
+
 // Ready reports whether NextBody can return without reading the stream:
 // a whole frame, or a size that NextBody rejects at once, is buffered.
 // A driver uses it to take every frame a read brought in one batch.

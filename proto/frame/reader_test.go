@@ -108,14 +108,15 @@ func TestReaderManyFramesInOneRead(t *testing.T) {
 	assert.Equal(t, 1, cr.reads, "one read takes in many frames")
 	firstEncoded, err := frame.AppendCommand(nil, first.Command)
 	require.NoError(t, err)
-	// The first read uses the small buffer (4 KiB); it came back full, so
-	// the next uses the large one, which takes in the rest.
-	assert.Equal(t, 4096-len(firstEncoded), fr.Buffered(), "the rest of the read waits in the buffer")
+	// The first read uses the idle buffer (512 bytes); it came back
+	// full, so the next uses the small one (4 KiB), then the large one,
+	// which takes in the rest.
+	assert.Equal(t, 512-len(firstEncoded), fr.Buffered(), "the rest of the read waits in the buffer")
 
 	rest, err := readAll(fr)
 	assert.Equal(t, io.EOF, err)
 	checkFrames(t, cmds, append([]*frame.Frame{first}, rest...))
-	assert.LessOrEqual(t, cr.reads, 3, "200 frames took %d reads", cr.reads)
+	assert.LessOrEqual(t, cr.reads, 4, "200 frames took %d reads", cr.reads)
 }
 
 func TestReaderFrameLargerThanReadBuffer(t *testing.T) {
@@ -392,4 +393,26 @@ func TestReaderReady(t *testing.T) {
 	_, err = fr.NextBody()
 	assert.ErrorIs(t, err, frame.ErrFrameTooLarge)
 	pw.Close()
+}
+
+// TestReaderFill: Fill reads only when nothing is buffered, and returns
+// the stream's error.
+func TestReaderFill(t *testing.T) {
+	ping, err := frame.AppendCommand(nil, pingCommand())
+	require.NoError(t, err)
+	src := &countingReader{r: iotest.OneByteReader(bytes.NewReader(append(bytes.Clone(ping), ping...)))}
+	fr := frame.NewReader(src, 0)
+
+	require.NoError(t, fr.Fill())
+	assert.Equal(t, 1, src.reads, "nothing was buffered: one read")
+	assert.Equal(t, 1, fr.Buffered())
+	require.NoError(t, fr.Fill())
+	assert.Equal(t, 1, src.reads, "a byte is buffered: no read")
+
+	for range 2 {
+		_, err := fr.NextBody()
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 0, fr.Buffered())
+	assert.Equal(t, io.EOF, fr.Fill(), "the stream's end")
 }
