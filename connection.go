@@ -10,10 +10,13 @@ import (
 
 // connection is one established transport connection and its writer.
 //
-// Writes are queued by appending to pending under wmu and signalling the
-// writer goroutine, which swaps pending with its spare buffer and writes
-// everything queued in one call: under load many frames go out per system
-// call, and no caller ever blocks on the network.
+// Writes are queued by appending to pending under wmu. A writer goroutine
+// runs only while there is something to write: the first frame queued on
+// an empty, writer-less queue starts one, and it writes everything queued
+// in one call, again and again, until it finds the queue empty and exits.
+// Under load many frames go out per system call, no caller ever blocks on
+// the network, and an idle connection holds no writer goroutine (its stack
+// was a fifth of an idle Broker's memory).
 //
 // The queue is bounded in bytes (WithWriteQueueLimit) without ever
 // blocking under a lock: tryEnqueue refuses a frame that does not fit and
@@ -37,8 +40,15 @@ type connection struct {
 	pending []byte
 	spare   []byte
 	closed  bool
+	writing bool          // a writer goroutine runs (or a write failed: no new writer starts)
 	room    chan struct{} // closed at the next completed write or at close; nil when nobody waits
-	signal  chan struct{} // capacity 1: "pending is not empty, or closed"
+
+	// What the writer reports to: the Broker's WaitGroup (every writer
+	// started is waited for), its write-failure callback, and its count
+	// of bytes written.
+	wg      *sync.WaitGroup
+	failed  func(gen uint64, err error)
+	written *atomic.Uint64
 }
 
 // minSpare is the largest write buffer kept for reuse when the queue is
@@ -49,8 +59,11 @@ type connection struct {
 // benchmark's CPU.
 const minSpare = 1 << 20
 
-func newConnection(gen uint64, c ports.Conn, limit int) *connection {
-	return &connection{gen: gen, conn: c, limit: limit, signal: make(chan struct{}, 1)}
+// newConnection wraps c; writers it starts are counted in wg, report a
+// failed write to failed (unless the connection was closed by us), and
+// add what they wrote to written.
+func newConnection(gen uint64, c ports.Conn, limit int, wg *sync.WaitGroup, failed func(gen uint64, err error), written *atomic.Uint64) *connection {
+	return &connection{gen: gen, conn: c, limit: limit, wg: wg, failed: failed, written: written}
 }
 
 // maxSpare is the largest write buffer the writer keeps: room for a full
@@ -66,8 +79,8 @@ func (c *connection) enqueue(p []byte) error {
 	}
 	c.pending = append(c.pending, p...)
 	c.queued.Add(int64(len(p)))
+	c.startWriterLocked()
 	c.wmu.Unlock()
-	c.wake()
 	return nil
 }
 
@@ -89,8 +102,8 @@ func (c *connection) tryEnqueue(p []byte) (<-chan struct{}, error) {
 	}
 	c.pending = append(c.pending, p...)
 	c.queued.Add(int64(len(p)))
+	c.startWriterLocked()
 	c.wmu.Unlock()
-	c.wake()
 	return nil, nil
 }
 
@@ -117,11 +130,14 @@ func (c *connection) roomLocked() chan struct{} {
 	return c.room
 }
 
-func (c *connection) wake() {
-	select {
-	case c.signal <- struct{}{}:
-	default:
+// startWriterLocked starts a writer goroutine unless one runs.
+func (c *connection) startWriterLocked() {
+	if c.writing {
+		return
 	}
+	c.writing = true
+	c.wg.Add(1)
+	go c.writeLoop()
 }
 
 // close stops the writer and closes the transport connection, which also
@@ -136,19 +152,19 @@ func (c *connection) close() {
 	}
 	c.wmu.Unlock()
 	if !already {
-		c.wake()
-		// Close can take a while on some transports (TLS sends an
+		// A running writer stops after its current write. Close can take a while on some transports (TLS sends an
 		// alert), but never blocks indefinitely on ours; calling it
 		// here keeps the reader's end prompt and ordered.
 		_ = c.conn.Close()
 	}
 }
 
-// writeLoop writes queued bytes until the connection is closed or a write
-// fails; failed is told of a failure on a connection not closed by us.
-func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err error), written *atomic.Uint64) {
-	defer wg.Done()
-	for range c.signal {
+// writeLoop writes queued bytes until the queue is empty, the connection
+// is closed, or a write fails; failed is told of a failure on a connection
+// not closed by us.
+func (c *connection) writeLoop() {
+	defer c.wg.Done()
+	for {
 		// Let the goroutines that are about to queue something run
 		// first, so one write carries many of their frames: with many
 		// requests in flight this turns a system call per request into
@@ -156,9 +172,13 @@ func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err e
 		runtime.Gosched()
 		c.wmu.Lock()
 		buf := c.pending
+		if len(buf) == 0 || c.closed {
+			c.writing = false
+			c.wmu.Unlock()
+			return
+		}
 		c.pending = c.spare[:0]
 		c.spare = nil
-		closed := c.closed
 		// The batch leaves the queue: callers waiting for room may
 		// fill the next one while this one is written.
 		c.queued.Add(-int64(len(buf)))
@@ -167,28 +187,24 @@ func (c *connection) writeLoop(wg *sync.WaitGroup, failed func(gen uint64, err e
 			c.room = nil
 		}
 		c.wmu.Unlock()
-		if closed {
+		n, err := c.conn.Write(buf)
+		c.written.Add(uint64(n))
+		c.wmu.Lock()
+		if err != nil {
+			// writing stays set: nothing more is written on a
+			// connection whose write failed.
+			closedByUs := c.closed
+			c.wmu.Unlock()
+			if !closedByUs {
+				c.failed(c.gen, err)
+			}
 			return
 		}
-		if len(buf) > 0 {
-			n, err := c.conn.Write(buf)
-			written.Add(uint64(n))
-			if err != nil {
-				c.wmu.Lock()
-				closedByUs := c.closed
-				c.wmu.Unlock()
-				if !closedByUs {
-					failed(c.gen, err)
-				}
-				return
-			}
-		}
-		// pending now uses the old spare, so buf is the free one. A
-		// buffer grown by a burst is not kept beyond maxSpare.
-		// The buffer is kept for the next batch; trim, called at every
-		// keepalive tick, drops a large one once the connection idles, so
-		// an idle connection does not hold a burst's memory.
-		c.wmu.Lock()
+		// pending now uses the old spare, so buf is the free one,
+		// kept for the next batch unless a burst grew it beyond
+		// maxSpare; trim, called at every keepalive tick, drops a
+		// large one once the connection idles, so an idle connection
+		// does not hold a burst's memory.
 		if cap(buf) <= c.maxSpare() {
 			c.spare = buf[:0]
 		}
