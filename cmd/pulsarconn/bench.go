@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
@@ -54,7 +57,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	o.Network = memory.NewNetwork()
+	o.Network = func() bench.Network { return memory.NewNetwork() }
+	o.IdlePhase = idlePhaseInChild
 	o.Progress = stderr
 	start := time.Now()
 	r, err := bench.Run(ctx, o)
@@ -80,6 +84,60 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	return nil
+}
+
+// idlePhaseCommand is the hidden command that measures one phase of the
+// idle-connection scenario and prints bytes per connection.
+const idlePhaseCommand = "bench-idle-phase"
+
+// selfCommand returns a command that runs this program with args; tests
+// replace it, as their binary is not this program.
+var selfCommand = func(ctx context.Context, args ...string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return exec.CommandContext(ctx, exe, args...), nil
+}
+
+// idlePhaseInChild measures one phase of the idle-connection scenario in
+// a fresh process: the memory a connection costs is a difference of two
+// measurements of a few KB per connection, which the heap and stack spans
+// left behind by earlier scenarios (and by the other phase) blur by as
+// much again in one process.
+func idlePhaseInChild(ctx context.Context, phase string, n int) (float64, error) {
+	cmd, err := selfCommand(ctx, idlePhaseCommand, phase, strconv.Itoa(n))
+	if err != nil {
+		return 0, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("bench: idle phase %s: %w: %s", phase, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	v, err := strconv.ParseFloat(string(bytes.TrimSpace(out)), 64)
+	if err != nil {
+		return 0, fmt.Errorf("bench: idle phase %s printed %q: %w", phase, out, err)
+	}
+	return v, nil
+}
+
+// idlePhase runs the hidden command: PHASE N.
+func idlePhase(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) != 2 {
+		return fmt.Errorf("%w: %s PHASE N", errUsage, idlePhaseCommand)
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%w: %s: N must be a positive number, not %q", errUsage, idlePhaseCommand, args[1])
+	}
+	v, err := bench.MeasureIdlePhase(ctx, memory.NewNetwork(), n, args[0])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%.1f\n", v)
+	return err
 }
 
 // writeFile creates path and writes it with write.

@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
+	case idlePhaseCommand:
+		return idlePhase(ctx, args[1:], stdout)
 	case "demo":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: demo takes no arguments", errUsage)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,22 @@ import (
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// asMainEnv makes the test binary act as the program: the bench command
+// runs itself (selfCommand) for the idle-connection scenario.
+const asMainEnv = "PULSARCONN_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	selfCommand = func(ctx context.Context, args ...string) (*exec.Cmd, error) {
+		cmd := exec.CommandContext(ctx, os.Args[0], args...)
+		cmd.Env = append(os.Environ(), asMainEnv+"=1")
+		return cmd, nil
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -48,65 +48,86 @@ func inUse() int64 {
 	return int64(ms.HeapInuse + ms.StackInuse)
 }
 
-// MeasureIdleMemory opens n connections over network to a pulsartest
-// server that answers CONNECT, first raw (handshake only), then as
-// connected Brokers, and reports the memory each costs.
-func MeasureIdleMemory(ctx context.Context, network Network, n int) (IdleMemory, error) {
+// The two phases of the idle-connection scenario.
+const (
+	// IdleRaw: connections that did the handshake and are held by
+	// nobody but their owner.
+	IdleRaw = "raw"
+	// IdleLibrary: connected Brokers.
+	IdleLibrary = "library"
+)
+
+// MeasureIdleMemory measures both phases of the idle-connection scenario
+// in this process, one after the other, each over a network made by
+// network. A process that ran other scenarios first, or the raw phase
+// before the library one, leaves heap and stack spans behind that blur
+// the difference by a few KB; MeasureIdlePhase in fresh processes does
+// not (see Options.IdlePhase).
+func MeasureIdleMemory(ctx context.Context, network func() Network, n int) (IdleMemory, error) {
+	out := IdleMemory{Conns: n}
+	var err error
+	if out.Raw, err = MeasureIdlePhase(ctx, network(), n, IdleRaw); err != nil {
+		return IdleMemory{}, err
+	}
+	if out.Library, err = MeasureIdlePhase(ctx, network(), n, IdleLibrary); err != nil {
+		return IdleMemory{}, err
+	}
+	return out, nil
+}
+
+// MeasureIdlePhase opens n connections of one phase (IdleRaw or
+// IdleLibrary) over network to a pulsartest server that answers CONNECT,
+// and reports what each costs in HeapInuse+StackInuse, both sides and the
+// in-memory pipe included.
+func MeasureIdlePhase(ctx context.Context, network Network, n int, phase string) (float64, error) {
+	if phase != IdleRaw && phase != IdleLibrary {
+		return 0, fmt.Errorf("bench: unknown idle phase %q (want %q or %q)", phase, IdleRaw, IdleLibrary)
+	}
 	const addr = "bench-idle:6650"
 	srv := pulsartest.NewServer()
 	defer srv.Close()
 	l, err := network.Listen(addr)
 	if err != nil {
-		return IdleMemory{}, err
+		return 0, err
 	}
 	if err := srv.Start(l); err != nil {
-		return IdleMemory{}, err
+		return 0, err
 	}
-	out := IdleMemory{Conns: n}
-
 	before := inUse()
-	raws := make([]ports.Conn, 0, n)
-	closeRaws := func() {
-		for _, c := range raws {
-			_ = c.Close()
+	if phase == IdleRaw {
+		raws := make([]ports.Conn, 0, n)
+		defer func() {
+			for _, c := range raws {
+				_ = c.Close()
+			}
+		}()
+		for range n {
+			c, err := network.Dial(ctx, addr)
+			if err != nil {
+				return 0, err
+			}
+			raws = append(raws, c)
+			if err := rawHandshake(c); err != nil {
+				return 0, err
+			}
 		}
+		return float64(inUse()-before) / float64(n), nil
 	}
-	for range n {
-		c, err := network.Dial(ctx, addr)
-		if err != nil {
-			closeRaws()
-			return IdleMemory{}, err
-		}
-		raws = append(raws, c)
-		if err := rawHandshake(c); err != nil {
-			closeRaws()
-			return IdleMemory{}, err
-		}
-	}
-	out.Raw = float64(inUse()-before) / float64(n)
-	closeRaws()
-	raws = nil
-	if err := srv.WaitConns(ctx, 0); err != nil {
-		return IdleMemory{}, err
-	}
-
-	before = inUse()
 	brokers := make([]*pulsarconn.Broker, 0, n)
 	defer func() { stopAll(brokers) }()
 	for range n {
 		b, err := pulsarconn.Start("pulsar://"+addr, pulsarconn.WithTransport(network))
 		if err != nil {
-			return IdleMemory{}, err
+			return 0, err
 		}
 		brokers = append(brokers, b)
 	}
 	for _, b := range brokers {
 		if err := b.WaitConnected(ctx); err != nil {
-			return IdleMemory{}, err
+			return 0, err
 		}
 	}
-	out.Library = float64(inUse()-before) / float64(n)
-	return out, nil
+	return float64(inUse()-before) / float64(n), nil
 }
 
 // rawHandshake sends CONNECT on c and reads one frame, the answer, with

@@ -18,9 +18,15 @@ type Options struct {
 	// IdleConns is the number of idle connections measured (default
 	// 10,000); it needs Network.
 	IdleConns int
-	// Network is the in-memory network of the idle-connection scenario
-	// (adapters/memory.NewNetwork()); nil skips the scenario.
-	Network Network
+	// Network makes the in-memory networks of the idle-connection
+	// scenario (adapters/memory.NewNetwork); nil skips the scenario.
+	Network func() Network
+	// IdlePhase, when set, measures one phase of the idle-connection
+	// scenario (IdleRaw or IdleLibrary) and returns bytes per
+	// connection; cmd/pulsarconn runs MeasureIdlePhase in a fresh
+	// process for each. When nil, both run in this process, after the
+	// other scenarios (MeasureIdleMemory): noisier.
+	IdlePhase func(ctx context.Context, phase string, n int) (float64, error)
 	// ReconnectConns is the number of clients of the reconnect scenario
 	// (default 100).
 	ReconnectConns int
@@ -53,6 +59,21 @@ func (o *Options) progress(format string, args ...any) {
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, format+"\n", args...)
 	}
+}
+
+func (o *Options) measureIdle(ctx context.Context) (IdleMemory, error) {
+	if o.IdlePhase == nil {
+		return MeasureIdleMemory(ctx, o.Network, o.IdleConns)
+	}
+	out := IdleMemory{Conns: o.IdleConns}
+	var err error
+	if out.Raw, err = o.IdlePhase(ctx, IdleRaw, o.IdleConns); err != nil {
+		return IdleMemory{}, err
+	}
+	if out.Library, err = o.IdlePhase(ctx, IdleLibrary, o.IdleConns); err != nil {
+		return IdleMemory{}, err
+	}
+	return out, nil
 }
 
 // mallocs returns the process's count of heap allocations so far.
@@ -153,7 +174,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	if o.Network != nil {
 		o.progress("memory per idle connection, %d connections", o.IdleConns)
-		m, err := MeasureIdleMemory(ctx, o.Network, o.IdleConns)
+		m, err := o.measureIdle(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("bench: idle memory: %w", err)
 		}

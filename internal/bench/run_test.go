@@ -21,7 +21,7 @@ func testContext(t *testing.T) context.Context {
 
 func TestRunQuick(t *testing.T) {
 	o := Quick()
-	o.Network = memory.NewNetwork()
+	o.Network = func() Network { return memory.NewNetwork() }
 	o.IdleConns = 200
 	r, err := Run(testContext(t), o)
 	require.NoError(t, err)
