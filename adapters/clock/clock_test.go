@@ -20,6 +20,18 @@ func TestSystemNowIsMonotonic(t *testing.T) {
 	assert.NotEqual(t, a.String(), a.Round(0).String())
 }
 
+// TestSystemNowTracksTimeNow: a reading falls between the time package's
+// readings around it, and its wall-clock part is the system's (no step of
+// the system clock happens during a test).
+func TestSystemNowTracksTimeNow(t *testing.T) {
+	before := time.Now()
+	n := clock.System{}.Now()
+	after := time.Now()
+	assert.False(t, n.Before(before), "not before time.Now() before it")
+	assert.False(t, n.After(after), "not after time.Now() after it")
+	assert.WithinDuration(t, before.Round(0), n.Round(0), time.Second, "wall clock")
+}
+
 func TestSystemAfterFunc(t *testing.T) {
 	tests := []struct {
 		name string
