@@ -73,6 +73,21 @@ func BenchmarkRequestResponse(b *testing.B) {
 	}
 }
 
+// BenchmarkRequestAsync measures PARTITIONED_METADATA round trips with
+// RequestAsync, 64 in flight from one goroutine, as the raw loop sends
+// them.
+func BenchmarkRequestAsync(b *testing.B) {
+	_, br := benchBroker(b, bench.ServerConfig{Partitions: 4})
+	ctx := benchContext(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	t, err := bench.LibRequestsAsync(ctx, br, 64, bench.Count(b.N))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(t.Latency.Quantile(0.99))/1e3, "p99-µs")
+}
+
 // BenchmarkReceipts measures publishing 1 KiB SEND frames with up to
 // 1,000 awaiting their SEND_RECEIPT, routed to a producer Handler.
 func BenchmarkReceipts(b *testing.B) {

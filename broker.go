@@ -395,6 +395,81 @@ func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 	}
 }
 
+// RequestAsync is Request without the wait: it sends cmd and returns once
+// the command is queued for writing, and done receives the answer, or the
+// request's failure, exactly once. ctx bounds the wait for the connection,
+// a request slot and room in the write queue, as for Request; once sent,
+// the request ends with its answer, the operation timeout
+// (WithOperationTimeout), the connection's loss or Stop. If RequestAsync
+// returns an error, the command was not sent and done is never called.
+//
+// done runs outside the Broker's lock, on the goroutine that delivers
+// pushes, in order with them (after the pushes the broker sent before the
+// answer); like a Handler, it must not block for long and may call the
+// Broker. RequestAsync is the connection layer's own form of a request:
+// a producer library keeps many in flight from one goroutine without a
+// goroutine, channel or timer per request.
+func (b *Broker) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, done func(resp *pulsarpb.BaseCommand, err error)) error {
+	if done == nil {
+		return errors.New("pulsarconn: RequestAsync needs a done function")
+	}
+	if err := b.acquireSlot(ctx, cmd.GetType()); err != nil {
+		return err
+	}
+	w := asyncWaiters.Get().(*asyncWaiter)
+	w.b, w.done, w.typ = b, done, cmd.GetType()
+	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+		if room, err := b.writeRoomLocked(); err != nil {
+			return room, err
+		}
+		w.start = now
+		_, err := b.core.Request(now, cmd, w)
+		return nil, err
+	})
+	if err != nil {
+		w.release()
+		b.releaseSlot()
+		return err
+	}
+	return nil
+}
+
+// asyncWaiter completes a RequestAsync: the core completes it under the
+// lock (Done), which queues it behind the pushes to deliver; the drainer
+// then calls it as a Handler (HandlePush), outside the lock.
+type asyncWaiter struct {
+	b     *Broker
+	done  func(*pulsarpb.BaseCommand, error)
+	typ   pulsarpb.BaseCommand_Type
+	start time.Time
+}
+
+var asyncWaiters = sync.Pool{New: func() any { return new(asyncWaiter) }}
+
+// Done implements core.Waiter; it runs under the Broker's lock.
+func (w *asyncWaiter) Done(cmd *pulsarpb.BaseCommand, err error) {
+	w.b.queueLocked(core.Effect{Kind: core.EffectDeliver, Handler: w, Push: core.Push{Command: cmd, Err: err}})
+}
+
+// HandlePush hands the result to done.
+func (w *asyncWaiter) HandlePush(p core.Push) {
+	b, done, typ, start := w.b, w.done, w.typ, w.start
+	w.release()
+	b.releaseSlot()
+	if errors.Is(p.Err, ErrTooManyRequests) {
+		b.rejected()
+	}
+	if b.observer != nil {
+		b.observer.Observe(RequestCompleted{BrokerURL: b.logical, Type: typ, Latency: b.clock.Now().Sub(start), Err: p.Err})
+	}
+	done(p.Command, p.Err)
+}
+
+func (w *asyncWaiter) release() {
+	*w = asyncWaiter{}
+	asyncWaiters.Put(w)
+}
+
 // acquireSlot takes one of the WithMaxPendingRequests slots, waiting for
 // one until ctx ends (at once under WithFailFast). The slots are a
 // buffered channel: no lock on the answer's side, and waiters are served
@@ -900,8 +975,7 @@ func (b *Broker) flushLocked(now time.Time) bool {
 			b.stateCh = make(chan struct{})
 			b.observeState(e.State)
 		case core.EffectDeliver, core.EffectLog:
-			b.queue = append(b.queue, *e)
-			b.queueBytes += effectCost(e)
+			b.queueLocked(*e)
 		}
 		*e = core.Effect{}
 	}
@@ -920,6 +994,12 @@ func (b *Broker) flushLocked(now time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// queueLocked queues a delivery or a log for drain.
+func (b *Broker) queueLocked(e core.Effect) {
+	b.queue = append(b.queue, e)
+	b.queueBytes += effectCost(&e)
 }
 
 // effectOverhead estimates what a queued effect holds besides its payload:

@@ -103,3 +103,48 @@ func ExampleBroker_RegisterProducer() {
 	fmt.Println("receipt for sequence id", r.GetSequenceId())
 	// Output: receipt for sequence id 0
 }
+
+func ExampleBroker_RequestAsync() {
+	network, srv := fakeBroker()
+	defer srv.Close()
+	topics := []string{"persistent://public/default/a", "persistent://public/default/b", "persistent://public/default/c"}
+	for i, topic := range topics {
+		srv.SetPartitions(topic, i+2)
+	}
+	b, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithTransport(network))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Every request is in flight at once, from this one goroutine; each
+	// done function gets its own answer.
+	answers := make([]chan int, len(topics))
+	for i, topic := range topics {
+		answers[i] = make(chan int, 1)
+		cmd := &pulsarpb.BaseCommand{
+			Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+			PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String(topic)},
+		}
+		err := b.RequestAsync(ctx, cmd, func(resp *pulsarpb.BaseCommand, err error) {
+			if err != nil {
+				log.Print(err)
+				answers[i] <- -1
+				return
+			}
+			answers[i] <- int(resp.GetPartitionMetadataResponse().GetPartitions())
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	for i, topic := range topics {
+		fmt.Println(topic, <-answers[i])
+	}
+	// Output:
+	// persistent://public/default/a 2
+	// persistent://public/default/b 3
+	// persistent://public/default/c 4
+}

@@ -26,6 +26,8 @@ var behaviours = []behaviour{
 	{name: "LookupAndPartitionedMetadata", test: testLookupAndPartitions},
 	{name: "ConcurrentRequests", test: testConcurrentRequests},
 	{name: "RequestAndSend", test: testRequestAndSend},
+	{name: "RequestAsync", test: testRequestAsync},
+	{name: "RequestAsyncFailures", test: testRequestAsyncFailures},
 	{name: "MaxMessageSize", test: testMaxMessageSize, opts: []pulsartest.Option{pulsartest.WithMaxMessageSize(256 << 10)}},
 	{name: "ReceiptsAndSendErrorsRouted", test: testReceiptsRouted},
 	{name: "DeliveriesAfterFlow", test: testDeliveries},
@@ -154,6 +156,119 @@ func testRequestAndSend(t *testing.T, e *env) {
 
 	require.NoError(t, b.Send(ctx, flowCmd(7, 3)))
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+}
+
+// asyncResult is what a RequestAsync's done function received.
+type asyncResult struct {
+	resp *pulsarpb.BaseCommand
+	err  error
+}
+
+// partitionsCmd is a PARTITIONED_METADATA request for topic.
+func partitionsCmd(topic string) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{
+		Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+		PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String(topic)},
+	}
+}
+
+// testRequestAsync keeps 1,000 RequestAsync calls in flight from one
+// goroutine, as many as WithMaxPendingRequests allows: each done gets its
+// own answer, exactly once, and gives its slot back; a refused
+// request is an error to done, a command that is no request is refused
+// at once; done runs after the pushes the broker sent before the answer,
+// and may call the Broker.
+func testRequestAsync(t *testing.T, e *env) {
+	const n = 1000
+	for i := range n {
+		e.srv.SetPartitions(fmt.Sprintf("%s-%d", topic, i), i%17+1)
+	}
+	// Every slot is taken at once: the calls after the first n need the
+	// slots their done functions gave back.
+	b := e.connected(t, pulsarconn.WithMaxPendingRequests(n))
+	ctx := testContext(t)
+	results := make([]chan asyncResult, n)
+	for i := range n {
+		results[i] = make(chan asyncResult, 2)
+		require.NoError(t, b.RequestAsync(ctx, partitionsCmd(fmt.Sprintf("%s-%d", topic, i)), func(resp *pulsarpb.BaseCommand, err error) {
+			results[i] <- asyncResult{resp, err}
+		}))
+	}
+	for i := range n {
+		r := <-results[i]
+		require.NoError(t, r.err, "request %d", i)
+		require.EqualValues(t, i%17+1, r.resp.GetPartitionMetadataResponse().GetPartitions(), "request %d got another's answer", i)
+	}
+	assert.Equal(t, n, e.srv.Received(pulsarpb.BaseCommand_PARTITIONED_METADATA))
+	for i := range n {
+		assert.Empty(t, results[i], "request %d: done called once", i)
+	}
+
+	refused := make(chan asyncResult, 1)
+	require.NoError(t, b.RequestAsync(ctx, partitionsCmd(""), func(resp *pulsarpb.BaseCommand, err error) { refused <- asyncResult{resp, err} }))
+	r := <-refused
+	var se *pulsarconn.ServerError
+	require.ErrorAs(t, r.err, &se)
+	assert.ErrorIs(t, r.err, pulsarconn.ErrInvalidTopicName)
+
+	err := b.RequestAsync(ctx, flowCmd(1, 1), func(*pulsarpb.BaseCommand, error) { t.Error("done called for a command never sent") })
+	assert.ErrorIs(t, err, pulsarconn.ErrNotRequest)
+	assert.Error(t, b.RequestAsync(ctx, partitionsCmd(topic), nil), "done is required")
+
+	// A push sent before the answer is handled before done runs; done
+	// calls the Broker.
+	prod := NewPushLog()
+	_, err = b.RegisterProducer(ctx, 1, prod)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+	held := e.srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+	ordered := make(chan error, 1)
+	lookup := &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP.Enum(), LookupTopic: &pulsarpb.CommandLookupTopic{Topic: proto.String(topic)}}
+	require.NoError(t, b.RequestAsync(ctx, lookup, func(resp *pulsarpb.BaseCommand, err error) {
+		if err == nil && len(prod.OfKind(pulsarconn.PushClosed)) != 1 {
+			err = fmt.Errorf("done ran before the push the broker sent first")
+		}
+		if err == nil {
+			err = b.Send(ctx, flowCmd(7, 1))
+		}
+		ordered <- err
+	}))
+	<-held.Arrived()
+	require.True(t, e.srv.CloseProducer(1, "", ""))
+	held.Release()
+	require.NoError(t, <-ordered)
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+}
+
+// testRequestAsyncFailures: a request in flight when the connection drops
+// ends with ErrDisconnected, one in flight at Stop with ErrClosed, each
+// told exactly once and before Stop returns.
+func testRequestAsyncFailures(t *testing.T, e *env) {
+	b := e.connected(t)
+	ctx := testContext(t)
+	held := e.srv.Hold(pulsarpb.BaseCommand_PARTITIONED_METADATA)
+	dropped := make(chan asyncResult, 2)
+	require.NoError(t, b.RequestAsync(ctx, partitionsCmd(topic), func(resp *pulsarpb.BaseCommand, err error) { dropped <- asyncResult{resp, err} }))
+	<-held.Arrived()
+	e.srv.DropConnections()
+	r := <-dropped
+	assert.ErrorIs(t, r.err, pulsarconn.ErrDisconnected)
+	assert.True(t, pulsarconn.IsRetryable(r.err))
+	held.Release()
+
+	require.NoError(t, b.WaitConnected(ctx))
+	held = e.srv.Hold(pulsarpb.BaseCommand_PARTITIONED_METADATA)
+	stopped := make(chan asyncResult, 2)
+	require.NoError(t, b.RequestAsync(ctx, partitionsCmd(topic), func(resp *pulsarpb.BaseCommand, err error) { stopped <- asyncResult{resp, err} }))
+	<-held.Arrived()
+	require.NoError(t, b.Stop(ctx))
+	held.Release()
+	require.Len(t, stopped, 1, "told before Stop returns")
+	assert.ErrorIs(t, (<-stopped).err, pulsarconn.ErrClosed)
+	assert.Empty(t, dropped, "told once")
+	err := b.RequestAsync(ctx, partitionsCmd(topic), func(*pulsarpb.BaseCommand, error) { t.Error("done called after Stop") })
+	assert.ErrorIs(t, err, pulsarconn.ErrClosed)
 }
 
 // testMaxMessageSize publishes a frame of exactly the broker's limit (max

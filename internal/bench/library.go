@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
 // StartBroker starts a Broker for url (over TCP for pulsar:// URLs) and
@@ -59,6 +60,68 @@ func LibRequests(ctx context.Context, b *pulsarconn.Broker, inflight int, budget
 		hist.Merge(&hists[g])
 	}
 	return Throughput{Ops: int(hist.Count()), Elapsed: elapsed, Latency: &hist}, nil
+}
+
+// LibRequestsAsync runs request/response through b as the raw loop does:
+// one goroutine sends PARTITIONED_METADATA requests with RequestAsync,
+// waiting while inflight are unanswered, and the done function takes the
+// answers, checking each. No goroutine waits per request.
+func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, budget Budget) (Throughput, error) {
+	// The core encodes the command before RequestAsync returns, so one
+	// command serves every request.
+	cmd := &pulsarpb.BaseCommand{
+		Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+		PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: ptr(Topic), RequestId: ptr(uint64(0))},
+	}
+	// Answers come in order on one connection: sent[k % inflight] is the
+	// send time of the k-th request, taken back by the k-th answer.
+	sent := make([]int64, inflight)
+	tokens := make(chan struct{}, inflight)
+	var hist Histogram
+	var answered int
+	var failed atomic.Pointer[error]
+	done := func(resp *pulsarpb.BaseCommand, err error) {
+		// done calls come one at a time (they are delivered in order),
+		// so hist and answered need no lock.
+		if err == nil && resp.GetPartitionMetadataResponse() == nil {
+			err = fmt.Errorf("%w: %v", errUnexpected, resp.GetType())
+		}
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+		hist.Record(time.Duration(time.Now().UnixNano() - sent[answered%inflight]))
+		answered++
+		<-tokens
+	}
+	start := time.Now()
+	n := 0
+	for ; !budget.Done(n); n++ {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return Throughput{}, ctx.Err()
+		}
+		if e := failed.Load(); e != nil {
+			return Throughput{}, *e
+		}
+		sent[n%inflight] = time.Now().UnixNano()
+		if err := b.RequestAsync(ctx, cmd, done); err != nil {
+			return Throughput{}, err
+		}
+	}
+	// The window drains when every token can be taken again.
+	for range inflight {
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return Throughput{}, ctx.Err()
+		}
+	}
+	elapsed := time.Since(start)
+	if e := failed.Load(); e != nil {
+		return Throughput{}, *e
+	}
+	return Throughput{Ops: n, Elapsed: elapsed, Latency: &hist}, nil
 }
 
 // LibPublish hands the pre-encoded frame to b.PublishMessage in a loop and

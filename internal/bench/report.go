@@ -88,8 +88,16 @@ func (r *Report) Row(id string) *Row {
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 func (r *Report) addRequests(inflight int, raw, lib Throughput, rawAllocs, libAllocs float64) {
-	id := fmt.Sprintf("rr%d", inflight)
-	scen := fmt.Sprintf("request/response, %d in flight", inflight)
+	r.addRequestRows(fmt.Sprintf("rr%d", inflight), fmt.Sprintf("request/response, %d in flight", inflight), raw, lib, rawAllocs, libAllocs)
+}
+
+// addAsyncRequests records the RequestAsync loop, against the same raw
+// figures as the blocking one.
+func (r *Report) addAsyncRequests(inflight int, raw, lib Throughput, rawAllocs, libAllocs float64) {
+	r.addRequestRows(fmt.Sprintf("rr%dasync", inflight), fmt.Sprintf("request/response, %d in flight, RequestAsync from one goroutine", inflight), raw, lib, rawAllocs, libAllocs)
+}
+
+func (r *Report) addRequestRows(id, scen string, raw, lib Throughput, rawAllocs, libAllocs float64) {
 	r.add(Row{ID: id + ".rate", Scenario: scen, Metric: "PARTITIONED_METADATA", Unit: "requests/s", HigherIsBetter: true,
 		Raw: ptr(raw.PerSecond()), Library: ptr(lib.PerSecond())})
 	for _, q := range []struct {
@@ -256,7 +264,8 @@ func (r *Report) Goals() []Goal {
 		out = append(out, g)
 	}
 	atLeast("request/response, 1 in flight: at least 0.8x raw", "rr1.rate", false, 0.8)
-	atLeast("request/response, 64 in flight: at least 0.8x raw", "rr64.rate", false, 0.8)
+	atLeast("request/response, 64 in flight (RequestAsync): at least 0.8x raw", "rr64async.rate", false, 0.8)
+	atLeast("request/response, 64 in flight (64 goroutines): at least 0.8x raw", "rr64.rate", false, 0.8)
 	atLeast("request/response, 64 in flight: at least 5x pulsar-client-go", "rr64.rate", true, 5)
 	atLeast("publish of pre-encoded frames: at least 0.8x raw", "publish.rate", false, 0.8)
 	atLeast("publish with receipts: at least 0.9x raw", "receipts.rate", false, 0.9)
@@ -285,7 +294,7 @@ func (r *Report) WriteGoals(w io.Writer) {
 				verdict = "met"
 			}
 		}
-		fmt.Fprintf(w, "  %-62s %-14s %s\n", g.Text, g.Figure, verdict)
+		fmt.Fprintf(w, "  %-72s %-14s %s\n", g.Text, g.Figure, verdict)
 	}
 }
 

@@ -129,6 +129,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("bench: request/response: %w", err)
 		}
 		r.addRequests(inflight, raw, got, rawAllocs, libAllocs)
+		if inflight > 1 {
+			got, libAllocs, err = counted(func() (Throughput, error) { return LibRequestsAsync(ctx, lib, inflight, For(o.Duration)) })
+			if err != nil {
+				return nil, fmt.Errorf("bench: request/response with RequestAsync: %w", err)
+			}
+			r.addAsyncRequests(inflight, raw, got, rawAllocs, libAllocs)
+		}
 	}
 
 	o.progress("publish into the sink")

@@ -28,6 +28,7 @@ func TestRunQuick(t *testing.T) {
 	for _, id := range []string{
 		"rr1.rate", "rr1.p50", "rr1.p90", "rr1.p99", "rr1.allocs",
 		"rr64.rate", "rr64.p50", "rr64.p90", "rr64.p99", "rr64.allocs",
+		"rr64async.rate", "rr64async.p50", "rr64async.p90", "rr64async.p99", "rr64async.allocs",
 		"publish.rate", "publish.mbps", "publish.allocs",
 		"receipts.rate", "receipts.allocs", "delivery.rate", "delivery.allocs",
 		"idle.total", "idle.client", "reconnect.time",
