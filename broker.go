@@ -47,6 +47,12 @@ type Broker struct {
 	mu       sync.Mutex
 	core     *core.Conn
 	conn     *connection // nil unless a connection is up
+	// pub is conn, for PublishMessage's path without the lock
+	// (connection.tryPublish); pubOK and pubMax are what conn was last
+	// told of the core's answer to "may one publish, and how large?".
+	pub    atomic.Pointer[connection]
+	pubOK  bool
+	pubMax int
 	dialing  map[uint64]context.CancelFunc
 	timer    ports.Timer
 	timerAt  time.Time
@@ -579,6 +585,19 @@ func (b *Broker) publish(ctx context.Context, conn uint64, encoded []byte) error
 	if n, ok := frame.TotalSize(encoded); !ok || int(n) != len(encoded)-4 {
 		return fmt.Errorf("%w: PublishMessage needs one whole encoded frame (%d bytes, total size field %d)", ErrProtocol, len(encoded), n)
 	}
+	// The common case needs neither the Broker's lock nor the core: an
+	// established connection with room in its queue. Taking the lock
+	// for every publish made the publisher and the reader, which takes
+	// it for every batch of receipts, contend for it (BenchmarkReceipts
+	// and BenchmarkPublishMessage gained 5-25% in A/B runs without it).
+	if c := b.pub.Load(); c != nil && (conn == 0 || conn == c.gen) && ctx.Err() == nil {
+		if _, err := c.tryPublish(encoded); err == nil {
+			b.published.Add(1)
+			return nil
+		}
+		// Full, closed or not publishable: the core answers, or the
+		// caller waits, below.
+	}
 	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		if err := b.onConnLocked(conn); err != nil {
 			return nil, err
@@ -983,6 +1002,9 @@ func (b *Broker) flushLocked(now time.Time) bool {
 	// see a request, its deadline is already set (tests that advance a
 	// fake clock on seeing a frame rely on this order).
 	b.armTimer(now)
+	// Before the step's output is queued: a publish on the path without
+	// the lock must not follow what ends the connection's use.
+	b.updatePublishableLocked()
 	b.outBuf = b.core.Output(b.outBuf[:0])
 	if len(b.outBuf) > 0 && b.conn != nil {
 		// An error means the writer already failed; its goroutine
@@ -994,6 +1016,20 @@ func (b *Broker) flushLocked(now time.Time) bool {
 		return true
 	}
 	return false
+}
+
+// updatePublishableLocked tells the connection whether publishes may
+// bypass the lock, when that changed.
+func (b *Broker) updatePublishableLocked() {
+	if b.conn == nil {
+		return
+	}
+	ok := b.core.CheckPublish(0) == nil && b.core.Gen() == b.conn.gen
+	max := b.core.MaxFrameSize()
+	if ok != b.pubOK || max != b.pubMax {
+		b.pubOK, b.pubMax = ok, max
+		b.conn.setPublishable(ok, max)
+	}
 }
 
 // queueLocked queues a delivery or a log for drain.
@@ -1129,6 +1165,8 @@ func (b *Broker) dial(ctx context.Context, cancel context.CancelFunc, gen uint64
 	}
 	conn := newConnection(gen, c, b.writeLimit, &b.wg, b.writeFailed, &b.bytesOut)
 	b.conn = conn
+	b.pub.Store(conn)
+	b.pubOK = false
 	now := b.clock.Now()
 	b.core.ConnUp(now, gen)
 	drain := b.flushLocked(now)
@@ -1147,6 +1185,7 @@ func (b *Broker) closeGen(gen uint64) {
 	if b.conn != nil && b.conn.gen == gen {
 		b.conn.close()
 		b.conn = nil
+		b.pub.Store(nil)
 		b.drained.Broadcast() // its reader may be held back by the delivery limit
 	}
 }

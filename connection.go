@@ -1,6 +1,7 @@
 package pulsarconn
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,15 @@ type connection struct {
 	spare   []byte
 	closed  bool
 	writing bool          // a writer goroutine runs (or a write failed: no new writer starts)
+
+	// publishable and maxFrame let PublishMessage queue a frame without
+	// the Broker's lock (tryPublish): the Broker sets them, under its lock
+	// and then wmu, whenever the core's answer changes, and clears
+	// publishable before it queues whatever ends the connection's use
+	// (CLOSE_PRODUCER at Stop, say), so no frame published on the fast
+	// path can follow that.
+	publishable bool
+	maxFrame    int
 	room    chan struct{} // closed at the next completed write or at close; nil when nobody waits
 
 	// What the writer reports to: the Broker's WaitGroup (every writer
@@ -95,6 +105,11 @@ func (c *connection) tryEnqueue(p []byte) (<-chan struct{}, error) {
 		c.wmu.Unlock()
 		return nil, ErrDisconnected
 	}
+	return c.tryEnqueueLocked(p)
+}
+
+// tryEnqueueLocked is tryEnqueue with wmu held; it releases it.
+func (c *connection) tryEnqueueLocked(p []byte) (<-chan struct{}, error) {
 	if q := c.queued.Load(); c.limit > 0 && q > 0 && q+int64(len(p)) > int64(c.limit) {
 		ch := c.roomLocked()
 		c.wmu.Unlock()
@@ -105,6 +120,29 @@ func (c *connection) tryEnqueue(p []byte) (<-chan struct{}, error) {
 	c.startWriterLocked()
 	c.wmu.Unlock()
 	return nil, nil
+}
+
+// errNotPublishable sends PublishMessage the slow way, under the Broker's
+// lock, where the core gives the precise answer (or waits).
+var errNotPublishable = errors.New("publish under the lock")
+
+// tryPublish queues an encoded frame of a publish, as tryEnqueue does, if
+// the connection takes publishes and the frame is within the broker's
+// limit; otherwise it returns errNotPublishable.
+func (c *connection) tryPublish(p []byte) (<-chan struct{}, error) {
+	c.wmu.Lock()
+	if c.closed || !c.publishable || len(p)-4 > c.maxFrame {
+		c.wmu.Unlock()
+		return nil, errNotPublishable
+	}
+	return c.tryEnqueueLocked(p)
+}
+
+// setPublishable sets what tryPublish checks.
+func (c *connection) setPublishable(ok bool, maxFrame int) {
+	c.wmu.Lock()
+	c.publishable, c.maxFrame = ok, maxFrame
+	c.wmu.Unlock()
 }
 
 // full reports whether the queue is at or over its limit; if so it returns
