@@ -44,15 +44,15 @@ type Broker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // reader, writer, dial and auth goroutines
 
-	mu       sync.Mutex
-	core     *core.Conn
-	conn     *connection // nil unless a connection is up
+	mu   sync.Mutex
+	core *core.Conn
+	conn *connection // nil unless a connection is up
 	// pub is conn, for PublishMessage's path without the lock
 	// (connection.tryPublish); pubOK and pubMax are what conn was last
 	// told of the core's answer to "may one publish, and how large?".
-	pub    atomic.Pointer[connection]
-	pubOK  bool
-	pubMax int
+	pub      atomic.Pointer[connection]
+	pubOK    bool
+	pubMax   int
 	dialing  map[uint64]context.CancelFunc
 	timer    ports.Timer
 	timerAt  time.Time

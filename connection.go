@@ -41,7 +41,7 @@ type connection struct {
 	pending []byte
 	spare   []byte
 	closed  bool
-	writing bool          // a writer goroutine runs (or a write failed: no new writer starts)
+	writing bool // a writer goroutine runs (or a write failed: no new writer starts)
 
 	// publishable and maxFrame let PublishMessage queue a frame without
 	// the Broker's lock (tryPublish): the Broker sets them, under its lock
@@ -51,7 +51,7 @@ type connection struct {
 	// path can follow that.
 	publishable bool
 	maxFrame    int
-	room    chan struct{} // closed at the next completed write or at close; nil when nobody waits
+	room        chan struct{} // closed at the next completed write or at close; nil when nobody waits
 
 	// What the writer reports to: the Broker's WaitGroup (every writer
 	// started is waited for), its write-failure callback, and its count
