@@ -3,6 +3,7 @@ module github.com/pulsarconn/pulsarconn
 go 1.26.0
 
 require (
+	github.com/planetscale/vtprotobuf v0.6.0
 	github.com/quic-go/quic-go v0.65.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
@@ -21,4 +22,7 @@ require (
 	golang.org/x/tools v0.47.0 // indirect
 )
 
-tool go.uber.org/mock/mockgen
+tool (
+	github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto
+	go.uber.org/mock/mockgen
+)

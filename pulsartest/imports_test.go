@@ -13,6 +13,8 @@ const module = "github.com/pulsarconn/pulsarconn"
 // it imports from this module, use the standard library, protobuf and
 // proto/ only, never the client's code (core, ports, adapters, the root
 // package), so that a bug there cannot hide behind the same bug here.
+// Protobuf means its runtime: google.golang.org/protobuf, and vtprotobuf's
+// helpers, which proto/pulsarpb's generated fast paths import.
 func TestImportsOnlyProto(t *testing.T) {
 	allowed := map[string]bool{
 		module + "/proto/pulsarpb": true,
@@ -33,7 +35,8 @@ func TestImportsOnlyProto(t *testing.T) {
 			switch {
 			case !strings.Contains(strings.Split(imp, "/")[0], "."):
 				// standard library
-			case strings.HasPrefix(imp, "google.golang.org/protobuf/"):
+			case strings.HasPrefix(imp, "google.golang.org/protobuf/"),
+				strings.HasPrefix(imp, "github.com/planetscale/vtprotobuf/"):
 			case allowed[imp]:
 				rel := strings.TrimPrefix(imp, module+"/")
 				check(filepath.Join("..", filepath.FromSlash(rel)), imp)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fails when any generated code is not what its generator produces:
 #
-#   proto/pulsarpb   scripts/genproto.sh   (checked by verify_genproto.sh)
+#   proto/pulsarpb   scripts/genproto.sh   pulsar.pb.go and pulsar_vtproto.pb.go
+#                                          (checked by verify_genproto.sh)
 #   ports/portsmock  scripts/genmocks.sh
 #
 # Each generator runs in place; the directory is compared with a copy

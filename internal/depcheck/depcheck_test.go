@@ -98,8 +98,10 @@ func doesIO(path string) bool {
 // protobufRuntime reports the packages of the protobuf runtime. The
 // generated code of proto/pulsarpb is made of its types, so core may use it
 // as part of "proto": messages are built, compared and cloned with it.
+// vtprotobuf's packages count too: pulsarpb's generated fast paths
+// (pulsar_vtproto.pb.go) import its protohelpers.
 func protobufRuntime(path string) bool {
-	return under(path, "google.golang.org/protobuf")
+	return under(path, "google.golang.org/protobuf") || under(path, "github.com/planetscale/vtprotobuf")
 }
 
 // pkg is one of the module's packages, as the checker sees it.
@@ -561,7 +563,7 @@ func TestCheckFlagsViolations(t *testing.T) {
 			"google.golang.org/protobuf/proto",
 		},
 		mod + "/core/internal/sim":             {mod + "/helper"}, // reaches helper
-		mod + "/ports":                         {"context", "io", "time", "os", mod + "/proto/pulsarpb", "go.uber.org/mock/gomock"},
+		mod + "/ports":                         {"context", "io", "time", "os", mod + "/proto/pulsarpb", "go.uber.org/mock/gomock", "github.com/planetscale/vtprotobuf/protohelpers"},
 		mod + "/ports/portsmock":               {"context", mod + "/ports", "go.uber.org/mock/gomock", "github.com/some/library"},
 		mod + "/adapters/tcp":                  {"net", "os", mod + "/ports", "golang.org/x/sys/unix"},
 		mod + "/adapters/tls":                  {"crypto/tls", mod + "/adapters/tcp", mod + "/core"},
@@ -609,6 +611,9 @@ func TestCheckFlagsViolations(t *testing.T) {
 		// Only portsmock may import gomock, and nothing else outside the
 		// standard library.
 		mod + "/ports -> go.uber.org/mock/gomock via ",
+		// The protobuf runtime, vtprotobuf's included, is core's and
+		// proto's, not ports'.
+		mod + "/ports -> github.com/planetscale/vtprotobuf/protohelpers via ",
 		mod + "/ports/portsmock -> github.com/some/library via ",
 		mod + "/adapters/tls -> " + mod + "/adapters/tcp via ",
 		mod + "/adapters/tls -> " + mod + "/core via ",
@@ -628,7 +633,7 @@ func TestCheckFlagsViolations(t *testing.T) {
 	for path, imps := range map[string][]string{
 		mod:                      {"net", mod + "/adapters/tcp", mod + "/core", mod + "/ports"},
 		mod + "/cmd/tool":        {"os", mod + "/adapters/memory", mod + "/pulsartest", mod},
-		mod + "/core":            {"fmt", "time", mod + "/proto/frame", "google.golang.org/protobuf/proto"},
+		mod + "/core":            {"fmt", "time", mod + "/proto/frame", "google.golang.org/protobuf/proto", "github.com/planetscale/vtprotobuf/protohelpers"},
 		mod + "/ports":           {"context", "io", "time"},
 		mod + "/ports/portsmock": {"context", "reflect", "time", mod + "/ports", "go.uber.org/mock/gomock"},
 		mod + "/adapters/tcp":    {"net", "os", mod + "/ports", "golang.org/x/sys/unix", mod + "/proto/frame"},
@@ -763,6 +768,7 @@ func TestLayerOf(t *testing.T) {
 		"example.com/m2/core":        layerExternal,
 		"net":                        layerExternal,
 		"google.golang.org/protobuf": layerExternal,
+		"github.com/planetscale/vtprotobuf/protohelpers": layerExternal,
 	} {
 		if got := layerOf(mod, path); got != want {
 			t.Errorf("layerOf(%q) = %v, want %v", path, got, want)

@@ -5,7 +5,8 @@
 // The rule, as checked:
 //
 //   - core imports only the standard library, proto/... (with the protobuf
-//     runtime its generated code needs) and its own subpackages; none of
+//     runtime its generated code needs: google.golang.org/protobuf and
+//     vtprotobuf's helpers) and its own subpackages; none of
 //     net, net/*, os, os/*, crypto/tls or syscall; and its non-test files
 //     call neither time.Now nor any other wall-clock or timer function of
 //     package time, and start no goroutines.

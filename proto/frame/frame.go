@@ -20,8 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-
-	"google.golang.org/protobuf/proto"
+	"slices"
 
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
@@ -84,7 +83,7 @@ type Payload struct {
 // DecodeMetadata unmarshals p.Metadata.
 func (p *Payload) DecodeMetadata() (*pulsarpb.MessageMetadata, error) {
 	md := new(pulsarpb.MessageMetadata)
-	if err := proto.Unmarshal(p.Metadata, md); err != nil {
+	if err := unmarshal(p.Metadata, md, metadataShape); err != nil {
 		return nil, fmt.Errorf("%w: message metadata: %v", ErrMalformed, err)
 	}
 	return md, nil
@@ -97,7 +96,7 @@ func (p *Payload) DecodeBrokerEntryMetadata() (*pulsarpb.BrokerEntryMetadata, er
 		return nil, nil
 	}
 	md := new(pulsarpb.BrokerEntryMetadata)
-	if err := proto.Unmarshal(p.BrokerEntryMetadata, md); err != nil {
+	if err := unmarshal(p.BrokerEntryMetadata, md, brokerEntryShape); err != nil {
 		return nil, fmt.Errorf("%w: broker entry metadata: %v", ErrMalformed, err)
 	}
 	return md, nil
@@ -124,7 +123,7 @@ func Parse(body []byte) (*Frame, error) {
 		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
 	}
 	cmd := new(pulsarpb.BaseCommand)
-	if err := proto.Unmarshal(body[4:4+cmdSize], cmd); err != nil {
+	if err := unmarshal(body[4:4+cmdSize], cmd, commandShape); err != nil {
 		return nil, fmt.Errorf("%w: command: %v", ErrMalformed, err)
 	}
 	if cmd.Type == nil {
@@ -177,50 +176,95 @@ func parsePayload(b []byte) (*Payload, error) {
 	return p, nil
 }
 
-var marshal = proto.MarshalOptions{}
-
 // AppendCommand appends a simple frame carrying cmd to dst.
 func AppendCommand(dst []byte, cmd *pulsarpb.BaseCommand) ([]byte, error) {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
-	dst, err := marshal.MarshalAppend(dst, cmd)
+	return appendCommand(dst, cmd, cmd.SizeVT(), 0)
+}
+
+// appendCommand appends a simple frame carrying cmd, whose encoding takes
+// size bytes, to dst, growing dst once with room for extra more bytes: the
+// rest of a payload frame.
+func appendCommand(dst []byte, cmd *pulsarpb.BaseCommand, size, extra int) ([]byte, error) {
+	orig := dst
+	dst = slices.Grow(dst, 8+size+extra)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(size+4))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(size))
+	dst, err := appendEncoded(dst, cmd, size)
 	if err != nil {
-		return dst[:start], fmt.Errorf("pulsarconn: encode %v: %w", cmd.GetType(), err)
+		return orig, fmt.Errorf("pulsarconn: encode %v: %w", cmd.GetType(), err)
 	}
-	cmdSize := len(dst) - start - 8
-	binary.BigEndian.PutUint32(dst[start:], uint32(cmdSize+4))
-	binary.BigEndian.PutUint32(dst[start+4:], uint32(cmdSize))
 	return dst, nil
 }
+
+// appendEncoded appends the encoding of m, which takes size bytes (its
+// SizeVT), to dst: the generated code writes it in place, without an
+// intermediate buffer. The encoding is byte for byte proto.Marshal's.
+func appendEncoded(dst []byte, m vtMessage, size int) ([]byte, error) {
+	start := len(dst)
+	dst = slices.Grow(dst, size)[:start+size]
+	n, err := m.MarshalToSizedBufferVT(dst[start:])
+	if err != nil {
+		return dst[:start], err
+	}
+	if n != size {
+		// Only a message changed while being encoded gets here.
+		return dst[:start], fmt.Errorf("message of %d bytes encoded to %d", size, n)
+	}
+	return dst, nil
+}
+
+// payloadOverhead is what a payload frame (with checksum) takes beyond its
+// command, metadata and payload: magic, checksum and metadata size.
+const payloadOverhead = 2 + 4 + 4
 
 // AppendPayload appends a payload frame (command, checksum, metadata,
 // payload) to dst. metadata is the raw MessageMetadata protobuf; see
 // AppendMessage to encode one.
 func AppendPayload(dst []byte, cmd *pulsarpb.BaseCommand, metadata, payload []byte) ([]byte, error) {
 	start := len(dst)
-	dst, err := AppendCommand(dst, cmd)
+	dst, err := appendCommand(dst, cmd, cmd.SizeVT(), payloadOverhead+len(metadata)+len(payload))
 	if err != nil {
 		return dst, err
 	}
-	dst = binary.BigEndian.AppendUint16(dst, MagicChecksum)
-	crcAt := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	sumFrom := len(dst)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(metadata)))
+	dst, crcAt := appendChecksumPlaceholder(dst, len(metadata))
 	dst = append(dst, metadata...)
 	dst = append(dst, payload...)
-	binary.BigEndian.PutUint32(dst[crcAt:], Checksum(dst[sumFrom:]))
-	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
-	return dst, nil
+	return finishPayload(dst, start, crcAt), nil
 }
 
 // AppendMessage is AppendPayload with the metadata given as a message.
 func AppendMessage(dst []byte, cmd *pulsarpb.BaseCommand, md *pulsarpb.MessageMetadata, payload []byte) ([]byte, error) {
-	raw, err := marshal.Marshal(md)
+	orig := dst
+	start := len(dst)
+	mdSize := md.SizeVT()
+	dst, err := appendCommand(dst, cmd, cmd.SizeVT(), payloadOverhead+mdSize+len(payload))
 	if err != nil {
-		return dst, fmt.Errorf("pulsarconn: encode message metadata: %w", err)
+		return dst, err
 	}
-	return AppendPayload(dst, cmd, raw, payload)
+	dst, crcAt := appendChecksumPlaceholder(dst, mdSize)
+	if dst, err = appendEncoded(dst, md, mdSize); err != nil {
+		return orig, fmt.Errorf("pulsarconn: encode message metadata: %w", err)
+	}
+	dst = append(dst, payload...)
+	return finishPayload(dst, start, crcAt), nil
+}
+
+// appendChecksumPlaceholder appends the checksum section, its CRC32C left
+// zero, and the metadata size; it returns where the CRC32C goes.
+func appendChecksumPlaceholder(dst []byte, mdSize int) ([]byte, int) {
+	dst = binary.BigEndian.AppendUint16(dst, MagicChecksum)
+	crcAt := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(mdSize))
+	return dst, crcAt
+}
+
+// finishPayload fills in the CRC32C at crcAt, over everything after it,
+// and the total size of the frame that starts at start.
+func finishPayload(dst []byte, start, crcAt int) []byte {
+	binary.BigEndian.PutUint32(dst[crcAt:], Checksum(dst[crcAt+4:]))
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
 }
 
 // TotalSize reports the total-size field of an encoded frame, and whether b
