@@ -22,6 +22,8 @@ import (
 	"hash/crc32"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -83,7 +85,7 @@ type Payload struct {
 // DecodeMetadata unmarshals p.Metadata.
 func (p *Payload) DecodeMetadata() (*pulsarpb.MessageMetadata, error) {
 	md := new(pulsarpb.MessageMetadata)
-	if err := unmarshal(p.Metadata, md, metadataShape); err != nil {
+	if err := proto.Unmarshal(p.Metadata, md); err != nil {
 		return nil, fmt.Errorf("%w: message metadata: %v", ErrMalformed, err)
 	}
 	return md, nil
@@ -96,7 +98,7 @@ func (p *Payload) DecodeBrokerEntryMetadata() (*pulsarpb.BrokerEntryMetadata, er
 		return nil, nil
 	}
 	md := new(pulsarpb.BrokerEntryMetadata)
-	if err := unmarshal(p.BrokerEntryMetadata, md, brokerEntryShape); err != nil {
+	if err := proto.Unmarshal(p.BrokerEntryMetadata, md); err != nil {
 		return nil, fmt.Errorf("%w: broker entry metadata: %v", ErrMalformed, err)
 	}
 	return md, nil
@@ -123,7 +125,7 @@ func Parse(body []byte) (*Frame, error) {
 		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
 	}
 	cmd := new(pulsarpb.BaseCommand)
-	if err := unmarshal(body[4:4+cmdSize], cmd, commandShape); err != nil {
+	if err := proto.Unmarshal(body[4:4+cmdSize], cmd); err != nil {
 		return nil, fmt.Errorf("%w: command: %v", ErrMalformed, err)
 	}
 	if cmd.Type == nil {
@@ -199,7 +201,9 @@ func appendCommand(dst []byte, cmd *pulsarpb.BaseCommand, size, extra int) ([]by
 // appendEncoded appends the encoding of m, which takes size bytes (its
 // SizeVT), to dst: the generated code writes it in place, without an
 // intermediate buffer. The encoding is byte for byte proto.Marshal's.
-func appendEncoded(dst []byte, m vtMessage, size int) ([]byte, error) {
+func appendEncoded(dst []byte, m interface {
+	MarshalToSizedBufferVT(dst []byte) (int, error)
+}, size int) ([]byte, error) {
 	start := len(dst)
 	dst = slices.Grow(dst, size)[:start+size]
 	n, err := m.MarshalToSizedBufferVT(dst[start:])
