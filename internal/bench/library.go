@@ -87,7 +87,8 @@ func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, b
 			err = fmt.Errorf("%w: %v", errUnexpected, resp.GetType())
 		}
 		if err != nil {
-			failed.CompareAndSwap(nil, &err)
+			e := err // only a failure escapes: no allocation per answer
+			failed.CompareAndSwap(nil, &e)
 		}
 		hist.Record(time.Duration(time.Now().UnixNano() - sent[answered%inflight]))
 		answered++
