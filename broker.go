@@ -57,8 +57,8 @@ type Broker struct {
 	timer    ports.Timer
 	timerAt  time.Time
 	stateCh  chan struct{} // closed and replaced at every state change
-	queue    []core.Effect // deliveries, logs: carried out outside mu
-	spare    []core.Effect // the drainer's other batch buffer, kept between drains
+	queue    []queued // deliveries, logs: carried out outside mu
+	spare    []queued // the drainer's other batch buffer, kept between drains
 	draining bool
 	drained  *sync.Cond // signalled as the queue empties and at each batch
 	// queueBytes and batchBytes estimate the memory held by the queue and
@@ -82,7 +82,7 @@ type Broker struct {
 	rejections   []time.Time // TooManyRequests answers within the window
 
 	writeLimit int           // bytes per connection's write queue; <= 0: unbounded
-	slots      chan struct{} // a token per Request in flight; nil: unbounded
+	slots      *slots // requests in flight; nil: unbounded
 
 	observer  Observer
 	lastState State // the state before the latest EffectState
@@ -159,7 +159,7 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 		deliveryLimit: o.deliveryQueueLimit,
 	}
 	if o.maxPending > 0 {
-		b.slots = make(chan struct{}, o.maxPending)
+		b.slots = newSlots(o.maxPending)
 	}
 	b.drained = sync.NewCond(&b.mu)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -454,7 +454,7 @@ var asyncWaiters = sync.Pool{New: func() any { return new(asyncWaiter) }}
 
 // Done implements core.Waiter; it runs under the Broker's lock.
 func (w *asyncWaiter) Done(cmd *pulsarpb.BaseCommand, err error) {
-	w.b.queueLocked(core.Effect{Kind: core.EffectDeliver, Handler: w, Push: core.Push{Command: cmd, Err: err}})
+	w.b.queueLocked(queued{handler: w, push: core.Push{Command: cmd, Err: err}})
 }
 
 // HandlePush hands the result to done.
@@ -477,32 +477,23 @@ func (w *asyncWaiter) release() {
 }
 
 // acquireSlot takes one of the WithMaxPendingRequests slots, waiting for
-// one until ctx ends (at once under WithFailFast). The slots are a
-// buffered channel: no lock on the answer's side, and waiters are served
-// in turn rather than all woken at every free slot.
+// one until ctx ends (at once under WithFailFast).
 func (b *Broker) acquireSlot(ctx context.Context, typ pulsarpb.BaseCommand_Type) error {
-	if b.slots == nil {
+	if b.slots == nil || b.slots.tryTake() {
 		return nil
-	}
-	select {
-	case b.slots <- struct{}{}:
-		return nil
-	default:
 	}
 	if b.failFast {
-		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPendingRequests, typ, cap(b.slots))
+		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPendingRequests, typ, b.slots.limit)
 	}
-	select {
-	case b.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v: %d requests in flight (gave up waiting for a slot: %w)", ErrTooManyPendingRequests, typ, cap(b.slots), ctx.Err())
+	if err := b.slots.take(ctx); err != nil {
+		return fmt.Errorf("%w: %v: %d requests in flight (gave up waiting for a slot: %w)", ErrTooManyPendingRequests, typ, b.slots.limit, err)
 	}
+	return nil
 }
 
 func (b *Broker) releaseSlot() {
 	if b.slots != nil {
-		<-b.slots
+		b.slots.give()
 	}
 }
 
@@ -993,8 +984,10 @@ func (b *Broker) flushLocked(now time.Time) bool {
 			close(b.stateCh)
 			b.stateCh = make(chan struct{})
 			b.observeState(e.State)
-		case core.EffectDeliver, core.EffectLog:
-			b.queueLocked(*e)
+		case core.EffectDeliver:
+			b.queueLocked(queued{handler: e.Handler, push: e.Push})
+		case core.EffectLog:
+			b.queueLocked(queued{level: e.Level, msg: e.Msg, attrs: e.Attrs})
 		}
 		*e = core.Effect{}
 	}
@@ -1032,21 +1025,32 @@ func (b *Broker) updatePublishableLocked() {
 	}
 }
 
-// queueLocked queues a delivery or a log for drain.
-func (b *Broker) queueLocked(e core.Effect) {
-	b.queue = append(b.queue, e)
-	b.queueBytes += effectCost(&e)
+// queued is a push to deliver (handler set) or a log record to write,
+// waiting for drain: what it needs of a core.Effect, which is twice as
+// large and was copied twice per answer.
+type queued struct {
+	handler core.Handler
+	push    core.Push
+	level   slog.Level
+	msg     string
+	attrs   []slog.Attr
 }
 
-// effectOverhead estimates what a queued effect holds besides its payload:
-// the Effect itself and the decoded command it carries.
+// queueLocked queues a delivery or a log for drain.
+func (b *Broker) queueLocked(q queued) {
+	b.queue = append(b.queue, q)
+	b.queueBytes += q.cost()
+}
+
+// effectOverhead estimates what a queued item holds besides its payload:
+// the item itself and the decoded command it carries.
 const effectOverhead = 512
 
-// effectCost estimates the memory a queued effect holds: the payload of a
-// MESSAGE (which aliases the whole frame read for it) plus a fixed cost.
-func effectCost(e *core.Effect) int {
+// cost estimates the memory a queued item holds: the payload of a MESSAGE
+// (which aliases the whole frame read for it) plus a fixed cost.
+func (q *queued) cost() int {
 	n := effectOverhead
-	if p := e.Push.Payload; p != nil {
+	if p := q.push.Payload; p != nil {
 		n += len(p.BrokerEntryMetadata) + len(p.Metadata) + len(p.Data)
 	}
 	return n
@@ -1080,14 +1084,13 @@ func (b *Broker) drain() {
 		b.drained.Broadcast()
 		b.mu.Unlock()
 		for i := range batch {
-			e := &batch[i]
-			switch e.Kind {
-			case core.EffectDeliver:
-				e.Handler.HandlePush(e.Push)
-			case core.EffectLog:
-				b.log.LogAttrs(context.Background(), e.Level, e.Msg, e.Attrs...)
+			q := &batch[i]
+			if q.handler != nil {
+				q.handler.HandlePush(q.push)
+			} else {
+				b.log.LogAttrs(context.Background(), q.level, q.msg, q.attrs...)
 			}
-			*e = core.Effect{}
+			*q = queued{}
 		}
 		b.mu.Lock()
 	}

@@ -176,11 +176,14 @@ type Conn struct {
 
 	nextRequestID uint64
 	pending       map[uint64]pending // by value: no allocation per request
-	// deadlines is a FIFO of request deadlines. The operation timeout is
-	// the same for every request, so deadlines are added in order and the
-	// earliest is always at the front; entries whose request is gone are
-	// skipped lazily.
+	// deadlines[dlHead:] is a FIFO of request deadlines. The operation
+	// timeout is the same for every request, so deadlines are added in
+	// order and the earliest is always at the front; entries whose
+	// request is gone are skipped lazily. The front advances by index:
+	// deleting it from the slice moved every entry behind it, at every
+	// answer (3% of the CPU of 64 requests in flight).
 	deadlines []deadlineEntry
+	dlHead    int
 
 	producers map[uint64]Handler
 	consumers map[uint64]Handler
@@ -250,7 +253,17 @@ func (c *Conn) MaxFrameSize() int { return c.maxMessageSize + frame.Padding }
 func (c *Conn) Gen() uint64 { return c.gen }
 
 // Effects appends the pending effects to dst, in order, and forgets them.
+// When dst is empty the effects are not copied: the Conn's own buffer is
+// returned and dst's array becomes the Conn's, so a driver that passes
+// back the previous result's buffer copies nothing per step. (Zero the
+// elements of such a buffer once carried out, as the Broker does, so that
+// it holds on to nothing.)
 func (c *Conn) Effects(dst []Effect) []Effect {
+	if len(dst) == 0 {
+		out := c.effects
+		c.effects = dst
+		return out
+	}
 	dst = append(dst, c.effects...)
 	clear(c.effects)
 	c.effects = c.effects[:0]
@@ -285,24 +298,42 @@ func (c *Conn) NextDeadline() time.Time {
 			earliest(c.lastReceived.Add(2 * c.cfg.KeepAliveInterval))
 		}
 		c.dropStaleDeadlines()
-		if len(c.deadlines) > 0 {
-			earliest(c.deadlines[0].deadline)
+		if e, ok := c.firstDeadline(); ok {
+			earliest(e.deadline)
 		}
 	}
 	return next
 }
 
 func (c *Conn) dropStaleDeadlines() {
-	i := 0
-	for i < len(c.deadlines) {
-		e := c.deadlines[i]
+	for c.dlHead < len(c.deadlines) {
+		e := c.deadlines[c.dlHead]
 		if p, ok := c.pending[e.id]; ok && p.deadline.Equal(e.deadline) {
 			break
 		}
-		i++
+		c.dlHead++
 	}
-	if i > 0 {
-		c.deadlines = slices.Delete(c.deadlines, 0, i)
+	c.compactDeadlines()
+}
+
+// firstDeadline returns the front of the deadline FIFO.
+func (c *Conn) firstDeadline() (deadlineEntry, bool) {
+	if c.dlHead == len(c.deadlines) {
+		return deadlineEntry{}, false
+	}
+	return c.deadlines[c.dlHead], true
+}
+
+// compactDeadlines lets go of the FIFO's consumed front: all of it when
+// the FIFO is empty, else by moving the rest down once the front is the
+// larger part (so each entry moves at most once on average).
+func (c *Conn) compactDeadlines() {
+	switch {
+	case c.dlHead == len(c.deadlines):
+		c.deadlines, c.dlHead = c.deadlines[:0], 0
+	case c.dlHead >= 64 && 2*c.dlHead >= len(c.deadlines):
+		n := copy(c.deadlines, c.deadlines[c.dlHead:])
+		c.deadlines, c.dlHead = c.deadlines[:n], 0
 	}
 }
 
@@ -460,11 +491,12 @@ func (c *Conn) Tick(now time.Time) {
 func (c *Conn) expireRequests(now time.Time) {
 	for {
 		c.dropStaleDeadlines()
-		if len(c.deadlines) == 0 || now.Before(c.deadlines[0].deadline) {
+		e, ok := c.firstDeadline()
+		if !ok || now.Before(e.deadline) {
 			return
 		}
-		e := c.deadlines[0]
-		c.deadlines = slices.Delete(c.deadlines, 0, 1)
+		c.dlHead++
+		c.compactDeadlines()
 		p := c.pending[e.id]
 		delete(c.pending, e.id)
 		c.complete(p.waiter, nil, fmt.Errorf("%w: %v (request id %d) after %v", ErrRequestTimeout, p.typ, e.id, c.cfg.OperationTimeout))
@@ -498,7 +530,7 @@ func (c *Conn) failAll(err error) {
 		delete(c.pending, id)
 		c.complete(p.waiter, nil, err)
 	}
-	c.deadlines = c.deadlines[:0]
+	c.deadlines, c.dlHead = c.deadlines[:0], 0
 	if !c.handlersLive {
 		return
 	}
