@@ -57,8 +57,8 @@ type Broker struct {
 	timer    ports.Timer
 	timerAt  time.Time
 	stateCh  chan struct{} // closed and replaced at every state change
-	queue    []queued // deliveries, logs: carried out outside mu
-	spare    []queued // the drainer's other batch buffer, kept between drains
+	queue    []queued      // deliveries, logs: carried out outside mu
+	spare    []queued      // the drainer's other batch buffer, kept between drains
 	draining bool
 	drained  *sync.Cond // signalled as the queue empties and at each batch
 	// queueBytes and batchBytes estimate the memory held by the queue and
@@ -81,7 +81,7 @@ type Broker struct {
 	rejectWindow time.Duration
 	rejections   []time.Time // TooManyRequests answers within the window
 
-	writeLimit int           // bytes per connection's write queue; <= 0: unbounded
+	writeLimit int    // bytes per connection's write queue; <= 0: unbounded
 	slots      *slots // requests in flight; nil: unbounded
 
 	observer  Observer
