@@ -21,7 +21,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "a run of a few seconds (short loops, 500 idle connections): noisy figures, for smoke tests")
-	duration := fs.Duration("duration", 0, "length of each measured loop (default 2s; 150ms with --quick)")
+	duration := fs.Duration("duration", 0, "length of each measured loop, over all its rounds (default 2s; 150ms with --quick)")
+	rounds := fs.Int("rounds", 0, "turns raw and library loops take in each scenario, alternating (default 4; 1 with --quick)")
 	window := fs.Int("window", 0, "sends awaiting their receipt in the receipts scenario (default 1000)")
 	idle := fs.Int("idle", 0, "idle connections measured (default 10000; 500 with --quick)")
 	reconnect := fs.Int("reconnect", 0, "clients of the reconnect scenario (default 100; 20 with --quick)")
@@ -40,6 +41,9 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *duration > 0 {
 		o.Duration = *duration
+	}
+	if *rounds > 0 {
+		o.Rounds = *rounds
 	}
 	if *window > 0 {
 		o.Window = *window

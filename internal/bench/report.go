@@ -23,6 +23,9 @@ type Report struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	// Duration is each measured loop's length.
 	Duration string `json:"duration"`
+	// Rounds is how many alternating turns each loop's Duration was
+	// split into; 0 or 1: one.
+	Rounds int `json:"rounds,omitempty"`
 	// OtherClient names the client in the Other column, when merged.
 	OtherClient string `json:"other_client,omitempty"`
 	Rows        []Row  `json:"rows"`
@@ -60,7 +63,11 @@ func NewReport(d time.Duration) *Report {
 	}
 }
 
-func newReport(o Options) *Report { return NewReport(o.Duration) }
+func newReport(o Options) *Report {
+	r := NewReport(o.Duration)
+	r.Rounds = o.Rounds
+	return r
+}
 
 func ratio(a, b *float64) *float64 {
 	if a == nil || b == nil || *b == 0 {
@@ -224,8 +231,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if other == "" {
 		other = "other client"
 	}
-	fmt.Fprintf(w, "%s %s/%s, %d CPUs, GOMAXPROCS %d, %s per loop, loopback TCP, lean benchmark server\n\n",
-		r.GoVersion, r.GOOS, r.GOARCH, r.NumCPU, r.GOMAXPROCS, r.Duration)
+	rounds := ""
+	if r.Rounds > 1 {
+		rounds = fmt.Sprintf(" in %d alternating rounds", r.Rounds)
+	}
+	fmt.Fprintf(w, "%s %s/%s, %d CPUs, GOMAXPROCS %d, %s per loop%s, loopback TCP, lean benchmark server\n\n",
+		r.GoVersion, r.GOOS, r.GOARCH, r.NumCPU, r.GOMAXPROCS, r.Duration, rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\tmetric\tunit\traw\tpulsarconn\tvs raw\t%s\tvs %s\t\n", other, other)
 	for _, row := range r.Rows {

@@ -11,8 +11,13 @@ import (
 // Options configures Run. Zero fields take the defaults of a full run;
 // Quick returns those of a run that takes a few seconds.
 type Options struct {
-	// Duration is how long each measured loop runs (default 2s).
+	// Duration is how long each measured loop runs (default 2s), split
+	// over Rounds.
 	Duration time.Duration
+	// Rounds is how many turns the loops of one scenario take (default
+	// 4): raw, library, raw, library, ... each for Duration/Rounds, so
+	// that a drift of the shared machine's speed weighs on both alike.
+	Rounds int
 	// Window is how many sends may await their receipt (default 1,000).
 	Window int
 	// IdleConns is the number of idle connections measured (default
@@ -37,12 +42,15 @@ type Options struct {
 // Quick returns options for a run of a few seconds, for tests and smoke
 // checks: figures from it are noisy.
 func Quick() Options {
-	return Options{Duration: 150 * time.Millisecond, IdleConns: 500, ReconnectConns: 20}
+	return Options{Duration: 150 * time.Millisecond, Rounds: 1, IdleConns: 500, ReconnectConns: 20}
 }
 
 func (o *Options) defaults() {
 	if o.Duration <= 0 {
 		o.Duration = 2 * time.Second
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 4
 	}
 	if o.Window <= 0 {
 		o.Window = 1000
@@ -96,6 +104,41 @@ func counted(f func() (Throughput, error)) (Throughput, float64, error) {
 	return t, float64(mallocs()-before) / float64(t.Ops), nil
 }
 
+// interleave runs each loop rounds times, in turn (first, second, ...,
+// first, second, ...), and returns for each its throughput over all its
+// rounds (latencies merged) and its heap allocations per operation.
+func interleave(rounds int, loops ...func() (Throughput, error)) ([]Throughput, []float64, error) {
+	sums := make([]Throughput, len(loops))
+	mallocsOf := make([]uint64, len(loops))
+	for range rounds {
+		for i, loop := range loops {
+			before := mallocs()
+			t, err := loop()
+			if err != nil {
+				return nil, nil, err
+			}
+			mallocsOf[i] += mallocs() - before
+			sum := &sums[i]
+			sum.Ops += t.Ops
+			sum.Bytes += t.Bytes
+			sum.Elapsed += t.Elapsed
+			if t.Latency != nil {
+				if sum.Latency == nil {
+					sum.Latency = new(Histogram)
+				}
+				sum.Latency.Merge(t.Latency)
+			}
+		}
+	}
+	allocs := make([]float64, len(loops))
+	for i := range loops {
+		if sums[i].Ops > 0 {
+			allocs[i] = float64(mallocsOf[i]) / float64(sums[i].Ops)
+		}
+	}
+	return sums, allocs, nil
+}
+
 // Run measures every scenario, raw and through the library, in this
 // process, one after the other, and returns the report.
 func Run(ctx context.Context, o Options) (*Report, error) {
@@ -118,66 +161,59 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer lib.Stop(context.Background())
 
+	// round is the budget of one turn, from when it is called.
+	round := func() Budget { return For(o.Duration / time.Duration(o.Rounds)) }
 	for _, inflight := range []int{1, 64} {
 		o.progress("request/response, %d in flight", inflight)
-		raw, rawAllocs, err := counted(func() (Throughput, error) { return RawRequests(ctx, rrServer.Addr(), inflight, For(o.Duration)) })
-		if err != nil {
-			return nil, fmt.Errorf("bench: raw request/response: %w", err)
+		loops := []func() (Throughput, error){
+			func() (Throughput, error) { return RawRequests(ctx, rrServer.Addr(), inflight, round()) },
+			func() (Throughput, error) { return LibRequests(ctx, lib, inflight, round()) },
 		}
-		got, libAllocs, err := counted(func() (Throughput, error) { return LibRequests(ctx, lib, inflight, For(o.Duration)) })
-		if err != nil {
-			return nil, fmt.Errorf("bench: request/response: %w", err)
-		}
-		r.addRequests(inflight, raw, got, rawAllocs, libAllocs)
 		if inflight > 1 {
-			got, libAllocs, err = counted(func() (Throughput, error) { return LibRequestsAsync(ctx, lib, inflight, For(o.Duration)) })
-			if err != nil {
-				return nil, fmt.Errorf("bench: request/response with RequestAsync: %w", err)
-			}
-			r.addAsyncRequests(inflight, raw, got, rawAllocs, libAllocs)
+			loops = append(loops, func() (Throughput, error) { return LibRequestsAsync(ctx, lib, inflight, round()) })
+		}
+		t, allocs, err := interleave(o.Rounds, loops...)
+		if err != nil {
+			return nil, fmt.Errorf("bench: request/response, %d in flight: %w", inflight, err)
+		}
+		r.addRequests(inflight, t[0], t[1], allocs[0], allocs[1])
+		if inflight > 1 {
+			r.addAsyncRequests(inflight, t[0], t[2], allocs[0], allocs[2])
 		}
 	}
 
 	o.progress("publish into the sink")
 	encoded := SendFrame(1, 0, PayloadSize)
-	raw, rawAllocs, err := counted(func() (Throughput, error) { return RawPublish(ctx, sink, encoded, For(o.Duration)) })
-	if err != nil {
-		return nil, fmt.Errorf("bench: raw publish: %w", err)
-	}
 	pub, err := StartBroker(ctx, sink.URL())
 	if err != nil {
 		return nil, err
 	}
 	defer pub.Stop(context.Background())
-	got, libAllocs, err := counted(func() (Throughput, error) { return LibPublish(ctx, pub, sink, encoded, For(o.Duration)) })
+	t, allocs, err := interleave(o.Rounds,
+		func() (Throughput, error) { return RawPublish(ctx, sink, encoded, round()) },
+		func() (Throughput, error) { return LibPublish(ctx, pub, sink, encoded, round()) })
 	if err != nil {
 		return nil, fmt.Errorf("bench: publish: %w", err)
 	}
-	r.addPublish(raw, got, rawAllocs, libAllocs)
+	r.addPublish(t[0], t[1], allocs[0], allocs[1])
 
 	o.progress("publish with receipts, window %d", o.Window)
-	raw, rawAllocs, err = counted(func() (Throughput, error) {
-		return RawReceipts(ctx, rrServer.Addr(), o.Window, PayloadSize, For(o.Duration))
-	})
+	t, allocs, err = interleave(o.Rounds,
+		func() (Throughput, error) { return RawReceipts(ctx, rrServer.Addr(), o.Window, PayloadSize, round()) },
+		func() (Throughput, error) { return LibReceipts(ctx, lib, o.Window, PayloadSize, round()) })
 	if err != nil {
-		return nil, fmt.Errorf("bench: raw receipts: %w", err)
+		return nil, fmt.Errorf("bench: publish with receipts: %w", err)
 	}
-	got, libAllocs, err = counted(func() (Throughput, error) { return LibReceipts(ctx, lib, o.Window, PayloadSize, For(o.Duration)) })
-	if err != nil {
-		return nil, fmt.Errorf("bench: receipts: %w", err)
-	}
-	r.addRate("receipts", "publish with receipts (1 KiB, window "+fmt.Sprint(o.Window)+")", "messages/s", raw, got, rawAllocs, libAllocs)
+	r.addRate("receipts", "publish with receipts (1 KiB, window "+fmt.Sprint(o.Window)+")", "messages/s", t[0], t[1], allocs[0], allocs[1])
 
 	o.progress("delivery to a consumer")
-	raw, rawAllocs, err = counted(func() (Throughput, error) { return RawDelivery(ctx, rrServer.Addr(), For(o.Duration)) })
-	if err != nil {
-		return nil, fmt.Errorf("bench: raw delivery: %w", err)
-	}
-	got, libAllocs, err = counted(func() (Throughput, error) { return LibDelivery(ctx, lib, For(o.Duration)) })
+	t, allocs, err = interleave(o.Rounds,
+		func() (Throughput, error) { return RawDelivery(ctx, rrServer.Addr(), round()) },
+		func() (Throughput, error) { return LibDelivery(ctx, lib, round()) })
 	if err != nil {
 		return nil, fmt.Errorf("bench: delivery: %w", err)
 	}
-	r.addRate("delivery", "delivery to a consumer Handler (1 KiB)", "messages/s", raw, got, rawAllocs, libAllocs)
+	r.addRate("delivery", "delivery to a consumer Handler (1 KiB)", "messages/s", t[0], t[1], allocs[0], allocs[1])
 
 	if o.Network != nil {
 		o.progress("memory per idle connection, %d connections", o.IdleConns)
