@@ -59,6 +59,10 @@ type connection struct {
 	wg      *sync.WaitGroup
 	failed  func(gen uint64, err error)
 	written *atomic.Uint64
+	// writer is writeLoop as a func value, made once: "go c.writeLoop()"
+	// allocated a closure at every start, once per request at one in
+	// flight.
+	writer func()
 }
 
 // minSpare is the largest write buffer kept for reuse when the queue is
@@ -73,7 +77,9 @@ const minSpare = 1 << 20
 // failed write to failed (unless the connection was closed by us), and
 // add what they wrote to written.
 func newConnection(gen uint64, c ports.Conn, limit int, wg *sync.WaitGroup, failed func(gen uint64, err error), written *atomic.Uint64) *connection {
-	return &connection{gen: gen, conn: c, limit: limit, wg: wg, failed: failed, written: written}
+	conn := &connection{gen: gen, conn: c, limit: limit, wg: wg, failed: failed, written: written}
+	conn.writer = conn.writeLoop
+	return conn
 }
 
 // maxSpare is the largest write buffer the writer keeps: room for a full
@@ -175,7 +181,7 @@ func (c *connection) startWriterLocked() {
 	}
 	c.writing = true
 	c.wg.Add(1)
-	go c.writeLoop()
+	go c.writer()
 }
 
 // close stops the writer and closes the transport connection, which also

@@ -69,8 +69,10 @@ func newReport(o Options) *Report {
 	return r
 }
 
+// ratio returns a/b; none when b is below 0.01, as for the allocations
+// of a loop that makes none, whose ratio would be noise (80x of 0.00).
 func ratio(a, b *float64) *float64 {
-	if a == nil || b == nil || *b == 0 {
+	if a == nil || b == nil || *b < 0.01 {
 		return nil
 	}
 	return ptr(*a / *b)
