@@ -8,9 +8,10 @@ import (
 )
 
 // slots bounds the requests in flight (WithMaxPendingRequests). Taking
-// and giving back a slot is one atomic operation while slots are free; a
-// caller that finds none queues, and waiters are handed freed slots in
-// turn rather than all woken at every one. (A buffered channel did the
+// and giving back a slot is one atomic operation while slots are free and
+// nobody waits; a caller that finds none queues, and waiters are handed
+// freed slots oldest first, never passed by a newcomer, rather than all
+// woken at every one. (A buffered channel did the
 // same with a channel lock per take and per give, contended by every
 // caller: 3% of the CPU of 64 requests in flight.)
 type slots struct {
@@ -24,8 +25,11 @@ type slots struct {
 
 func newSlots(limit int) *slots { return &slots{limit: int64(limit)} }
 
-// tryTake takes a free slot, if any.
-func (s *slots) tryTake() bool {
+// tryTake takes a free slot, if any and if nobody waits for one.
+func (s *slots) tryTake() bool { return s.waiting.Load() == 0 && s.grab() }
+
+// grab takes a free slot, if any, whoever waits.
+func (s *slots) grab() bool {
 	for {
 		n := s.used.Load()
 		if n >= s.limit {
@@ -46,9 +50,9 @@ func (s *slots) take(ctx context.Context) error {
 	s.mu.Lock()
 	s.queue = append(s.queue, ch)
 	s.waiting.Add(1)
-	// A slot given back before this waiter was queued did not see it:
-	// look again, now that give will.
-	if s.tryTake() {
+	// A slot given back before this waiter was counted was not handed
+	// to it: the oldest waiter looks again, now that give will see it.
+	if s.queue[0] == ch && s.grab() {
 		s.removeLocked(ch)
 		s.mu.Unlock()
 		return nil
@@ -75,7 +79,7 @@ func (s *slots) give() {
 		return
 	}
 	s.mu.Lock()
-	for len(s.queue) > 0 && s.tryTake() {
+	for len(s.queue) > 0 && s.grab() {
 		ch := s.queue[0]
 		s.queue[0] = nil
 		s.queue = s.queue[1:]

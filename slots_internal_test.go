@@ -109,3 +109,25 @@ func TestSlotsNeverOverTheLimit(t *testing.T) {
 	assert.EqualValues(t, 0, s.waiting.Load())
 	assert.Empty(t, s.queue)
 }
+
+// TestSlotsNoBargingPastWaiters: a slot freed while someone waits goes to
+// the waiter, even to a newcomer arriving between the slot's release and
+// its hand-over.
+func TestSlotsNoBargingPastWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSlots(1)
+		require.NoError(t, s.take(context.Background()))
+		got := make(chan error, 1)
+		go func() { got <- s.take(context.Background()) }()
+		synctest.Wait()
+		// give's first half: the slot is free, not yet handed over.
+		s.used.Add(-1)
+		assert.False(t, s.tryTake(), "a newcomer does not pass the waiter")
+		// give's second half.
+		s.used.Add(1)
+		s.give()
+		require.NoError(t, <-got)
+		assert.EqualValues(t, 1, s.used.Load())
+		assert.EqualValues(t, 0, s.waiting.Load())
+	})
+}
