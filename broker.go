@@ -28,8 +28,9 @@ const Version = "0.1.0"
 // producers and consumers. All methods are safe for concurrent use.
 //
 // The core state machine (package core) is driven under one mutex; each
-// connection has a reader goroutine and a writer goroutine that coalesces
-// queued frames into as few writes as possible. See docs/architecture.md.
+// connection has a reader goroutine, and a writer goroutine that coalesces
+// queued frames into as few writes as possible while there are any. See
+// docs/architecture.md.
 type Broker struct {
 	addr      BrokerAddress
 	logical   string // BrokerURL: the proxy target when proxied, else addr.URL
@@ -410,17 +411,28 @@ func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 // returns an error, the command was not sent and done is never called.
 //
 // done runs outside the Broker's lock, on the goroutine that delivers
-// pushes, in order with them (after the pushes the broker sent before the
-// answer); like a Handler, it must not block for long and may call the
-// Broker. RequestAsync is the connection layer's own form of a request:
-// a producer library keeps many in flight from one goroutine without a
+// pushes (often the connection's reader), in order with them (after the
+// pushes the broker sent before the answer). Like a Handler it must not
+// block: it may call Send, PublishMessage and RequestAsync, but not
+// Request, Stop, or anything that waits for an answer, which only this
+// goroutine can deliver.
+//
+// Unlike Request, RequestAsync does not wait for a request slot: with
+// WithMaxPendingRequests requests in flight it fails at once with
+// ErrTooManyPendingRequests (a done function that waited for a slot
+// could wait for answers queued behind itself). It may still wait, until
+// ctx ends, for the connection or for room in the write queue, which
+// other goroutines provide.
+//
+// RequestAsync is the connection layer's own form of a request: a
+// producer library keeps many in flight from one goroutine without a
 // goroutine, channel or timer per request.
 func (b *Broker) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, done func(resp *pulsarpb.BaseCommand, err error)) error {
 	if done == nil {
 		return errors.New("pulsarconn: RequestAsync needs a done function")
 	}
-	if err := b.acquireSlot(ctx, cmd.GetType()); err != nil {
-		return err
+	if b.slots != nil && !b.slots.tryTake() {
+		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPendingRequests, cmd.GetType(), b.slots.limit)
 	}
 	w := asyncWaiters.Get().(*asyncWaiter)
 	w.b, w.done, w.typ = b, done, cmd.GetType()
@@ -1175,7 +1187,13 @@ func (b *Broker) dial(ctx context.Context, cancel context.CancelFunc, gen uint64
 	drain := b.flushLocked(now)
 	b.mu.Unlock()
 	if drain {
-		b.drain()
+		// Not on this goroutine, which must go on to read: a Handler
+		// that waited for an answer would hold up the handshake.
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.drain()
+		}()
 	}
 	return conn
 }

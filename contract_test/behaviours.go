@@ -177,7 +177,8 @@ func partitionsCmd(topic string) *pulsarpb.BaseCommand {
 // own answer, exactly once, and gives its slot back; a refused
 // request is an error to done, a command that is no request is refused
 // at once; done runs after the pushes the broker sent before the answer,
-// and may call the Broker.
+// and may call the Broker; with every slot taken, RequestAsync fails at
+// once instead of waiting.
 func testRequestAsync(t *testing.T, e *env) {
 	const n = 1000
 	for i := range n {
@@ -239,6 +240,21 @@ func testRequestAsync(t *testing.T, e *env) {
 	held.Release()
 	require.NoError(t, <-ordered)
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+
+	// With every slot taken, RequestAsync fails at once rather than wait
+	// (a done function must never wait); the slot comes back with done.
+	one := e.connected(t, pulsarconn.WithMaxPendingRequests(1))
+	held = e.srv.Hold(pulsarpb.BaseCommand_PARTITIONED_METADATA)
+	first := make(chan asyncResult, 1)
+	require.NoError(t, one.RequestAsync(ctx, partitionsCmd(topic), func(resp *pulsarpb.BaseCommand, err error) { first <- asyncResult{resp, err} }))
+	<-held.Arrived()
+	err = one.RequestAsync(ctx, partitionsCmd(topic), func(*pulsarpb.BaseCommand, error) { t.Error("done called for a request never sent") })
+	assert.ErrorIs(t, err, pulsarconn.ErrTooManyPendingRequests)
+	held.Release()
+	require.NoError(t, (<-first).err)
+	again := make(chan asyncResult, 1)
+	require.NoError(t, one.RequestAsync(ctx, partitionsCmd(topic), func(resp *pulsarpb.BaseCommand, err error) { again <- asyncResult{resp, err} }))
+	require.NoError(t, (<-again).err)
 }
 
 // testRequestAsyncFailures: a request in flight when the connection drops
