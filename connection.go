@@ -196,9 +196,10 @@ func (c *connection) close() {
 	}
 	c.wmu.Unlock()
 	if !already {
-		// A running writer stops after its current write. Close can take a while on some transports (TLS sends an
-		// alert), but never blocks indefinitely on ours; calling it
-		// here keeps the reader's end prompt and ordered.
+		// A running writer stops after its current write. Close can
+		// take a while on some transports (TLS sends an alert), but
+		// never blocks indefinitely on ours; calling it here keeps the
+		// reader's end prompt and ordered.
 		_ = c.conn.Close()
 	}
 }

@@ -1,5 +1,5 @@
-// Package clock provides the production ports.Clock: [System], the time
-// package's wall clock and timers.
+// Package clock provides the production ports.Clock: [System], the
+// monotonic clock and the time package's timers.
 package clock
 
 import (

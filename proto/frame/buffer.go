@@ -5,9 +5,12 @@ import "io"
 // Sizes of the Reader's read buffer. An idle connection holds the idle
 // one: its reader goroutine blocks in Read on it, and the answers and
 // pings of light traffic fit. A read that fills the buffer means more is
-// waiting, and the next read uses the next size up, kept while reads keep
-// bringing more than the idle size; a read that brings no more than that
-// (light traffic again) goes back to the idle buffer. A fixed 64 KiB
+// waiting, and the next read uses the next size up. The buffer steps down
+// from the large to the small size at a read that brings less than the
+// small size, and back to the idle size after two reads in a row that
+// bring no more than it: one light read (the tail of a frame just over
+// the idle size, say) is not enough, or such frames would make a new
+// buffer at every read. A fixed 64 KiB
 // bufio.Reader was most of a Broker's 85 KB per idle connection, and a
 // 4 KiB one still a sixth of the 24 KB left.
 const (
@@ -19,10 +22,11 @@ const (
 // readBuffer is a buffered reader whose buffer grows under load and
 // shrinks when idle.
 type readBuffer struct {
-	src  io.Reader
-	buf  []byte
-	r, w int // unread bytes are buf[r:w]
-	last int // bytes the last read brought
+	src   io.Reader
+	buf   []byte
+	r, w  int // unread bytes are buf[r:w]
+	last  int // bytes the last read brought
+	light int // reads in a row that brought at most idleReadBuffer, without filling the buffer
 }
 
 func newReadBuffer(src io.Reader) *readBuffer { return &readBuffer{src: src} }
@@ -62,13 +66,17 @@ func (b *readBuffer) Read(p []byte) (int, error) {
 // brought.
 func (b *readBuffer) nextSize() int {
 	switch {
-	case b.last > 0 && b.last == len(b.buf): // it filled the buffer: more is waiting
+	case len(b.buf) == 0:
+		return idleReadBuffer
+	case b.last == len(b.buf): // it filled the buffer: more is waiting
 		if len(b.buf) < smallReadBuffer {
 			return smallReadBuffer
 		}
 		return largeReadBuffer
-	case b.last <= idleReadBuffer:
+	case b.light >= 2:
 		return idleReadBuffer
+	case len(b.buf) == largeReadBuffer && b.last < smallReadBuffer:
+		return smallReadBuffer
 	default:
 		return len(b.buf)
 	}
@@ -85,6 +93,11 @@ func (b *readBuffer) fill() error {
 		b.w = n
 		if n > 0 {
 			b.last = n
+			if n <= idleReadBuffer && n < len(b.buf) {
+				b.light++
+			} else {
+				b.light = 0
+			}
 			return nil
 		}
 		if err != nil {

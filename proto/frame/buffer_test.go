@@ -2,6 +2,7 @@ package frame
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -29,7 +30,7 @@ func (c *chunks) Read(p []byte) (int, error) {
 // the large one, and once traffic is light again the idle one is back.
 func TestReadBufferGrowsUnderLoadAndShrinksWhenIdle(t *testing.T) {
 	burst := bytes.Repeat([]byte{7}, 3*largeReadBuffer)
-	src := chunks{[]byte("ping"), burst, []byte("pong")}
+	src := chunks{[]byte("ping"), burst, []byte("pong"), []byte("ping")}
 	b := newReadBuffer(&src)
 	out := make([]byte, 16)
 
@@ -52,33 +53,41 @@ func TestReadBufferGrowsUnderLoadAndShrinksWhenIdle(t *testing.T) {
 	n, err = b.Read(out)
 	require.NoError(t, err)
 	assert.Equal(t, "pong", string(out[:n]))
-	assert.Equal(t, idleReadBuffer, b.nextSize(), "light again: back to the idle buffer")
+	assert.Equal(t, smallReadBuffer, b.nextSize(), "one light read: a step down")
+	n, err = b.Read(out)
+	require.NoError(t, err)
+	assert.Equal(t, "ping", string(out[:n]))
+	assert.Equal(t, idleReadBuffer, b.nextSize(), "two light reads: back to the idle buffer")
 	_, err = b.Read(out)
 	assert.Equal(t, io.EOF, err)
 	assert.Len(t, b.buf, idleReadBuffer)
 }
 
-// TestReadBufferKeepsItsSizeForSteadyTraffic: reads of a size between the
-// idle and the small buffer keep one small buffer, not a new one each time.
+// TestReadBufferKeepsItsSizeForSteadyTraffic: frames of a size between
+// the idle and the small buffer, one per read, keep one small buffer, not
+// a new one at each read (the tail of a frame just over the idle size is
+// a light read, but one alone does not shrink the buffer).
 func TestReadBufferKeepsItsSizeForSteadyTraffic(t *testing.T) {
-	msg := bytes.Repeat([]byte{1}, 1100)
-	var src chunks
-	for range 10 {
-		src = append(src, bytes.Clone(msg))
-	}
-	b := newReadBuffer(&src)
-	out := make([]byte, len(msg))
-	var first *byte
-	for i := range 10 {
-		_, err := io.ReadFull(b, out)
-		require.NoError(t, err)
-		if i == 1 {
-			first = &b.buf[0]
-		}
-		if i >= 1 {
-			require.Len(t, b.buf, smallReadBuffer)
-			assert.Same(t, first, &b.buf[0], "read %d: the same buffer", i)
-		}
+	for _, size := range []int{600, 1100} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			msg := bytes.Repeat([]byte{1}, size)
+			var src chunks
+			for range 10 {
+				src = append(src, bytes.Clone(msg))
+			}
+			b := newReadBuffer(&src)
+			out := make([]byte, len(msg))
+			var first *byte
+			for i := range 10 {
+				_, err := io.ReadFull(b, out)
+				require.NoError(t, err)
+				if i == 0 {
+					first = &b.buf[0]
+				}
+				require.Len(t, b.buf, smallReadBuffer, "frame %d", i)
+				assert.Same(t, first, &b.buf[0], "frame %d: the same buffer", i)
+			}
+		})
 	}
 }
 
