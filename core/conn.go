@@ -184,6 +184,13 @@ type Conn struct {
 	// answer (3% of the CPU of 64 requests in flight).
 	deadlines []deadlineEntry
 	dlHead    int
+	// next caches NextDeadline while nextValid. Every input but Request
+	// clears nextValid; Request only when its deadline comes first, which
+	// it never does while the operation timeout is the same for all:
+	// computing the earliest deadline at every request was 2% of the CPU
+	// with 64 requests in flight.
+	next      time.Time
+	nextValid bool
 
 	producers map[uint64]Handler
 	consumers map[uint64]Handler
@@ -281,6 +288,14 @@ func (c *Conn) Output(dst []byte) []byte {
 // NextDeadline returns when Tick must next be called; zero when nothing is
 // scheduled.
 func (c *Conn) NextDeadline() time.Time {
+	if !c.nextValid {
+		c.next, c.nextValid = c.computeNextDeadline(), true
+	}
+	return c.next
+}
+
+// computeNextDeadline is NextDeadline without the cache.
+func (c *Conn) computeNextDeadline() time.Time {
 	var next time.Time
 	earliest := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -343,6 +358,7 @@ func (c *Conn) compactDeadlines() {
 
 // Start begins connecting: it asks for a dial at once.
 func (c *Conn) Start(now time.Time) {
+	c.nextValid = false
 	if c.state != StateDisconnected || c.gen != 0 {
 		return
 	}
@@ -359,6 +375,7 @@ func (c *Conn) dial(now time.Time) {
 // ConnUp reports that the dial of generation gen succeeded. A stale
 // generation (the attempt was abandoned) is answered with EffectClose.
 func (c *Conn) ConnUp(now time.Time, gen uint64) {
+	c.nextValid = false
 	if gen != c.gen || c.state != StateConnecting {
 		why := ErrConnectTimeout
 		if c.state >= StateClosing {
@@ -385,6 +402,7 @@ func (c *Conn) ConnUp(now time.Time, gen uint64) {
 // established connection of generation gen broke (a read or write error,
 // end of stream, or a malformed frame).
 func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
+	c.nextValid = false
 	if gen != c.gen {
 		return
 	}
@@ -404,6 +422,7 @@ func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
 // AuthResult reports the Authenticator's answer to EffectAuth of
 // generation gen.
 func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, err error) {
+	c.nextValid = false
 	if gen != c.gen || (c.state != StateHandshaking && c.state != StateConnected) {
 		return
 	}
@@ -454,6 +473,7 @@ func (c *Conn) writeConnect(authData []byte) {
 // connection the broker keeps rejecting. It does nothing unless a
 // connection is live or being set up.
 func (c *Conn) Drop(now time.Time, cause error) {
+	c.nextValid = false
 	switch c.state {
 	case StateConnecting, StateHandshaking, StateConnected:
 		c.lost(now, cause)
@@ -464,6 +484,7 @@ func (c *Conn) Drop(now time.Time, cause error) {
 // backoff, the connect timeout, keepalive pings and expiry, and request
 // timeouts.
 func (c *Conn) Tick(now time.Time) {
+	c.nextValid = false
 	switch c.state {
 	case StateDisconnected:
 		if !c.reconnectAt.IsZero() && !now.Before(c.reconnectAt) {
@@ -549,6 +570,7 @@ func (c *Conn) failAll(err error) {
 // closer (which may be nil) and returns how many it sent; the driver waits
 // for those, then calls FinishClose.
 func (c *Conn) BeginClose(now time.Time, closer func(id uint64) Waiter) int {
+	c.nextValid = false
 	if c.state >= StateClosing {
 		return 0
 	}
@@ -580,6 +602,7 @@ func (c *Conn) BeginClose(now time.Time, closer func(id uint64) Waiter) int {
 // FinishClose ends the connection for good: everything pending fails with
 // ErrClosed, every handler is told, and the connection is closed.
 func (c *Conn) FinishClose(now time.Time) {
+	c.nextValid = false
 	if c.state == StateClosed {
 		return
 	}
@@ -643,12 +666,16 @@ func (c *Conn) request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint
 	deadline := now.Add(c.cfg.OperationTimeout)
 	c.pending[id] = pending{waiter: w, deadline: deadline, typ: cmd.GetType()}
 	c.deadlines = append(c.deadlines, deadlineEntry{id: id, deadline: deadline})
+	if c.nextValid && (c.next.IsZero() || deadline.Before(c.next)) {
+		c.nextValid = false
+	}
 	return id, nil
 }
 
 // Cancel forgets request id without completing it (its caller gave up).
 // It reports whether the request was still pending.
 func (c *Conn) Cancel(id uint64) bool {
+	c.nextValid = false
 	_, ok := c.pending[id]
 	delete(c.pending, id)
 	return ok
@@ -707,11 +734,13 @@ func (c *Conn) add(m map[uint64]Handler, kind string, id uint64, h Handler) erro
 // reports true; otherwise nothing is sent, w is not used, and it reports
 // false. It also reports false when id was not registered.
 func (c *Conn) RemoveProducer(now time.Time, id uint64, w Waiter) bool {
+	c.nextValid = false
 	return c.remove(now, true, id, w)
 }
 
 // RemoveConsumer is RemoveProducer for a consumer, with CLOSE_CONSUMER.
 func (c *Conn) RemoveConsumer(now time.Time, id uint64, w Waiter) bool {
+	c.nextValid = false
 	return c.remove(now, false, id, w)
 }
 
@@ -761,6 +790,7 @@ func (c *Conn) Consumers() []uint64 { return sortedKeys(c.consumers) }
 
 // HandleFrame processes one frame received on generation gen.
 func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
+	c.nextValid = false
 	if gen != c.gen || !c.up {
 		return
 	}

@@ -727,6 +727,9 @@ func (s *sim) afterStep() {
 		s.failf("Pending() = %d, the model has %d pending (a request was dropped without completion, or kept after it)", got, len(s.reqs))
 	}
 	nd := s.c.NextDeadline()
+	if fresh := s.c.FreshNextDeadline(); !fresh.Equal(nd) {
+		s.failf("NextDeadline %v from its cache, %v computed afresh", s.rel(nd), s.rel(fresh))
+	}
 	if !nd.IsZero() && !nd.After(s.now) {
 		s.failf("NextDeadline %v is not after now %v: a passed deadline was not handled", s.rel(nd), s.rel(s.now))
 	}
