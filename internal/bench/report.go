@@ -333,7 +333,3 @@ func (r *Report) AddOtherReceipts(window int, t Throughput, allocs float64) {
 	r.AddOther(Row{ID: "receipts.rate", Scenario: scen, Metric: "rate", Unit: "messages/s", HigherIsBetter: true}, t.PerSecond())
 	r.AddOther(Row{ID: "receipts.allocs", Scenario: scen, Metric: "heap allocations", Unit: "allocs/op"}, allocs)
 }
-
-// Counted runs f and returns its result with the heap allocations per
-// operation that the whole process made meanwhile.
-func Counted(f func() (Throughput, error)) (Throughput, float64, error) { return counted(f) }

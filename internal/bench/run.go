@@ -91,17 +91,17 @@ func mallocs() uint64 {
 	return ms.Mallocs
 }
 
-// counted runs f and returns its result with the heap allocations per
+// Counted runs f and returns its result with the heap allocations per
 // operation made meanwhile, by every goroutine of the process (the
 // benchmark server's hot paths allocate nothing, so they are the
-// client's).
-func counted(f func() (Throughput, error)) (Throughput, float64, error) {
-	before := mallocs()
-	t, err := f()
-	if err != nil || t.Ops == 0 {
-		return t, 0, err
+// client's). Run's own loops count theirs in interleave;
+// interop/cmd/clientbench uses this.
+func Counted(f func() (Throughput, error)) (Throughput, float64, error) {
+	t, allocs, err := interleave(1, f)
+	if err != nil {
+		return Throughput{}, 0, err
 	}
-	return t, float64(mallocs()-before) / float64(t.Ops), nil
+	return t[0], allocs[0], nil
 }
 
 // interleave runs each loop rounds times, in turn (first, second, ...,
