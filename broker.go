@@ -811,16 +811,26 @@ func (r *Registration) Close(ctx context.Context) error {
 func (r *Registration) remove(ctx context.Context, wait bool) error {
 	var w *waiter
 	var sent bool
-	r.b.do(func(now time.Time) {
+	var start time.Time
+	typ := pulsarpb.BaseCommand_CLOSE_CONSUMER
+	if r.producer {
+		typ = pulsarpb.BaseCommand_CLOSE_PRODUCER
+	}
+	b := r.b
+	b.do(func(now time.Time) {
 		var cw core.Waiter
-		if wait {
+		switch {
+		case wait:
 			w = newWaiter()
 			cw = w
+		case b.observer != nil:
+			cw = &closeWaiter{b: b, typ: typ, start: now}
 		}
+		start = now
 		if r.producer {
-			sent = r.b.core.RemoveProducer(now, r.id, cw)
+			sent = b.core.RemoveProducer(now, r.id, cw)
 		} else {
-			sent = r.b.core.RemoveConsumer(now, r.id, cw)
+			sent = b.core.RemoveConsumer(now, r.id, cw)
 		}
 	})
 	if !sent || !wait {
@@ -828,10 +838,33 @@ func (r *Registration) remove(ctx context.Context, wait bool) error {
 	}
 	select {
 	case res := <-w.ch:
+		if b.observer != nil {
+			b.observer.Observe(RequestCompleted{BrokerURL: b.logical, Type: typ, Latency: b.clock.Now().Sub(start), Err: res.err})
+		}
 		return res.err
 	case <-ctx.Done():
 		return fmt.Errorf("pulsarconn: close of %d: %w", r.id, ctx.Err())
 	}
+}
+
+// closeWaiter reports the broker's answer to a CLOSE_PRODUCER or
+// CLOSE_CONSUMER that no caller waits for (the registration's context
+// ended) to the Observer, as a RequestCompleted delivered from the queue,
+// outside the lock.
+type closeWaiter struct {
+	b     *Broker
+	typ   pulsarpb.BaseCommand_Type
+	start time.Time
+}
+
+// Done implements core.Waiter; it runs under the Broker's lock.
+func (w *closeWaiter) Done(cmd *pulsarpb.BaseCommand, err error) {
+	w.b.queueLocked(queued{handler: w, push: core.Push{Command: cmd, Err: err}})
+}
+
+// HandlePush hands the answer to the Observer.
+func (w *closeWaiter) HandlePush(p core.Push) {
+	w.b.observer.Observe(RequestCompleted{BrokerURL: w.b.logical, Type: w.typ, Latency: w.b.clock.Now().Sub(w.start), Err: p.Err})
 }
 
 // RegisterProducer routes the pushes for producer id (receipts, send

@@ -53,7 +53,9 @@ type HandshakeFailed struct {
 	Err       error
 }
 
-// RequestCompleted: a request got its answer or failed.
+// RequestCompleted: a request got its answer or failed. Besides Request and
+// RequestAsync, it reports the answer to the CLOSE_PRODUCER or CLOSE_CONSUMER
+// a Registration sends, from Close or when its context ends.
 type RequestCompleted struct {
 	BrokerURL string
 	Type      pulsarpb.BaseCommand_Type

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
@@ -198,4 +199,48 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// closeEvents hands over each completed CLOSE_PRODUCER and CLOSE_CONSUMER.
+type closeEvents chan pulsarconn.RequestCompleted
+
+func (c closeEvents) Observe(ev pulsarconn.Event) {
+	if rc, ok := ev.(pulsarconn.RequestCompleted); ok &&
+		(rc.Type == pulsarpb.BaseCommand_CLOSE_PRODUCER || rc.Type == pulsarpb.BaseCommand_CLOSE_CONSUMER) {
+		c <- rc
+	}
+}
+
+// The broker's answer to the close a Registration sends — when its context
+// ends, with nobody waiting, and from Close — reaches the Observer.
+func TestObserverSeesRegistrationCloses(t *testing.T) {
+	e := memoryEnv(t)
+	obs := make(closeEvents, 2)
+	b := e.connected(t, pulsarconn.WithObserver(obs))
+	ctx := testContext(t)
+
+	pctx, end := context.WithCancel(ctx)
+	pid := b.NewProducerID()
+	_, err := b.RegisterProducer(pctx, pid, pulsarconn.HandlerFunc(func(pulsarconn.Push) {}))
+	require.NoError(t, err)
+	_, err = b.Request(ctx, &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER.Enum(),
+		Producer: &pulsarpb.CommandProducer{Topic: proto.String("persistent://public/default/t"), ProducerId: proto.Uint64(pid)}})
+	require.NoError(t, err)
+	cid := b.NewConsumerID()
+	reg, err := b.RegisterConsumer(ctx, cid, pulsarconn.HandlerFunc(func(pulsarconn.Push) {}))
+	require.NoError(t, err)
+
+	end()
+	select {
+	case rc := <-obs:
+		assert.Equal(t, pulsarpb.BaseCommand_CLOSE_PRODUCER, rc.Type)
+		assert.NoError(t, rc.Err)
+		assert.Equal(t, b.BrokerURL(), rc.BrokerURL)
+	case <-ctx.Done():
+		t.Fatal("no RequestCompleted for the CLOSE_PRODUCER sent when the context ended")
+	}
+	require.NoError(t, reg.Close(ctx))
+	rc := <-obs // Close returned after the answer, and observed it first
+	assert.Equal(t, pulsarpb.BaseCommand_CLOSE_CONSUMER, rc.Type)
+	assert.NoError(t, rc.Err)
 }
