@@ -17,11 +17,12 @@ import (
 // failures and the connection ends over on channels, so that a test waits
 // for them instead of polling.
 type events struct {
-	mu     sync.Mutex
-	all    []pulsarconn.Event
-	failed chan pulsarconn.HandshakeFailed  // every HandshakeFailed, while there is room
-	opened chan pulsarconn.ConnectionOpened // every ConnectionOpened, while there is room
-	closed chan pulsarconn.ConnectionClosed // every ConnectionClosed, while there is room
+	mu       sync.Mutex
+	all      []pulsarconn.Event
+	openedAt time.Time                        // when the last ConnectionOpened came
+	failed   chan pulsarconn.HandshakeFailed  // every HandshakeFailed, while there is room
+	opened   chan pulsarconn.ConnectionOpened // every ConnectionOpened, while there is room
+	closed   chan pulsarconn.ConnectionClosed // every ConnectionClosed, while there is room
 }
 
 func newEvents() *events {
@@ -36,6 +37,9 @@ func newEvents() *events {
 func (e *events) Observe(ev pulsarconn.Event) {
 	e.mu.Lock()
 	e.all = append(e.all, ev)
+	if _, ok := ev.(pulsarconn.ConnectionOpened); ok {
+		e.openedAt = time.Now()
+	}
 	e.mu.Unlock()
 	switch ev := ev.(type) {
 	case pulsarconn.HandshakeFailed:
@@ -54,6 +58,13 @@ func (e *events) Observe(ev pulsarconn.Event) {
 		default:
 		}
 	}
+}
+
+// lastOpened returns when the last ConnectionOpened came.
+func (e *events) lastOpened() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.openedAt
 }
 
 // count returns how many of the events seen match.
