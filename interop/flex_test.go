@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pulsarconn/pulsarconn/interop/internal/batch"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -241,16 +241,16 @@ func TestFlexBatch(t *testing.T) {
 		if md.GetNumMessagesInBatch() != perBatch {
 			t.Fatalf("stored entry %d has num_messages_in_batch %d, want %d", i, md.GetNumMessagesInBatch(), perBatch)
 		}
-		msgs, err := flexSplitBatch(m.Payload, int(md.GetNumMessagesInBatch()))
+		msgs, err := batch.Split(m.Payload, int(md.GetNumMessagesInBatch()))
 		if err != nil {
 			t.Fatalf("stored entry %d: %v", i, err)
 		}
 		for j, p := range msgs {
 			want := fmt.Sprintf("message-%d", n)
-			if string(p.payload) != want {
-				t.Fatalf("stored entry %d message %d is %q, want %q", i, j, p.payload, want)
+			if string(p.Payload) != want {
+				t.Fatalf("stored entry %d message %d is %q, want %q", i, j, p.Payload, want)
 			}
-			if got := flexProperty(p.meta, "index"); got != fmt.Sprint(n) {
+			if got := flexProperty(p.Meta, "index"); got != fmt.Sprint(n) {
 				t.Fatalf("stored entry %d message %d has property index=%q, want %d", i, j, got, n)
 			}
 			id := consumed[n].MessageID
@@ -270,43 +270,6 @@ func TestFlexBatch(t *testing.T) {
 		t.Fatalf("server handled %d SENDs, want %d", got, flexCount/perBatch)
 	}
 	checkFlexBacklog(t, srv, topic)
-}
-
-type flexBatched struct {
-	meta    *pulsarpb.SingleMessageMetadata
-	payload []byte
-}
-
-// flexSplitBatch splits an uncompressed batch payload: n times a 4-byte
-// big-endian size, a SingleMessageMetadata of that size, then payload_size
-// bytes of payload.
-func flexSplitBatch(b []byte, n int) ([]flexBatched, error) {
-	out := make([]flexBatched, 0, n)
-	for i := range n {
-		if len(b) < 4 {
-			return nil, fmt.Errorf("batch message %d: %d bytes left, want a 4-byte size", i, len(b))
-		}
-		size := binary.BigEndian.Uint32(b)
-		b = b[4:]
-		if uint64(size) > uint64(len(b)) {
-			return nil, fmt.Errorf("batch message %d: metadata size %d, %d bytes left", i, size, len(b))
-		}
-		meta := new(pulsarpb.SingleMessageMetadata)
-		if err := proto.Unmarshal(b[:size], meta); err != nil {
-			return nil, fmt.Errorf("batch message %d: %v", i, err)
-		}
-		b = b[size:]
-		ps := int(meta.GetPayloadSize())
-		if ps < 0 || ps > len(b) {
-			return nil, fmt.Errorf("batch message %d: payload size %d, %d bytes left", i, ps, len(b))
-		}
-		out = append(out, flexBatched{meta: meta, payload: b[:ps]})
-		b = b[ps:]
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%d bytes after the %d messages of the batch", len(b), n)
-	}
-	return out, nil
 }
 
 func flexProperty(md *pulsarpb.SingleMessageMetadata, key string) string {

@@ -1,7 +1,6 @@
 package realpulsar
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,12 +9,11 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/apache/pulsar-client-go/pulsar/log"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/interop/internal/batch"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -110,20 +108,20 @@ func TestBatchAndCompressionFromOfficialClient(t *testing.T) {
 				t.Fatalf("metadata: compression %v, %d messages in the batch; want %v and %d",
 					md.GetCompression(), md.GetNumMessagesInBatch(), tc.want, n)
 			}
-			data, err := decompress(md, push.Payload.Data)
+			data, err := batch.Decompress(md, push.Payload.Data)
 			if err != nil {
 				t.Fatalf("decompress %v: %v", md.GetCompression(), err)
 			}
-			got, err := splitBatch(data, int(md.GetNumMessagesInBatch()))
+			got, err := batch.Split(data, int(md.GetNumMessagesInBatch()))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i, m := range got {
 				wantPayload, wantKey := fmt.Sprintf("%s-%d", tc.name, i), fmt.Sprintf("key-%d", i)
-				if string(m.payload) != wantPayload || m.meta.GetPartitionKey() != wantKey ||
-					len(m.meta.GetProperties()) != 1 || m.meta.GetProperties()[0].GetValue() != fmt.Sprint(i) {
+				if string(m.Payload) != wantPayload || m.Meta.GetPartitionKey() != wantKey ||
+					len(m.Meta.GetProperties()) != 1 || m.Meta.GetProperties()[0].GetValue() != fmt.Sprint(i) {
 					t.Errorf("message %d of the batch: %q key %q properties %v; want %q key %q index %d",
-						i, m.payload, m.meta.GetPartitionKey(), m.meta.GetProperties(), wantPayload, wantKey, i)
+						i, m.Payload, m.Meta.GetPartitionKey(), m.Meta.GetProperties(), wantPayload, wantKey, i)
 				}
 			}
 			// The whole batch is one entry: acknowledging its id consumes it.
@@ -139,75 +137,4 @@ func TestBatchAndCompressionFromOfficialClient(t *testing.T) {
 			}
 		})
 	}
-}
-
-// decompress undoes the compression named in md: LZ4 as a raw block
-// (Pulsar's LZ4 is the block format, with the size in the metadata), ZSTD
-// as a frame.
-func decompress(md *pulsarpb.MessageMetadata, data []byte) ([]byte, error) {
-	switch md.GetCompression() {
-	case pulsarpb.CompressionType_NONE:
-		return data, nil
-	case pulsarpb.CompressionType_LZ4:
-		out := make([]byte, md.GetUncompressedSize())
-		n, err := lz4.UncompressBlock(data, out)
-		if err != nil {
-			return nil, err
-		}
-		if n != len(out) {
-			return nil, fmt.Errorf("LZ4 block gave %d bytes, metadata says %d", n, len(out))
-		}
-		return out, nil
-	case pulsarpb.CompressionType_ZSTD:
-		d, err := zstd.NewReader(nil)
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		out, err := d.DecodeAll(data, nil)
-		if err != nil {
-			return nil, err
-		}
-		if len(out) != int(md.GetUncompressedSize()) {
-			return nil, fmt.Errorf("ZSTD gave %d bytes, metadata says %d", len(out), md.GetUncompressedSize())
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("compression %v not handled here", md.GetCompression())
-}
-
-type batched struct {
-	meta    *pulsarpb.SingleMessageMetadata
-	payload []byte
-}
-
-// splitBatch splits a batch payload into its n messages, each written as
-// [metadata size: uint32 BE] [SingleMessageMetadata] [payload_size bytes].
-func splitBatch(data []byte, n int) ([]batched, error) {
-	out := make([]batched, 0, n)
-	for i := range n {
-		if len(data) < 4 {
-			return nil, fmt.Errorf("message %d: %d bytes left, no metadata size", i, len(data))
-		}
-		size := binary.BigEndian.Uint32(data)
-		data = data[4:]
-		if uint64(size) > uint64(len(data)) {
-			return nil, fmt.Errorf("message %d: metadata of %d bytes, %d left", i, size, len(data))
-		}
-		meta := new(pulsarpb.SingleMessageMetadata)
-		if err := proto.Unmarshal(data[:size], meta); err != nil {
-			return nil, fmt.Errorf("message %d: %v", i, err)
-		}
-		data = data[size:]
-		ps := int(meta.GetPayloadSize())
-		if ps > len(data) {
-			return nil, fmt.Errorf("message %d: payload of %d bytes, %d left", i, ps, len(data))
-		}
-		out = append(out, batched{meta: meta, payload: data[:ps]})
-		data = data[ps:]
-	}
-	if len(data) != 0 {
-		return nil, fmt.Errorf("%d bytes after the last of %d messages", len(data), n)
-	}
-	return out, nil
 }
