@@ -6,6 +6,7 @@ package realpulsar
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -27,9 +28,21 @@ import (
 // answers a LOOKUP (about 40 s on this machine).
 const restartWithin = 5 * time.Minute
 
-// brokerPID reads the pid of the broker process (the leader of its process
-// group: pulsar.sh starts it with setsid).
-func brokerPID(t testing.TB, rb realBroker) int {
+// brokerGuard kills and restarts the broker for one test and makes sure
+// it runs again when the test ends, whatever happened: restarted if it was
+// killed and not restarted yet, continued if it was stopped and not
+// killed.
+type brokerGuard struct {
+	t                          testing.TB
+	rb                         realBroker
+	pid                        int
+	stopped, killed, restarted bool
+}
+
+// guardBroker reads the pid of the broker process (the leader of its
+// process group: pulsar.sh starts it with setsid) and registers the
+// cleanup.
+func guardBroker(t testing.TB, rb realBroker) *brokerGuard {
 	t.Helper()
 	b, err := os.ReadFile(rb.PIDFile)
 	if err != nil {
@@ -39,29 +52,75 @@ func brokerPID(t testing.TB, rb realBroker) int {
 	if err != nil || pid <= 1 {
 		t.Fatalf("%s holds %q, not a pid", rb.PIDFile, b)
 	}
-	return pid
+	g := &brokerGuard{t: t, rb: rb, pid: pid}
+	t.Cleanup(func() {
+		switch {
+		case g.restarted:
+		case g.killed:
+			t.Logf("the test ended with the broker killed: restarting it")
+			if took, err := g.runRestart(); err != nil {
+				t.Errorf("restart the broker in cleanup: %v", err)
+			} else {
+				t.Logf("restarted in %v", took.Round(time.Second))
+			}
+		case g.stopped:
+			t.Logf("the test ended with the broker stopped: continuing it")
+			if err := g.signal(syscall.SIGCONT); err != nil {
+				t.Errorf("SIGCONT the broker: %v", err)
+			}
+		}
+	})
+	return g
 }
 
-// signalBroker sends sig to the broker's process group, and to the process
+// signal sends sig to the broker's process group, and to the process
 // itself should the group be gone.
-func signalBroker(pid int, sig syscall.Signal) error {
-	if err := syscall.Kill(-pid, sig); err != nil {
-		return syscall.Kill(pid, sig)
+func (g *brokerGuard) signal(sig syscall.Signal) error {
+	if err := syscall.Kill(-g.pid, sig); err != nil {
+		return syscall.Kill(g.pid, sig)
 	}
 	return nil
 }
 
-// restartBroker runs `pulsar.sh restart`, bounded, and returns how long it
-// took.
-func restartBroker(t testing.TB, rb realBroker) (time.Duration, error) {
-	t.Helper()
+// stop freezes the broker (SIGSTOP to its group).
+func (g *brokerGuard) stop() {
+	g.t.Helper()
+	if err := g.signal(syscall.SIGSTOP); err != nil {
+		g.t.Fatalf("SIGSTOP the broker (pid %d): %v", g.pid, err)
+	}
+	g.stopped = true
+}
+
+// kill is kill -9 of the broker's group; it returns when it was sent.
+func (g *brokerGuard) kill() time.Time {
+	g.t.Helper()
+	if err := g.signal(syscall.SIGKILL); err != nil {
+		g.t.Fatalf("SIGKILL the broker (pid %d): %v", g.pid, err)
+	}
+	g.killed = true
+	return time.Now()
+}
+
+// restart runs `pulsar.sh restart`, bounded, and returns how long it took.
+func (g *brokerGuard) restart() time.Duration {
+	g.t.Helper()
+	took, err := g.runRestart()
+	if err != nil {
+		g.t.Fatalf("pulsar.sh restart: %v", err)
+	}
+	g.restarted = true
+	g.t.Logf("pulsar.sh restart took %v", took.Round(100*time.Millisecond))
+	return took
+}
+
+func (g *brokerGuard) runRestart() (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), restartWithin)
 	defer cancel()
 	t0 := time.Now()
-	out, err := exec.CommandContext(ctx, "bash", rb.Ctl, "restart").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "bash", g.rb.Ctl, "restart").CombinedOutput()
 	took := time.Since(t0)
 	if err != nil {
-		t.Logf("pulsar.sh restart output:\n%s", out)
+		g.t.Logf("pulsar.sh restart output:\n%s", out)
 	}
 	return took, err
 }
@@ -91,33 +150,10 @@ func TestKillBrokerWithRequestsInFlight(t *testing.T) {
 	p := newProducer(t, b, topic)
 	p.publish(t, 0)
 	conn0 := b.Connection()
-	pid := brokerPID(t, rb)
-	t.Logf("broker pid %d, connection %d", pid, conn0)
+	g := guardBroker(t, rb)
+	t.Logf("broker pid %d, connection %d", g.pid, conn0)
 
-	// Whatever happens below, the broker runs again when the test ends.
-	var stopped, killed, restarted bool
-	t.Cleanup(func() {
-		switch {
-		case restarted:
-		case killed:
-			t.Logf("the test ended with the broker killed: restarting it")
-			if took, err := restartBroker(t, rb); err != nil {
-				t.Errorf("restart the broker in cleanup: %v", err)
-			} else {
-				t.Logf("restarted in %v", took.Round(time.Second))
-			}
-		case stopped:
-			t.Logf("the test ended with the broker stopped: continuing it")
-			if err := signalBroker(pid, syscall.SIGCONT); err != nil {
-				t.Errorf("SIGCONT the broker: %v", err)
-			}
-		}
-	})
-
-	if err := signalBroker(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("SIGSTOP the broker (pid %d): %v", pid, err)
-	}
-	stopped = true
+	g.stop()
 
 	// In flight: m synchronous LOOKUPs bound to the connection, n
 	// asynchronous PARTITIONED_METADATA, and three SENDs.
@@ -169,11 +205,7 @@ func TestKillBrokerWithRequestsInFlight(t *testing.T) {
 		t.Errorf("Metrics().Pending = %d before the kill; want at least the %d asynchronous requests", pending, n)
 	}
 
-	if err := signalBroker(pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("SIGKILL the broker (pid %d): %v", pid, err)
-	}
-	killed = true
-	killedAt := time.Now()
+	killedAt := g.kill()
 
 	// The Broker notices at once: the kernel closes the dead process's
 	// sockets.
@@ -235,12 +267,7 @@ func TestKillBrokerWithRequestsInFlight(t *testing.T) {
 	}
 
 	// Restart the broker on the same data; the Broker reconnects by itself.
-	took, err := restartBroker(t, rb)
-	if err != nil {
-		t.Fatalf("pulsar.sh restart: %v", err)
-	}
-	restarted = true
-	t.Logf("pulsar.sh restart took %v", took.Round(100*time.Millisecond))
+	g.restart()
 	if err := b.WaitConnected(bounded(t)); err != nil {
 		t.Fatalf("WaitConnected after the restart: %v", err)
 	}
@@ -296,6 +323,267 @@ func TestKillBrokerWithRequestsInFlight(t *testing.T) {
 	}
 	if st := b.Stats(); st.UnknownRequests != 0 {
 		t.Errorf("Stats().UnknownRequests = %d: answers came for requests no longer pending", st.UnknownRequests)
+	}
+	if pend := b.Metrics().Pending; pend != 0 {
+		t.Errorf("Metrics().Pending = %d at the end; want 0", pend)
+	}
+}
+
+// TestKillBrokerUnderLoad kills the broker with kill -9 in the middle of
+// live traffic, without stopping it first: chains of asynchronous requests
+// (each answer sends the next request) and a producer publishing with a
+// window of unacknowledged messages. The connection dies wherever it
+// happens to be, answers half read included. Under WithFailFast a chain
+// ends at the first RequestAsync refused for the disconnection.
+//
+// It proves: every request sent ends exactly once, answered or failed
+// with a retryable ErrDisconnected, and some were in flight; the receipts
+// that came are the first messages in order, with none after the
+// disconnection; nothing stays pending; after `pulsar.sh restart` the
+// Broker reconnects by itself and the producer, created again on the new
+// connection, publishes with receipts.
+func TestKillBrokerUnderLoad(t *testing.T) {
+	rb := env(t)
+	ev := newEvents()
+	b := start(t, rb.ServiceURL,
+		pulsarconn.WithBackoff(100*time.Millisecond, time.Second),
+		pulsarconn.WithFailFast(true),
+		pulsarconn.WithObserver(ev))
+	topic := fullName(topicName(t))
+	conn0 := b.Connection()
+	g := guardBroker(t, rb)
+	ctx := bounded(t)
+
+	// The chains of requests.
+	const chains = 200
+	var (
+		sent, answered, failed, doubled atomic.Int64
+		mu                              sync.Mutex
+		badErrs                         []error // failures that are not a retryable ErrDisconnected
+		refused                         []error // RequestAsync's own refusals, ending the chains
+	)
+	ended := make(chan struct{}, chains)
+	warm := make(chan struct{}) // closed at the 2000th answer
+	var warmOnce sync.Once
+	cmd := func() *pulsarpb.BaseCommand {
+		return &pulsarpb.BaseCommand{
+			Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+			PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String(topic)},
+		}
+	}
+	var issue func()
+	issue = func() {
+		var calls atomic.Int32
+		err := b.RequestAsync(ctx, cmd(), func(_ *pulsarpb.BaseCommand, err error) {
+			if calls.Add(1) > 1 {
+				doubled.Add(1)
+				return
+			}
+			if err == nil {
+				if answered.Add(1) == 2000 {
+					warmOnce.Do(func() { close(warm) })
+				}
+			} else {
+				failed.Add(1)
+				if !errors.Is(err, pulsarconn.ErrDisconnected) || !pulsarconn.IsRetryable(err) {
+					mu.Lock()
+					badErrs = append(badErrs, err)
+					mu.Unlock()
+				}
+			}
+			issue()
+		})
+		if err != nil {
+			mu.Lock()
+			refused = append(refused, err)
+			mu.Unlock()
+			ended <- struct{}{}
+			return
+		}
+		sent.Add(1)
+	}
+
+	// The producer: a window of 100 messages awaiting their receipts.
+	const window = 100
+	slots := make(chan struct{}, window)
+	dead := make(chan struct{}) // closed at the producer's PushDisconnected
+	var (
+		receipts []uint64
+		others   []pulsarconn.Push
+	)
+	h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch p.Kind {
+		case pulsarconn.PushReceipt:
+			receipts = append(receipts, p.Command.GetSendReceipt().GetSequenceId())
+			select {
+			case <-slots:
+			default: // a receipt for a message not in the window
+				others = append(others, p)
+			}
+		case pulsarconn.PushDisconnected:
+			select {
+			case <-dead:
+				others = append(others, p)
+			default:
+				close(dead)
+			}
+		default:
+			others = append(others, p)
+		}
+	})
+	regCtx, cancelReg := context.WithCancel(context.Background())
+	t.Cleanup(cancelReg)
+	pid := b.NewProducerID()
+	if _, err := b.RegisterProducer(regCtx, pid, h); err != nil {
+		t.Fatalf("RegisterProducer: %v", err)
+	}
+	ok, err := createProducer(ctx, b, conn0, pid, topic)
+	if err != nil {
+		t.Fatalf("PRODUCER: %v", err)
+	}
+	name := ok.GetProducerName()
+	var published atomic.Uint64 // the last sequence id published
+	pubErr := make(chan error, 1)
+	go func() {
+		for seq := uint64(1); ; seq++ {
+			select {
+			case slots <- struct{}{}:
+			case <-dead:
+				pubErr <- nil
+				return
+			case <-ctx.Done():
+				pubErr <- ctx.Err()
+				return
+			}
+			if err := b.PublishMessageOn(ctx, conn0, sendFrame(t, pid, seq, name, []byte("under load"))); err != nil {
+				pubErr <- err
+				return
+			}
+			published.Store(seq)
+		}
+	}()
+
+	for range chains {
+		issue()
+	}
+	within(t, warm, safety, "2000 answers before the kill")
+	killedAt := g.kill()
+	t.Logf("killed after %d answers, %d receipts; %d requests pending", answered.Load(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(receipts)
+	}(), b.Metrics().Pending)
+
+	cc := within(t, ev.closed, safety, "ConnectionClosed after the kill")
+	t.Logf("connection closed %v after the kill: %v", time.Since(killedAt).Round(time.Millisecond), cc.Err)
+	for i := range chains {
+		within(t, ended, safety, fmt.Sprintf("the end of chain %d of %d", i+1, chains))
+	}
+	within(t, dead, safety, "the producer's PushDisconnected")
+	if err := within(t, pubErr, safety, "the publisher's end"); err != nil && !errors.Is(err, pulsarconn.ErrDisconnected) {
+		t.Errorf("the publisher ended with %v; want ErrDisconnected or the disconnection push", err)
+	}
+
+	// Every request sent ended once; those in flight failed retryably.
+	t.Logf("%d requests sent: %d answered, %d failed by the disconnection; %d messages published, receipts for %d",
+		sent.Load(), answered.Load(), failed.Load(), published.Load(), len(receipts))
+	if s, a, f := sent.Load(), answered.Load(), failed.Load(); a+f != s {
+		t.Errorf("%d requests sent, %d answered + %d failed: %d never ended", s, a, f, s-a-f)
+	}
+	if f := failed.Load(); f == 0 {
+		t.Errorf("no request was in flight at the kill")
+	}
+	if d := doubled.Load(); d != 0 {
+		t.Errorf("%d done functions called more than once", d)
+	}
+	mu.Lock()
+	for _, err := range badErrs {
+		t.Errorf("a request failed with %v; want a retryable ErrDisconnected", err)
+	}
+	for _, err := range refused {
+		if !errors.Is(err, pulsarconn.ErrDisconnected) {
+			t.Errorf("RequestAsync refused with %v; want ErrDisconnected (WithFailFast)", err)
+		}
+	}
+	for i, seq := range receipts {
+		if seq != uint64(i+1) {
+			t.Errorf("receipt %d is for message %d; want the messages' order", i, seq)
+			break
+		}
+	}
+	if uint64(len(receipts)) > published.Load() {
+		t.Errorf("%d receipts for %d messages", len(receipts), published.Load())
+	}
+	for _, p := range others {
+		t.Errorf("unexpected producer push %v (err %v)", p.Kind, p.Err)
+	}
+	acked := len(receipts)
+	// The messages never acknowledged free their slots: no receipt
+	// comes for them after the disconnection.
+	for drained := false; !drained; {
+		select {
+		case <-slots:
+		default:
+			drained = true
+		}
+	}
+	mu.Unlock()
+	if mt := b.Metrics(); mt.Pending != 0 || mt.State == pulsarconn.StateConnected {
+		t.Errorf("Metrics() = %+v after the kill; want nothing pending and not connected", mt)
+	}
+
+	g.restart()
+	if err := b.WaitConnected(bounded(t)); err != nil {
+		t.Fatalf("WaitConnected after the restart: %v", err)
+	}
+	conn1 := b.Connection()
+	t.Logf("reconnected %v after the kill", ev.lastOpened().Sub(killedAt).Round(time.Millisecond))
+	if conn1 == conn0 {
+		t.Errorf("Connection() = %d after the restart; want a new one", conn1)
+	}
+
+	// Created again on the new connection, the producer publishes: the
+	// messages never acknowledged are the owner's to send again.
+	ok, err = createProducer(bounded(t), b, conn1, pid, topic)
+	if err != nil {
+		t.Fatalf("PRODUCER again after the restart: %v", err)
+	}
+	first := uint64(acked + 1)
+	for seq := first; seq < first+window; seq++ {
+		slots <- struct{}{}
+		if err := b.PublishMessageOn(bounded(t), conn1, sendFrame(t, pid, seq, ok.GetProducerName(), []byte("after the restart"))); err != nil {
+			t.Fatalf("PublishMessageOn %d after the restart: %v", seq, err)
+		}
+	}
+	// Each receipt frees a slot: the window is empty again once all came.
+	for range window {
+		select {
+		case slots <- struct{}{}:
+		case <-time.After(safety):
+			mu.Lock()
+			t.Fatalf("receipts after the restart: %d of %d", len(receipts)-acked, window)
+			mu.Unlock()
+		}
+	}
+	mu.Lock()
+	after := receipts[acked:]
+	mu.Unlock()
+	for i, seq := range after {
+		if seq != first+uint64(i) {
+			t.Errorf("receipt %d after the restart is for message %d; want %d", i, seq, first+uint64(i))
+			break
+		}
+	}
+	if len(after) != window {
+		t.Errorf("%d receipts after the restart; want %d", len(after), window)
+	}
+	if d := doubled.Load(); d != 0 {
+		t.Errorf("%d done functions called again after the restart", d)
+	}
+	if st := b.Stats(); st.UnknownRequests != 0 {
+		t.Errorf("Stats().UnknownRequests = %d", st.UnknownRequests)
 	}
 	if pend := b.Metrics().Pending; pend != 0 {
 		t.Errorf("Metrics().Pending = %d at the end; want 0", pend)
