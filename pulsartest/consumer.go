@@ -2,7 +2,6 @@ package pulsartest
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -373,10 +372,8 @@ func (s *Server) handleAckLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	rid, wantsAnswer := frame.RequestID(cmd)
 	cons := c.consumers[ack.GetConsumerId()]
 	if cons == nil {
-		if wantsAnswer {
-			_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
-				fmt.Sprintf("Consumer %d not found", ack.GetConsumerId())))
-		}
+		// A broker ignores an ACK for a consumer it does not have on the
+		// connection, request id or not: no ACK_RESPONSE comes.
 		return
 	}
 	sub := cons.sub
@@ -464,12 +461,16 @@ func (s *Server) handleRedeliverLocked(c *Conn, req *pulsarpb.CommandRedeliverUn
 	s.dispatchLocked(sub)
 }
 
+// consumerNotFound is the message of the ERROR a broker answers to UNSUBSCRIBE,
+// SEEK and GET_LAST_MESSAGE_ID for a consumer id it does not have on the
+// connection; the code is MetadataError, not ConsumerNotFound.
+const consumerNotFound = "Consumer not found"
+
 func (s *Server) handleUnsubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	req := cmd.GetUnsubscribe()
 	cons := c.consumers[req.GetConsumerId()]
 	if cons == nil {
-		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
-			fmt.Sprintf("Consumer %d not found", req.GetConsumerId())))
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_MetadataError, consumerNotFound))
 		return
 	}
 	sub := cons.sub
@@ -497,8 +498,7 @@ func (s *Server) handleSeekLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	req := cmd.GetSeek()
 	cons := c.consumers[req.GetConsumerId()]
 	if cons == nil {
-		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
-			fmt.Sprintf("Consumer %d not found", req.GetConsumerId())))
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_MetadataError, consumerNotFound))
 		return
 	}
 	sub := cons.sub
@@ -538,20 +538,22 @@ func (s *Server) handleLastMessageIDLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	req := cmd.GetGetLastMessageId()
 	cons := c.consumers[req.GetConsumerId()]
 	if cons == nil {
-		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ConsumerNotFound,
-			fmt.Sprintf("Consumer %d not found", req.GetConsumerId())))
+		_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_MetadataError, consumerNotFound))
 		return
 	}
 	sub := cons.sub
 	t := sub.topic
-	// An empty topic's last id is entry -1 of its ledger.
+	// An empty topic's last id is -1:-1, as from a broker; batch_index is
+	// -1 unless the last entry is a batch.
 	last := &pulsarpb.MessageIdData{
-		LedgerId:  proto.Uint64(t.ledgerID),
-		EntryId:   proto.Uint64(minusOne),
-		Partition: proto.Int32(t.partition),
+		LedgerId:   proto.Uint64(minusOne),
+		EntryId:    proto.Uint64(minusOne),
+		Partition:  proto.Int32(t.partition),
+		BatchIndex: proto.Int32(-1),
 	}
 	if n := len(t.entries); n > 0 {
 		e := t.entries[n-1]
+		last.LedgerId = proto.Uint64(t.ledgerID)
 		last.EntryId = proto.Uint64(e.id)
 		if e.batched {
 			last.BatchIndex = proto.Int32(e.numMessages - 1)
