@@ -23,9 +23,22 @@ type producer struct {
 	ready bool
 	// schemaVersion is the version of the schema it declared, if any.
 	schemaVersion []byte
+	// topicEpoch is the topic's epoch when a producer other than Shared
+	// attached; nil for Shared producers.
+	topicEpoch *uint64
 }
 
 func producerSuccess(p *producer) *pulsarpb.BaseCommand {
+	// A broker always sends a schema version, empty when the producer
+	// declared no schema.
+	version := p.schemaVersion
+	if version == nil {
+		version = []byte{}
+	}
+	var epoch *uint64
+	if p.topicEpoch != nil && p.ready {
+		epoch = proto.Uint64(*p.topicEpoch)
+	}
 	return &pulsarpb.BaseCommand{
 		Type: pulsarpb.BaseCommand_PRODUCER_SUCCESS.Enum(),
 		ProducerSuccess: &pulsarpb.CommandProducerSuccess{
@@ -33,7 +46,8 @@ func producerSuccess(p *producer) *pulsarpb.BaseCommand {
 			ProducerName:   proto.String(p.name),
 			LastSequenceId: proto.Int64(-1),
 			ProducerReady:  proto.Bool(p.ready),
-			SchemaVersion:  p.schemaVersion,
+			SchemaVersion:  version,
+			TopicEpoch:     epoch,
 		},
 	}
 }
@@ -114,6 +128,9 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	}
 	c.producers[p.id] = p
 	t.producers[p] = struct{}{}
+	if p.mode != pulsarpb.ProducerAccessMode_Shared {
+		p.topicEpoch = t.nextEpoch()
+	}
 	_ = c.Send(producerSuccess(p))
 }
 
@@ -137,6 +154,7 @@ func (s *Server) removeProducerLocked(p *producer) {
 		t.waiting = t.waiting[1:]
 		next.ready = true
 		t.producers[next] = struct{}{}
+		next.topicEpoch = t.nextEpoch()
 		_ = next.conn.Send(producerSuccess(next))
 	}
 }
@@ -167,7 +185,12 @@ func (s *Server) handleSendLocked(c *Conn, f *frame.Frame) {
 		return
 	}
 	e := s.appendLocked(p.topic, f.Payload.Metadata, f.Payload.Data)
-	highest := max(send.GetHighestSequenceId(), send.GetSequenceId())
+	// A broker echoes highest_sequence_id when the SEND carries one not
+	// below its sequence id (a batch), and -1 otherwise.
+	highest := uint64(minusOne)
+	if send.HighestSequenceId != nil && send.GetHighestSequenceId() >= send.GetSequenceId() {
+		highest = send.GetHighestSequenceId()
+	}
 	_ = c.Send(&pulsarpb.BaseCommand{
 		Type: pulsarpb.BaseCommand_SEND_RECEIPT.Enum(),
 		SendReceipt: &pulsarpb.CommandSendReceipt{

@@ -25,6 +25,21 @@ type topic struct {
 	// queued behind them.
 	producers map[*producer]struct{}
 	waiting   []*producer
+	// epoch is the topic epoch a broker gives each producer other than
+	// Shared as it attaches: 0 for the first, then one more each time;
+	// nil until the first.
+	epoch *uint64
+}
+
+// nextEpoch moves the topic epoch on for a producer other than Shared
+// attaching, and returns it.
+func (t *topic) nextEpoch() *uint64 {
+	if t.epoch == nil {
+		t.epoch = new(uint64)
+	} else {
+		*t.epoch++
+	}
+	return proto.Uint64(*t.epoch)
 }
 
 // entry is one stored message (or batch), exactly as the producer sent it.
