@@ -179,9 +179,23 @@ func start(t testing.TB, url string, opts ...pulsarconn.Option) *pulsarconn.Brok
 	return b
 }
 
-// createProducer sends PRODUCER for id on topic and returns the broker's
-// PRODUCER_SUCCESS.
+// own looks topic up, as every client does before it uses a topic: a
+// broker serves PRODUCER and SUBSCRIBE only for topics whose namespace
+// bundle it owns, and a LOOKUP is what makes it take a bundle nobody owns
+// (after a restart, say). Without it SUBSCRIBE can fail with
+// ServiceNotReady, "Namespace bundle ... not served by this instance.
+// Please redo the lookup".
+func own(ctx context.Context, b *pulsarconn.Broker, topic string) error {
+	_, err := b.LookupTopic(ctx, topic, false)
+	return err
+}
+
+// createProducer looks topic up, sends PRODUCER for id on topic and
+// returns the broker's PRODUCER_SUCCESS.
 func createProducer(ctx context.Context, b *pulsarconn.Broker, conn, id uint64, topic string) (*pulsarpb.CommandProducerSuccess, error) {
+	if err := own(ctx, b, topic); err != nil {
+		return nil, err
+	}
 	resp, err := b.RequestOn(ctx, conn, &pulsarpb.BaseCommand{
 		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
 		Producer: &pulsarpb.CommandProducer{Topic: proto.String(topic), ProducerId: proto.Uint64(id)},
@@ -208,9 +222,12 @@ func sendFrame(t testing.TB, producerID, seq uint64, producerName string, payloa
 	return f
 }
 
-// subscribe sends SUBSCRIBE for consumer id (Exclusive unless subType says
-// otherwise, from the earliest message) and waits for SUCCESS.
+// subscribe looks topic up, sends SUBSCRIBE for consumer id (of subType,
+// from the earliest message) and waits for SUCCESS.
 func subscribe(ctx context.Context, b *pulsarconn.Broker, id uint64, topic, sub string, subType pulsarpb.CommandSubscribe_SubType) error {
+	if err := own(ctx, b, topic); err != nil {
+		return err
+	}
 	_, err := b.Request(ctx, &pulsarpb.BaseCommand{
 		Type: pulsarpb.BaseCommand_SUBSCRIBE.Enum(),
 		Subscribe: &pulsarpb.CommandSubscribe{

@@ -114,6 +114,12 @@ func TestMissingTopic(t *testing.T) {
 	admin(t, rb, http.MethodPut, "/namespaces/"+ns, nil)
 	admin(t, rb, http.MethodPost, "/namespaces/"+ns+"/autoTopicCreation", map[string]any{"allowAutoTopicCreation": false})
 	missing := "persistent://" + ns + "/missing"
+	// The LOOKUP is answered (it looks at ownership, not at the topic) and
+	// makes the broker own the namespace's bundle, so that what PRODUCER
+	// meets next is the missing topic.
+	if err := own(ctx, b, missing); err != nil {
+		t.Fatalf("LOOKUP in a namespace without automatic creation: %v", err)
+	}
 
 	_, err = b.Request(ctx, &pulsarpb.BaseCommand{
 		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
