@@ -49,15 +49,35 @@ func newProducer(t testing.TB, b *pulsarconn.Broker, topic string) *producer {
 	return p
 }
 
-// create sends PRODUCER for the producer's id on the Broker's current
-// connection and remembers that connection.
+// create looks the topic up, as a producer library does first (a broker
+// only serves the topics of the namespace bundles it owns, and a LOOKUP is
+// what makes a freshly started broker take a bundle on: PRODUCER before it
+// fails with ServiceNotReady, "Please redo the lookup"), then sends
+// PRODUCER for the producer's id on the Broker's current connection and
+// remembers that connection.
 func (p *producer) create(ctx context.Context) error {
+	if err := lookupHere(ctx, p.b, p.topic); err != nil {
+		return err
+	}
 	conn := p.b.Connection()
 	ok, err := createProducer(ctx, p.b, conn, p.id, p.topic)
 	if err != nil {
 		return err
 	}
 	p.name, p.conn = ok.GetProducerName(), conn
+	return nil
+}
+
+// lookupHere looks topic up on b and checks that b's broker serves it
+// (the standalone broker answers Connect to itself).
+func lookupHere(ctx context.Context, b *pulsarconn.Broker, topic string) error {
+	res, err := b.LookupTopic(ctx, topic, false)
+	if err != nil {
+		return fmt.Errorf("LOOKUP %s: %w", topic, err)
+	}
+	if res.Redirect || res.BrokerURL != b.BrokerURL() {
+		return fmt.Errorf("LOOKUP %s: %+v; want this broker, %s", topic, res, b.BrokerURL())
+	}
 	return nil
 }
 

@@ -439,6 +439,9 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 	if _, err := b.RegisterProducer(regCtx, pid, h); err != nil {
 		t.Fatalf("RegisterProducer: %v", err)
 	}
+	if err := lookupHere(ctx, b, topic); err != nil {
+		t.Fatal(err)
+	}
 	ok, err := createProducer(ctx, b, conn0, pid, topic)
 	if err != nil {
 		t.Fatalf("PRODUCER: %v", err)
@@ -546,6 +549,9 @@ func TestKillBrokerUnderLoad(t *testing.T) {
 
 	// Created again on the new connection, the producer publishes: the
 	// messages never acknowledged are the owner's to send again.
+	if err := lookupHere(bounded(t), b, topic); err != nil {
+		t.Fatal(err)
+	}
 	ok, err = createProducer(bounded(t), b, conn1, pid, topic)
 	if err != nil {
 		t.Fatalf("PRODUCER again after the restart: %v", err)
