@@ -169,6 +169,7 @@ func metadata(producer string, seq uint64, publish time.Time) *pulsarpb.MessageM
 // the ledger id of the receipts (for acks and seeks) and the publish
 // times.
 func produce(s *Session, step, topic string, n int) (ledger uint64, times []time.Time) {
+	s.Lookup(step, topic)
 	pid := s.ID()
 	name := "fidelity-producer"
 	s.OwnProducerName(name)
@@ -218,6 +219,7 @@ func lookup(s *Session) {
 func producerLifecycle(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
 	pid := s.ID()
 	s.Request("producer", producerCmd(s.ID(), pid, topic, "", pulsarpb.ProducerAccessMode_Shared))
 	// The broker named it; the SENDs carry that name.
@@ -258,6 +260,7 @@ func consumerLifecycle(s *Session) {
 func duplicateProducerName(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
 	s.OwnProducerName("dup")
 	s.Request("first", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
 	s.Request("second-same-name", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
@@ -268,6 +271,7 @@ func duplicateProducerName(s *Session) {
 func secondExclusiveProducer(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
 	s.Request("first-exclusive", producerCmd(s.ID(), s.ID(), topic, "", pulsarpb.ProducerAccessMode_Exclusive))
 	s.Request("second-exclusive", producerCmd(s.ID(), s.ID(), topic, "", pulsarpb.ProducerAccessMode_Exclusive))
 	s.Request("shared-after-exclusive", producerCmd(s.ID(), s.ID(), topic, "", pulsarpb.ProducerAccessMode_Shared))
@@ -278,6 +282,7 @@ func secondExclusiveProducer(s *Session) {
 func secondExclusiveConsumer(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
 	s.Request("first", subscribeCmd(s.ID(), s.ID(), topic, "sub", pulsarpb.CommandSubscribe_Exclusive))
 	s.Request("second-exclusive", subscribeCmd(s.ID(), s.ID(), topic, "sub", pulsarpb.CommandSubscribe_Exclusive))
 	s.Request("shared-on-exclusive", subscribeCmd(s.ID(), s.ID(), topic, "sub", pulsarpb.CommandSubscribe_Shared))
@@ -430,6 +435,7 @@ func redeliveryAfterDisconnect(s *Session) {
 func lastMessageID(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
 	cid := s.ID()
 	s.Request("subscribe", subscribeCmd(s.ID(), cid, topic, "sub", pulsarpb.CommandSubscribe_Exclusive))
 	s.Request("last-empty", lastIDCmd(s.ID(), cid))
@@ -444,6 +450,7 @@ func lastMessageID(s *Session) {
 func largeMessage(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
 	pid := s.ID()
 	s.OwnProducerName("big")
 	s.Request("producer", producerCmd(s.ID(), pid, topic, "big", pulsarpb.ProducerAccessMode_Shared))

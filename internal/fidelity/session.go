@@ -135,6 +135,29 @@ func (s *Session) Connect(step string, v int32, detail bool) {
 	}
 }
 
+// Lookup sends LOOKUP for topic, as a client does before it attaches a
+// producer or consumer (a broker serves only the topics of the bundles it
+// owns, and takes a bundle on at a lookup: right after a restart, PRODUCER
+// without one is refused with ServiceNotReady). The answer is recorded by
+// type only: the lookup scenario compares its fields.
+func (s *Session) Lookup(step, topic string) {
+	rid := s.ID()
+	s.Send(step, &pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_LOOKUP.Enum(),
+		LookupTopic: &pulsarpb.CommandLookupTopic{
+			Topic: proto.String(topic), RequestId: proto.Uint64(rid),
+		},
+	})
+	got := s.await(step, func(c *pulsarpb.BaseCommand) bool {
+		id, ok := frame.RequestID(c)
+		return ok && id == rid
+	})
+	if got.GetType() == pulsarpb.BaseCommand_LOOKUP_RESPONSE &&
+		got.GetLookupTopicResponse().GetResponse() == pulsarpb.CommandLookupTopicResponse_Connect {
+		s.tr.Events[len(s.tr.Events)-1].Fields = nil
+	}
+}
+
 // Send writes cmd and records it.
 func (s *Session) Send(step string, cmd *pulsarpb.BaseCommand) {
 	b, err := frame.AppendCommand(nil, cmd)

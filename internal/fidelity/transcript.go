@@ -66,6 +66,7 @@ const (
 	phTime          = "<time>"
 	phGenerated     = "<generated>"
 	phText          = "<text>"
+	phUnset         = "<unset>"
 	phRun           = "{run}"
 	phURL           = "{service_url}"
 	phURLTLS        = "{service_url_tls}"
@@ -104,6 +105,14 @@ func (n *normaliser) fields(f *frame.Frame) (map[string]any, error) {
 			for k, x := range m {
 				out[k] = n.value(k, x)
 			}
+		}
+	}
+	if f.Command.GetType() == pulsarpb.BaseCommand_SEND_RECEIPT {
+		// For a SEND without highest_sequence_id (the scenarios send
+		// none), a broker answers what its pooled publish context holds:
+		// -1 once recycled, 0 when freshly made (after a restart).
+		if h := out["highest_sequence_id"]; h == "-1" || h == "0" {
+			out["highest_sequence_id"] = phUnset
 		}
 	}
 	if f.Payload != nil {
