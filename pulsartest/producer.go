@@ -186,7 +186,9 @@ func (s *Server) handleSendLocked(c *Conn, f *frame.Frame) {
 	}
 	e := s.appendLocked(p.topic, f.Payload.Metadata, f.Payload.Data)
 	// A broker echoes highest_sequence_id when the SEND carries one not
-	// below its sequence id (a batch), and -1 otherwise.
+	// below its sequence id (a batch), and otherwise -1 (0 from a publish
+	// context it has just allocated rather than recycled, as after a
+	// restart); never the sequence id.
 	highest := uint64(minusOne)
 	if send.HighestSequenceId != nil && send.GetHighestSequenceId() >= send.GetSequenceId() {
 		highest = send.GetHighestSequenceId()
