@@ -36,6 +36,10 @@ type subscription struct {
 	// skips what was acknowledged.
 	ackSets map[uint64][]int64
 	rr      int
+	// seeking is set while SEEK disconnects the consumers: a non-durable
+	// subscription outlives them then, as on a broker, so that the
+	// consumers that subscribe again read from the position sought.
+	seeking bool
 }
 
 // consumer is a consumer attached to a connection under the client's id.
@@ -185,7 +189,7 @@ func (s *Server) removeConsumerLocked(cons *consumer) {
 		sub.rr = 0
 	}
 	if len(sub.consumers) == 0 {
-		if !sub.durable {
+		if !sub.durable && !sub.seeking {
 			delete(sub.topic.subs, sub.name)
 		}
 		return
@@ -520,10 +524,12 @@ func (s *Server) handleSeekLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 			"Message id and message publish time were not present"))
 		return
 	}
+	sub.seeking = true
 	for _, other := range slices.Backward(slices.Clone(sub.consumers)) {
 		s.removeConsumerLocked(other)
 		_ = other.conn.Send(closeConsumer(other.id, "", ""))
 	}
+	sub.seeking = false
 	sub.next = target
 	sub.markDelete = target
 	clear(sub.acked)
