@@ -33,6 +33,8 @@ var Scenarios = []Scenario{
 	{"error-bad-topic-name", badTopicName},
 	{"seek-message-id", seekMessageID},
 	{"seek-time", seekTime},
+	{"seek-time-non-durable", seekTimeNonDurable},
+	{"delayed-delivery", delayedDelivery},
 	{"redelivery", redelivery},
 	{"redelivery-exclusive", redeliveryExclusive},
 	{"redelivery-after-disconnect", redeliveryAfterDisconnect},
@@ -371,6 +373,52 @@ func seekTime(s *Session) {
 	s.Send("flow-after-exact", flowCmd(cid, 10))
 	s.Expect("flow-after-exact", pulsarpb.BaseCommand_MESSAGE, 3)
 	s.ExpectNothing("flow-after-exact")
+}
+
+// seekTimeNonDurable: SEEK by publish time on a non-durable subscription
+// (a reader's), then the same SUBSCRIBE again, as a reader does when the
+// broker disconnects it for the seek.
+func seekTimeNonDurable(s *Session) {
+	s.Connect("connect", 0, false)
+	topic := s.Topic("t")
+	_, times := produce(s, "produce", topic, 4)
+	cid := s.ID()
+	sub := func() *pulsarpb.BaseCommand {
+		c := subscribeCmd(s.ID(), cid, topic, "reader", pulsarpb.CommandSubscribe_Exclusive)
+		c.Subscribe.Durable = proto.Bool(false)
+		c.Subscribe.StartMessageId = &pulsarpb.MessageIdData{LedgerId: proto.Uint64(1<<64 - 1), EntryId: proto.Uint64(1<<64 - 1)}
+		return c
+	}
+	s.Request("subscribe", sub())
+	s.Send("flow", flowCmd(cid, 10))
+	s.Expect("flow", pulsarpb.BaseCommand_MESSAGE, 4)
+	between := times[1].Add(500 * time.Millisecond)
+	s.Request("seek", seekTimeCmd(s.ID(), cid, uint64(between.UnixMilli())))
+	s.Request("resubscribe", sub())
+	s.Send("flow-after-seek", flowCmd(cid, 10))
+	s.Expect("flow-after-seek", pulsarpb.BaseCommand_MESSAGE, 2)
+	s.ExpectNothing("flow-after-seek")
+}
+
+// delayedDelivery: a message with deliver_at_time an hour ahead, then one
+// without, on a Shared subscription: only the second is delivered.
+func delayedDelivery(s *Session) {
+	s.Connect("connect", 0, false)
+	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
+	pid := s.ID()
+	s.OwnProducerName("delayer")
+	s.Request("producer", producerCmd(s.ID(), pid, topic, "delayer", pulsarpb.ProducerAccessMode_Shared))
+	now := time.Now()
+	md := metadata("delayer", 0, now)
+	md.DeliverAtTime = proto.Int64(now.Add(time.Hour).UnixMilli())
+	s.Publish("send-delayed", pid, 0, md, []byte("later"))
+	s.Publish("send-now", pid, 1, metadata("delayer", 1, now), []byte("now"))
+	cid := s.ID()
+	s.Request("subscribe", subscribeCmd(s.ID(), cid, topic, "sub", pulsarpb.CommandSubscribe_Shared))
+	s.Send("flow", flowCmd(cid, 10))
+	s.Expect("flow", pulsarpb.BaseCommand_MESSAGE, 1)
+	s.ExpectNothing("flow")
 }
 
 // redelivery: REDELIVER_UNACKNOWLEDGED_MESSAGES of a Shared consumer, for
