@@ -115,18 +115,7 @@ func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		if !req.GetDurable() && req.StartMessageId != nil {
 			start = position(t, req.StartMessageId)
 		}
-		sub = &subscription{
-			name:         req.GetSubscription(),
-			topic:        t,
-			durable:      req.GetDurable(),
-			next:         start,
-			markDelete:   start,
-			acked:        make(map[uint64]struct{}),
-			pending:      make(map[uint64]*consumer),
-			redeliveries: make(map[uint64]uint32),
-			ackSets:      make(map[uint64][]int64),
-		}
-		t.subs[sub.name] = sub
+		sub = newSubscription(t, req.GetSubscription(), req.GetDurable(), start)
 	}
 	sub.subType = req.GetSubType()
 	cons := &consumer{id: req.GetConsumerId(), conn: c, sub: sub}
@@ -142,6 +131,24 @@ func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		_ = c.Send(activeConsumerChange(cons.id, sub.consumers[0] == cons))
 	}
 	s.dispatchLocked(sub)
+}
+
+// newSubscription creates the subscription name on t with its cursor at
+// entry start.
+func newSubscription(t *topic, name string, durable bool, start uint64) *subscription {
+	sub := &subscription{
+		name:         name,
+		topic:        t,
+		durable:      durable,
+		next:         start,
+		markDelete:   start,
+		acked:        make(map[uint64]struct{}),
+		pending:      make(map[uint64]*consumer),
+		redeliveries: make(map[uint64]uint32),
+		ackSets:      make(map[uint64][]int64),
+	}
+	t.subs[name] = sub
+	return sub
 }
 
 func activeConsumerChange(id uint64, active bool) *pulsarpb.BaseCommand {

@@ -82,6 +82,11 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		// in the metadata of its messages.
 		p.schemaVersion = s.getOrCreateSchemaLocked(schemaKey(name, partition), req.GetSchema())
 	}
+	if sub := req.GetInitialSubscriptionName(); sub != "" && t.subs[sub] == nil {
+		// A broker creates the subscription the producer names, durable,
+		// from the earliest message, before it attaches the producer.
+		newSubscription(t, sub, true, 0)
+	}
 	if p.name == "" {
 		s.nextProducer++
 		p.name = "pulsartest-" + strconv.FormatUint(s.nextProducer, 10)
