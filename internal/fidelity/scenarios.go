@@ -35,6 +35,7 @@ var Scenarios = []Scenario{
 	{"seek-time", seekTime},
 	{"seek-time-non-durable", seekTimeNonDurable},
 	{"delayed-delivery", delayedDelivery},
+	{"initial-subscription-name", initialSubscriptionName},
 	{"redelivery", redelivery},
 	{"redelivery-exclusive", redeliveryExclusive},
 	{"redelivery-after-disconnect", redeliveryAfterDisconnect},
@@ -418,6 +419,27 @@ func delayedDelivery(s *Session) {
 	s.Request("subscribe", subscribeCmd(s.ID(), cid, topic, "sub", pulsarpb.CommandSubscribe_Shared))
 	s.Send("flow", flowCmd(cid, 10))
 	s.Expect("flow", pulsarpb.BaseCommand_MESSAGE, 1)
+	s.ExpectNothing("flow")
+}
+
+// initialSubscriptionName: after a first message, a PRODUCER names an
+// initial_subscription_name and sends a second; then a consumer of that
+// name asks for the latest position, which only a new subscription takes.
+func initialSubscriptionName(s *Session) {
+	s.Connect("connect", 0, false)
+	topic := s.Topic("t")
+	produce(s, "produce-first", topic, 1)
+	pid := s.ID()
+	s.OwnProducerName("creator")
+	p := producerCmd(s.ID(), pid, topic, "creator", pulsarpb.ProducerAccessMode_Shared)
+	p.Producer.InitialSubscriptionName = proto.String("holder")
+	s.Request("producer", p)
+	s.Publish("send", pid, 0, metadata("creator", 0, time.Now()), []byte("second"))
+	cid := s.ID()
+	holder := subscribeCmd(s.ID(), cid, topic, "holder", pulsarpb.CommandSubscribe_Exclusive)
+	holder.Subscribe.InitialPosition = pulsarpb.CommandSubscribe_Latest.Enum()
+	s.Request("subscribe-holder", holder)
+	s.Send("flow", flowCmd(cid, 10))
 	s.ExpectNothing("flow")
 }
 
