@@ -85,7 +85,8 @@ func TestProducerAccessModes(t *testing.T) {
 	c.send(producerCmd(2, 2, "t", "", pulsarpb.ProducerAccessMode_Exclusive))
 	e := c.expect(pulsarpb.BaseCommand_ERROR).GetError()
 	assert.Equal(t, uint64(2), e.GetRequestId())
-	assert.Equal(t, pulsarpb.ServerError_ProducerBusy, e.GetError())
+	// As from a broker (internal/fidelity error-second-exclusive-producer).
+	assert.Equal(t, pulsarpb.ServerError_ProducerFenced, e.GetError())
 
 	// WaitForExclusive: PRODUCER is answered twice, with the same request id.
 	c.send(producerCmd(3, 3, "t", "patient", pulsarpb.ProducerAccessMode_WaitForExclusive))

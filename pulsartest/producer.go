@@ -109,7 +109,10 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		}
 	case pulsarpb.ProducerAccessMode_Exclusive:
 		if len(t.producers) > 0 {
-			busy()
+			// A broker fences an Exclusive producer off a topic that has
+			// producers of any mode.
+			_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ProducerFenced,
+				fmt.Sprintf("Topic %s has existing producers: no access for an Exclusive one", name)))
 			return
 		}
 	case pulsarpb.ProducerAccessMode_ExclusiveWithFencing:
@@ -128,6 +131,15 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 			c.producers[p.id] = p
 			t.waiting = append(t.waiting, p)
 			_ = c.Send(producerSuccess(p))
+			return
+		}
+	}
+	// After the access mode, a broker checks the name: one producer per
+	// name on a topic.
+	for q := range t.producers {
+		if q.name == p.name {
+			_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_ProducerBusy,
+				fmt.Sprintf("Producer with name '%s' is already connected to topic %s", p.name, name)))
 			return
 		}
 	}
