@@ -28,16 +28,6 @@ var KnownDifferences = []KnownDifference{
 		Reason: "as lookup-new",
 	},
 	{
-		Scenario: "error-duplicate-producer-name", Step: "second-same-name",
-		Real: "ERROR ProducerBusy", Fake: "PRODUCER_SUCCESS",
-		Reason: "issue 12: pulsartest does not check producer names for uniqueness",
-	},
-	{
-		Scenario: "error-second-exclusive-producer", Step: "second-exclusive", Field: "ERROR.error",
-		Real: "ProducerFenced", Fake: "ProducerBusy",
-		Reason: "issue 12: pulsartest refuses a second Exclusive producer with ProducerBusy",
-	},
-	{
 		Scenario: "error-send-unknown-producer", Step: "send",
 		Real: "connection closed", Fake: "SEND_ERROR UnknownError",
 		Reason: "deliberate: pulsartest answers so that a test sees which message went astray (producer.go)",

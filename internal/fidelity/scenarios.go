@@ -259,7 +259,8 @@ func consumerLifecycle(s *Session) {
 	s.Request("close-after-unsubscribe", closeConsumerCmd(s.ID(), cid))
 }
 
-// duplicateProducerName: a second producer with the name of one attached.
+// duplicateProducerName: a second producer with the name of one attached;
+// the name again once the first's connection has closed.
 func duplicateProducerName(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
@@ -267,10 +268,13 @@ func duplicateProducerName(s *Session) {
 	s.OwnProducerName("dup")
 	s.Request("first", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
 	s.Request("second-same-name", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
+	// Once the connection of the first has closed, the name is free.
+	s.Connect("reconnect", 0, false)
+	s.Request("same-name-after-close", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
 }
 
 // secondExclusiveProducer: an Exclusive producer where one is attached,
-// and a Shared one.
+// and a Shared one; an Exclusive one where a Shared one is attached.
 func secondExclusiveProducer(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
@@ -278,6 +282,10 @@ func secondExclusiveProducer(s *Session) {
 	s.Request("first-exclusive", producerCmd(s.ID(), s.ID(), topic, "", pulsarpb.ProducerAccessMode_Exclusive))
 	s.Request("second-exclusive", producerCmd(s.ID(), s.ID(), topic, "", pulsarpb.ProducerAccessMode_Exclusive))
 	s.Request("shared-after-exclusive", producerCmd(s.ID(), s.ID(), topic, "", pulsarpb.ProducerAccessMode_Shared))
+	other := s.Topic("shared-first")
+	s.Lookup("lookup-shared-first", other)
+	s.Request("shared-first", producerCmd(s.ID(), s.ID(), other, "", pulsarpb.ProducerAccessMode_Shared))
+	s.Request("exclusive-after-shared", producerCmd(s.ID(), s.ID(), other, "", pulsarpb.ProducerAccessMode_Exclusive))
 }
 
 // secondExclusiveConsumer: a second consumer on an Exclusive subscription,
