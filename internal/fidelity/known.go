@@ -45,7 +45,7 @@ var KnownDifferences = []KnownDifference{
 	{
 		Scenario: "redelivery-exclusive", Step: AnyStep, Field: "MESSAGE.redelivery_count",
 		Real: "absent (0)", Fake: "1, then 2",
-		Reason: "a broker keeps no redelivery count for Exclusive and Failover subscriptions; pulsartest does (same follow-up as consumer-lifecycle)",
+		Reason: "a broker keeps no redelivery count for an Exclusive subscription; pulsartest does (same follow-up as consumer-lifecycle)",
 	},
 	{
 		Scenario: "redelivery-after-disconnect", Step: AnyStep, Field: "MESSAGE.redelivery_count",

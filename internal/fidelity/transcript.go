@@ -1,6 +1,7 @@
 package fidelity
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -264,13 +265,17 @@ func Load(dir, scenario string) (Transcript, error) {
 	return tr, err
 }
 
-// Save writes tr to dir, indented, one file per scenario.
+// Save writes tr to dir, indented, one file per scenario (placeholders
+// such as <text> written as they are, not escaped).
 func Save(dir string, tr Transcript) error {
-	b, err := json.MarshalIndent(tr, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(tr); err != nil {
 		return err
 	}
-	return os.WriteFile(Path(dir, tr.Scenario), append(b, '\n'), 0o644)
+	return os.WriteFile(Path(dir, tr.Scenario), b.Bytes(), 0o644)
 }
 
 // steps lists the step labels of events in order of first appearance.
