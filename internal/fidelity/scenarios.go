@@ -260,16 +260,17 @@ func consumerLifecycle(s *Session) {
 }
 
 // duplicateProducerName: a second producer with the name of one attached;
-// the name again once the first's connection has closed.
+// the name again once the first has closed.
 func duplicateProducerName(s *Session) {
 	s.Connect("connect", 0, false)
 	topic := s.Topic("t")
 	s.Lookup("lookup", topic)
 	s.OwnProducerName("dup")
-	s.Request("first", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
+	first := s.ID()
+	s.Request("first", producerCmd(s.ID(), first, topic, "dup", pulsarpb.ProducerAccessMode_Shared))
 	s.Request("second-same-name", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
-	// Once the connection of the first has closed, the name is free.
-	s.Connect("reconnect", 0, false)
+	// Once the first has closed, the name is free.
+	s.Request("close-first", closeProducerCmd(s.ID(), first))
 	s.Request("same-name-after-close", producerCmd(s.ID(), s.ID(), topic, "dup", pulsarpb.ProducerAccessMode_Shared))
 }
 

@@ -233,8 +233,11 @@ func flatten(fields map[string]any) map[string]string {
 				walk(fmt.Sprintf("%s[%d]", path, i), y)
 			}
 		default:
-			b, _ := json.Marshal(x)
-			out[path] = string(b)
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(x)
+			out[path] = strings.TrimSuffix(b.String(), "\n")
 		}
 	}
 	walk("", fields)
