@@ -752,7 +752,7 @@ func (x *serverExt) lookupLocked(s *Server, c *Conn, cmd *pulsarpb.BaseCommand) 
 		RequestId:              proto.Uint64(l.GetRequestId()),
 		Response:               pulsarpb.CommandLookupTopicResponse_Connect.Enum(),
 		BrokerServiceUrl:       proto.String(owner.urlLocked()),
-		Authoritative:          proto.Bool(l.GetAuthoritative()),
+		Authoritative:          proto.Bool(true), // a Connect names the owner
 		ProxyThroughServiceUrl: proto.Bool(s == cl.proxy),
 	}
 	if owner.cfg.advertisedURLTLS != "" {
@@ -760,7 +760,6 @@ func (x *serverExt) lookupLocked(s *Server, c *Conn, cmd *pulsarpb.BaseCommand) 
 	}
 	if s != cl.proxy && s != owner && !l.GetAuthoritative() {
 		resp.Response = pulsarpb.CommandLookupTopicResponse_Redirect.Enum()
-		resp.Authoritative = proto.Bool(true)
 	}
 	_ = c.Send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: resp})
 	return true

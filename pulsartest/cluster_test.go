@@ -64,14 +64,15 @@ func TestClusterLookupRedirectsToTheOwner(t *testing.T) {
 	assert.Equal(t, pulsarpb.CommandLookupTopicResponse_Connect, r.GetResponse())
 	assert.Equal(t, brokers[owner].URL(), r.GetBrokerServiceUrl())
 
-	// At the owner: Connect, authoritative echoed.
+	// At the owner: Connect, authoritative whatever the request said, as a
+	// broker answers.
 	co := dialURL(t, brokers[owner].URL())
 	co.handshake()
 	co.send(lookup(3, topic))
 	r = co.expect(pulsarpb.BaseCommand_LOOKUP_RESPONSE).GetLookupTopicResponse()
 	assert.Equal(t, pulsarpb.CommandLookupTopicResponse_Connect, r.GetResponse())
 	assert.Equal(t, brokers[owner].URL(), r.GetBrokerServiceUrl())
-	assert.False(t, r.GetAuthoritative())
+	assert.True(t, r.GetAuthoritative())
 
 	// Invalid names still get the broker's own answer.
 	co.send(lookup(4, "a/b"))

@@ -112,8 +112,8 @@ func TestAckAndRedelivery(t *testing.T) {
 	assert.Equal(t, uint64(1), r.GetConsumerId())
 	assert.Empty(t, r.GetMessage(), "success")
 
-	// Only m1 is unacked: it comes again, with its redelivery count, once
-	// there are permits.
+	// Only m1 is unacked: it comes again once there are permits, without a
+	// redelivery count: a broker keeps none on an Exclusive subscription.
 	c.send(&pulsarpb.BaseCommand{
 		Type: pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES.Enum(),
 		RedeliverUnacknowledgedMessages: &pulsarpb.CommandRedeliverUnacknowledgedMessages{
@@ -123,7 +123,7 @@ func TestAckAndRedelivery(t *testing.T) {
 	c.send(flow(1, 5))
 	m, payload := c.expectMessage()
 	assert.Equal(t, "m1", payload)
-	assert.Equal(t, uint32(1), m.GetRedeliveryCount())
+	assert.Nil(t, m.RedeliveryCount, "redelivery_count on an Exclusive subscription")
 
 	// GET_LAST_MESSAGE_ID: the last entry, and the cursor's mark-delete
 	// position (m0 acked, m1 not).
@@ -458,7 +458,7 @@ func TestUnackedMessagesGoToAnotherConsumerWhenAConnectionDrops(t *testing.T) {
 	require.NoError(t, a.nc.Close())
 	m, payload := b.expectMessage()
 	assert.Equal(t, "m0", payload)
-	assert.Equal(t, uint32(1), m.GetRedeliveryCount())
+	assert.Nil(t, m.RedeliveryCount, "a consumer going away is no redelivery, as on a broker")
 	_, payload = b.expectMessage()
 	assert.Equal(t, "m1", payload)
 }

@@ -189,7 +189,7 @@ func (s *Server) removeConsumerLocked(cons *consumer) {
 	sub.consumers = slices.Delete(sub.consumers, i, i+1)
 	for id, owner := range sub.pending {
 		if owner == cons {
-			s.redeliverLocked(sub, id)
+			s.redeliverLocked(sub, id, false)
 		}
 	}
 	if sub.rr >= len(sub.consumers) {
@@ -209,8 +209,13 @@ func (s *Server) removeConsumerLocked(cons *consumer) {
 	s.dispatchLocked(sub)
 }
 
-// redeliverLocked queues entry id to be sent again.
-func (s *Server) redeliverLocked(sub *subscription, id uint64) {
+// redeliverLocked queues entry id to be sent again; counted says whether
+// this return adds to the message's redelivery_count. A broker counts
+// only what a consumer asks to have redelivered
+// (REDELIVER_UNACKNOWLEDGED_MESSAGES) on a Shared or Key_Shared
+// subscription: it keeps no count for Exclusive and Failover, and a
+// consumer closing with messages unacknowledged is no redelivery.
+func (s *Server) redeliverLocked(sub *subscription, id uint64, counted bool) {
 	delete(sub.pending, id)
 	if sub.isAcked(id) {
 		return
@@ -218,7 +223,9 @@ func (s *Server) redeliverLocked(sub *subscription, id uint64) {
 	i, found := slices.BinarySearch(sub.redeliver, id)
 	if !found {
 		sub.redeliver = slices.Insert(sub.redeliver, i, id)
-		sub.redeliveries[id]++
+		if counted {
+			sub.redeliveries[id]++
+		}
 	}
 }
 
@@ -459,13 +466,13 @@ func (s *Server) handleRedeliverLocked(c *Conn, req *pulsarpb.CommandRedeliverUn
 	if shared && len(req.GetMessageIds()) > 0 {
 		for _, id := range req.GetMessageIds() {
 			if sub.pending[id.GetEntryId()] == cons {
-				s.redeliverLocked(sub, id.GetEntryId())
+				s.redeliverLocked(sub, id.GetEntryId(), true)
 			}
 		}
 	} else {
 		for id, owner := range sub.pending {
 			if owner == cons {
-				s.redeliverLocked(sub, id)
+				s.redeliverLocked(sub, id, shared)
 			}
 		}
 	}

@@ -43,14 +43,10 @@ func TestLookup(t *testing.T) {
 	assert.Equal(t, pulsarpb.CommandLookupTopicResponse_Connect, r.GetResponse())
 	assert.Equal(t, s.URL(), r.GetBrokerServiceUrl())
 	assert.Equal(t, "pulsar+ssl://broker.example:6651", r.GetBrokerServiceUrlTls())
-	assert.False(t, r.GetAuthoritative())
+	// A broker's Connect answer is authoritative though the request was
+	// not: it names the owner.
+	assert.True(t, r.GetAuthoritative())
 	assert.False(t, r.GetProxyThroughServiceUrl())
-
-	// authoritative is echoed back.
-	cmd := lookup(4, "orders")
-	cmd.LookupTopic.Authoritative = proto.Bool(true)
-	c.send(cmd)
-	assert.True(t, c.expect(pulsarpb.BaseCommand_LOOKUP_RESPONSE).GetLookupTopicResponse().GetAuthoritative())
 
 	for i, bad := range []string{"", "a/b", "ftp://public/default/t", "persistent://public/default"} {
 		c.send(lookup(uint64(10+i), bad))

@@ -19,10 +19,12 @@ func (s *Server) handleLookupLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		return
 	}
 	resp := &pulsarpb.CommandLookupTopicResponse{
-		RequestId:              proto.Uint64(l.GetRequestId()),
-		Response:               pulsarpb.CommandLookupTopicResponse_Connect.Enum(),
-		BrokerServiceUrl:       proto.String(s.urlLocked()),
-		Authoritative:          proto.Bool(l.GetAuthoritative()),
+		RequestId:        proto.Uint64(l.GetRequestId()),
+		Response:         pulsarpb.CommandLookupTopicResponse_Connect.Enum(),
+		BrokerServiceUrl: proto.String(s.urlLocked()),
+		// A broker's Connect answer is authoritative whatever the request
+		// said: it names the owner.
+		Authoritative:          proto.Bool(true),
 		ProxyThroughServiceUrl: proto.Bool(false),
 	}
 	if s.cfg.advertisedURLTLS != "" {
