@@ -55,7 +55,7 @@ func TestLookupAndPartitionsAgainstTCPBroker(t *testing.T) {
 	srv.SetPartitions("persistent://public/default/t", 6)
 	var out bytes.Buffer
 	require.NoError(t, run(testContext(t), []string{"lookup", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
-	assert.Equal(t, "lookup persistent://public/default/t: connect to "+srv.URL()+" authoritative=false proxy=false\n", out.String())
+	assert.Equal(t, "lookup persistent://public/default/t: connect to "+srv.URL()+" authoritative=true proxy=false\n", out.String())
 	out.Reset()
 	require.NoError(t, run(testContext(t), []string{"partitions", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
 	assert.Equal(t, "partitions persistent://public/default/t: 6\n", out.String())
