@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 
 	"google.golang.org/protobuf/proto"
 
@@ -50,7 +49,7 @@ type Cluster struct {
 	mu *sync.Mutex
 
 	opts []Option
-	tcp  testing.TB // set by StartCluster: new brokers get a TCP listener
+	tcp  TB // set by StartCluster: new brokers get a TCP listener
 	// place, set by ServeCluster, says where each new member is served.
 	place   func(member string) (Endpoint, error)
 	err     error // the first error of place or of starting a member
@@ -89,7 +88,7 @@ func NewCluster(n int, opts ...Option) *Cluster {
 // StartCluster starts a cluster of n brokers (and its proxy, with
 // WithProxy) on TCP listeners at 127.0.0.1, each advertising its own
 // address, and closes it when the test ends.
-func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
+func StartCluster(t TB, n int, opts ...Option) *Cluster {
 	t.Helper()
 	c := newCluster(t, max(n, 1), opts)
 	t.Cleanup(func() { _ = c.Close() })
@@ -118,11 +117,11 @@ func ServeCluster(n int, place func(member string) (Endpoint, error), opts ...Op
 	return c, nil
 }
 
-func newCluster(tb testing.TB, n int, opts []Option) *Cluster {
+func newCluster(tb TB, n int, opts []Option) *Cluster {
 	return newClusterPlaced(tb, n, opts, nil)
 }
 
-func newClusterPlaced(tb testing.TB, n int, opts []Option, place func(string) (Endpoint, error)) *Cluster {
+func newClusterPlaced(tb TB, n int, opts []Option, place func(string) (Endpoint, error)) *Cluster {
 	var probe config
 	for _, o := range opts {
 		o(&probe)

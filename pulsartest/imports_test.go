@@ -14,7 +14,8 @@ const module = "github.com/pulsarconn/pulsarconn"
 // proto/ only, never the client's code (core, ports, adapters, the root
 // package), so that a bug there cannot hide behind the same bug here.
 // Protobuf means its runtime: google.golang.org/protobuf, and vtprotobuf's
-// helpers, which proto/pulsarpb's generated fast paths import.
+// helpers, which proto/pulsarpb's generated fast paths import. The
+// testing package is not allowed either, outside _test.go files.
 func TestImportsOnlyProto(t *testing.T) {
 	allowed := map[string]bool{
 		module + "/proto/pulsarpb": true,
@@ -33,6 +34,8 @@ func TestImportsOnlyProto(t *testing.T) {
 		}
 		for _, imp := range pkg.Imports {
 			switch {
+			case imp == "testing":
+				t.Errorf("%s imports testing: a program that links pulsartest (pulsarconn serve) would link it too; take the TB interface instead", path)
 			case !strings.Contains(strings.Split(imp, "/")[0], "."):
 				// standard library
 			case strings.HasPrefix(imp, "google.golang.org/protobuf/"),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"testing"
 
 	"google.golang.org/protobuf/proto"
 
@@ -80,9 +79,19 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
+// TB is the part of testing.TB that NewTCP and StartCluster use: a
+// *testing.T, *testing.B or *testing.F satisfies it. pulsartest takes this
+// interface rather than testing.TB so that a program linking pulsartest
+// (such as "pulsarconn serve") does not link the testing package.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // NewTCP starts a server on a TCP listener at 127.0.0.1 on a free port, and
 // closes it when the test ends.
-func NewTCP(t testing.TB, opts ...Option) *Server {
+func NewTCP(t TB, opts ...Option) *Server {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
