@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -45,6 +46,10 @@ type Conn struct {
 	wdone    bool // close now; drop what is queued
 	wsig     chan struct{}
 	done     chan struct{}
+
+	// cut is set when DropAfterFrames cuts the connection: the reader
+	// handles nothing it reads from then on.
+	cut atomic.Bool
 
 	// Guarded by srv.mu.
 	state            connState
@@ -214,8 +219,8 @@ func (s *Server) serve(c *Conn) {
 			break
 		}
 		body, err := r.NextBody()
-		if err != nil {
-			break
+		if err != nil || c.cut.Load() {
+			break // a frame read after a DropAfterFrames cut is dropped
 		}
 		f, err := frame.Parse(body)
 		if err != nil {
@@ -232,10 +237,19 @@ func (s *Server) serve(c *Conn) {
 			break // garbage: close this connection only
 		}
 		s.receive(c, f)
+		if c.cut.Load() {
+			break
+		}
 	}
 	s.mu.Lock()
 	s.detachLocked(c)
 	s.mu.Unlock()
+	if c.cut.Load() {
+		// DropAfterFrames: what was queued up to the cut is written, then
+		// the writer closes the connection.
+		c.closeAfterFlush()
+		return
+	}
 	c.hardClose()
 }
 

@@ -184,6 +184,7 @@ func (x *serverExt) sent(c *Conn, b []byte) {
 		x.log.addRaw(c, body)
 		if x.countFrame() {
 			c.wclosing = true // what is queued is written, then the connection closes
+			c.cut.Store(true) // and nothing read from now on is handled
 		}
 		b = b[4+n:]
 	}

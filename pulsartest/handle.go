@@ -16,7 +16,9 @@ func (s *Server) receive(c *Conn, f *frame.Frame) {
 	s.changedLocked()
 	s.mu.Unlock()
 	if drop {
-		// DropAfterFrames: this was the last frame to pass.
+		// DropAfterFrames: this was the last frame to pass; it is
+		// handled, and nothing read after it.
+		c.cut.Store(true)
 		defer c.closeAfterFlush()
 	}
 	defer s.processed(t)
