@@ -51,6 +51,11 @@ type Conn struct {
 	// handles nothing it reads from then on.
 	cut atomic.Bool
 
+	// handshakeTimer closes the connection if its handshake is not
+	// complete in time (WithHandshakeTimeout); nil when none. Set by
+	// register.
+	handshakeTimer Timer
+
 	// Guarded by srv.mu.
 	state            connState
 	connect          *pulsarpb.CommandConnect
@@ -122,6 +127,15 @@ func (c *Conn) write(appendFrame func([]byte) ([]byte, error)) error {
 	c.wmu.Lock()
 	if c.wclosing || c.wdone {
 		c.wmu.Unlock()
+		return ErrConnClosed
+	}
+	if len(c.wbuf) >= c.srv.cfg.maxQueuedOutput() {
+		// WithMaxQueuedOutput: the client does not read what it is
+		// sent; it is disconnected rather than buffered for without
+		// end. The writer stops and closes the connection, and the
+		// reader, failing, detaches it.
+		c.wmu.Unlock()
+		c.abort()
 		return ErrConnClosed
 	}
 	start := len(c.wbuf)
@@ -211,6 +225,9 @@ func (c *Conn) writeLoop() {
 
 // serve reads frames from c until it fails, then detaches c.
 func (s *Server) serve(c *Conn) {
+	if c.handshakeTimer != nil {
+		defer c.handshakeTimer.Stop()
+	}
 	r := frame.NewReader(c.nc, s.cfg.maxMessageSize+frame.Padding)
 	for {
 		// Wait for traffic with a shallow stack (frame.Reader.Fill): an
@@ -251,6 +268,21 @@ func (s *Server) serve(c *Conn) {
 		return
 	}
 	c.hardClose()
+}
+
+// handshakeExpired closes c if its handshake is not complete once
+// WithHandshakeTimeout has passed, as a broker's keep-alive task closes a
+// connection whose handshake did not complete within its interval.
+func (s *Server) handshakeExpired(c *Conn) {
+	s.mu.Lock()
+	expired := c.state == stateAwaitConnect || c.state == stateChallenging
+	if expired {
+		s.detachLocked(c)
+	}
+	s.mu.Unlock()
+	if expired {
+		c.hardClose()
+	}
 }
 
 // unknownType reports the type number of a well-formed command whose type

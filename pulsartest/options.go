@@ -1,6 +1,8 @@
 package pulsartest
 
 import (
+	"time"
+
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
@@ -25,13 +27,16 @@ type config struct {
 	serverVersion    string
 	entryMetadata    bool
 	ext              extConfig
+	maxQueued        int           // WithMaxQueuedOutput; 0: the default
+	handshakeTimeout time.Duration // WithHandshakeTimeout; < 0: none
 }
 
 func defaultConfig() config {
 	return config{
-		maxMessageSize:  frame.DefaultMaxMessageSize,
-		protocolVersion: int32(pulsarpb.ProtocolVersion_v21),
-		serverVersion:   DefaultServerVersion,
+		maxMessageSize:   frame.DefaultMaxMessageSize,
+		protocolVersion:  int32(pulsarpb.ProtocolVersion_v21),
+		serverVersion:    DefaultServerVersion,
+		handshakeTimeout: DefaultHandshakeTimeout,
 	}
 }
 
@@ -103,4 +108,45 @@ func WithServerVersion(v string) Option {
 // without interceptors.
 func WithBrokerEntryMetadata() Option {
 	return func(c *config) { c.entryMetadata = true }
+}
+
+// maxQueuedOutput is the limit on a connection's queued output: the one
+// WithMaxQueuedOutput set, else twice the largest frame.
+func (c *config) maxQueuedOutput() int {
+	if c.maxQueued > 0 {
+		return c.maxQueued
+	}
+	return 2 * (c.maxMessageSize + frame.Padding)
+}
+
+// WithMaxQueuedOutput bounds the bytes queued for a connection and not
+// yet written to it (a client that stops reading, or reads slower than
+// it asks): a frame queued when n bytes or more are already waiting
+// closes the connection instead, as if the client were gone, so that one
+// such client cannot make the server's memory grow without end. One
+// frame always fits, whatever its size. Default: twice the largest frame
+// (twice max message size plus 10 KiB of padding: about 10 MiB).
+func WithMaxQueuedOutput(n int) Option {
+	return func(c *config) { c.maxQueued = max(n, 0) }
+}
+
+// DefaultHandshakeTimeout is how long a connection may take to complete
+// its handshake (CONNECT answered by CONNECTED, through any
+// AUTH_CHALLENGE rounds) before the server closes it: a broker's
+// keepAliveIntervalSeconds (30 s), after which its keep-alive task closes
+// a connection whose handshake is not complete.
+const DefaultHandshakeTimeout = 30 * time.Second
+
+// WithHandshakeTimeout sets how long, on the server's clock (WithClock),
+// a connection may take from being accepted to completing its handshake
+// before the server closes it; d <= 0 waits for ever. A connection whose
+// CONNECT the server leaves unanswered on purpose (SetNeverConnect) is not
+// closed. Default: DefaultHandshakeTimeout.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			d = -1
+		}
+		c.handshakeTimeout = d
+	}
 }

@@ -192,6 +192,9 @@ func (s *Server) register(nc net.Conn) (*Conn, error) {
 	s.nextConnID++
 	c := newConn(s, nc, s.nextConnID)
 	s.conns[c] = struct{}{}
+	if d := s.cfg.handshakeTimeout; d > 0 {
+		c.handshakeTimer = s.x.clock.AfterFunc(d, func() { s.handshakeExpired(c) })
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
