@@ -104,6 +104,7 @@ func (x *serverExt) init(s *Server) {
 		x.limit = s.cfg.ext.recordLimit
 	}
 	x.log.limit = x.limit
+	x.log.observe = s.cfg.frameObserver
 	x.subLogs = make(map[subKey]*subLog)
 	for _, name := range s.cfg.ext.seedTopics {
 		if full, partition, ok := parseTopic(name); ok {

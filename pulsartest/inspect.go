@@ -62,6 +62,7 @@ type frameLog struct {
 	seq     uint64
 	recs    []logRec
 	changed chan struct{}
+	observe func(FrameRecord) // WithFrameObserver; nil: none
 }
 
 // logRec is a FrameRecord whose command, for frames sent, is decoded only
@@ -74,7 +75,7 @@ type logRec struct {
 
 // add logs a frame whose command is decoded (a frame read; nil: garbage).
 func (l *frameLog) add(c *Conn, dir Direction, cmd *pulsarpb.BaseCommand, payload bool) {
-	if l.limit == 0 {
+	if l.limit == 0 && l.observe == nil {
 		return
 	}
 	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: dir, Payload: payload}}
@@ -91,7 +92,7 @@ func (l *frameLog) add(c *Conn, dir Direction, cmd *pulsarpb.BaseCommand, payloa
 // addRaw logs a frame sent, given its body (the bytes after the total
 // size).
 func (l *frameLog) addRaw(c *Conn, body []byte) {
-	if l.limit == 0 {
+	if l.limit == 0 && l.observe == nil {
 		return
 	}
 	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: Out}}
@@ -111,6 +112,12 @@ func (l *frameLog) append(c *Conn, rec logRec) {
 	l.seq++
 	rec.Seq = l.seq
 	rec.Time = now
+	if l.observe != nil {
+		l.observe(rec.decoded())
+	}
+	if l.limit == 0 {
+		return
+	}
 	l.recs = append(l.recs, rec)
 	if l.limit > 0 && len(l.recs) > 2*l.limit {
 		l.recs = slices.Delete(l.recs, 0, len(l.recs)-l.limit)
@@ -119,6 +126,19 @@ func (l *frameLog) append(c *Conn, rec logRec) {
 		close(l.changed)
 		l.changed = nil
 	}
+}
+
+// decoded is the record with its command decoded.
+func (r logRec) decoded() FrameRecord {
+	if r.raw != nil {
+		cmd := new(pulsarpb.BaseCommand)
+		if proto.Unmarshal(r.raw, cmd) == nil && cmd.Type != nil {
+			r.Command, r.Type = cmd, cmd.GetType()
+		} else {
+			r.Payload = false
+		}
+	}
+	return r.FrameRecord
 }
 
 // snapshot returns the records kept, oldest first, from sequence number
@@ -141,12 +161,7 @@ func (l *frameLog) snapshotLocked(from uint64) []FrameRecord {
 	for j := range recs[i:] {
 		r := &recs[i+j]
 		if r.raw != nil {
-			cmd := new(pulsarpb.BaseCommand)
-			if proto.Unmarshal(r.raw, cmd) == nil && cmd.Type != nil {
-				r.Command, r.Type = cmd, cmd.GetType()
-			} else {
-				r.Payload = false
-			}
+			r.FrameRecord = r.decoded()
 			r.raw = nil
 		}
 		out = append(out, r.FrameRecord)

@@ -29,6 +29,7 @@ type config struct {
 	ext              extConfig
 	maxQueued        int           // WithMaxQueuedOutput; 0: the default
 	handshakeTimeout time.Duration // WithHandshakeTimeout; < 0: none
+	frameObserver    func(FrameRecord)
 }
 
 func defaultConfig() config {
@@ -149,4 +150,14 @@ func WithHandshakeTimeout(d time.Duration) Option {
 		}
 		c.handshakeTimeout = d
 	}
+}
+
+// WithFrameObserver calls fn with every frame the server reads or queues
+// to send, as it is logged (see Frames), with its command decoded, for a
+// live frame log such as "pulsarconn serve --verbose". fn is called in
+// the order the frames are logged, one call at a time, with the log's
+// lock held: it must be quick and must not call the server. It is called
+// even when WithRecordLimit(0) turns the log off. Default: none.
+func WithFrameObserver(fn func(FrameRecord)) Option {
+	return func(c *config) { c.frameObserver = fn }
 }
