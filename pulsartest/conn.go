@@ -47,6 +47,11 @@ type Conn struct {
 	wsig     chan struct{}
 	done     chan struct{}
 
+	// throttled is set when dispatch held messages back because the
+	// queue was over half the limit; the writer, having written, then
+	// dispatches again.
+	throttled atomic.Bool
+
 	// cut is set when DropAfterFrames cuts the connection: the reader
 	// handles nothing it reads from then on.
 	cut atomic.Bool
@@ -214,14 +219,53 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		}
+		if c.throttled.CompareAndSwap(true, false) {
+			c.srv.redispatch(c)
+		}
 		c.wmu.Lock()
-		c.spare = buf[:0]
+		if cap(buf) <= maxSpare {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil // a burst's buffer is not kept for an idle connection
+		}
 		c.wmu.Unlock()
 		if closing {
 			return
 		}
 	}
 }
+
+// writable reports whether messages may be dispatched to c: its queued
+// output is under half WithMaxQueuedOutput. When it is not, c is marked
+// throttled, and the writer dispatches again once it has written. So a
+// consumer that reads slowly, with many permits, is held back as a
+// broker holds back a channel that is not writable, not disconnected.
+func (c *Conn) writable() bool {
+	c.wmu.Lock()
+	queued := len(c.wbuf)
+	c.wmu.Unlock()
+	if queued == 0 || queued < c.srv.cfg.maxQueuedOutput()/2 {
+		return true
+	}
+	c.throttled.Store(true)
+	return false
+}
+
+// redispatch dispatches to the consumers of c, after its writer drained
+// a queue that held dispatch back.
+func (s *Server) redispatch(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.state == stateClosed {
+		return
+	}
+	for _, cons := range c.consumers {
+		s.dispatchLocked(cons.sub)
+	}
+}
+
+// maxSpare is the largest write buffer a connection keeps for reuse.
+const maxSpare = 64 << 10
 
 // serve reads frames from c until it fails, then detaches c.
 func (s *Server) serve(c *Conn) {

@@ -280,13 +280,17 @@ func (sub *subscription) peek() (id uint64, again, ok bool) {
 // go to one consumer, in order, while the consumers stay the same. (A
 // broker splits a hash range of 65536 among the consumers and, when that
 // consumer has no permits, goes on with other keys; here dispatch waits
-// for it.) Consumers of a connection being detached are skipped.
+// for it.) Consumers of a connection being detached, or whose queued
+// output is over half WithMaxQueuedOutput (see Conn.writable), are
+// skipped.
 func (sub *subscription) pick(e *entry) *consumer {
 	n := len(sub.consumers)
 	if n == 0 {
 		return nil
 	}
-	ready := func(cons *consumer) bool { return cons.permits > 0 && cons.conn.state != stateClosed }
+	ready := func(cons *consumer) bool {
+		return cons.permits > 0 && cons.conn.state != stateClosed && cons.conn.writable()
+	}
 	switch sub.subType {
 	case pulsarpb.CommandSubscribe_Key_Shared:
 		if cons := sub.consumers[keyHash(e.key)%uint32(n)]; ready(cons) {

@@ -3,6 +3,7 @@ package pulsartest_test
 import (
 	"encoding/binary"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,30 @@ func TestReadingClientIsNotDisconnected(t *testing.T) {
 		c.send(lookup(uint64(i), "t"))
 		c.expect(pulsarpb.BaseCommand_LOOKUP_RESPONSE)
 	}
+}
+
+// A consumer with more permits than its connection's queue holds is not
+// disconnected: dispatch waits while the queue is over half the limit,
+// and goes on as the client reads.
+func TestSlowConsumerIsThrottledNotDisconnected(t *testing.T) {
+	const limit = 64 << 10
+	s := pulsartest.NewServer(pulsartest.WithMaxQueuedOutput(limit))
+	t.Cleanup(func() { _ = s.Close() })
+	payload := strings.Repeat("x", 4<<10)
+	for range 100 { // 400 KiB: six times the limit
+		publish(s, "t", payload)
+	}
+	c := pipe(t, s)
+	c.handshake()
+	c.send(subscribeCmd(1, 1, "t", "s", exclusive, earliest))
+	c.expect(pulsarpb.BaseCommand_SUCCESS)
+	c.send(flow(1, 1000))
+	for i := range 100 {
+		m := c.expect(pulsarpb.BaseCommand_MESSAGE).GetMessage()
+		require.Equal(t, uint64(i), m.GetMessageId().GetEntryId())
+	}
+	c.send(ping())
+	c.expect(pulsarpb.BaseCommand_PONG)
 }
 
 // A connection that does not complete its handshake within the timeout,
