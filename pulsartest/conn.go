@@ -42,6 +42,7 @@ type Conn struct {
 	wmu      sync.Mutex
 	wbuf     []byte
 	spare    []byte
+	wother   int  // bytes of wbuf that are not dispatched MESSAGEs
 	wclosing bool // write what is queued, then close
 	wdone    bool // close now; drop what is queued
 	wsig     chan struct{}
@@ -129,12 +130,20 @@ func (c *Conn) Close() error {
 
 // write appends a frame to the write queue and wakes the writer.
 func (c *Conn) write(appendFrame func([]byte) ([]byte, error)) error {
+	return c.queue(appendFrame, false)
+}
+
+// queue appends a frame to the write queue and wakes the writer; message
+// says whether it is a MESSAGE that dispatch sends (dispatch holds those
+// back itself: see writable), else it counts against
+// WithMaxQueuedOutput.
+func (c *Conn) queue(appendFrame func([]byte) ([]byte, error), message bool) error {
 	c.wmu.Lock()
 	if c.wclosing || c.wdone {
 		c.wmu.Unlock()
 		return ErrConnClosed
 	}
-	if len(c.wbuf) >= c.srv.cfg.maxQueuedOutput() {
+	if !message && c.wother >= c.srv.cfg.maxQueuedOutput() {
 		// WithMaxQueuedOutput: the client does not read what it is
 		// sent; it is disconnected rather than buffered for without
 		// end. The writer stops and closes the connection, and the
@@ -147,6 +156,9 @@ func (c *Conn) write(appendFrame func([]byte) ([]byte, error)) error {
 	b, err := appendFrame(c.wbuf)
 	c.wbuf = b
 	if err == nil {
+		if !message {
+			c.wother += len(b) - start
+		}
 		c.srv.x.sent(c, b[start:])
 	}
 	c.wmu.Unlock()
@@ -211,6 +223,7 @@ func (c *Conn) writeLoop() {
 		}
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
+		c.wother = 0
 		closing := c.wclosing
 		c.wmu.Unlock()
 		if len(buf) > 0 {
@@ -236,7 +249,7 @@ func (c *Conn) writeLoop() {
 }
 
 // writable reports whether messages may be dispatched to c: its queued
-// output is under half WithMaxQueuedOutput. When it is not, c is marked
+// output is under half WithMaxQueuedOutput (or nothing is queued). When it is not, c is marked
 // throttled, and the writer dispatches again once it has written. So a
 // consumer that reads slowly, with many permits, is held back as a
 // broker holds back a channel that is not writable, not disconnected.
@@ -244,7 +257,7 @@ func (c *Conn) writable() bool {
 	c.wmu.Lock()
 	queued := len(c.wbuf)
 	c.wmu.Unlock()
-	if queued == 0 || queued < c.srv.cfg.maxQueuedOutput()/2 {
+	if queued == 0 || queued < c.srv.cfg.dispatchPause() {
 		return true
 	}
 	c.throttled.Store(true)
@@ -297,7 +310,7 @@ func (s *Server) serve(c *Conn) {
 			}
 			break // garbage: close this connection only
 		}
-		s.receive(c, f)
+		s.receive(c, f, body)
 		if c.cut.Load() {
 			break
 		}

@@ -281,7 +281,7 @@ func (sub *subscription) peek() (id uint64, again, ok bool) {
 // broker splits a hash range of 65536 among the consumers and, when that
 // consumer has no permits, goes on with other keys; here dispatch waits
 // for it.) Consumers of a connection being detached, or whose queued
-// output is over half WithMaxQueuedOutput (see Conn.writable), are
+// output is over its dispatch pause (see Conn.writable), are
 // skipped.
 func (sub *subscription) pick(e *entry) *consumer {
 	n := len(sub.consumers)
@@ -337,12 +337,12 @@ func (s *Server) sendMessageLocked(cons *consumer, t *topic, e *entry, redeliver
 			BrokerTimestamp: proto.Uint64(e.brokerTime),
 			Index:           proto.Uint64(e.index),
 		})
-		_ = cons.conn.write(func(b []byte) ([]byte, error) {
+		_ = cons.conn.queue(func(b []byte) ([]byte, error) {
 			return appendEntryMetadataMessage(b, cmd, bem, e.metadata, e.payload)
-		})
+		}, true)
 		return
 	}
-	_ = cons.conn.SendPayload(cmd, e.metadata, e.payload)
+	_ = cons.conn.queue(func(b []byte) ([]byte, error) { return frame.AppendPayload(b, cmd, e.metadata, e.payload) }, true)
 }
 
 // appendEntryMetadataMessage appends a payload frame that carries broker

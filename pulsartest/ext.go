@@ -147,8 +147,8 @@ func (x *serverExt) peersChangedLocked(s *Server) {
 // receivedLocked is called for every command read, before interceptors:
 // it records the frame and reports whether DropAfterFrames cuts the
 // connection once the command is handled.
-func (x *serverExt) receivedLocked(s *Server, c *Conn, f *frame.Frame) (drop bool) {
-	x.log.add(c, In, f.Command, f.Payload != nil)
+func (x *serverExt) receivedLocked(s *Server, c *Conn, f *frame.Frame, body []byte) (drop bool) {
+	x.log.addIn(c, body, f.Payload != nil)
 	x.recordSubscriptionCommandLocked(c, f.Command)
 	return x.countFrame()
 }
@@ -175,7 +175,7 @@ func (x *serverExt) sent(c *Conn, b []byte) {
 	for len(b) >= 4 {
 		n, ok := frame.TotalSize(b)
 		if !ok || uint64(n) > uint64(len(b)-4) {
-			x.log.add(c, Out, nil, false)
+			x.log.addUnparsed(c)
 			return
 		}
 		body := b[4 : 4+n]
@@ -190,7 +190,7 @@ func (x *serverExt) sent(c *Conn, b []byte) {
 		b = b[4+n:]
 	}
 	if len(b) > 0 {
-		x.log.add(c, Out, nil, false)
+		x.log.addUnparsed(c)
 	}
 }
 

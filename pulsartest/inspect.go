@@ -65,27 +65,32 @@ type frameLog struct {
 	observe func(FrameRecord) // WithFrameObserver; nil: none
 }
 
-// logRec is a FrameRecord whose command, for frames sent, is decoded only
-// when a test looks at it: the write path copies the command's bytes, and
-// nothing more.
+// logRec is a FrameRecord whose command is decoded only when a test looks
+// at it: the read and write paths copy the command's bytes, and nothing
+// more.
 type logRec struct {
 	FrameRecord
 	raw []byte // the command's bytes, until decoded
 }
 
-// add logs a frame whose command is decoded (a frame read; nil: garbage).
-func (l *frameLog) add(c *Conn, dir Direction, cmd *pulsarpb.BaseCommand, payload bool) {
+// addUnparsed logs bytes sent that are not a whole frame (SendRaw).
+func (l *frameLog) addUnparsed(c *Conn) {
 	if l.limit == 0 && l.observe == nil {
 		return
 	}
-	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: dir, Payload: payload}}
-	if cmd != nil {
-		rec.Type = cmd.GetType()
-		if dir == In {
-			cmd = proto.CloneOf(cmd) // interceptors may change theirs
-		}
-		rec.Command = cmd
+	l.append(c, logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: Out}})
+}
+
+// addIn logs a frame read, given its body: its command's bytes are kept,
+// and decoded only when a test looks at them (a decoded command costs
+// ten times its bytes, and a server keeps thousands of records).
+func (l *frameLog) addIn(c *Conn, body []byte, payload bool) {
+	if l.limit == 0 && l.observe == nil {
+		return
 	}
+	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: In, Payload: payload}}
+	n := binary.BigEndian.Uint32(body) // Parse checked it
+	rec.raw = slices.Clone(body[4 : 4+n])
 	l.append(c, rec)
 }
 

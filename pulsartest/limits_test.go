@@ -2,6 +2,7 @@ package pulsartest_test
 
 import (
 	"encoding/binary"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -32,13 +33,15 @@ func TestNonReadingClientIsDisconnected(t *testing.T) {
 	b, err := frame.AppendCommand(nil, lookup(1, "t"))
 	require.NoError(t, err)
 	sent := 0
-	for ; sent < 10_000; sent++ {
-		require.NoError(t, c.nc.SetWriteDeadline(deadline()))
-		if _, err := c.nc.Write(b); err != nil {
-			break
+	var werr error
+	for ; sent < 10_000 && werr == nil; sent++ {
+		// Either fails once the server closed the pipe.
+		if werr = c.nc.SetWriteDeadline(deadline()); werr == nil {
+			_, werr = c.nc.Write(b)
 		}
 	}
 	assert.Less(t, sent, 10_000, "the connection was never closed")
+	assert.ErrorIs(t, werr, io.ErrClosedPipe)
 	require.NoError(t, s.WaitConns(ctx(t), 0))
 }
 

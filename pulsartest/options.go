@@ -112,21 +112,40 @@ func WithBrokerEntryMetadata() Option {
 }
 
 // maxQueuedOutput is the limit on a connection's queued output: the one
-// WithMaxQueuedOutput set, else twice the largest frame.
+// WithMaxQueuedOutput set, else DefaultMaxQueuedOutput.
 func (c *config) maxQueuedOutput() int {
 	if c.maxQueued > 0 {
 		return c.maxQueued
 	}
-	return 2 * (c.maxMessageSize + frame.Padding)
+	return DefaultMaxQueuedOutput
 }
 
-// WithMaxQueuedOutput bounds the bytes queued for a connection and not
-// yet written to it (a client that stops reading, or reads slower than
-// it asks): a frame queued when n bytes or more are already waiting
-// closes the connection instead, as if the client were gone, so that one
-// such client cannot make the server's memory grow without end. One
-// frame always fits, whatever its size. Default: twice the largest frame
-// (twice max message size plus 10 KiB of padding: about 10 MiB).
+// dispatchPause is the queued output over which messages are not
+// dispatched to a connection: half WithMaxQueuedOutput.
+func (c *config) dispatchPause() int {
+	return c.maxQueuedOutput() / 2
+}
+
+// DefaultMaxQueuedOutput is the default of WithMaxQueuedOutput: 1 MiB of
+// answers, some 15,000 LOOKUP_RESPONSEs, waiting for a client to read
+// them (on top of what the sockets buffer).
+const DefaultMaxQueuedOutput = 1 << 20
+
+// WithMaxQueuedOutput bounds the output queued for a connection and not
+// yet written to it, so that a client that stops reading (or asks faster
+// than it reads) cannot make the server's memory grow without end:
+//
+//   - answers and other frames (all but the MESSAGEs of dispatch): one
+//     queued when n bytes of them or more are waiting closes the
+//     connection instead, as if the client were gone. One frame always
+//     fits, whatever its size.
+//   - MESSAGEs: dispatch sends none to a connection while n/2 bytes or
+//     more are queued, and goes on as the client reads, so a slow
+//     consumer with many permits is held back (as a broker holds back a
+//     channel that is not writable), not disconnected. One message always
+//     goes out when the queue is empty, whatever its size.
+//
+// Default: DefaultMaxQueuedOutput.
 func WithMaxQueuedOutput(n int) Option {
 	return func(c *config) { c.maxQueued = max(n, 0) }
 }
