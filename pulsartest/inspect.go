@@ -431,6 +431,9 @@ type SubscriptionState struct {
 	Unacked []uint64
 	// ToRedeliver are the entries waiting to be sent again.
 	ToRedeliver []uint64
+	// Delayed are the entries held back until their deliver_at_time
+	// (see WithDelayedDelivery).
+	Delayed []uint64
 	// Backlog is the number of entries not acknowledged.
 	Backlog int
 	// Consumers are the consumers attached, in the order they attached.
@@ -478,6 +481,7 @@ func (s *Server) subscriptionLocked(topicName, subName string) (SubscriptionStat
 		ReadPosition: sub.next,
 		MarkDelete:   int64(sub.markDelete) - 1,
 		ToRedeliver:  slices.Clone(sub.redeliver),
+		Delayed:      slices.Clone(sub.delayed),
 		Backlog:      len(t.entries) - int(sub.markDelete) - len(sub.acked),
 	}
 	for id := range sub.acked {

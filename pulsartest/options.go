@@ -30,6 +30,10 @@ type config struct {
 	maxQueued        int           // WithMaxQueuedOutput; 0: the default
 	handshakeTimeout time.Duration // WithHandshakeTimeout; < 0: none
 	frameObserver    func(FrameRecord)
+	// Delayed delivery: WithDelayedDelivery, WithDelayedDeliveryTick.
+	noDelayedDelivery bool
+	delayTickSet      bool
+	delayTickValue    time.Duration
 }
 
 func defaultConfig() config {
@@ -179,4 +183,41 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // even when WithRecordLimit(0) turns the log off. Default: none.
 func WithFrameObserver(fn func(FrameRecord)) Option {
 	return func(c *config) { c.frameObserver = fn }
+}
+
+// DefaultDelayedDeliveryTick is the default of WithDelayedDeliveryTick: a
+// broker's delayedDeliveryTickTimeMillis, 1 s.
+const DefaultDelayedDeliveryTick = time.Second
+
+// delayTick is the tick of delayed delivery.
+func (c *config) delayTick() time.Duration {
+	if c.delayTickSet {
+		return c.delayTickValue
+	}
+	return DefaultDelayedDeliveryTick
+}
+
+// WithDelayedDelivery turns delayed delivery on or off, as a broker's
+// delayedDeliveryEnabled. On, a message (or batch) whose MessageMetadata
+// has deliver_at_time (a client's deliverAt or deliverAfter) is held back
+// on Shared and Key_Shared subscriptions until that time, on the server's
+// clock (WithClock): up to a tick early (see WithDelayedDeliveryTick),
+// and released by a timer at the earliest such time, as a broker does.
+// Exclusive and Failover subscriptions get such messages at once, as on
+// a broker. Held messages count in the backlog and show in
+// SubscriptionState.Delayed; a message acknowledged, redelivered or sought
+// past follows the usual rules once it is out. Default: on, as on a
+// standalone broker.
+func WithDelayedDelivery(on bool) Option {
+	return func(c *config) { c.noDelayedDelivery = !on }
+}
+
+// WithDelayedDeliveryTick sets the tick of delayed delivery, as a
+// broker's delayedDeliveryTickTimeMillis: a held message is let out once
+// its deliver_at_time is at most a tick ahead (when anything dispatches),
+// and the timer that lets held messages out runs at most once per tick.
+// d <= 0 makes delivery strict: never before deliver_at_time. Default:
+// DefaultDelayedDeliveryTick.
+func WithDelayedDeliveryTick(d time.Duration) Option {
+	return func(c *config) { c.delayTickSet, c.delayTickValue = true, max(d, 0) }
 }
