@@ -38,15 +38,16 @@ type Conn struct {
 	id  uint64
 
 	// The write side: frames are appended to wbuf by any goroutine and
-	// written, in order and coalesced, by writeLoop alone.
+	// written, in order and coalesced, by writeLoop alone, which runs
+	// while there is something to write (an idle connection has no
+	// writer goroutine).
 	wmu      sync.Mutex
 	wbuf     []byte
 	spare    []byte
 	wother   int  // bytes of wbuf that are not dispatched MESSAGEs
 	wclosing bool // write what is queued, then close
 	wdone    bool // close now; drop what is queued
-	wsig     chan struct{}
-	done     chan struct{}
+	writing  bool // a writeLoop runs
 
 	// throttled is set when dispatch held messages back because the
 	// queue was over half the limit; the writer, having written, then
@@ -82,8 +83,6 @@ func newConn(s *Server, nc net.Conn, id uint64) *Conn {
 		srv:       s,
 		nc:        nc,
 		id:        id,
-		wsig:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
 		producers: make(map[uint64]*producer),
 		consumers: make(map[uint64]*consumer),
 	}
@@ -160,33 +159,40 @@ func (c *Conn) queue(appendFrame func([]byte) ([]byte, error), message bool) err
 			c.wother += len(b) - start
 		}
 		c.srv.x.sent(c, b[start:])
+		c.startWriterLocked()
 	}
 	c.wmu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.wake()
-	return nil
+	return err
 }
 
-func (c *Conn) wake() {
-	select {
-	case c.wsig <- struct{}{}:
-	default:
+// startWriterLocked starts a writeLoop unless one runs; called with wmu
+// held. The goroutine is counted in the server's wait group: a frame is
+// queued only on a live connection, whose serve loop (counted too) has
+// not ended, so the count is above zero.
+func (c *Conn) startWriterLocked() {
+	if c.writing {
+		return
 	}
+	c.writing = true
+	c.srv.wg.Add(1)
+	go c.writeLoop()
 }
 
 // closeAfterFlush writes what is queued (e.g. an ERROR) and then closes
 // the connection. It never blocks, so it may be called with Server.mu held.
 func (c *Conn) closeAfterFlush() {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wdone || c.wclosing {
+		return
+	}
 	c.wclosing = true
-	c.wmu.Unlock()
-	c.wake()
+	c.startWriterLocked() // it writes what is queued, then closes
 }
 
-// abort makes the writer stop and close the connection without writing
-// what is queued. It never blocks, so it may be called with Server.mu held.
+// abort makes the writer stop, without writing what is queued, and close
+// the connection; with no writer running, the caller closes it (see
+// hardClose). It never blocks, so it may be called with Server.mu held.
 func (c *Conn) abort() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -194,7 +200,6 @@ func (c *Conn) abort() {
 		return
 	}
 	c.wdone = true
-	close(c.done)
 	// Unblock a Write in progress (a peer that does not read).
 	_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
 }
@@ -207,44 +212,50 @@ func (c *Conn) hardClose() {
 }
 
 // writeLoop is the connection's only writer: it writes everything queued
-// in one Write call, so frames never interleave and bursts are coalesced.
+// in one Write call, so frames never interleave and bursts are coalesced,
+// until nothing is queued; then it ends (and closes the connection if it
+// was closing or aborted).
 func (c *Conn) writeLoop() {
-	defer c.nc.Close()
+	defer c.srv.wg.Done()
 	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.wsig:
-		}
 		c.wmu.Lock()
-		if c.wdone {
+		buf := c.wbuf
+		if c.wdone || len(buf) == 0 {
+			end := c.wdone || c.wclosing
+			c.writing = false
 			c.wmu.Unlock()
+			if end {
+				_ = c.nc.Close()
+			}
 			return
 		}
-		buf := c.wbuf
 		c.wbuf = c.spare[:0]
+		c.spare = nil
 		c.wother = 0
 		closing := c.wclosing
 		c.wmu.Unlock()
-		if len(buf) > 0 {
-			if _, err := c.nc.Write(buf); err != nil {
-				c.abort()
-				return
-			}
+		if _, err := c.nc.Write(buf); err != nil {
+			c.abort()
+			c.wmu.Lock()
+			c.writing = false
+			c.wmu.Unlock()
+			_ = c.nc.Close()
+			return
 		}
 		if c.throttled.CompareAndSwap(true, false) {
 			c.srv.redispatch(c)
 		}
 		c.wmu.Lock()
 		if cap(buf) <= maxSpare {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil // a burst's buffer is not kept for an idle connection
+			c.spare = buf[:0] // a burst's large buffer is not kept
 		}
-		c.wmu.Unlock()
 		if closing {
+			c.writing = false
+			c.wmu.Unlock()
+			_ = c.nc.Close()
 			return
 		}
+		c.wmu.Unlock()
 	}
 }
 
