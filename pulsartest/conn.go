@@ -260,8 +260,9 @@ func (c *Conn) writeLoop() {
 }
 
 // writable reports whether messages may be dispatched to c: its queued
-// output is under half WithMaxQueuedOutput (or nothing is queued). When it is not, c is marked
-// throttled, and the writer dispatches again once it has written. So a
+// output is under half WithMaxQueuedOutput (or nothing is queued). When
+// it is not, c is marked throttled, and the writer, which runs while
+// anything is queued, dispatches again once it has written. So a
 // consumer that reads slowly, with many permits, is held back as a
 // broker holds back a channel that is not writable, not disconnected.
 func (c *Conn) writable() bool {
