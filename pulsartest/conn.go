@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -37,14 +38,30 @@ type Conn struct {
 	id  uint64
 
 	// The write side: frames are appended to wbuf by any goroutine and
-	// written, in order and coalesced, by writeLoop alone.
+	// written, in order and coalesced, by writeLoop alone, which runs
+	// while there is something to write (an idle connection has no
+	// writer goroutine).
 	wmu      sync.Mutex
 	wbuf     []byte
 	spare    []byte
+	wother   int  // bytes of wbuf that are not dispatched MESSAGEs
 	wclosing bool // write what is queued, then close
 	wdone    bool // close now; drop what is queued
-	wsig     chan struct{}
-	done     chan struct{}
+	writing  bool // a writeLoop runs
+
+	// throttled is set when dispatch held messages back because the
+	// queue was over half the limit; the writer, having written, then
+	// dispatches again.
+	throttled atomic.Bool
+
+	// cut is set when DropAfterFrames cuts the connection: the reader
+	// handles nothing it reads from then on.
+	cut atomic.Bool
+
+	// handshakeTimer closes the connection if its handshake is not
+	// complete in time (WithHandshakeTimeout); nil when none. Set by
+	// register.
+	handshakeTimer Timer
 
 	// Guarded by srv.mu.
 	state            connState
@@ -66,8 +83,6 @@ func newConn(s *Server, nc net.Conn, id uint64) *Conn {
 		srv:       s,
 		nc:        nc,
 		id:        id,
-		wsig:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
 		producers: make(map[uint64]*producer),
 		consumers: make(map[uint64]*consumer),
 	}
@@ -114,43 +129,70 @@ func (c *Conn) Close() error {
 
 // write appends a frame to the write queue and wakes the writer.
 func (c *Conn) write(appendFrame func([]byte) ([]byte, error)) error {
+	return c.queue(appendFrame, false)
+}
+
+// queue appends a frame to the write queue and wakes the writer; message
+// says whether it is a MESSAGE that dispatch sends (dispatch holds those
+// back itself: see writable), else it counts against
+// WithMaxQueuedOutput.
+func (c *Conn) queue(appendFrame func([]byte) ([]byte, error), message bool) error {
 	c.wmu.Lock()
 	if c.wclosing || c.wdone {
 		c.wmu.Unlock()
+		return ErrConnClosed
+	}
+	if !message && c.wother >= c.srv.cfg.maxQueuedOutput() {
+		// WithMaxQueuedOutput: the client does not read what it is
+		// sent; it is disconnected rather than buffered for without
+		// end. The writer stops and closes the connection, and the
+		// reader, failing, detaches it.
+		c.wmu.Unlock()
+		c.abort()
 		return ErrConnClosed
 	}
 	start := len(c.wbuf)
 	b, err := appendFrame(c.wbuf)
 	c.wbuf = b
 	if err == nil {
+		if !message {
+			c.wother += len(b) - start
+		}
 		c.srv.x.sent(c, b[start:])
+		c.startWriterLocked()
 	}
 	c.wmu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.wake()
-	return nil
+	return err
 }
 
-func (c *Conn) wake() {
-	select {
-	case c.wsig <- struct{}{}:
-	default:
+// startWriterLocked starts a writeLoop unless one runs; called with wmu
+// held. The goroutine is counted in the server's wait group: a frame is
+// queued only on a live connection, whose serve loop (counted too) has
+// not ended, so the count is above zero.
+func (c *Conn) startWriterLocked() {
+	if c.writing {
+		return
 	}
+	c.writing = true
+	c.srv.wg.Add(1)
+	go c.writeLoop()
 }
 
 // closeAfterFlush writes what is queued (e.g. an ERROR) and then closes
 // the connection. It never blocks, so it may be called with Server.mu held.
 func (c *Conn) closeAfterFlush() {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wdone || c.wclosing {
+		return
+	}
 	c.wclosing = true
-	c.wmu.Unlock()
-	c.wake()
+	c.startWriterLocked() // it writes what is queued, then closes
 }
 
-// abort makes the writer stop and close the connection without writing
-// what is queued. It never blocks, so it may be called with Server.mu held.
+// abort makes the writer stop, without writing what is queued, and close
+// the connection; with no writer running, the caller closes it (see
+// hardClose). It never blocks, so it may be called with Server.mu held.
 func (c *Conn) abort() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -158,7 +200,6 @@ func (c *Conn) abort() {
 		return
 	}
 	c.wdone = true
-	close(c.done)
 	// Unblock a Write in progress (a peer that does not read).
 	_ = c.nc.SetWriteDeadline(time.Unix(1, 0))
 }
@@ -171,41 +212,91 @@ func (c *Conn) hardClose() {
 }
 
 // writeLoop is the connection's only writer: it writes everything queued
-// in one Write call, so frames never interleave and bursts are coalesced.
+// in one Write call, so frames never interleave and bursts are coalesced,
+// until nothing is queued; then it ends (and closes the connection if it
+// was closing or aborted).
 func (c *Conn) writeLoop() {
-	defer c.nc.Close()
+	defer c.srv.wg.Done()
 	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.wsig:
-		}
 		c.wmu.Lock()
-		if c.wdone {
+		buf := c.wbuf
+		if c.wdone || len(buf) == 0 {
+			end := c.wdone || c.wclosing
+			c.writing = false
 			c.wmu.Unlock()
+			if end {
+				_ = c.nc.Close()
+			}
 			return
 		}
-		buf := c.wbuf
 		c.wbuf = c.spare[:0]
+		c.spare = nil
+		c.wother = 0
 		closing := c.wclosing
 		c.wmu.Unlock()
-		if len(buf) > 0 {
-			if _, err := c.nc.Write(buf); err != nil {
-				c.abort()
-				return
-			}
-		}
-		c.wmu.Lock()
-		c.spare = buf[:0]
-		c.wmu.Unlock()
-		if closing {
+		if _, err := c.nc.Write(buf); err != nil {
+			c.abort()
+			c.wmu.Lock()
+			c.writing = false
+			c.wmu.Unlock()
+			_ = c.nc.Close()
 			return
 		}
+		if c.throttled.CompareAndSwap(true, false) {
+			c.srv.redispatch(c)
+		}
+		c.wmu.Lock()
+		if cap(buf) <= maxSpare {
+			c.spare = buf[:0] // a burst's large buffer is not kept
+		}
+		if closing {
+			c.writing = false
+			c.wmu.Unlock()
+			_ = c.nc.Close()
+			return
+		}
+		c.wmu.Unlock()
 	}
 }
 
+// writable reports whether messages may be dispatched to c: its queued
+// output is under half WithMaxQueuedOutput (or nothing is queued). When
+// it is not, c is marked throttled, and the writer, which runs while
+// anything is queued, dispatches again once it has written. So a
+// consumer that reads slowly, with many permits, is held back as a
+// broker holds back a channel that is not writable, not disconnected.
+func (c *Conn) writable() bool {
+	c.wmu.Lock()
+	queued := len(c.wbuf)
+	c.wmu.Unlock()
+	if queued == 0 || queued < c.srv.cfg.dispatchPause() {
+		return true
+	}
+	c.throttled.Store(true)
+	return false
+}
+
+// redispatch dispatches to the consumers of c, after its writer drained
+// a queue that held dispatch back.
+func (s *Server) redispatch(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.state == stateClosed {
+		return
+	}
+	for _, cons := range c.consumers {
+		s.dispatchLocked(cons.sub)
+	}
+}
+
+// maxSpare is the largest write buffer a connection keeps for reuse.
+const maxSpare = 64 << 10
+
 // serve reads frames from c until it fails, then detaches c.
 func (s *Server) serve(c *Conn) {
+	if c.handshakeTimer != nil {
+		defer c.handshakeTimer.Stop()
+	}
 	r := frame.NewReader(c.nc, s.cfg.maxMessageSize+frame.Padding)
 	for {
 		// Wait for traffic with a shallow stack (frame.Reader.Fill): an
@@ -214,8 +305,8 @@ func (s *Server) serve(c *Conn) {
 			break
 		}
 		body, err := r.NextBody()
-		if err != nil {
-			break
+		if err != nil || c.cut.Load() {
+			break // a frame read after a DropAfterFrames cut is dropped
 		}
 		f, err := frame.Parse(body)
 		if err != nil {
@@ -231,12 +322,36 @@ func (s *Server) serve(c *Conn) {
 			}
 			break // garbage: close this connection only
 		}
-		s.receive(c, f)
+		s.receive(c, f, body)
+		if c.cut.Load() {
+			break
+		}
 	}
 	s.mu.Lock()
 	s.detachLocked(c)
 	s.mu.Unlock()
+	if c.cut.Load() {
+		// DropAfterFrames: what was queued up to the cut is written, then
+		// the writer closes the connection.
+		c.closeAfterFlush()
+		return
+	}
 	c.hardClose()
+}
+
+// handshakeExpired closes c if its handshake is not complete once
+// WithHandshakeTimeout has passed, as a broker's keep-alive task closes a
+// connection whose handshake did not complete within its interval.
+func (s *Server) handshakeExpired(c *Conn) {
+	s.mu.Lock()
+	expired := c.state == stateAwaitConnect || c.state == stateChallenging
+	if expired {
+		s.detachLocked(c)
+	}
+	s.mu.Unlock()
+	if expired {
+		c.hardClose()
+	}
 }
 
 // unknownType reports the type number of a well-formed command whose type

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -40,6 +41,14 @@ type subscription struct {
 	// subscription outlives them then, as on a broker, so that the
 	// consumers that subscribe again read from the position sought.
 	seeking bool
+	// delayed are the entries held back until their deliver_at_time
+	// (Shared and Key_Shared only), sorted; delayTimer, when armed for
+	// the time delayTarget (ms), releases them; lastTick is when it last
+	// ran. See dispatchLocked.
+	delayed     []uint64
+	delayTimer  Timer
+	delayTarget int64
+	lastTick    int64
 }
 
 // consumer is a consumer attached to a connection under the client's id.
@@ -231,15 +240,31 @@ func (s *Server) redeliverLocked(sub *subscription, id uint64, counted bool) {
 
 // dispatchLocked pushes MESSAGE frames while there are messages to send
 // and consumers with permits. A batch takes as many permits as it holds
-// messages, as on a broker (permits may go below zero).
+// messages, as on a broker (permits may go below zero). On a Shared or
+// Key_Shared subscription, an entry whose deliver_at_time is more than a
+// tick ahead is held back instead (see WithDelayedDelivery).
 func (s *Server) dispatchLocked(sub *subscription) {
 	t := sub.topic
+	delays := s.delaysLocked(sub)
+	cutoff := s.releaseDelayedLocked(sub, delays)
+	defer s.armDelayLocked(sub)
 	for {
 		id, again, ok := sub.peek()
 		if !ok {
 			return
 		}
 		e := t.entries[id]
+		if delays && e.deliverAt > cutoff {
+			if again {
+				sub.redeliver = sub.redeliver[1:]
+			} else {
+				sub.next++
+			}
+			if i, found := slices.BinarySearch(sub.delayed, id); !found {
+				sub.delayed = slices.Insert(sub.delayed, i, id)
+			}
+			continue
+		}
 		cons := sub.pick(e)
 		if cons == nil {
 			return
@@ -280,13 +305,17 @@ func (sub *subscription) peek() (id uint64, again, ok bool) {
 // go to one consumer, in order, while the consumers stay the same. (A
 // broker splits a hash range of 65536 among the consumers and, when that
 // consumer has no permits, goes on with other keys; here dispatch waits
-// for it.) Consumers of a connection being detached are skipped.
+// for it.) Consumers of a connection being detached, or whose queued
+// output is over its dispatch pause (see Conn.writable), are
+// skipped.
 func (sub *subscription) pick(e *entry) *consumer {
 	n := len(sub.consumers)
 	if n == 0 {
 		return nil
 	}
-	ready := func(cons *consumer) bool { return cons.permits > 0 && cons.conn.state != stateClosed }
+	ready := func(cons *consumer) bool {
+		return cons.permits > 0 && cons.conn.state != stateClosed && cons.conn.writable()
+	}
 	switch sub.subType {
 	case pulsarpb.CommandSubscribe_Key_Shared:
 		if cons := sub.consumers[keyHash(e.key)%uint32(n)]; ready(cons) {
@@ -333,12 +362,12 @@ func (s *Server) sendMessageLocked(cons *consumer, t *topic, e *entry, redeliver
 			BrokerTimestamp: proto.Uint64(e.brokerTime),
 			Index:           proto.Uint64(e.index),
 		})
-		_ = cons.conn.write(func(b []byte) ([]byte, error) {
+		_ = cons.conn.queue(func(b []byte) ([]byte, error) {
 			return appendEntryMetadataMessage(b, cmd, bem, e.metadata, e.payload)
-		})
+		}, true)
 		return
 	}
-	_ = cons.conn.SendPayload(cmd, e.metadata, e.payload)
+	_ = cons.conn.queue(func(b []byte) ([]byte, error) { return frame.AppendPayload(b, cmd, e.metadata, e.payload) }, true)
 }
 
 // appendEntryMetadataMessage appends a payload frame that carries broker
@@ -448,6 +477,9 @@ func (sub *subscription) ackLocked(id uint64) {
 	if i, found := slices.BinarySearch(sub.redeliver, id); found {
 		sub.redeliver = slices.Delete(sub.redeliver, i, i+1)
 	}
+	if i, found := slices.BinarySearch(sub.delayed, id); found {
+		sub.delayed = slices.Delete(sub.delayed, i, i+1)
+	}
 }
 
 // handleRedeliverLocked sends a consumer's unacked messages again. As on a
@@ -551,6 +583,8 @@ func (s *Server) handleSeekLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	clear(sub.redeliveries)
 	clear(sub.ackSets)
 	sub.redeliver = nil
+	sub.delayed = nil
+	s.armDelayLocked(sub)
 	_ = c.Send(success(req.GetRequestId()))
 }
 
@@ -642,4 +676,82 @@ func keyHash(key string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
 	return h.Sum32()
+}
+
+// delaysLocked reports whether sub holds messages back until their
+// deliver_at_time: delayed delivery is on (WithDelayedDelivery) and sub
+// is Shared or Key_Shared. A broker applies it in the dispatcher of those
+// types only; Exclusive and Failover get such messages at once.
+func (s *Server) delaysLocked(sub *subscription) bool {
+	if s.cfg.noDelayedDelivery {
+		return false
+	}
+	return sub.subType == pulsarpb.CommandSubscribe_Shared || sub.subType == pulsarpb.CommandSubscribe_Key_Shared
+}
+
+// releaseDelayedLocked moves the delayed entries that are due (all of
+// them when delays is false) to be sent, oldest first, as a broker
+// replays them, and returns the cutoff: an entry is due when its
+// deliver_at_time is at most a tick ahead of the clock, as a broker
+// (delayedDeliveryDeliverAtTimeStrict=false) lets it out up to a tick
+// early.
+func (s *Server) releaseDelayedLocked(sub *subscription, delays bool) (cutoff int64) {
+	cutoff = s.x.now().UnixMilli() + s.cfg.delayTick().Milliseconds()
+	if len(sub.delayed) == 0 {
+		return cutoff
+	}
+	kept := sub.delayed[:0]
+	for _, id := range sub.delayed {
+		if delays && sub.topic.entries[id].deliverAt > cutoff {
+			kept = append(kept, id)
+			continue
+		}
+		if sub.isAcked(id) {
+			continue
+		}
+		if i, found := slices.BinarySearch(sub.redeliver, id); !found {
+			sub.redeliver = slices.Insert(sub.redeliver, i, id)
+		}
+	}
+	sub.delayed = kept
+	return cutoff
+}
+
+// armDelayLocked sets the timer that releases sub's delayed entries: it
+// fires at the earliest deliver_at_time, but no sooner than a tick after
+// it last fired, as a broker's delayed delivery tracker does. With no
+// delayed entries, it stops the timer.
+func (s *Server) armDelayLocked(sub *subscription) {
+	if len(sub.delayed) == 0 {
+		if sub.delayTimer != nil {
+			sub.delayTimer.Stop()
+			sub.delayTimer, sub.delayTarget = nil, 0
+		}
+		return
+	}
+	target := sub.topic.entries[sub.delayed[0]].deliverAt
+	for _, id := range sub.delayed[1:] {
+		target = min(target, sub.topic.entries[id].deliverAt)
+	}
+	if sub.delayTimer != nil {
+		if sub.delayTarget == target {
+			return
+		}
+		sub.delayTimer.Stop()
+	}
+	now := s.x.now().UnixMilli()
+	wait := max(target-now, sub.lastTick+s.cfg.delayTick().Milliseconds()-now, 0)
+	sub.delayTarget = target
+	var timer Timer
+	timer = s.x.clock.AfterFunc(time.Duration(wait)*time.Millisecond, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed || sub.delayTimer != timer || sub.topic.subs[sub.name] != sub {
+			return
+		}
+		sub.delayTimer, sub.delayTarget = nil, 0
+		sub.lastTick = s.x.now().UnixMilli()
+		s.dispatchLocked(sub)
+	})
+	sub.delayTimer = timer
 }

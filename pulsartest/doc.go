@@ -6,8 +6,8 @@
 // tested against it: the handshake (with optional token authentication and
 // AUTH_CHALLENGE rounds), PING/PONG, LOOKUP and PARTITIONED_METADATA,
 // producers (PRODUCER, SEND, SEND_RECEIPT, access modes), and consumers
-// (SUBSCRIBE, FLOW, MESSAGE, ACK, redelivery, SEEK, GET_LAST_MESSAGE_ID) on
-// in-memory topics. Request ids are the client's and every answer carries
+// (SUBSCRIBE, FLOW, MESSAGE, ACK, redelivery, delayed delivery, SEEK,
+// GET_LAST_MESSAGE_ID) on in-memory topics. Request ids are the client's and every answer carries
 // the one of its request. Where a broker's behaviour is simplified, the
 // method or handler says so.
 //
@@ -42,4 +42,12 @@
 //     not sleep.
 //  6. Close the server (NewTCP and StartCluster do it when the test ends);
 //     Close waits for every goroutine the server started.
+//
+// # Limits
+//
+// A server bounds what one client can make it hold, as a server others
+// connect to must (pulsarconn serve): a frame is read as its bytes arrive,
+// up to WithMaxMessageSize; answers a client leaves unread are capped by
+// WithMaxQueuedOutput, past which it is disconnected; and a connection
+// must complete its handshake within WithHandshakeTimeout.
 package pulsartest

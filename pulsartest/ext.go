@@ -104,6 +104,7 @@ func (x *serverExt) init(s *Server) {
 		x.limit = s.cfg.ext.recordLimit
 	}
 	x.log.limit = x.limit
+	x.log.observe = s.cfg.frameObserver
 	x.subLogs = make(map[subKey]*subLog)
 	for _, name := range s.cfg.ext.seedTopics {
 		if full, partition, ok := parseTopic(name); ok {
@@ -146,8 +147,8 @@ func (x *serverExt) peersChangedLocked(s *Server) {
 // receivedLocked is called for every command read, before interceptors:
 // it records the frame and reports whether DropAfterFrames cuts the
 // connection once the command is handled.
-func (x *serverExt) receivedLocked(s *Server, c *Conn, f *frame.Frame) (drop bool) {
-	x.log.add(c, In, f.Command, f.Payload != nil)
+func (x *serverExt) receivedLocked(s *Server, c *Conn, f *frame.Frame, body []byte) (drop bool) {
+	x.log.addIn(c, body, f.Payload != nil)
 	x.recordSubscriptionCommandLocked(c, f.Command)
 	return x.countFrame()
 }
@@ -174,7 +175,7 @@ func (x *serverExt) sent(c *Conn, b []byte) {
 	for len(b) >= 4 {
 		n, ok := frame.TotalSize(b)
 		if !ok || uint64(n) > uint64(len(b)-4) {
-			x.log.add(c, Out, nil, false)
+			x.log.addUnparsed(c)
 			return
 		}
 		body := b[4 : 4+n]
@@ -184,11 +185,12 @@ func (x *serverExt) sent(c *Conn, b []byte) {
 		x.log.addRaw(c, body)
 		if x.countFrame() {
 			c.wclosing = true // what is queued is written, then the connection closes
+			c.cut.Store(true) // and nothing read from now on is handled
 		}
 		b = b[4+n:]
 	}
 	if len(b) > 0 {
-		x.log.add(c, Out, nil, false)
+		x.log.addUnparsed(c)
 	}
 }
 

@@ -193,9 +193,12 @@ func topicOfLocked(c *Conn, cmd *pulsarpb.BaseCommand) string {
 // counts the frames it reads and sends, on all its connections, from now
 // on, and the connection that carries the nth is closed right after it (a
 // frame sent is written first; a frame read is handled first, and what it
-// answers written). n <= 0 cancels. Frames the handshake takes count too,
-// so DropAfterFrames(2) on a fresh server lets CONNECT and CONNECTED
-// through and cuts the connection there.
+// answers written). The whole connection is closed: whatever the client
+// sent after the nth frame, even if already read, is neither handled nor
+// stored, and the connection's producers and consumers are detached as
+// it closes (WaitConns tells when). n <= 0 cancels. Frames the handshake
+// takes count too, so DropAfterFrames(2) on a fresh server lets CONNECT
+// and CONNECTED through and cuts the connection there.
 func (s *Server) DropAfterFrames(n int) {
 	s.x.dropAfter.Store(int64(max(n, 0)))
 }

@@ -103,6 +103,50 @@ func TestDropAfterFrames(t *testing.T) {
 	}
 }
 
+// A cut closes the whole connection: frames the client sent after the
+// last one to pass, even in the same write (so read with it), are not
+// handled, and nothing of them is stored.
+func TestDropAfterFramesHandlesNothingAfterTheCut(t *testing.T) {
+	s := pulsartest.NewTCP(t)
+	c := dial(t, s)
+	c.handshake()
+	c.send(producerCmd(1, 10, "t", "p", pulsarpb.ProducerAccessMode_Shared))
+	c.expect(pulsarpb.BaseCommand_PRODUCER_SUCCESS)
+
+	// Inbound cut: the first SEND passes, the two behind it do not.
+	s.DropAfterFrames(1)
+	var burst []byte
+	for seq := range 3 {
+		b, _ := sendFrame(t, 10, uint64(seq), "m")
+		burst = append(burst, b...)
+	}
+	c.raw(burst)
+	c.expect(pulsarpb.BaseCommand_SEND_RECEIPT) // the first SEND's answer
+	c.expectClosed()
+	require.NoError(t, s.WaitConns(ctx(t), 0))
+	assert.Len(t, s.Messages("t"), 1)
+	assert.Equal(t, 1, s.Received(pulsarpb.BaseCommand_SEND), "nothing read after the cut is handled")
+
+	// Outbound cut: the MESSAGE pushed to a consumer is the last frame;
+	// a SEND the client writes afterwards is not stored.
+	c = dial(t, s)
+	c.handshake()
+	c.send(producerCmd(1, 10, "t", "p", pulsarpb.ProducerAccessMode_Shared))
+	c.expect(pulsarpb.BaseCommand_PRODUCER_SUCCESS)
+	c.send(subscribeCmd(2, 1, "t", "s", exclusive, latest))
+	c.expect(pulsarpb.BaseCommand_SUCCESS)
+	c.send(flow(1, 10))
+	require.NoError(t, s.WaitReceived(ctx(t), pulsarpb.BaseCommand_FLOW, 1))
+	s.DropAfterFrames(1)
+	publish(s, "t", "pushed")
+	c.expect(pulsarpb.BaseCommand_MESSAGE)
+	b, _ := sendFrame(t, 10, 7, "after")
+	_, _ = c.nc.Write(b) // may fail: the server may have closed already
+	c.expectClosed()
+	require.NoError(t, s.WaitConns(ctx(t), 0))
+	assert.Len(t, s.Messages("t"), 2, "the SEND after the cut is not stored")
+}
+
 func TestCorruptNextMessageChecksum(t *testing.T) {
 	s := pulsartest.NewServer()
 	t.Cleanup(func() { _ = s.Close() })

@@ -6,17 +6,20 @@ import (
 )
 
 // receive counts a command, gives it to the interceptor registered for its
-// type, if any, and handles it unless the interceptor took it.
-func (s *Server) receive(c *Conn, f *frame.Frame) {
+// type, if any, and handles it unless the interceptor took it. body is
+// the frame's body, as read.
+func (s *Server) receive(c *Conn, f *frame.Frame, body []byte) {
 	t := f.Command.GetType()
 	s.mu.Lock()
 	s.received[t]++
-	drop := s.x.receivedLocked(s, c, f)
+	drop := s.x.receivedLocked(s, c, f, body)
 	ic := s.matchLocked(t)
 	s.changedLocked()
 	s.mu.Unlock()
 	if drop {
-		// DropAfterFrames: this was the last frame to pass.
+		// DropAfterFrames: this was the last frame to pass; it is
+		// handled, and nothing read after it.
+		c.cut.Store(true)
 		defer c.closeAfterFlush()
 	}
 	defer s.processed(t)

@@ -62,36 +62,42 @@ type frameLog struct {
 	seq     uint64
 	recs    []logRec
 	changed chan struct{}
+	observe func(FrameRecord) // WithFrameObserver; nil: none
 }
 
-// logRec is a FrameRecord whose command, for frames sent, is decoded only
-// when a test looks at it: the write path copies the command's bytes, and
-// nothing more.
+// logRec is a FrameRecord whose command is decoded only when a test looks
+// at it: the read and write paths copy the command's bytes, and nothing
+// more.
 type logRec struct {
 	FrameRecord
 	raw []byte // the command's bytes, until decoded
 }
 
-// add logs a frame whose command is decoded (a frame read; nil: garbage).
-func (l *frameLog) add(c *Conn, dir Direction, cmd *pulsarpb.BaseCommand, payload bool) {
-	if l.limit == 0 {
+// addUnparsed logs bytes sent that are not a whole frame (SendRaw).
+func (l *frameLog) addUnparsed(c *Conn) {
+	if l.limit == 0 && l.observe == nil {
 		return
 	}
-	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: dir, Payload: payload}}
-	if cmd != nil {
-		rec.Type = cmd.GetType()
-		if dir == In {
-			cmd = proto.CloneOf(cmd) // interceptors may change theirs
-		}
-		rec.Command = cmd
+	l.append(c, logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: Out}})
+}
+
+// addIn logs a frame read, given its body: its command's bytes are kept,
+// and decoded only when a test looks at them (a decoded command costs
+// ten times its bytes, and a server keeps thousands of records).
+func (l *frameLog) addIn(c *Conn, body []byte, payload bool) {
+	if l.limit == 0 && l.observe == nil {
+		return
 	}
+	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: In, Payload: payload}}
+	n := binary.BigEndian.Uint32(body) // Parse checked it
+	rec.raw = slices.Clone(body[4 : 4+n])
 	l.append(c, rec)
 }
 
 // addRaw logs a frame sent, given its body (the bytes after the total
 // size).
 func (l *frameLog) addRaw(c *Conn, body []byte) {
-	if l.limit == 0 {
+	if l.limit == 0 && l.observe == nil {
 		return
 	}
 	rec := logRec{FrameRecord: FrameRecord{Conn: c.id, Dir: Out}}
@@ -111,6 +117,12 @@ func (l *frameLog) append(c *Conn, rec logRec) {
 	l.seq++
 	rec.Seq = l.seq
 	rec.Time = now
+	if l.observe != nil {
+		l.observe(rec.decoded())
+	}
+	if l.limit == 0 {
+		return
+	}
 	l.recs = append(l.recs, rec)
 	if l.limit > 0 && len(l.recs) > 2*l.limit {
 		l.recs = slices.Delete(l.recs, 0, len(l.recs)-l.limit)
@@ -119,6 +131,19 @@ func (l *frameLog) append(c *Conn, rec logRec) {
 		close(l.changed)
 		l.changed = nil
 	}
+}
+
+// decoded is the record with its command decoded.
+func (r logRec) decoded() FrameRecord {
+	if r.raw != nil {
+		cmd := new(pulsarpb.BaseCommand)
+		if proto.Unmarshal(r.raw, cmd) == nil && cmd.Type != nil {
+			r.Command, r.Type = cmd, cmd.GetType()
+		} else {
+			r.Payload = false
+		}
+	}
+	return r.FrameRecord
 }
 
 // snapshot returns the records kept, oldest first, from sequence number
@@ -141,12 +166,7 @@ func (l *frameLog) snapshotLocked(from uint64) []FrameRecord {
 	for j := range recs[i:] {
 		r := &recs[i+j]
 		if r.raw != nil {
-			cmd := new(pulsarpb.BaseCommand)
-			if proto.Unmarshal(r.raw, cmd) == nil && cmd.Type != nil {
-				r.Command, r.Type = cmd, cmd.GetType()
-			} else {
-				r.Payload = false
-			}
+			r.FrameRecord = r.decoded()
 			r.raw = nil
 		}
 		out = append(out, r.FrameRecord)
@@ -411,6 +431,9 @@ type SubscriptionState struct {
 	Unacked []uint64
 	// ToRedeliver are the entries waiting to be sent again.
 	ToRedeliver []uint64
+	// Delayed are the entries held back until their deliver_at_time
+	// (see WithDelayedDelivery).
+	Delayed []uint64
 	// Backlog is the number of entries not acknowledged.
 	Backlog int
 	// Consumers are the consumers attached, in the order they attached.
@@ -458,6 +481,7 @@ func (s *Server) subscriptionLocked(topicName, subName string) (SubscriptionStat
 		ReadPosition: sub.next,
 		MarkDelete:   int64(sub.markDelete) - 1,
 		ToRedeliver:  slices.Clone(sub.redeliver),
+		Delayed:      slices.Clone(sub.delayed),
 		Backlog:      len(t.entries) - int(sub.markDelete) - len(sub.acked),
 	}
 	for id := range sub.acked {

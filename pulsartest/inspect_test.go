@@ -2,6 +2,7 @@ package pulsartest_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -238,4 +239,40 @@ func TestPublishToUnknownTopicStillWorksWithoutAutoCreate(t *testing.T) {
 	c.handshake()
 	c.send(producerCmd(1, 1, "back-door", "", pulsarpb.ProducerAccessMode_Shared))
 	c.expect(pulsarpb.BaseCommand_PRODUCER_SUCCESS)
+}
+
+func TestWithFrameObserver(t *testing.T) {
+	var mu sync.Mutex
+	var seen []pulsartest.FrameRecord
+	s := pulsartest.NewServer(pulsartest.WithRecordLimit(0), pulsartest.WithFrameObserver(func(r pulsartest.FrameRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r)
+	}))
+	t.Cleanup(func() { _ = s.Close() })
+	c := pipe(t, s)
+	c.handshake()
+	c.send(lookup(7, "t"))
+	c.expect(pulsarpb.BaseCommand_LOOKUP_RESPONSE)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, seen, 4)
+	want := []struct {
+		dir pulsartest.Direction
+		typ pulsarpb.BaseCommand_Type
+	}{
+		{pulsartest.In, pulsarpb.BaseCommand_CONNECT},
+		{pulsartest.Out, pulsarpb.BaseCommand_CONNECTED},
+		{pulsartest.In, pulsarpb.BaseCommand_LOOKUP},
+		{pulsartest.Out, pulsarpb.BaseCommand_LOOKUP_RESPONSE},
+	}
+	for i, w := range want {
+		assert.Equal(t, w.dir, seen[i].Dir, "record %d", i)
+		assert.Equal(t, w.typ, seen[i].Type, "record %d", i)
+		assert.Equal(t, w.typ, seen[i].Command.GetType(), "record %d: command decoded", i)
+		assert.Equal(t, uint64(i+1), seen[i].Seq)
+	}
+	assert.Equal(t, uint64(7), seen[3].Command.GetLookupTopicResponse().GetRequestId())
+	assert.Empty(t, s.Frames(), "WithRecordLimit(0) keeps nothing")
 }

@@ -189,8 +189,8 @@ func (s *Server) ServeConn(nc net.Conn) error {
 	return nil
 }
 
-// register adds nc as a live connection and counts its serve loop and
-// writer goroutine in wg (the caller calls wg.Done for the serve loop).
+// register adds nc as a live connection and counts its serve loop in wg
+// (the caller calls wg.Done for it).
 func (s *Server) register(nc net.Conn) (*Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,11 +201,10 @@ func (s *Server) register(nc net.Conn) (*Conn, error) {
 	s.nextConnID++
 	c := newConn(s, nc, s.nextConnID)
 	s.conns[c] = struct{}{}
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		c.writeLoop()
-	}()
+	if d := s.cfg.handshakeTimeout; d > 0 {
+		c.handshakeTimer = s.x.clock.AfterFunc(d, func() { s.handshakeExpired(c) })
+	}
+	s.wg.Add(1) // the serve loop; writers count themselves
 	s.changedLocked()
 	return c, nil
 }

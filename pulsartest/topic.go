@@ -57,6 +57,9 @@ type entry struct {
 	// stored (ms) and the index of its last message on the topic.
 	brokerTime uint64
 	index      uint64
+	// deliverAt is the MessageMetadata's deliver_at_time (ms since the
+	// epoch; 0 when unset), for the whole entry, batch or not.
+	deliverAt int64
 }
 
 // Message is one stored message, as Server.Stored returns it.
@@ -154,6 +157,7 @@ func (s *Server) appendLocked(t *topic, metadata, payload []byte) *entry {
 		key:         stickyKey(&md),
 		brokerTime:  uint64(s.x.now().UnixMilli()),
 		index:       t.messages - 1,
+		deliverAt:   md.GetDeliverAtTime(),
 	}
 	t.entries = append(t.entries, e)
 	s.changedLocked()

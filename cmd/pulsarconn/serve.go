@@ -32,6 +32,8 @@ type serveConfig struct {
 	token                         string
 	partitions                    map[string]int
 	proxy                         bool
+	maxMessageSize                int       // --max-message-size; 0: pulsartest's default
+	frameLog                      io.Writer // --verbose: stderr; nil: off
 }
 
 // serve runs "pulsarconn serve": the fake broker (pulsartest), or a
@@ -50,6 +52,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.proxy, "proxy", false, "put a proxy in front of the brokers (on the first port of each listener)")
 	fs.StringVar(&cfg.token, "token", "", "require this token (auth method \"token\")")
 	fs.Var(&parts, "partitions", "TOPIC=N: a partitioned topic (repeatable)")
+	maxSize := fs.String("max-message-size", "5MiB", "largest message the brokers accept and announce in CONNECTED (bytes, or with K, M or G: 1MiB, 1048576)")
+	verbose := fs.Bool("verbose", false, "log every frame read and sent to stderr: connection id (per broker), direction, command type, key ids")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -67,6 +71,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.certFile != "" && cfg.tlsListen == "" && cfg.quicListen == "" {
 		return fmt.Errorf("%w: --cert needs --tls-listen or --quic-listen", errUsage)
+	}
+	n, err := parseSize(*maxSize)
+	if err != nil {
+		return fmt.Errorf("%w: --max-message-size: %v", errUsage, err)
+	}
+	cfg.maxMessageSize = n
+	if *verbose {
+		cfg.frameLog = stderr
 	}
 	cfg.partitions = map[string]int{}
 	for _, p := range parts {
@@ -100,6 +112,12 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 	}
 	if cfg.proxy {
 		opts = append(opts, pulsartest.WithProxy())
+	}
+	if cfg.maxMessageSize > 0 {
+		opts = append(opts, pulsartest.WithMaxMessageSize(cfg.maxMessageSize))
+	}
+	if cfg.frameLog != nil {
+		opts = append(opts, pulsartest.WithFrameObserver(frameLogger(cfg.frameLog)))
 	}
 	for topic, n := range cfg.partitions {
 		opts = append(opts, pulsartest.WithPartitionedTopic(topic, n))

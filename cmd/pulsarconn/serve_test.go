@@ -4,17 +4,23 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
 // lineLog is an io.Writer that lets a test wait for a line.
@@ -143,6 +149,84 @@ func TestServeRequiresToken(t *testing.T) {
 	assert.ErrorIs(t, bad.WaitConnected(cancelled), pulsarconn.ErrAuthenticationError)
 }
 
+// connected dials service and returns its CONNECTED.
+func connected(t *testing.T, service string) *pulsarpb.CommandConnected {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(service, "pulsar://"))
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(10*time.Second)))
+	b, err := frame.AppendCommand(nil, &pulsarpb.BaseCommand{
+		Type:    pulsarpb.BaseCommand_CONNECT.Enum(),
+		Connect: &pulsarpb.CommandConnect{ClientVersion: proto.String("test"), ProtocolVersion: proto.Int32(21)},
+	})
+	require.NoError(t, err)
+	_, err = nc.Write(b)
+	require.NoError(t, err)
+	f, err := frame.NewReader(nc, 0).Next()
+	require.NoError(t, err)
+	require.Equal(t, pulsarpb.BaseCommand_CONNECTED, f.Command.GetType())
+	return f.Command.GetConnected()
+}
+
+func TestServeMaxMessageSize(t *testing.T) {
+	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--max-message-size", "1MiB")
+	assert.Equal(t, int32(1<<20), connected(t, out.field(t, "serving ")[0]).GetMaxMessageSize())
+
+	out = startServe(t, "--listen", "pulsar://127.0.0.1:0")
+	assert.Equal(t, int32(5<<20), connected(t, out.field(t, "serving ")[0]).GetMaxMessageSize(), "the default, a broker's")
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int{"1048576": 1 << 20, "1MiB": 1 << 20, "1m": 1 << 20, "5 MB": 5 << 20, "64K": 64 << 10, "100B": 100, "1GiB": 1 << 30} {
+		n, err := parseSize(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, n, in)
+	}
+	for _, in := range []string{"", "0", "-1", "1.5M", "MiB", "2G", "1T"} {
+		_, err := parseSize(in)
+		assert.Error(t, err, in)
+	}
+}
+
+func TestServeVerboseLogsFrames(t *testing.T) {
+	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--verbose")
+	service := out.field(t, "serving ")[0]
+	var buf strings.Builder
+	require.NoError(t, lookup(testContext(t), &buf, service, "orders"))
+	log := out.String()
+	assert.Contains(t, log, "conn 1 in CONNECT\n")
+	assert.Contains(t, log, "conn 1 out CONNECTED\n")
+	assert.Regexp(t, `conn 1 in LOOKUP request_id=\d+\n`, log)
+	assert.Regexp(t, `conn 1 out LOOKUP_RESPONSE request_id=\d+\n`, log)
+}
+
+func TestFrameLine(t *testing.T) {
+	cmd := &pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_MESSAGE.Enum(),
+		Message: &pulsarpb.CommandMessage{
+			ConsumerId: proto.Uint64(3),
+			MessageId:  &pulsarpb.MessageIdData{LedgerId: proto.Uint64(1), EntryId: proto.Uint64(9)},
+		},
+	}
+	r := pulsartest.FrameRecord{Conn: 2, Dir: pulsartest.Out, Type: cmd.GetType(), Command: cmd, Payload: true}
+	assert.Equal(t, "conn 2 out MESSAGE consumer_id=3 message_id=1:9 payload", frameLine(r))
+	ack := &pulsarpb.BaseCommand{
+		Type: pulsarpb.BaseCommand_ACK.Enum(),
+		Ack: &pulsarpb.CommandAck{
+			ConsumerId: proto.Uint64(3),
+			AckType:    pulsarpb.CommandAck_Individual.Enum(),
+			MessageId: []*pulsarpb.MessageIdData{
+				{LedgerId: proto.Uint64(1), EntryId: proto.Uint64(1)},
+				{LedgerId: proto.Uint64(1), EntryId: proto.Uint64(2), BatchIndex: proto.Int32(0)},
+			},
+		},
+	}
+	r = pulsartest.FrameRecord{Conn: 2, Dir: pulsartest.In, Type: ack.GetType(), Command: ack}
+	assert.Equal(t, "conn 2 in ACK consumer_id=3 message_id=1:1,1:2[0]", frameLine(r))
+	assert.Equal(t, "conn 5 out (raw bytes)", frameLine(pulsartest.FrameRecord{Conn: 5, Dir: pulsartest.Out}))
+}
+
 func TestServeUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--brokers", "0"},
@@ -152,6 +236,9 @@ func TestServeUsageErrors(t *testing.T) {
 		{"serve", "--listen", "http://127.0.0.1:0"},
 		{"serve", "--cert", "x.pem"},
 		{"serve", "extra"},
+		{"serve", "--max-message-size", "0"},
+		{"serve", "--max-message-size", "lots"},
+		{"serve", "--max-message-size", "3GiB"},
 	} {
 		err := run(context.Background(), args, &strings.Builder{}, &strings.Builder{})
 		assert.ErrorIs(t, err, errUsage, strings.Join(args, " "))

@@ -22,9 +22,4 @@ var KnownDifferences = []KnownDifference{
 		Real: "connection closed", Fake: "SEND_ERROR UnknownError",
 		Reason: "deliberate: pulsartest answers so that a test sees which message went astray (producer.go)",
 	},
-	{
-		Scenario: "delayed-delivery", Step: "flow",
-		Real: "only the message without deliver_at_time", Fake: "both messages at once",
-		Reason: "issue 12: pulsartest has no delayed delivery (deliver_at_time and deliver_after are ignored)",
-	},
 }

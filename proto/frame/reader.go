@@ -10,9 +10,9 @@ import (
 // Reader is an incremental frame decoder over a byte stream. It reads as
 // much as the stream gives (any split of frames across reads is fine) and
 // never holds more than one frame, of at most the max frame size, beyond
-// its read buffer; a frame over 1 MiB is held as it arrives, so it costs
-// the larger of 1 MiB and twice the bytes received so far, not its
-// announced size.
+// its read buffer; a frame over 4 KiB that has not arrived yet is held
+// as it arrives, so it costs the larger of 4 KiB and twice the bytes
+// received so far, not its announced size.
 type Reader struct {
 	r   *readBuffer
 	max uint32
@@ -85,7 +85,8 @@ func (fr *Reader) NextBody() ([]byte, error) {
 	if n < minTotalSize {
 		return nil, fmt.Errorf("%w: total size %d is under the minimum of %d", ErrMalformed, n, minTotalSize)
 	}
-	if n <= growThreshold {
+	if n <= wholeBody || int(n) <= fr.r.Buffered() {
+		// Small, or already read: allocated whole.
 		body := make([]byte, n)
 		if _, err := io.ReadFull(fr.r, body); err != nil {
 			if err == io.EOF {
@@ -98,22 +99,26 @@ func (fr *Reader) NextBody() ([]byte, error) {
 	return fr.readLarge(int(n))
 }
 
-// growThreshold is the largest body allocated whole on reading its size.
-// A larger one grows, doubling, as its bytes arrive: a peer that announces
-// a huge frame (up to the limit, which CONNECTED may raise to 2 GiB) and
-// sends it slowly, or never, makes the Reader hold about what it sent, not
-// what it announced.
-const growThreshold = 1 << 20
+// wholeBody is the largest body allocated whole on reading its size
+// alone. A larger one, unless already buffered, grows as its bytes
+// arrive: a peer that announces a large frame (up to the limit, which
+// CONNECTED may raise to 2 GiB) and sends it slowly, or never, makes the
+// Reader hold about twice what it sent, not what it announced. A server
+// with many such peers (a thousand connections each announcing 5 MiB)
+// then holds a few KiB for each.
+const wholeBody = 4 << 10
 
+// readLarge reads a body of n bytes into a buffer that starts with what
+// is buffered (at least wholeBody) and doubles as bytes arrive.
 func (fr *Reader) readLarge(n int) ([]byte, error) {
-	body := make([]byte, 0, growThreshold)
+	body := make([]byte, 0, min(n, max(wholeBody, fr.r.Buffered())))
 	for len(body) < n {
 		if len(body) == cap(body) {
-			grown := make([]byte, len(body), min(2*cap(body), n))
+			grown := make([]byte, len(body), min(n, max(2*cap(body), len(body)+fr.r.Buffered())))
 			copy(grown, body)
 			body = grown
 		}
-		m, err := fr.r.Read(body[len(body):min(cap(body), n)])
+		m, err := fr.r.Read(body[len(body):cap(body)])
 		body = body[:len(body)+m]
 		if err != nil && len(body) < n {
 			if err == io.EOF {
