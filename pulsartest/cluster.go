@@ -67,6 +67,7 @@ type Cluster struct {
 	closed   bool
 	routing  map[net.Conn]struct{}
 	plisten  map[net.Listener]struct{}
+	admin    adminMeta // tenants and namespaces of the admin API
 }
 
 // WithProxy gives a Cluster a proxy (see Cluster): URL is then the
