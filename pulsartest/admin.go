@@ -33,6 +33,9 @@ const ClusterName = "standalone"
 type adminMeta struct {
 	tenants    map[string]tenantInfo
 	namespaces map[string]bool // "tenant/ns"
+	// quotas are the backlog quotas set, by namespace and quota type;
+	// kept and reported, not enforced.
+	quotas map[string]map[string]json.RawMessage
 	// servers are the HTTP servers StartAdmin started, closed by Close.
 	servers []*http.Server
 	addr    string // the first one's address
@@ -143,10 +146,11 @@ type adminHandler struct {
 // answer is an HTTP response: a status, and a body encoded as JSON
 // unless raw is set.
 type answer struct {
-	code  int
-	body  any
-	raw   []byte
-	ctype string
+	code   int
+	body   any
+	raw    []byte
+	ctype  string
+	header map[string]string
 }
 
 func noContent() answer  { return answer{code: http.StatusNoContent} }
@@ -182,6 +186,9 @@ func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a := h.route(req)
 	h.mu.Unlock()
+	for k, v := range a.header {
+		w.Header().Set(k, v)
+	}
 	switch {
 	case a.raw != nil:
 		w.Header().Set("Content-Type", a.ctype)
@@ -541,6 +548,8 @@ func (h *adminHandler) namespacesRoute(q *adminRequest) *answer {
 				h.unloadNamespaceLocked(ns, 0, 1<<32)
 				return noContent()
 			}})
+		case "backlogQuota", "backlogQuotaMap":
+			return h.backlogQuotaRoute(q, ns)
 		}
 	case 7:
 		if seg[6] != "unload" {
@@ -665,4 +674,59 @@ func (h *adminHandler) unloadLocked(name string) {
 		return
 	}
 	h.srv.closeTopicClientsLocked(name, "", "", nil)
+}
+
+// backlogQuotaRoute keeps a namespace's backlog quotas for
+// backlogQuotaMap to report; the fake does not enforce them.
+func (h *adminHandler) backlogQuotaRoute(q *adminRequest, ns string) *answer {
+	s := h.store()
+	m := s.adminMetaLocked()
+	exists := func() *answer {
+		if !s.namespaceExistsLocked(ns) {
+			a := fail(http.StatusNotFound, "Namespace does not exist")
+			return &a
+		}
+		return nil
+	}
+	typ := q.query("backlogQuotaType")
+	if typ == "" {
+		typ = "destination_storage"
+	}
+	if q.seg[5] == "backlogQuotaMap" {
+		return method(q, map[string]func() answer{"GET": func() answer {
+			if a := exists(); a != nil {
+				return *a
+			}
+			out := map[string]json.RawMessage{}
+			for k, v := range m.quotas[ns] {
+				out[k] = v
+			}
+			return ok(out)
+		}})
+	}
+	return method(q, map[string]func() answer{
+		"POST": func() answer {
+			if a := exists(); a != nil {
+				return *a
+			}
+			if !json.Valid(q.body) {
+				return badJSON(errors.New("invalid backlog quota"))
+			}
+			if m.quotas == nil {
+				m.quotas = map[string]map[string]json.RawMessage{}
+			}
+			if m.quotas[ns] == nil {
+				m.quotas[ns] = map[string]json.RawMessage{}
+			}
+			m.quotas[ns][typ] = append(json.RawMessage(nil), q.body...)
+			return noContent()
+		},
+		"DELETE": func() answer {
+			if a := exists(); a != nil {
+				return *a
+			}
+			delete(m.quotas[ns], typ)
+			return noContent()
+		},
+	})
 }

@@ -95,14 +95,19 @@ func subscriptionStats(t *topic, sub *subscription) map[string]any {
 	}
 	consumers := []any{}
 	for _, cons := range sub.consumers {
+		md := map[string]string{}
+		for _, kv := range cons.metadata {
+			md[kv.GetKey()] = kv.GetValue()
+		}
 		consumers = append(consumers, map[string]any{
-			"msgRateOut": 0.0, "msgThroughputOut": 0.0, "msgRateRedeliver": 0.0,
+			"consumerName": cons.name,
+			"msgRateOut":   0.0, "msgThroughputOut": 0.0, "msgRateRedeliver": 0.0,
 			"availablePermits":             cons.permits,
 			"unackedMessages":              unacked[cons],
 			"blockedConsumerOnUnackedMsgs": false,
 			"address":                      "/" + cons.conn.RemoteAddr().String(),
 			"clientVersion":                cons.conn.connect.GetClientVersion(),
-			"metadata":                     map[string]string{},
+			"metadata":                     md,
 		})
 	}
 	backlog := len(t.entries) - int(sub.markDelete) - len(sub.acked)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -484,4 +485,73 @@ func TestClusterAdmin(t *testing.T) {
 	cl := attach(t, c.Broker(owner), topic)
 	a.expect("PUT", "/admin/v2/persistent/public/default/ct/unload", "", 204, "")
 	cl.expectUnloaded()
+}
+
+// TestAdminClientSuiteEndpoints covers what the official Go client's test
+// suite calls besides the endpoints above: partitioned topics created
+// with the metadata body of admin clients, consumer names and metadata in
+// stats, messages by id, and the policies the fake takes but does not
+// enforce (publish rate, backlog quota).
+func TestAdminClientSuiteEndpoints(t *testing.T) {
+	s := pulsartest.NewTCP(t)
+	a := startAdmin(t, s)
+	const p = "/admin/v2/persistent/public/default/p"
+	a.expect("PUT", p+"/partitions", `{"properties":null,"partitions":2}`, 204, "")
+	var md map[string]any
+	a.json(p+"/partitions", &md)
+	assert.Equal(t, 2.0, md["partitions"])
+
+	c := dial(t, s)
+	c.handshake()
+	sub := subscribeCmd(1, 9, "t1", "my-sub", pulsarpb.CommandSubscribe_Shared, pulsarpb.CommandSubscribe_Earliest)
+	sub.Subscribe.ConsumerName = proto.String("cons")
+	sub.Subscribe.Metadata = []*pulsarpb.KeyValue{{Key: proto.String("k"), Value: proto.String("v")}}
+	sub.Subscribe.ForceTopicCreation = proto.Bool(true)
+	c.send(sub)
+	c.expect(pulsarpb.BaseCommand_SUCCESS)
+	var st struct {
+		Subscriptions map[string]struct {
+			Consumers []struct {
+				ConsumerName string            `json:"consumerName"`
+				Metadata     map[string]string `json:"metadata"`
+			} `json:"consumers"`
+		} `json:"subscriptions"`
+	}
+	a.json("/admin/v2/persistent/public/default/t1/stats", &st)
+	require.Len(t, st.Subscriptions["my-sub"].Consumers, 1)
+	assert.Equal(t, "cons", st.Subscriptions["my-sub"].Consumers[0].ConsumerName)
+	assert.Equal(t, map[string]string{"k": "v"}, st.Subscriptions["my-sub"].Consumers[0].Metadata)
+
+	// A message by id: its payload, and its id, publish time and
+	// properties in headers.
+	mdb, err := proto.Marshal(&pulsarpb.MessageMetadata{
+		ProducerName: proto.String("x"), SequenceId: proto.Uint64(0), PublishTime: proto.Uint64(42),
+		Properties: []*pulsarpb.KeyValue{{Key: proto.String("a"), Value: proto.String("b")}},
+	})
+	require.NoError(t, err)
+	id := s.Publish("t1", mdb, []byte("hello"))
+	path := "/admin/v2/persistent/public/default/t1/ledger/" + strconv.FormatUint(id.GetLedgerId(), 10) + "/entry/0"
+	req, err := http.NewRequestWithContext(ctx(t), "GET", a.base+path, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "hello", string(body))
+	assert.Equal(t, strconv.FormatUint(id.GetLedgerId(), 10)+":0", resp.Header.Get("X-Pulsar-Message-ID"))
+	assert.Equal(t, "42", resp.Header.Get("X-Pulsar-Publish-Time"))
+	assert.JSONEq(t, `{"a":"b"}`, resp.Header.Get("X-Pulsar-Property"))
+	a.expect("GET", "/admin/v2/persistent/public/default/t1/ledger/999/entry/0", "", 404, "Message id not found")
+
+	a.expect("POST", "/admin/v2/persistent/public/default/t1/publishRate", `{"publishThrottlingRateInMsg":1,"publishThrottlingRateInByte":1000}`, 204, "")
+	quota := `{"limit":10240,"policy":"producer_request_hold"}`
+	a.expect("POST", "/admin/v2/namespaces/public/default/backlogQuota", quota, 204, "")
+	var quotas map[string]map[string]any
+	a.json("/admin/v2/namespaces/public/default/backlogQuotaMap", &quotas)
+	assert.Equal(t, "producer_request_hold", quotas["destination_storage"]["policy"])
+	a.expect("DELETE", "/admin/v2/namespaces/public/default/backlogQuota", "", 204, "")
+	var after map[string]any
+	a.json("/admin/v2/namespaces/public/default/backlogQuotaMap", &after)
+	assert.Empty(t, after)
 }

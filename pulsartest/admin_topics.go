@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -67,18 +69,26 @@ func (h *adminHandler) topicsRoute(q *adminRequest) *answer {
 			return method(q, map[string]func() answer{"GET": tp.partitionedStats})
 		case "unload":
 			return method(q, map[string]func() answer{"PUT": tp.unload})
+		case "publishRate":
+			// Taken and forgotten: the fake does not throttle.
+			return method(q, map[string]func() answer{"POST": noContent, "DELETE": noContent})
 		}
 	case 8:
 		if seg[6] == "subscription" {
 			tp.sub = seg[7]
 			return method(q, map[string]func() answer{"PUT": tp.createSubscription, "DELETE": tp.deleteSubscription})
 		}
-	case 9, 10:
+	case 10:
+		if seg[6] == "ledger" && seg[8] == "entry" {
+			return method(q, map[string]func() answer{"GET": func() answer { return tp.entry(seg[7], seg[9]) }})
+		}
 		if seg[6] == "subscription" && seg[8] == "resetcursor" {
 			tp.sub = seg[7]
-			if len(seg) == 10 {
-				return method(q, map[string]func() answer{"POST": func() answer { return tp.resetCursorByTime(seg[9]) }})
-			}
+			return method(q, map[string]func() answer{"POST": func() answer { return tp.resetCursorByTime(seg[9]) }})
+		}
+	case 9:
+		if seg[6] == "subscription" && seg[8] == "resetcursor" {
+			tp.sub = seg[7]
 			return method(q, map[string]func() answer{"POST": tp.resetCursorByID})
 		}
 	}
@@ -178,12 +188,19 @@ func (tp *topicReq) delete() answer {
 	return a
 }
 
-// readCount reads the body of a partitions request: a JSON number.
+// readCount reads the body of a partitions request: a JSON number, or
+// the partitioned topic metadata {"partitions": N} admin clients send.
 func (tp *topicReq) readCount() (int, *answer) {
 	var n int
 	if err := json.Unmarshal(tp.q.body, &n); err != nil {
-		a := badJSON(err)
-		return 0, &a
+		var md struct {
+			Partitions *int `json:"partitions"`
+		}
+		if err2 := json.Unmarshal(tp.q.body, &md); err2 != nil || md.Partitions == nil {
+			a := badJSON(err)
+			return 0, &a
+		}
+		n = *md.Partitions
 	}
 	return n, nil
 }
@@ -486,4 +503,38 @@ func (tp *topicReq) partitionedStats() answer {
 		st["partitions"] = perPartition
 	}
 	return ok(st)
+}
+
+// entry answers GET .../ledger/{ledger}/entry/{entry}: the stored payload
+// of one entry (a batch whole), with the X-Pulsar-* headers a broker sets
+// for admin clients to split it.
+func (tp *topicReq) entry(ledger, entryID string) answer {
+	t := tp.s.topics[tp.name]
+	if t == nil {
+		return topicNotFound(tp.name)
+	}
+	l, err1 := strconv.ParseUint(ledger, 10, 64)
+	e, err2 := strconv.ParseUint(entryID, 10, 64)
+	if err1 != nil || err2 != nil || l != t.ledgerID || e >= uint64(len(t.entries)) {
+		return fail(http.StatusNotFound, "Message id not found")
+	}
+	en := t.entries[e]
+	var md pulsarpb.MessageMetadata
+	_ = proto.Unmarshal(en.metadata, &md)
+	props := map[string]string{}
+	for _, kv := range md.GetProperties() {
+		props[kv.GetKey()] = kv.GetValue()
+	}
+	h := map[string]string{
+		"X-Pulsar-Message-ID":   fmt.Sprintf("%d:%d", l, e),
+		"X-Pulsar-Publish-Time": strconv.FormatUint(md.GetPublishTime(), 10),
+	}
+	if len(props) > 0 {
+		b, _ := json.Marshal(props)
+		h["X-Pulsar-Property"] = string(b)
+	}
+	if en.batched {
+		h["X-Pulsar-Num-Batch-Message"] = strconv.Itoa(int(en.numMessages))
+	}
+	return answer{code: http.StatusOK, raw: append([]byte{}, en.payload...), ctype: "application/octet-stream", header: h}
 }
