@@ -205,6 +205,13 @@ func (tp *topicReq) readCount() (int, *answer) {
 	return n, nil
 }
 
+// partitionedMetadata is a partitioned topic's metadata, as the admin API
+// answers it.
+type partitionedMetadata struct {
+	Partitions int  `json:"partitions"`
+	Deleted    bool `json:"deleted"`
+}
+
 func (tp *topicReq) metadata() answer {
 	n := tp.s.partitions[tp.name]
 	if n == 0 && tp.s.topics[tp.name] == nil {
@@ -213,7 +220,7 @@ func (tp *topicReq) metadata() answer {
 			return topicNotFound(tp.name)
 		}
 	}
-	return ok(map[string]any{"partitions": n, "deleted": false})
+	return ok(partitionedMetadata{Partitions: n})
 }
 
 func (tp *topicReq) createPartitioned() answer {
@@ -498,7 +505,7 @@ func (tp *topicReq) partitionedStats() answer {
 		}
 	}
 	st := sumStats(parts)
-	st["metadata"] = map[string]any{"partitions": n, "deleted": false}
+	st["metadata"] = partitionedMetadata{Partitions: n}
 	if tp.q.query("perPartition") != "false" {
 		st["partitions"] = perPartition
 	}
