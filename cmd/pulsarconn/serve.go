@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,7 @@ type serveConfig struct {
 	token                         string
 	partitions                    map[string]int
 	proxy                         bool
+	admin                         string
 }
 
 // serve runs "pulsarconn serve": the fake broker (pulsartest), or a
@@ -50,6 +52,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.proxy, "proxy", false, "put a proxy in front of the brokers (on the first port of each listener)")
 	fs.StringVar(&cfg.token, "token", "", "require this token (auth method \"token\")")
 	fs.Var(&parts, "partitions", "TOPIC=N: a partitioned topic (repeatable)")
+	fs.StringVar(&cfg.admin, "admin", "", "HTTP listener (HOST:PORT) for the admin REST API and HTTP lookup, e.g. 127.0.0.1:8080; empty for none")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -143,8 +146,27 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 		}
 		fmt.Fprintln(out, line)
 	}
+	var adminServer *http.Server
+	adminDone := make(chan struct{})
+	if cfg.admin != "" {
+		l, err := net.Listen("tcp", cfg.admin)
+		if err != nil {
+			_ = cluster.Close()
+			return fmt.Errorf("serve: admin: %w", err)
+		}
+		adminServer = &http.Server{Handler: cluster.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			defer close(adminDone)
+			_ = adminServer.Serve(l)
+		}()
+		fmt.Fprintf(out, "admin: http://%s\n", l.Addr())
+	}
 	fmt.Fprintf(out, "serving %s (Ctrl-C stops)\n", cluster.URL())
 	<-ctx.Done()
+	if adminServer != nil {
+		_ = adminServer.Close()
+		<-adminDone
+	}
 	err = cluster.Close()
 	fmt.Fprintln(out, "stopped")
 	return err
