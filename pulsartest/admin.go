@@ -266,12 +266,12 @@ func (h *adminHandler) route(q *adminRequest) answer {
 	return *a
 }
 
-// method answers 405 unless the request's method is one of those the
+// method answers 405 (with no body) unless the request's method is one of those the
 // endpoint takes, and returns the answer of the handler for it.
 func method(q *adminRequest, handlers map[string]func() answer) *answer {
 	f := handlers[q.r.Method]
 	if f == nil {
-		a := notFoundPage(q.r.URL.Path, http.StatusMethodNotAllowed, "Method Not Allowed")
+		a := answer{code: http.StatusMethodNotAllowed} // with no body, as from a broker
 		return &a
 	}
 	a := f()

@@ -425,7 +425,7 @@ func TestAdminUnknownEndpoint(t *testing.T) {
 		assert.Equal(t, "text/html;charset=iso-8859-1", r.ctype, path)
 		assert.Contains(t, r.body, "HTTP ERROR 404 Not Found", path)
 	}
-	assert.Equal(t, 405, a.do("DELETE", "/admin/v2/brokers/health", "").code)
+	assert.Equal(t, reply{code: 405}, a.do("DELETE", "/admin/v2/brokers/health", ""))
 	r := a.do("GET", "/admin/v2/persistent/public/default/nosuch/stats", "")
 	assert.Equal(t, reply{code: 404, body: `{"reason":"Topic persistent://public/default/nosuch not found"}`, ctype: "application/json"}, r)
 }
@@ -545,6 +545,7 @@ func TestAdminClientSuiteEndpoints(t *testing.T) {
 	a.expect("GET", "/admin/v2/persistent/public/default/t1/ledger/999/entry/0", "", 404, "Message id not found")
 
 	a.expect("POST", "/admin/v2/persistent/public/default/t1/publishRate", `{"publishThrottlingRateInMsg":1,"publishThrottlingRateInByte":1000}`, 204, "")
+	a.expect("POST", "/admin/v2/persistent/public/default/nosuch/publishRate", `{}`, 404, "Topic persistent://public/default/nosuch not found")
 	quota := `{"limit":10240,"policy":"producer_request_hold"}`
 	a.expect("POST", "/admin/v2/namespaces/public/default/backlogQuota", quota, 204, "")
 	var quotas map[string]map[string]any

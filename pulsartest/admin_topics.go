@@ -71,7 +71,7 @@ func (h *adminHandler) topicsRoute(q *adminRequest) *answer {
 			return method(q, map[string]func() answer{"PUT": tp.unload})
 		case "publishRate":
 			// Taken and forgotten: the fake does not throttle.
-			return method(q, map[string]func() answer{"POST": noContent, "DELETE": noContent})
+			return method(q, map[string]func() answer{"POST": tp.policy, "DELETE": tp.policy})
 		}
 	case 8:
 		if seg[6] == "subscription" {
@@ -544,4 +544,13 @@ func (tp *topicReq) entry(ledger, entryID string) answer {
 		h["X-Pulsar-Num-Batch-Message"] = strconv.Itoa(int(en.numMessages))
 	}
 	return answer{code: http.StatusOK, raw: append([]byte{}, en.payload...), ctype: "application/octet-stream", header: h}
+}
+
+// policy answers the setting of a topic policy the fake takes and
+// forgets (it does not throttle): 204 on a topic that exists.
+func (tp *topicReq) policy() answer {
+	if !tp.exists() {
+		return topicNotFound(tp.name)
+	}
+	return noContent()
 }

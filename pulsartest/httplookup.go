@@ -37,7 +37,7 @@ func (h *adminHandler) lookupRoute(q *adminRequest, notFound answer) answer {
 		return notFound
 	}
 	if q.r.Method != http.MethodGet {
-		return notFoundPage(q.r.URL.Path, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return answer{code: http.StatusMethodNotAllowed}
 	}
 	if seg[3] != "persistent" && seg[3] != "non-persistent" {
 		return fail(http.StatusPreconditionFailed, "Invalid topic domain "+seg[3])
