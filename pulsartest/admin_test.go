@@ -458,6 +458,17 @@ func TestHTTPLookup(t *testing.T) {
 		"nativeUrl": s.URL(), "brokerUrlSsl": "",
 	}, got)
 
+	// Over TLS, the lookup names the HTTPS URL.
+	hs := httptest.NewTLSServer(s.AdminHandler())
+	t.Cleanup(hs.Close)
+	resp, err := hs.Client().Get(hs.URL + "/lookup/v2/topic/persistent/public/default/t1")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var overTLS map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&overTLS))
+	assert.Equal(t, hs.URL, overTLS["httpUrlTls"])
+	assert.NotContains(t, overTLS, "httpUrl")
+
 	// With auto-creation off, a lookup of an unknown topic fails.
 	s2 := pulsartest.NewTCP(t, pulsartest.WithAutoCreateTopics(false))
 	a2 := startAdmin(t, s2)

@@ -26,7 +26,8 @@ import (
 type lookupData struct {
 	BrokerURL    string `json:"brokerUrl"`
 	BrokerURLTLS string `json:"brokerUrlTls,omitempty"`
-	HTTPURL      string `json:"httpUrl"`
+	HTTPURL      string `json:"httpUrl,omitempty"`
+	HTTPURLTLS   string `json:"httpUrlTls,omitempty"`
 	NativeURL    string `json:"nativeUrl"`
 	BrokerURLSsl string `json:"brokerUrlSsl"`
 }
@@ -66,12 +67,17 @@ func (h *adminHandler) lookupRoute(q *adminRequest, notFound answer) answer {
 		owner = h.srv
 	}
 	u := owner.urlLocked()
-	return ok(lookupData{
+	data := lookupData{
 		BrokerURL:    u,
 		BrokerURLTLS: owner.cfg.advertisedURLTLS,
-		HTTPURL:      "http://" + q.r.Host,
 		NativeURL:    u,
-	})
+	}
+	if q.r.TLS != nil {
+		data.HTTPURLTLS = "https://" + q.r.Host
+	} else {
+		data.HTTPURL = "http://" + q.r.Host
+	}
+	return ok(data)
 }
 
 // The schema registry's endpoints:
