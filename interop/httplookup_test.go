@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"slices"
@@ -206,4 +207,28 @@ func TestAdminUnloadReconnects(t *testing.T) {
 		t.Fatalf("consumer got %q, want %q", payloadsOf(got), want)
 	}
 	noBinaryLookups(t, srv)
+}
+
+// TestAdminTerminate terminates a topic through the admin API: the
+// client's producer, closed and refused with TopicTerminatedError when it
+// attaches again, fails its sends as terminated (or closed), as
+// pulsar-client-go's TestTopicTermination expects from a broker.
+func TestAdminTerminate(t *testing.T) {
+	srv, client := httpServer(t)
+	topic := topicName(t)
+	prod, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	sendAll(t, prod, []string{"before"})
+	adminCall(t, srv, "POST", "/admin/v2/persistent/public/default/"+topic+"/terminate", "", http.StatusOK)
+	waitReceived(t, srv, pulsarpb.BaseCommand_PRODUCER, 2) // the reattach, refused
+	_, err = prod.Send(bounded(t), &pulsar.ProducerMessage{Payload: []byte("after")})
+	if !errors.Is(err, pulsar.ErrTopicTerminated) && !errors.Is(err, pulsar.ErrProducerClosed) {
+		t.Fatalf("send after termination: %v, want ErrTopicTerminated or ErrProducerClosed", err)
+	}
+	if got := asStrings(srv.Messages(topic)); !slices.Equal(got, []string{"before"}) {
+		t.Fatalf("broker stored %q", got)
+	}
 }

@@ -36,6 +36,8 @@ type adminMeta struct {
 	// quotas are the backlog quotas set, by namespace and quota type;
 	// kept and reported, not enforced.
 	quotas map[string]map[string]json.RawMessage
+	// terminated are the topics terminated (full names).
+	terminated map[string]bool
 	// servers are the HTTP servers StartAdmin started, closed by Close.
 	servers []*http.Server
 	addr    string // the first one's address

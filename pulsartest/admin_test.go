@@ -567,3 +567,22 @@ func TestAdminClientSuiteEndpoints(t *testing.T) {
 	a.json("/admin/v2/namespaces/public/default/backlogQuotaMap", &after)
 	assert.Empty(t, after)
 }
+
+func TestAdminTerminate(t *testing.T) {
+	s := pulsartest.NewTCP(t)
+	a := startAdmin(t, s)
+	c := attach(t, s, "persistent://public/default/t1")
+	r := a.do("POST", "/admin/v2/persistent/public/default/t1/terminate", "")
+	assert.Equal(t, 200, r.code)
+	assert.JSONEq(t, `{"ledgerId":1,"entryId":-1,"partitionIndex":-1,"batchIndex":-1,"batchSize":0}`, r.body)
+	// As from a broker: the producer is closed, the consumer, which has
+	// read everything, told the topic ended; the producer cannot come
+	// back.
+	assert.Equal(t, uint64(7), c.expect(pulsarpb.BaseCommand_CLOSE_PRODUCER).GetCloseProducer().GetProducerId())
+	assert.Equal(t, uint64(9), c.expect(pulsarpb.BaseCommand_REACHED_END_OF_TOPIC).GetReachedEndOfTopic().GetConsumerId())
+	c.send(producerCmd(3, 7, "t1", "", pulsarpb.ProducerAccessMode_Shared))
+	e := c.expect(pulsarpb.BaseCommand_ERROR).GetError()
+	assert.Equal(t, pulsarpb.ServerError_TopicTerminatedError, e.GetError())
+	assert.Equal(t, uint64(3), e.GetRequestId())
+	a.expect("POST", "/admin/v2/persistent/public/default/nosuch/terminate", "", 404, "Topic persistent://public/default/nosuch not found")
+}

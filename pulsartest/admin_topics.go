@@ -69,6 +69,8 @@ func (h *adminHandler) topicsRoute(q *adminRequest) *answer {
 			return method(q, map[string]func() answer{"GET": tp.partitionedStats})
 		case "unload":
 			return method(q, map[string]func() answer{"PUT": tp.unload})
+		case "terminate":
+			return method(q, map[string]func() answer{"POST": tp.terminate})
 		case "publishRate":
 			// Taken and forgotten: the fake does not throttle.
 			return method(q, map[string]func() answer{"POST": tp.policy, "DELETE": tp.policy})
@@ -172,6 +174,7 @@ func (tp *topicReq) deleteTopicsLocked(names []string) (answer, bool) {
 		}
 		tp.s.closeTopicClientsLocked(name, "", "", nil)
 		delete(tp.s.topics, name)
+		delete(tp.s.adminMetaLocked().terminated, name)
 	}
 	tp.s.changedLocked()
 	return noContent(), true
@@ -553,4 +556,58 @@ func (tp *topicReq) policy() answer {
 		return topicNotFound(tp.name)
 	}
 	return noContent()
+}
+
+// terminate terminates a topic as a broker does: its producers get
+// CLOSE_PRODUCER, and a PRODUCER for it is refused from then on
+// (TopicTerminatedError); its consumers that have read everything get
+// REACHED_END_OF_TOPIC. It answers the id of the last message.
+func (tp *topicReq) terminate() answer {
+	t := tp.s.topics[tp.name]
+	if t == nil {
+		return topicNotFound(tp.name)
+	}
+	m := tp.s.adminMetaLocked()
+	if m.terminated == nil {
+		m.terminated = map[string]bool{}
+	}
+	m.terminated[tp.name] = true
+	producers := slices.Clone(t.waiting)
+	for p := range t.producers {
+		producers = append(producers, p)
+	}
+	for _, p := range producers {
+		tp.s.pushCloseProducerLocked(p, "", "")
+	}
+	for _, sub := range t.subs {
+		if sub.next < uint64(len(t.entries)) || len(sub.redeliver) > 0 {
+			continue
+		}
+		for _, cons := range sub.consumers {
+			_ = cons.conn.Send(&pulsarpb.BaseCommand{
+				Type:              pulsarpb.BaseCommand_REACHED_END_OF_TOPIC.Enum(),
+				ReachedEndOfTopic: &pulsarpb.CommandReachedEndOfTopic{ConsumerId: proto.Uint64(cons.id)},
+			})
+		}
+	}
+	tp.s.changedLocked()
+	return ok(map[string]any{
+		"ledgerId": t.ledgerID, "entryId": int64(len(t.entries)) - 1, "partitionIndex": t.partition,
+		"batchIndex": -1, "batchSize": 0,
+	})
+}
+
+// refuseTerminatedLocked answers a PRODUCER for a terminated topic with
+// the broker's ERROR, and reports whether it did.
+func (s *Server) refuseTerminatedLocked(c *Conn, cmd *pulsarpb.BaseCommand) bool {
+	if cmd.GetType() != pulsarpb.BaseCommand_PRODUCER {
+		return false
+	}
+	name, _, ok := parseTopic(cmd.GetProducer().GetTopic())
+	if !ok || !s.adminMetaLocked().terminated[name] {
+		return false
+	}
+	_ = c.Send(errorAnswer(cmd, pulsarpb.ServerError_TopicTerminatedError,
+		"org.apache.pulsar.broker.service.BrokerServiceException$TopicTerminatedException: Topic was already terminated"))
+	return true
 }

@@ -729,7 +729,7 @@ func (x *serverExt) gateLocked(s *Server, c *Conn, f *frame.Frame) bool {
 	case pulsarpb.BaseCommand_LOOKUP:
 		return x.lookupLocked(s, c, cmd)
 	case pulsarpb.BaseCommand_PRODUCER, pulsarpb.BaseCommand_SUBSCRIBE:
-		return x.attachLocked(s, c, cmd)
+		return s.refuseTerminatedLocked(c, cmd) || x.attachLocked(s, c, cmd)
 	}
 	return false
 }
