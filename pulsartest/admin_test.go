@@ -586,3 +586,29 @@ func TestAdminTerminate(t *testing.T) {
 	assert.Equal(t, uint64(3), e.GetRequestId())
 	a.expect("POST", "/admin/v2/persistent/public/default/nosuch/terminate", "", 404, "Topic persistent://public/default/nosuch not found")
 }
+
+func TestAdminBacklogQuotaEnforced(t *testing.T) {
+	s := pulsartest.NewTCP(t)
+	a := startAdmin(t, s)
+	a.expect("POST", "/admin/v2/namespaces/public/default/backlogQuota", `{"limit":"150","policy":"producer_request_hold"}`, 204, "")
+	c := attach(t, s, "persistent://public/default/t1") // a subscription keeps the backlog
+	payload := strings.Repeat("x", 100)
+	for seq := range uint64(2) {
+		b, _ := sendFrame(t, 7, seq, payload)
+		c.raw(b)
+		c.expect(pulsarpb.BaseCommand_SEND_RECEIPT)
+	}
+	// Over the limit: the next SEND closes the producer, which cannot
+	// come back while the backlog stays.
+	b, _ := sendFrame(t, 7, 2, payload)
+	c.raw(b)
+	c.expect(pulsarpb.BaseCommand_CLOSE_PRODUCER)
+	c.send(producerCmd(5, 7, "t1", "", pulsarpb.ProducerAccessMode_Shared))
+	assert.Equal(t, pulsarpb.ServerError_ProducerBlockedQuotaExceededError, c.expect(pulsarpb.BaseCommand_ERROR).GetError().GetError())
+	assert.Len(t, s.Messages("t1"), 2)
+
+	// Once the quota is lifted, it can.
+	a.expect("DELETE", "/admin/v2/namespaces/public/default/backlogQuota", "", 204, "")
+	c.send(producerCmd(6, 7, "t1", "", pulsarpb.ProducerAccessMode_Shared))
+	c.expect(pulsarpb.BaseCommand_PRODUCER_SUCCESS)
+}

@@ -729,7 +729,9 @@ func (x *serverExt) gateLocked(s *Server, c *Conn, f *frame.Frame) bool {
 	case pulsarpb.BaseCommand_LOOKUP:
 		return x.lookupLocked(s, c, cmd)
 	case pulsarpb.BaseCommand_PRODUCER, pulsarpb.BaseCommand_SUBSCRIBE:
-		return s.refuseTerminatedLocked(c, cmd) || x.attachLocked(s, c, cmd)
+		return s.refuseTerminatedLocked(c, cmd) || s.quotaGateLocked(c, cmd) || x.attachLocked(s, c, cmd)
+	case pulsarpb.BaseCommand_SEND:
+		return s.quotaGateLocked(c, cmd)
 	}
 	return false
 }
