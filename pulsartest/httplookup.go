@@ -60,11 +60,9 @@ func (h *adminHandler) lookupRoute(q *adminRequest, notFound answer) answer {
 	if s.cfg.ext.noAutoCreate && !s.knownLocked(name) {
 		return topicNotFound(name)
 	}
-	owner := s
+	owner := h.srv
 	if c := h.cluster; c != nil {
 		owner = c.ownerLocked(name)
-	} else {
-		owner = h.srv
 	}
 	u := owner.urlLocked()
 	data := lookupData{
