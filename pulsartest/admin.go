@@ -561,9 +561,9 @@ func (h *adminHandler) namespacesRoute(q *adminRequest) *answer {
 			if !s.namespaceExistsLocked(ns) {
 				return fail(http.StatusNotFound, "Namespace not found")
 			}
-			lo, hi, err := parseBundle(seg[5])
-			if err != nil {
-				return fail(http.StatusPreconditionFailed, fmt.Sprintf("Invalid bundle %s/%s: %v", ns, seg[5], err))
+			lo, hi, reason := parseBundle(ns, seg[5])
+			if reason != "" {
+				return fail(http.StatusPreconditionFailed, reason)
 			}
 			h.unloadNamespaceLocked(ns, lo, hi)
 			return noContent()
@@ -624,29 +624,28 @@ func defaultBundles() map[string]any {
 	return map[string]any{"boundaries": b, "numBundles": len(b) - 1}
 }
 
-// parseBundle reads a bundle range, "0x00000000_0x40000000", and checks it
-// is one of the namespace's bundles; hi is exclusive (1<<32 for the last).
-func parseBundle(s string) (lo, hi uint64, err error) {
+// parseBundle reads a bundle range of namespace ns,
+// "0x00000000_0x40000000", and checks it is one of the namespace's
+// bundles, with the broker's reason when not; hi is exclusive (1<<32 for
+// the last).
+func parseBundle(ns, s string) (lo, hi uint64, reason string) {
 	a, b, found := strings.Cut(s, "_")
-	if !found {
-		return 0, 0, errors.New("invalid bundle range")
-	}
 	lo, err1 := strconv.ParseUint(strings.TrimPrefix(a, "0x"), 16, 32)
 	hi, err2 := strconv.ParseUint(strings.TrimPrefix(b, "0x"), 16, 32)
-	if err1 != nil || err2 != nil {
-		return 0, 0, errors.New("invalid bundle range")
+	if !found || err1 != nil || err2 != nil {
+		return 0, 0, "Invalid bundle range"
 	}
 	i := slices.Index(bundleBoundaries, lo)
 	if i < 0 || i == len(bundleBoundaries)-1 {
-		return 0, 0, errors.New("invalid lower boundary")
+		return 0, 0, fmt.Sprintf("Invalid lower boundary for bundle %s/%s", ns, s)
 	}
-	if bundleBoundaries[i+1] != hi {
-		return 0, 0, fmt.Errorf("expected upper boundary 0x%08x", bundleBoundaries[i+1])
+	if want := bundleBoundaries[i+1]; want != hi {
+		return 0, 0, fmt.Sprintf("Invalid upper boundary for bundle %s/%s. Expected upper boundary of %s/0x%08x_0x%08x", ns, s, ns, lo, want)
 	}
 	if hi == 0xffffffff {
 		hi = 1 << 32
 	}
-	return lo, hi, nil
+	return lo, hi, ""
 }
 
 // bundleHash is the hash that places a topic in a bundle: the CRC-32

@@ -52,7 +52,8 @@ func (h *adminHandler) lookupRoute(q *adminRequest, notFound answer) answer {
 		for i := 0; i+1 < len(bundleBoundaries); i++ {
 			lo, hi := bundleBoundaries[i], bundleBoundaries[i+1]
 			if hash >= lo && (hash < hi || hi == 0xffffffff) {
-				return answer{code: http.StatusOK, raw: fmt.Appendf(nil, "0x%08x_0x%08x", lo, hi), ctype: "text/plain"}
+				// Unquoted, yet application/json, as from a broker.
+				return answer{code: http.StatusOK, raw: fmt.Appendf(nil, "0x%08x_0x%08x", lo, hi), ctype: "application/json"}
 			}
 		}
 	}

@@ -1,0 +1,212 @@
+package realpulsar
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// adminStep is one HTTP request of the admin agreement test, and what of
+// its answer is compared: always the status, the kind of body (JSON, HTML
+// or none) and an error's reason; the whole body when body is set.
+type adminStep struct {
+	method, path, body string
+	compareBody        bool
+}
+
+// adminAnswer is what is compared of an answer, with the run's unique
+// prefix replaced by {p}.
+type adminAnswer struct {
+	Status int
+	Kind   string
+	Reason string
+	Body   string
+}
+
+func (a adminAnswer) String() string {
+	s := fmt.Sprintf("%d %s", a.Status, a.Kind)
+	if a.Reason != "" {
+		s += fmt.Sprintf(" reason=%q", a.Reason)
+	}
+	if a.Body != "" {
+		s += " body=" + a.Body
+	}
+	return s
+}
+
+// runAdminSteps sends the steps to base in order and returns the answers.
+func runAdminSteps(t *testing.T, base, prefix string, steps []adminStep) []adminAnswer {
+	t.Helper()
+	out := make([]adminAnswer, len(steps))
+	for i, st := range steps {
+		path := strings.ReplaceAll(st.path, "{p}", prefix)
+		ctx, cancel := context.WithTimeout(context.Background(), safety)
+		req, err := http.NewRequestWithContext(ctx, st.method, base+path, strings.NewReader(st.body))
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s %s: %v", st.method, path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := adminAnswer{Status: resp.StatusCode}
+		ctype := resp.Header.Get("Content-Type")
+		switch {
+		case len(b) == 0:
+			a.Kind = "empty"
+		case strings.HasPrefix(ctype, "text/html"):
+			a.Kind = "html"
+		case strings.HasPrefix(ctype, "application/json"):
+			a.Kind = "json"
+			var e struct{ Reason string }
+			if json.Unmarshal(b, &e) == nil {
+				a.Reason = strings.ReplaceAll(e.Reason, prefix, "{p}")
+			}
+		default:
+			a.Kind = ctype
+		}
+		if st.compareBody {
+			a.Body = strings.ReplaceAll(string(b), prefix, "{p}")
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// TestAdminAgreesWithBroker sends the same admin API requests to the real
+// broker and to pulsartest, on names unique to the run, and compares the
+// answers: status, body kind, error reason, and the bodies that do not
+// hold ids or times. It is the measurement behind the status codes and
+// reasons of pulsartest's admin API.
+func TestAdminAgreesWithBroker(t *testing.T) {
+	rb := env(t)
+	srv := pulsartest.NewTCP(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.StartAdmin(l); err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("rpadmin%d", time.Now().UnixNano())
+	const (
+		tenant = `{"adminRoles":[],"allowedClusters":["standalone"]}`
+		ns     = "/admin/v2/namespaces/{p}-t/ns"
+		topics = "/admin/v2/persistent/{p}-t/ns"
+		a      = topics + "/a"
+		p      = topics + "/p"
+	)
+	steps := []adminStep{
+		{method: "GET", path: "/admin/v2/brokers/health", compareBody: true},
+		{method: "DELETE", path: "/admin/v2/brokers/health"},
+		{method: "GET", path: "/admin/v2/clusters", compareBody: true},
+		{method: "GET", path: "/admin/v2/clusters/nope"},
+		{method: "GET", path: "/admin/v2/nosuch"},
+		{method: "GET", path: "/nosuch"},
+		{method: "PUT", path: "/admin/v2/tenants/{p}-t", body: tenant},
+		{method: "PUT", path: "/admin/v2/tenants/{p}-t", body: tenant},
+		{method: "GET", path: "/admin/v2/tenants/{p}-t", compareBody: true},
+		{method: "PUT", path: "/admin/v2/tenants/{p}-t2", body: `{"adminRoles":[],"allowedClusters":["nope"]}`},
+		{method: "PUT", path: "/admin/v2/tenants/{p}-t3"},
+		{method: "PUT", path: ns},
+		{method: "PUT", path: ns},
+		{method: "PUT", path: "/admin/v2/namespaces/{p}-nosuch/ns"},
+		{method: "GET", path: "/admin/v2/namespaces/{p}-t", compareBody: true},
+		{method: "GET", path: "/admin/v2/namespaces/{p}-nosuch"},
+		{method: "DELETE", path: "/admin/v2/tenants/{p}-t"},
+		{method: "GET", path: ns + "/bundles", compareBody: true},
+		{method: "GET", path: "/admin/v2/namespaces/{p}-t/nons/topics?mode=PERSISTENT"},
+		{method: "PUT", path: a},
+		{method: "PUT", path: a},
+		{method: "PUT", path: "/admin/v2/persistent/{p}-t/nons/a"},
+		{method: "PUT", path: p + "/partitions", body: "3"},
+		{method: "PUT", path: p + "/partitions", body: "3"},
+		{method: "PUT", path: topics + "/z/partitions", body: "0"},
+		{method: "GET", path: p + "/partitions", compareBody: true},
+		{method: "GET", path: a + "/partitions", compareBody: true},
+		{method: "GET", path: topics + "/nosuch/partitions"},
+		{method: "GET", path: topics + "/nosuch/partitions?checkAllowAutoCreation=true", compareBody: true},
+		{method: "GET", path: topics, compareBody: true},
+		{method: "GET", path: topics + "/partitioned", compareBody: true},
+		{method: "GET", path: ns + "/topics?mode=PERSISTENT", compareBody: true},
+		{method: "POST", path: p + "/partitions", body: "2"},
+		{method: "POST", path: p + "/partitions", body: "4"},
+		{method: "POST", path: a + "/partitions", body: "4"},
+		{method: "GET", path: p + "/partitions", compareBody: true},
+		{method: "PUT", path: a + "/subscription/s"},
+		{method: "PUT", path: a + "/subscription/s"},
+		{method: "PUT", path: a + "/subscription/s2", body: `{"ledgerId":-1,"entryId":-1}`},
+		{method: "GET", path: a + "/subscriptions", compareBody: true},
+		{method: "PUT", path: p + "/subscription/ps"},
+		{method: "GET", path: p + "/subscriptions", compareBody: true},
+		{method: "DELETE", path: a + "/subscription/nosub"},
+		{method: "DELETE", path: a + "/subscription/s2"},
+		{method: "POST", path: a + "/subscription/s/resetcursor/0"},
+		{method: "POST", path: a + "/subscription/nosub/resetcursor/0"},
+		{method: "POST", path: a + "/subscription/s/resetcursor", body: `{"ledgerId":-1,"entryId":-1}`},
+		{method: "POST", path: topics + "/nosuch/subscription/s/resetcursor/0"},
+		{method: "GET", path: a + "/stats"},
+		{method: "GET", path: topics + "/nosuch/stats"},
+		{method: "GET", path: p + "/partitioned-stats"},
+		{method: "GET", path: a + "/partitioned-stats"},
+		{method: "PUT", path: a + "/unload"},
+		{method: "PUT", path: topics + "/nosuch/unload"},
+		{method: "PUT", path: ns + "/unload"},
+		{method: "PUT", path: ns + "/0x00000000_0x40000000/unload"},
+		{method: "PUT", path: ns + "/0x00000000_0x00000010/unload"},
+		{method: "PUT", path: "/admin/v2/namespaces/{p}-t/nons/unload"},
+		{method: "GET", path: "/lookup/v2/topic/persistent/{p}-t/ns/a/bundle", compareBody: true},
+		{method: "GET", path: "/lookup/v2/topic/persistent/{p}-t/ns/b/bundle", compareBody: true},
+		{method: "GET", path: "/admin/v2/schemas/{p}-t/ns/a/schema"},
+		{method: "POST", path: "/admin/v2/schemas/{p}-t/ns/a/schema", body: `{"type":"STRING","schema":"","properties":{}}`, compareBody: true},
+		{method: "GET", path: "/admin/v2/schemas/{p}-t/ns/a/schema/5"},
+		{method: "POST", path: a + "/publishRate", body: `{"publishThrottlingRateInMsg":1}`},
+		{method: "POST", path: topics + "/nosuch/publishRate", body: `{"publishThrottlingRateInMsg":1}`},
+		{method: "POST", path: ns + "/backlogQuota", body: `{"limit":"10240","policy":"producer_request_hold"}`},
+		{method: "DELETE", path: ns + "/backlogQuota"},
+		{method: "GET", path: ns + "/backlogQuotaMap", compareBody: true},
+		{method: "POST", path: a + "/terminate"},
+		{method: "POST", path: topics + "/nosuch/terminate"},
+		{method: "GET", path: a + "/ledger/999/entry/0"},
+		{method: "DELETE", path: p},
+		{method: "DELETE", path: a + "/partitions"},
+		{method: "DELETE", path: topics + "/nosuch/partitions"},
+		{method: "DELETE", path: p + "/partitions"},
+		{method: "DELETE", path: ns},
+		{method: "DELETE", path: a},
+		{method: "DELETE", path: topics + "/nosuch"},
+		{method: "DELETE", path: ns},
+		{method: "DELETE", path: ns},
+		{method: "DELETE", path: "/admin/v2/tenants/{p}-t"},
+		{method: "DELETE", path: "/admin/v2/tenants/{p}-t"},
+		{method: "GET", path: "/admin/v2/tenants/{p}-t"},
+	}
+	real := runAdminSteps(t, strings.TrimSuffix(rb.AdminURL, "/"), prefix, steps)
+	fake := runAdminSteps(t, srv.AdminURL(), prefix, steps)
+	agree := 0
+	for i, st := range steps {
+		if real[i] == fake[i] {
+			agree++
+			continue
+		}
+		t.Errorf("%s %s:\n  real broker: %v\n  pulsartest:  %v", st.method, st.path, real[i], fake[i])
+	}
+	t.Logf("%d of %d admin answers agree", agree, len(steps))
+}
