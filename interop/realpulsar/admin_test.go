@@ -7,10 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
@@ -209,4 +212,68 @@ func TestAdminAgreesWithBroker(t *testing.T) {
 		t.Errorf("%s %s:\n  real broker: %v\n  pulsartest:  %v", st.method, st.path, real[i], fake[i])
 	}
 	t.Logf("%d of %d admin answers agree", agree, len(steps))
+}
+
+// TestAdminUnloadAgreesWithBroker attaches a producer and a consumer to a
+// topic of each broker, then asks the admin API to delete the topic and
+// its subscription without force (refused while they are attached) and to
+// unload it, and compares what each broker answered and pushed: on
+// unload a standalone broker closes both, naming no broker to go to.
+func TestAdminUnloadAgreesWithBroker(t *testing.T) {
+	rb := env(t)
+	srv := pulsartest.NewTCP(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.StartAdmin(l); err != nil {
+		t.Fatal(err)
+	}
+	run := func(serviceURL, adminURL string) []string {
+		ctx := bounded(t)
+		b := start(t, serviceURL)
+		short := topicName(t)
+		topic := fullName(short)
+		ppushes, ph := pushes(4)
+		pid := b.NewProducerID()
+		if _, err := b.RegisterProducer(ctx, pid, ph); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := createProducer(ctx, b, b.Connection(), pid, topic); err != nil {
+			t.Fatal(err)
+		}
+		cpushes, ch := pushes(4)
+		cid := b.NewConsumerID()
+		if _, err := b.RegisterConsumer(ctx, cid, ch); err != nil {
+			t.Fatal(err)
+		}
+		if err := subscribe(ctx, b, cid, topic, "sub", pulsarpb.CommandSubscribe_Shared); err != nil {
+			t.Fatal(err)
+		}
+		base := "/admin/v2/persistent/public/default/" + short
+		answers := runAdminSteps(t, strings.TrimSuffix(adminURL, "/"), short, []adminStep{
+			{method: "DELETE", path: base},
+			{method: "DELETE", path: base + "/subscription/sub"},
+			{method: "PUT", path: base + "/unload"},
+		})
+		var out []string
+		for _, a := range answers {
+			out = append(out, a.String())
+		}
+		for _, c := range []struct {
+			name string
+			ch   chan pulsarconn.Push
+		}{{"producer", ppushes}, {"consumer", cpushes}} {
+			name, ch := c.name, c.ch
+			p := next(t, ch, name+"'s close")
+			out = append(out, fmt.Sprintf("%s: %v %v url=%q tls=%q", name, p.Kind, p.Command.GetType(), p.BrokerURL, p.BrokerURLTLS))
+		}
+		return out
+	}
+	real := run(rb.ServiceURL, rb.AdminURL)
+	fake := run(srv.URL(), srv.AdminURL())
+	if !slices.Equal(real, fake) {
+		t.Fatalf("real broker:\n  %s\npulsartest:\n  %s", strings.Join(real, "\n  "), strings.Join(fake, "\n  "))
+	}
+	t.Logf("both:\n  %s", strings.Join(real, "\n  "))
 }
