@@ -11,8 +11,8 @@ import (
 // namespace) are enforced for the policies producer_request_hold and
 // producer_exception, in the way a broker's quota check does it, but at
 // once rather than every backlogQuotaCheckIntervalInSeconds: once a
-// topic's backlog (the bytes stored after the slowest durable
-// subscription's mark-delete position) is over the limit, the next SEND
+// topic's backlog (the bytes of the entries stored after the slowest
+// durable subscription's mark-delete position) is over the limit, the next SEND
 // of a producer gets CLOSE_PRODUCER instead of a receipt (the client
 // sends it again once reattached), and PRODUCER is refused with
 // ProducerBlockedQuotaExceededError (request_hold: the client retries)
@@ -83,7 +83,7 @@ func (s *Server) quotaExceededLocked(name string) (pulsarpb.ServerError, bool) {
 	}
 	var backlog int64
 	for _, e := range t.entries[from:] {
-		backlog += int64(len(e.metadata) + len(e.payload))
+		backlog += int64(10 + len(e.metadata) + len(e.payload)) // as stored; see topicStatsLocked
 	}
 	return code, backlog > limit
 }

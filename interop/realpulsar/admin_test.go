@@ -2,6 +2,7 @@ package realpulsar
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -276,4 +277,127 @@ func TestAdminUnloadAgreesWithBroker(t *testing.T) {
 		t.Fatalf("real broker:\n  %s\npulsartest:\n  %s", strings.Join(real, "\n  "), strings.Join(fake, "\n  "))
 	}
 	t.Logf("both:\n  %s", strings.Join(real, "\n  "))
+}
+
+// TestAdminStatsAgreeWithBroker publishes two messages to a topic with a
+// Shared consumer (no permits) on each broker and compares their /stats:
+// every field pulsartest reports must be one the broker reports, of the
+// same JSON kind, and the counters and states both can know must be equal.
+func TestAdminStatsAgreeWithBroker(t *testing.T) {
+	rb := env(t)
+	srv := pulsartest.NewTCP(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.StartAdmin(l); err != nil {
+		t.Fatal(err)
+	}
+	var stored [2]float64 // bytes of the entries sent to each broker, as stored
+	run := func(serviceURL, adminURL string, stored *float64) map[string]any {
+		ctx := bounded(t)
+		b := start(t, serviceURL)
+		short := topicName(t)
+		topic := fullName(short)
+		receipts, ph := pushes(4)
+		pid := b.NewProducerID()
+		if _, err := b.RegisterProducer(ctx, pid, ph); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := createProducer(ctx, b, b.Connection(), pid, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ch := pushes(4)
+		cid := b.NewConsumerID()
+		if _, err := b.RegisterConsumer(ctx, cid, ch); err != nil {
+			t.Fatal(err)
+		}
+		if err := subscribe(ctx, b, cid, topic, "sub", pulsarpb.CommandSubscribe_Shared); err != nil {
+			t.Fatal(err)
+		}
+		for seq := range uint64(2) {
+			f := sendFrame(t, pid, seq, ok.GetProducerName(), []byte("hello"))
+			// The entry is what follows the command: checksum, metadata
+			// size, metadata, payload.
+			*stored += float64(len(f) - 8 - int(binary.BigEndian.Uint32(f[4:8])))
+			if err := b.PublishMessageOn(ctx, b.Connection(), f); err != nil {
+				t.Fatal(err)
+			}
+			if p := next(t, receipts, "receipt"); p.Kind != pulsarconn.PushReceipt {
+				t.Fatalf("push %v, want a receipt", p.Kind)
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(adminURL, "/")+"/admin/v2/persistent/public/default/"+short+"/stats", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var st map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	real := run(rb.ServiceURL, rb.AdminURL, &stored[0])
+	fake := run(srv.URL(), srv.AdminURL(), &stored[1])
+
+	kind := func(v any) string { return fmt.Sprintf("%T", v) }
+	var walk func(path string, f, r any)
+	walk = func(path string, f, r any) {
+		if kind(f) != kind(r) {
+			t.Errorf("%s: pulsartest %s %v, real broker %s %v", path, kind(f), f, kind(r), r)
+			return
+		}
+		switch fv := f.(type) {
+		case map[string]any:
+			rv := r.(map[string]any)
+			for k, v := range fv {
+				if _, found := rv[k]; !found {
+					t.Errorf("%s.%s: reported by pulsartest, not by the real broker", path, k)
+					continue
+				}
+				walk(path+"."+k, v, rv[k])
+			}
+		case []any:
+			rv := r.([]any)
+			if len(fv) != len(rv) {
+				t.Errorf("%s: %d elements in pulsartest, %d in the real broker", path, len(fv), len(rv))
+				return
+			}
+			for i := range fv {
+				walk(fmt.Sprintf("%s[%d]", path, i), fv[i], rv[i])
+			}
+		}
+	}
+	walk("stats", fake, real)
+	for i, st := range []map[string]any{real, fake} {
+		for _, k := range []string{"bytesInCounter", "storageSize"} {
+			if st[k] != stored[i] {
+				t.Errorf("%s of %s: %v, want %v, the bytes of the entries", k, []string{"the real broker", "pulsartest"}[i], st[k], stored[i])
+			}
+		}
+	}
+
+	// The values both can know.
+	pick := func(st map[string]any) map[string]any {
+		sub := st["subscriptions"].(map[string]any)["sub"].(map[string]any)
+		pub := st["publishers"].([]any)[0].(map[string]any)
+		cons := sub["consumers"].([]any)[0].(map[string]any)
+		return map[string]any{
+			"msgInCounter": st["msgInCounter"], "waitingPublishers": st["waitingPublishers"],
+			"deduplicationStatus": st["deduplicationStatus"],
+			"accessMode":          pub["accessMode"], "producerName": pub["producerName"] != "",
+			"msgBacklog": sub["msgBacklog"], "msgBacklogNoDelayed": sub["msgBacklogNoDelayed"],
+			"unackedMessages": sub["unackedMessages"], "type": sub["type"], "isDurable": sub["isDurable"],
+			"availablePermits": cons["availablePermits"], "consumerUnacked": cons["unackedMessages"],
+		}
+	}
+	if r, f := pick(real), pick(fake); fmt.Sprint(r) != fmt.Sprint(f) {
+		t.Errorf("values differ:\n  real broker: %v\n  pulsartest:  %v", r, f)
+	}
 }
