@@ -155,8 +155,13 @@ type answer struct {
 	header map[string]string
 }
 
-func noContent() answer  { return answer{code: http.StatusNoContent} }
-func ok(body any) answer { return answer{code: http.StatusOK, body: body} }
+// noContent is a broker's answer to a change done: 204, no body.
+func noContent() answer { return answer{code: http.StatusNoContent} }
+
+// okJSON is 200 with body as JSON.
+func okJSON(body any) answer { return answer{code: http.StatusOK, body: body} }
+
+// fail is a broker's error answer: code, and {"reason": reason}.
 func fail(code int, reason string) answer {
 	return answer{code: code, body: map[string]string{"reason": reason}}
 }
@@ -292,7 +297,7 @@ func (h *adminHandler) brokersRoute(q *adminRequest) *answer {
 			return answer{code: http.StatusOK, raw: []byte("ok"), ctype: "application/json"}
 		}})
 	case ClusterName:
-		return method(q, map[string]func() answer{"GET": func() answer { return ok([]string{q.r.Host}) }})
+		return method(q, map[string]func() answer{"GET": func() answer { return okJSON([]string{q.r.Host}) }})
 	}
 	return nil
 }
@@ -301,7 +306,7 @@ func (h *adminHandler) clustersRoute(q *adminRequest) *answer {
 	seg := q.seg
 	switch len(seg) {
 	case 3:
-		return method(q, map[string]func() answer{"GET": func() answer { return ok([]string{ClusterName}) }})
+		return method(q, map[string]func() answer{"GET": func() answer { return okJSON([]string{ClusterName}) }})
 	case 4:
 		return method(q, map[string]func() answer{"GET": func() answer {
 			if seg[3] != ClusterName {
@@ -315,7 +320,7 @@ func (h *adminHandler) clustersRoute(q *adminRequest) *answer {
 			if tls := s.cfg.advertisedURLTLS; tls != "" {
 				data["brokerServiceUrlTls"] = tls
 			}
-			return ok(data)
+			return okJSON(data)
 		}})
 	}
 	return nil
@@ -339,7 +344,7 @@ func (h *adminHandler) tenantsRoute(q *adminRequest) *answer {
 	m := s.adminMetaLocked()
 	switch len(seg) {
 	case 3:
-		return method(q, map[string]func() answer{"GET": func() answer { return ok(s.tenantsLocked()) }})
+		return method(q, map[string]func() answer{"GET": func() answer { return okJSON(s.tenantsLocked()) }})
 	case 4:
 		name := seg[3]
 		return method(q, map[string]func() answer{
@@ -351,7 +356,7 @@ func (h *adminHandler) tenantsRoute(q *adminRequest) *answer {
 					}
 					info = tenantInfo{AdminRoles: []string{}, AllowedClusters: []string{ClusterName}}
 				}
-				return ok(info)
+				return okJSON(info)
 			},
 			"PUT": func() answer {
 				if slices.Contains(s.tenantsLocked(), name) {
@@ -479,7 +484,7 @@ func (h *adminHandler) namespacesRoute(q *adminRequest) *answer {
 			if !slices.Contains(s.tenantsLocked(), seg[3]) {
 				return fail(http.StatusNotFound, "Tenant not found")
 			}
-			return ok(nonNil(s.namespacesLocked(seg[3])))
+			return okJSON(nonNil(s.namespacesLocked(seg[3])))
 		}})
 	}
 	if len(seg) < 5 {
@@ -493,7 +498,7 @@ func (h *adminHandler) namespacesRoute(q *adminRequest) *answer {
 				if !s.namespaceExistsLocked(ns) {
 					return fail(http.StatusNotFound, "Namespace does not exist")
 				}
-				return ok(map[string]any{
+				return okJSON(map[string]any{
 					"replication_clusters": []string{ClusterName},
 					"bundles":              defaultBundles(),
 				})
@@ -533,14 +538,14 @@ func (h *adminHandler) namespacesRoute(q *adminRequest) *answer {
 				case "ALL":
 					domain = ""
 				}
-				return ok(nonNil(s.namespaceTopicsLocked(ns, domain)))
+				return okJSON(nonNil(s.namespaceTopicsLocked(ns, domain)))
 			}})
 		case "bundles":
 			return method(q, map[string]func() answer{"GET": func() answer {
 				if !s.namespaceExistsLocked(ns) {
 					return fail(http.StatusNotFound, "Namespace does not exist")
 				}
-				return ok(defaultBundles())
+				return okJSON(defaultBundles())
 			}})
 		case "unload":
 			return method(q, map[string]func() answer{"PUT": func() answer {
@@ -702,7 +707,7 @@ func (h *adminHandler) backlogQuotaRoute(q *adminRequest, ns string) *answer {
 			for k, v := range m.quotas[ns] {
 				out[k] = v
 			}
-			return ok(out)
+			return okJSON(out)
 		}})
 	}
 	return method(q, map[string]func() answer{

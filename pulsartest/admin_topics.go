@@ -28,7 +28,7 @@ func (h *adminHandler) topicsRoute(q *adminRequest) *answer {
 			if !s.namespaceExistsLocked(ns) {
 				return fail(http.StatusNotFound, "Namespace does not exist")
 			}
-			return ok(nonNil(s.namespaceTopicsLocked(ns, domain)))
+			return okJSON(nonNil(s.namespaceTopicsLocked(ns, domain)))
 		}})
 	}
 	if len(seg) == 6 && seg[5] == "partitioned" && q.r.Method == http.MethodGet {
@@ -43,7 +43,7 @@ func (h *adminHandler) topicsRoute(q *adminRequest) *answer {
 			}
 		}
 		slices.Sort(out)
-		a := ok(nonNil(out))
+		a := okJSON(nonNil(out))
 		return &a
 	}
 	name, partition, valid := parseTopic(domain + "://" + ns + "/" + seg[5])
@@ -223,7 +223,7 @@ func (tp *topicReq) metadata() answer {
 			return topicNotFound(tp.name)
 		}
 	}
-	return ok(partitionedMetadata{Partitions: n})
+	return okJSON(partitionedMetadata{Partitions: n})
 }
 
 func (tp *topicReq) createPartitioned() answer {
@@ -302,7 +302,7 @@ func (tp *topicReq) subscriptions() answer {
 		}
 	}
 	slices.Sort(out)
-	return ok(out)
+	return okJSON(out)
 }
 
 // messageID is a message id as the admin API reads it.
@@ -490,7 +490,7 @@ func (tp *topicReq) stats() answer {
 	if t == nil {
 		return topicNotFound(tp.name)
 	}
-	return ok(tp.s.topicStatsLocked(t, tp.q.r.Host))
+	return okJSON(tp.s.topicStatsLocked(t, tp.q.r.Host))
 }
 
 func (tp *topicReq) partitionedStats() answer {
@@ -512,7 +512,7 @@ func (tp *topicReq) partitionedStats() answer {
 	if tp.q.query("perPartition") != "false" {
 		st["partitions"] = perPartition
 	}
-	return ok(st)
+	return okJSON(st)
 }
 
 // entry answers GET .../ledger/{ledger}/entry/{entry}: the stored payload
@@ -591,7 +591,7 @@ func (tp *topicReq) terminate() answer {
 		}
 	}
 	tp.s.changedLocked()
-	return ok(map[string]any{
+	return okJSON(map[string]any{
 		"ledgerId": t.ledgerID, "entryId": int64(len(t.entries)) - 1, "partitionIndex": t.partition,
 		"batchIndex": -1, "batchSize": 0,
 	})

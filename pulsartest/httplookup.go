@@ -76,7 +76,7 @@ func (h *adminHandler) lookupRoute(q *adminRequest, notFound answer) answer {
 	} else {
 		data.HTTPURL = "http://" + q.r.Host
 	}
-	return ok(data)
+	return okJSON(data)
 }
 
 // The schema registry's endpoints:
@@ -121,7 +121,7 @@ func (h *adminHandler) schemasRoute(q *adminRequest) *answer {
 		if version < 0 || version >= len(versions) || versions[version] == nil {
 			return fail(http.StatusNotFound, "Schema not found")
 		}
-		return ok(schemaInfoOf(versions[version], version))
+		return okJSON(schemaInfoOf(versions[version], version))
 	}
 	if len(seg) == 8 {
 		return method(q, map[string]func() answer{"GET": func() answer {
@@ -148,15 +148,15 @@ func (h *adminHandler) schemasRoute(q *adminRequest) *answer {
 				sc.Properties = append(sc.Properties, &pulsarpb.KeyValue{Key: proto.String(k), Value: proto.String(v)})
 			}
 			v := s.getOrCreateSchemaLocked(key, sc)
-			return ok(map[string]any{"version": map[string]any{"version": versionNumber(v)}})
+			return okJSON(map[string]any{"version": map[string]any{"version": versionNumber(v)}})
 		},
 		"DELETE": func() answer {
 			n := len(s.schemas[key])
 			if n == 0 {
-				return ok(map[string]any{"version": nil})
+				return okJSON(map[string]any{"version": nil})
 			}
 			delete(s.schemas, key)
-			return ok(map[string]any{"version": n})
+			return okJSON(map[string]any{"version": n})
 		},
 	})
 }
