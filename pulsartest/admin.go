@@ -86,10 +86,11 @@ func (x *serverExt) closeAdminLocked() {
 // admin REST API (/admin/v2/...) and the HTTP lookup service
 // (/lookup/v2/topic/...), so that an http:// service URL works in
 // clients. Serve it with StartAdmin, net/http/httptest or any
-// http.Server. Lookups name this server's URL; the httpUrl they report is
+// http.Server. Lookups name this server's URL (on a broker of a Cluster,
+// the owner's, as Cluster.AdminHandler does); the httpUrl they report is
 // the request's host.
 func (s *Server) AdminHandler() http.Handler {
-	return &adminHandler{mu: s.mu, store: func() *Server { return s }, srv: s}
+	return &adminHandler{mu: s.mu, store: func() *Server { return s }, srv: s, cluster: s.x.cluster}
 }
 
 // AdminHandler returns the cluster's HTTP side, as Server.AdminHandler
@@ -141,8 +142,8 @@ type adminHandler struct {
 	mu *sync.Mutex
 	// store returns a server holding the shared topics (mu held).
 	store   func() *Server
-	srv     *Server  // for a single server
-	cluster *Cluster // for a cluster
+	srv     *Server  // the server it serves, nil for Cluster.AdminHandler
+	cluster *Cluster // the cluster of the server, if any
 }
 
 // answer is an HTTP response: a status, and a body encoded as JSON

@@ -496,6 +496,14 @@ func TestClusterAdmin(t *testing.T) {
 	cl := attach(t, c.Broker(owner), topic)
 	a.expect("PUT", "/admin/v2/persistent/public/default/ct/unload", "", 204, "")
 	cl.expectUnloaded()
+
+	// A broker's own admin API answers for the cluster too: its lookups
+	// name the owner.
+	other := c.Broker((owner + 1) % 3)
+	b := startAdmin(t, other)
+	got = nil
+	b.json("/lookup/v2/topic/persistent/public/default/ct", &got)
+	assert.Equal(t, c.Broker(c.Owner(topic)).URL(), got["brokerUrl"])
 }
 
 // TestAdminClientSuiteEndpoints covers what the official Go client's test
