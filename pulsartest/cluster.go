@@ -66,6 +66,7 @@ type Cluster struct {
 	closed   bool
 	routing  map[net.Conn]struct{}
 	plisten  map[net.Listener]struct{}
+	admin    adminMeta // tenants and namespaces of the admin API
 }
 
 // WithProxy gives a Cluster a proxy (see Cluster): URL is then the
@@ -727,7 +728,9 @@ func (x *serverExt) gateLocked(s *Server, c *Conn, f *frame.Frame) bool {
 	case pulsarpb.BaseCommand_LOOKUP:
 		return x.lookupLocked(s, c, cmd)
 	case pulsarpb.BaseCommand_PRODUCER, pulsarpb.BaseCommand_SUBSCRIBE:
-		return x.attachLocked(s, c, cmd)
+		return s.refuseTerminatedLocked(c, cmd) || s.quotaGateLocked(c, cmd) || x.attachLocked(s, c, cmd)
+	case pulsarpb.BaseCommand_SEND:
+		return s.quotaGateLocked(c, cmd)
 	}
 	return false
 }

@@ -58,6 +58,9 @@ type consumer struct {
 	sub     *subscription
 	permits int64
 	epoch   *uint64
+	// name and metadata are the SUBSCRIBE's, for the admin API's stats.
+	name     string
+	metadata []*pulsarpb.KeyValue
 }
 
 func (sub *subscription) isAcked(id uint64) bool {
@@ -127,7 +130,7 @@ func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		sub = newSubscription(t, req.GetSubscription(), req.GetDurable(), start)
 	}
 	sub.subType = req.GetSubType()
-	cons := &consumer{id: req.GetConsumerId(), conn: c, sub: sub}
+	cons := &consumer{id: req.GetConsumerId(), conn: c, sub: sub, name: req.GetConsumerName(), metadata: req.GetMetadata()}
 	if req.ConsumerEpoch != nil {
 		cons.epoch = proto.Uint64(req.GetConsumerEpoch())
 	}

@@ -22,7 +22,9 @@
 //     net.Pipe, or DialHook to reach it in memory). For several brokers,
 //     StartCluster(t, n) or NewCluster(n): brokers that own topics,
 //     redirect lookups and refuse what they do not own, optionally behind
-//     a proxy (WithProxy).
+//     a proxy (WithProxy). For the HTTP side of a broker (the admin REST
+//     API and HTTP lookup, so that http:// service URLs work), StartAdmin
+//     on a listener of its own, or AdminHandler.
 //  2. Point the client at URL().
 //  3. Steer the conversation: Intercept or InterceptEvery to answer a
 //     command yourself, delay it or drop it; Hold to keep one until

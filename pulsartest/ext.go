@@ -77,6 +77,9 @@ type serverExt struct {
 	// nil for a standalone server. Set once, before serving.
 	cluster *Cluster
 
+	// admin is the admin API's state (admin.go); guarded by Server.mu.
+	admin adminMeta
+
 	// Guarded by Server.mu.
 	faults       []*Fault
 	migrated     map[string]migration

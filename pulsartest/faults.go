@@ -286,6 +286,7 @@ func (x *serverExt) armChallengeLocked(s *Server, d time.Duration, gen uint64) {
 // closeLocked stops what the hooks run on their own; called by Close.
 func (x *serverExt) closeLocked() {
 	x.stopChallengesLocked()
+	x.closeAdminLocked()
 }
 
 // String describes the fault, for test failure messages.

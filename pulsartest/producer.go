@@ -26,6 +26,8 @@ type producer struct {
 	// topicEpoch is the topic's epoch when a producer other than Shared
 	// attached; nil for Shared producers.
 	topicEpoch *uint64
+	// metadata is the PRODUCER's metadata, for the admin API's stats.
+	metadata []*pulsarpb.KeyValue
 }
 
 func producerSuccess(p *producer) *pulsarpb.BaseCommand {
@@ -76,6 +78,7 @@ func (s *Server) handleProducerLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 		requestID: req.GetRequestId(),
 		mode:      req.GetProducerAccessMode(),
 		ready:     true,
+		metadata:  req.GetMetadata(),
 	}
 	if hasSchema(req.GetSchema()) {
 		// The version goes back in PRODUCER_SUCCESS; the producer puts it

@@ -8,7 +8,7 @@
 //	pulsarconn bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE]
 //	pulsarconn serve [--listen pulsar://127.0.0.1:6650] [--tls-listen pulsar+ssl://HOST:PORT]
 //	                 [--quic-listen HOST:PORT] [--cert FILE --key FILE] [--brokers N] [--proxy]
-//	                 [--token TOKEN] [--partitions TOPIC=N]...
+//	                 [--token TOKEN] [--partitions TOPIC=N]... [--admin HOST:PORT]
 //	                                                  run the fake broker (or a cluster) until Ctrl-C
 //	                                                  forward Pulsar-over-QUIC connections to a TCP broker
 //	pulsarconn bench [--quick] [--duration D] [--json FILE] [--svg FILE] [--compare FILE]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,7 @@ type serveConfig struct {
 	proxy                         bool
 	maxMessageSize                int       // --max-message-size; 0: pulsartest's default
 	frameLog                      io.Writer // --verbose: stderr; nil: off
+	admin                         string
 }
 
 // serve runs "pulsarconn serve": the fake broker (pulsartest), or a
@@ -54,6 +56,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&parts, "partitions", "TOPIC=N: a partitioned topic (repeatable)")
 	maxSize := fs.String("max-message-size", "5MiB", "largest message the brokers accept and announce in CONNECTED (bytes, or with K, M or G: 1MiB, 1048576)")
 	verbose := fs.Bool("verbose", false, "log every frame read and sent to stderr: connection id (per broker), direction, command type, key ids")
+	fs.StringVar(&cfg.admin, "admin", "", "HTTP listener (HOST:PORT) for the admin REST API and HTTP lookup, e.g. 127.0.0.1:8080; empty for none")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -161,8 +164,27 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 		}
 		fmt.Fprintln(out, line)
 	}
+	var adminServer *http.Server
+	adminDone := make(chan struct{})
+	if cfg.admin != "" {
+		l, err := net.Listen("tcp", cfg.admin)
+		if err != nil {
+			_ = cluster.Close()
+			return fmt.Errorf("serve: admin: %w", err)
+		}
+		adminServer = &http.Server{Handler: cluster.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			defer close(adminDone)
+			_ = adminServer.Serve(l)
+		}()
+		fmt.Fprintf(out, "admin: http://%s\n", l.Addr())
+	}
 	fmt.Fprintf(out, "serving %s (Ctrl-C stops)\n", cluster.URL())
 	<-ctx.Done()
+	if adminServer != nil {
+		_ = adminServer.Close()
+		<-adminDone
+	}
 	err = cluster.Close()
 	fmt.Fprintln(out, "stopped")
 	return err

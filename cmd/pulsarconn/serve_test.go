@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -251,3 +254,41 @@ type token string
 func (token) Name() string                                        { return "token" }
 func (s token) Initial(context.Context) ([]byte, error)           { return []byte(s), nil }
 func (s token) Challenge(context.Context, []byte) ([]byte, error) { return []byte(s), nil }
+
+func TestServeAdmin(t *testing.T) {
+	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--brokers", "2", "--admin", "127.0.0.1:0")
+	admin := out.field(t, "admin:")[0]
+	service := out.field(t, "serving ")[0]
+	call := func(method, path, body string) (int, string) {
+		req, err := http.NewRequestWithContext(testContext(t), method, admin+path, strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	code, body := call("GET", "/admin/v2/brokers/health", "")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok", body)
+	code, _ = call("PUT", "/admin/v2/persistent/public/default/orders/partitions", "4")
+	assert.Equal(t, 204, code)
+
+	// The binary protocol sees the topic the admin API created, and the
+	// HTTP lookup names the broker that owns it.
+	client, err := pulsarconn.NewClient(service)
+	require.NoError(t, err)
+	defer client.Close(context.Background())
+	n, err := client.PartitionedTopicMetadata(testContext(t), "orders")
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+	b, err := client.LookupTopic(testContext(t), "persistent://public/default/orders-partition-1")
+	require.NoError(t, err)
+	code, body = call("GET", "/lookup/v2/topic/persistent/public/default/orders-partition-1", "")
+	assert.Equal(t, 200, code)
+	var lookup map[string]string
+	require.NoError(t, json.Unmarshal([]byte(body), &lookup))
+	assert.Equal(t, b.BrokerURL(), lookup["brokerUrl"])
+	assert.Equal(t, admin, lookup["httpUrl"])
+}
