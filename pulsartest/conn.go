@@ -178,6 +178,10 @@ func (c *Conn) startWriterLocked() {
 	go c.writeLoop()
 }
 
+// closeFlushGrace bounds how long a closing connection waits for its
+// client to read what is queued (an ERROR, say) before it is closed.
+const closeFlushGrace = 10 * time.Second
+
 // closeAfterFlush writes what is queued (e.g. an ERROR) and then closes
 // the connection. It never blocks, so it may be called with Server.mu held.
 func (c *Conn) closeAfterFlush() {
@@ -187,6 +191,10 @@ func (c *Conn) closeAfterFlush() {
 		return
 	}
 	c.wclosing = true
+	// A client that does not read gets closeFlushGrace to take what is
+	// queued; then the write fails and the connection is closed, so a
+	// peer cannot hold a closing connection (and its writer) open.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(closeFlushGrace))
 	c.startWriterLocked() // it writes what is queued, then closes
 }
 
@@ -208,7 +216,16 @@ func (c *Conn) abort() {
 // Close on some connections (TLS) may block for a while.
 func (c *Conn) hardClose() {
 	c.abort()
+	c.closeNet()
+}
+
+// closeNet closes the net.Conn and forgets it in the server's set of open
+// connections.
+func (c *Conn) closeNet() {
 	_ = c.nc.Close()
+	c.srv.openMu.Lock()
+	delete(c.srv.open, c)
+	c.srv.openMu.Unlock()
 }
 
 // writeLoop is the connection's only writer: it writes everything queued
@@ -225,7 +242,7 @@ func (c *Conn) writeLoop() {
 			c.writing = false
 			c.wmu.Unlock()
 			if end {
-				_ = c.nc.Close()
+				c.closeNet()
 			}
 			return
 		}
@@ -239,7 +256,7 @@ func (c *Conn) writeLoop() {
 			c.wmu.Lock()
 			c.writing = false
 			c.wmu.Unlock()
-			_ = c.nc.Close()
+			c.closeNet()
 			return
 		}
 		if c.throttled.CompareAndSwap(true, false) {
@@ -252,7 +269,7 @@ func (c *Conn) writeLoop() {
 		if closing {
 			c.writing = false
 			c.wmu.Unlock()
-			_ = c.nc.Close()
+			c.closeNet()
 			return
 		}
 		c.wmu.Unlock()

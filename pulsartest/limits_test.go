@@ -146,3 +146,26 @@ func TestAnnouncedFrameSizeIsNotAllocated(t *testing.T) {
 	t.Logf("allocated %d bytes per connection announcing 5 MiB", perConn)
 	assert.Less(t, perConn, uint64(64<<10))
 }
+
+// Close cuts short a connection the server is closing (after a protocol
+// violation) while its client does not read what is queued: the writer
+// blocked on that client must not keep Close waiting.
+func TestCloseCutsAClosingConnection(t *testing.T) {
+	s := pulsartest.NewServer()
+	c := pipe(t, s)
+	c.handshake()
+	c.send(lookup(1, "t")) // its answer waits: the test never reads it
+	c.send(connectCmd())   // a second CONNECT: the server closes after flushing
+	require.NoError(t, s.WaitConns(ctx(t), 0))
+
+	done := make(chan struct{})
+	go func() {
+		_ = s.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx(t).Done():
+		t.Fatal("Close waits for a closing connection whose client does not read")
+	}
+}

@@ -30,11 +30,17 @@ type Server struct {
 	wg sync.WaitGroup
 
 	// mu is a pointer so that the brokers of a Cluster can share one.
-	mu           *sync.Mutex
-	closed       bool
-	listeners    map[net.Listener]struct{}
-	firstAddr    string
-	conns        map[*Conn]struct{}
+	mu        *sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	firstAddr string
+	conns     map[*Conn]struct{}
+	// open holds every connection whose net.Conn is not closed yet,
+	// including those detached from conns that are still writing what is
+	// queued before closing, so that Close can cut them short. Guarded by
+	// openMu, which is taken without mu or with it, never the reverse.
+	openMu       sync.Mutex
+	open         map[*Conn]struct{}
 	nextConnID   uint64
 	topics       map[string]*topic
 	partitions   map[string]int
@@ -65,6 +71,7 @@ func NewServer(opts ...Option) *Server {
 		mu:          new(sync.Mutex),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*Conn]struct{}),
+		open:        make(map[*Conn]struct{}),
 		topics:      make(map[string]*topic),
 		partitions:  make(map[string]int),
 		received:    make(map[pulsarpb.BaseCommand_Type]int),
@@ -201,6 +208,9 @@ func (s *Server) register(nc net.Conn) (*Conn, error) {
 	s.nextConnID++
 	c := newConn(s, nc, s.nextConnID)
 	s.conns[c] = struct{}{}
+	s.openMu.Lock()
+	s.open[c] = struct{}{}
+	s.openMu.Unlock()
 	if d := s.cfg.handshakeTimeout; d > 0 {
 		c.handshakeTimer = s.x.clock.AfterFunc(d, func() { s.handshakeExpired(c) })
 	}
@@ -231,6 +241,17 @@ func (s *Server) Close() error {
 		_ = l.Close()
 	}
 	for _, c := range cs {
+		c.hardClose()
+	}
+	// Connections closed earlier (a protocol violation, say) may still be
+	// writing what was queued to a client that does not read.
+	s.openMu.Lock()
+	flushing := make([]*Conn, 0, len(s.open))
+	for c := range s.open {
+		flushing = append(flushing, c)
+	}
+	s.openMu.Unlock()
+	for _, c := range flushing {
 		c.hardClose()
 	}
 	s.wg.Wait()
