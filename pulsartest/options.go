@@ -1,6 +1,8 @@
 package pulsartest
 
 import (
+	"time"
+
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
@@ -25,7 +27,8 @@ type config struct {
 	lenientTokens    bool              // WithLenientTokens
 	anonymousRole    string            // WithAnonymousRole
 	hasAnonymous     bool
-	authz            *authzConfig // WithAuthorization and the grants; nil: off
+	authz            *authzConfig  // WithAuthorization and the grants; nil: off
+	failoverDelay    time.Duration // WithActiveConsumerFailoverDelay
 	challengeRounds  int
 	maxMessageSize   int
 	protocolVersion  int32
@@ -39,6 +42,7 @@ func defaultConfig() config {
 		maxMessageSize:  frame.DefaultMaxMessageSize,
 		protocolVersion: int32(pulsarpb.ProtocolVersion_v21),
 		serverVersion:   DefaultServerVersion,
+		failoverDelay:   DefaultActiveConsumerFailoverDelay,
 	}
 }
 
