@@ -37,7 +37,7 @@ func (a *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.tokenFile, "token-file", "", "require the token in this file (surrounding white space, such as its final newline, is not part of it)")
 	fs.Var(&a.secretKeys, "token-secret-key", "verify tokens as JWTs signed with the HMAC secret in this file (its raw bytes, like a broker's tokenSecretKey=file://...; repeatable)")
 	fs.Var(&a.publicKeys, "token-public-key", "verify tokens as JWTs signed with the private key of this RSA or EC public key (PEM or DER; repeatable)")
-	fs.BoolVar(&a.lenient, "lenient-tokens", false, "accept tokens followed by white space (a token file's newline), as brokers up to Pulsar 4.0 did; Pulsar 4.2 refuses them")
+	fs.BoolVar(&a.lenient, "lenient-tokens", false, "accept tokens followed by white space (a token file's newline), as Pulsar 4.0 brokers do; Pulsar 4.2 refuses them")
 	fs.StringVar(&a.anonymousRole, "anonymous-role", "", "the role of clients without credentials, or with a method no provider handles (default: refuse them when authentication is on)")
 	fs.StringVar(&a.htpasswd, "basic-auth-file", "", "accept auth method \"basic\" for the users of this htpasswd file (MD5-crypt hashes, as htpasswd -m writes)")
 	fs.StringVar(&a.trustCerts, "tls-trust-certs", "", "PEM CA certificates: the TLS listener asks for client certificates and verifies them with these, and auth method \"tls\" takes the certificate's common name as the role")
