@@ -440,3 +440,14 @@ func TestAuthorizationInACluster(t *testing.T) {
 	lr = c.expect(pulsarpb.BaseCommand_LOOKUP_RESPONSE).GetLookupTopicResponse()
 	assert.NotEqual(t, pulsarpb.CommandLookupTopicResponse_Failed, lr.GetResponse())
 }
+
+// An expiry far in the future is in the future (no overflow).
+func TestJWTFarExpiry(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	s := pulsartest.NewServer(pulsartest.WithTokenSecretKey(key))
+	for _, exp := range []any{int64(32503680000), 1e12, 4e9 + 0.5} {
+		tok := hs256(key, map[string]any{"sub": "alice", "exp": exp})
+		_, err := s.Authenticate("token", []byte(tok), nil)
+		assert.NoError(t, err, "exp %v", exp)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"math/big"
 	"strings"
 	"time"
@@ -107,7 +108,8 @@ func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("%w: claim %s: %v", errJWTMalformed, name, err)
 	}
-	return time.Unix(0, int64(f*1e9)), true, nil
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true, nil
 }
 
 // jwtSignatureOK reports whether sig is alg's signature of signed by k.
