@@ -46,8 +46,9 @@
 #                       server's output) and print its path
 #   --list              print the in-scope and out-of-scope tests, run nothing
 #
-# Environment: PEER_VERSION (default v0.19.0), GOFLAGS and the go command's
-# usual variables.
+# Environment: PEER_VERSION (default v0.19.0), PEER_SUITE_NO_NETNS=1 to use
+# the machine's ports even when a private network namespace could be made,
+# GOFLAGS and the go command's usual variables.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -141,7 +142,8 @@ if [[ -z ${PEER_SUITE_WORK:-} ]]; then
   ((list)) && again+=(--list)
   export PEER_SUITE_WORK=$work
   trap - EXIT
-  if ((!list)) && command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
+  if ((!list)) && [[ ${PEER_SUITE_NO_NETNS:-} != 1 ]] &&
+    command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
     ns=(-n)
     if [[ $(id -u) -ne 0 ]]; then
       ns=(-r -n)
