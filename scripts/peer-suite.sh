@@ -3,7 +3,7 @@
 # (apache/pulsar-client-go, package pulsar, PEER_VERSION) against
 # "pulsarconn serve".
 #
-#   bash scripts/peer-suite.sh [--only REGEX] [--timeout DURATION] [--jobs N] [--keep] [--list]
+#   bash scripts/peer-suite.sh [--only REGEX] [--timeout DURATION] [--jobs N] [--retries N] [--keep] [--list]
 #
 # It compiles the package's tests with `go test -c` straight from the Go
 # module cache (nothing of that module is copied into this repository),
@@ -41,7 +41,12 @@
 # Options:
 #   --only REGEX        run only the in-scope tests whose name matches REGEX
 #   --timeout DURATION  per-test timeout (go test -timeout syntax), default 120s
-#   --jobs N            tests run at the same time, default 1 (see docs/pulsartest.md)
+#   --jobs N            tests run at the same time, default 1: they share one
+#                       server and some measure time, so one at a time is the
+#                       dependable setting
+#   --retries N         run a failing test again up to N times, default 0; one
+#                       that passes then counts as passed and is named as
+#                       flaky at the end
 #   --keep              keep the scratch directory (logs of every test, the
 #                       server's output) and print its path
 #   --list              print the in-scope and out-of-scope tests, run nothing
@@ -58,6 +63,7 @@ version="${PEER_VERSION:-v0.19.0}"
 only=""
 timeout="120s"
 jobs=1
+retries=0
 keep=0
 list=0
 
@@ -74,6 +80,8 @@ while (($# > 0)); do
   --timeout=*) timeout=${1#*=}; shift ;;
   --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
   --jobs=*) jobs=${1#*=}; shift ;;
+  --retries) retries=${2:?--retries needs a number}; shift 2 ;;
+  --retries=*) retries=${1#*=}; shift ;;
   --keep) keep=1; shift ;;
   --list) list=1; shift ;;
   -h | --help) usage ;;
@@ -82,6 +90,10 @@ while (($# > 0)); do
 done
 if ! [[ $jobs =~ ^[1-9][0-9]*$ ]]; then
   echo "peer-suite: --jobs wants a positive number, got $jobs" >&2
+  exit 2
+fi
+if ! [[ $retries =~ ^[0-9]+$ ]]; then
+  echo "peer-suite: --retries wants a number, got $retries" >&2
   exit 2
 fi
 
@@ -136,7 +148,7 @@ if [[ -z ${PEER_SUITE_WORK:-} ]]; then
   done
   ln -s "$mod/integration-tests" "$work/peer/integration-tests"
 
-  again=(bash "${BASH_SOURCE[0]}" --timeout "$timeout" --jobs "$jobs")
+  again=(bash "${BASH_SOURCE[0]}" --timeout "$timeout" --jobs "$jobs" --retries "$retries")
   [[ -n $only ]] && again+=(--only "$only")
   ((keep)) && again+=(--keep)
   ((list)) && again+=(--list)
@@ -285,19 +297,29 @@ say "pulsarconn serve ${args[*]}"
 secs() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e9 }'; }
 run_one() {
   local t=$1 log="$work/logs/$1.log" res="$work/logs/$1.result"
-  local t0 t1 status=PASS
-  t0=$(date +%s%N)
-  # The outer timeout is a backstop for a test binary that does not stop at
-  # its own -test.timeout (it panics with the goroutine dump then).
-  if ! (cd "$work/peer/pulsar" && exec timeout -k 10 "$(($(dur_secs "$timeout") + 30))" \
-    "$work/pulsar.test" -test.run "^${t}\$" -test.timeout "$timeout" -test.v) >"$log" 2>&1; then
-    status=FAIL
-  elif ! grep -q -- "^--- PASS: $t " "$log"; then
-    status=FAIL # ran nothing, or was skipped: not a pass
+  local t0 t1 status attempt note=""
+  for ((attempt = 0; attempt <= retries; attempt++)); do
+    if ((attempt > 0)); then
+      mv "$log" "$log.$attempt"
+    fi
+    status=PASS
+    t0=$(date +%s%N)
+    # The outer timeout is a backstop for a test binary that does not stop
+    # at its own -test.timeout (it panics with the goroutine dump then).
+    if ! (cd "$work/peer/pulsar" && exec timeout -k 10 "$(($(dur_secs "$timeout") + 30))" \
+      "$work/pulsar.test" -test.run "^${t}\$" -test.timeout "$timeout" -test.v) >"$log" 2>&1; then
+      status=FAIL
+    elif ! grep -q -- "^--- PASS: $t " "$log"; then
+      status=FAIL # ran nothing, or was skipped: not a pass
+    fi
+    t1=$(date +%s%N)
+    [[ $status == PASS ]] && break
+  done
+  if ((attempt > 0)) && [[ $status == PASS ]]; then
+    note=", after $attempt failed attempt(s): FLAKY"
   fi
-  t1=$(date +%s%N)
   {
-    echo "$status $t ($(secs $((t1 - t0)))s)"
+    echo "$status $t ($(secs $((t1 - t0)))s$note)"
     if [[ $status == FAIL ]]; then
       # The assertion messages, each once, at most 15 lines.
       { grep -E -- '--- FAIL|Error:|Messages:|^panic:|test timed out|^\s+[a-z_]+_test\.go:[0-9]+: ' "$log" || true; } |
@@ -324,11 +346,15 @@ dur_secs() {
 passed=0
 failed=0
 failures=()
+flaky=()
 report() {
   local t=$1 res="$work/logs/$1.result"
   cat "$res"
   if [[ $(head -c 4 "$res") == PASS ]]; then
     passed=$((passed + 1))
+    if grep -q 'FLAKY)$' "$res"; then
+      flaky+=("$t")
+    fi
   else
     failed=$((failed + 1))
     failures+=("$t")
@@ -370,6 +396,9 @@ printf '  %s\n' "${skipped[@]}"
 rss=$(awk '/^VmRSS/ { print $2 " " $3 }' "/proc/$server_pid/status" 2>/dev/null || echo "?")
 echo
 echo "server memory at the end: $rss; tests took $((SECONDS - run_started))s"
+if ((${#flaky[@]} > 0)); then
+  echo "passed only when run again (flaky): ${flaky[*]}"
+fi
 if ((failed > 0)); then
   echo "failed: ${failures[*]}"
 fi
