@@ -129,7 +129,7 @@ if [[ -z ${PEER_SUITE_WORK:-} ]]; then
   fi
   [[ -d $mod/pulsar ]] || die "$mod/pulsar is missing"
 
-  work="$(mktemp -d "${TMPDIR:-/tmp}/peer-suite.XXXXXX")"
+  work="$(mktemp -d -t peer-suite.XXXXXX)"
   trap 'rm -rf "$work"' EXIT
   started=$SECONDS
   say "compiling the tests of github.com/apache/pulsar-client-go@$version/pulsar"
