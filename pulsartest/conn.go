@@ -67,6 +67,7 @@ type Conn struct {
 	state            connState
 	connect          *pulsarpb.CommandConnect
 	authMethod       string
+	role             string // the authenticated role (auth.go)
 	clientProtocol   int32
 	challengesLeft   int
 	challengePending bool

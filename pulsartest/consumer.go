@@ -23,6 +23,7 @@ type subscription struct {
 	subType    pulsarpb.CommandSubscribe_SubType
 	durable    bool
 	consumers  []*consumer
+	failover   failoverState // see failover.go
 	next       uint64
 	markDelete uint64
 	acked      map[uint64]struct{}
@@ -56,6 +57,7 @@ type consumer struct {
 	id      uint64
 	conn    *Conn
 	sub     *subscription
+	joined  *pulsarpb.CommandSubscribe // its SUBSCRIBE (name, priority)
 	permits int64
 	epoch   *uint64
 	// name and metadata are the SUBSCRIBE's, for the admin API's stats.
@@ -134,13 +136,16 @@ func (s *Server) handleSubscribeLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 	if req.ConsumerEpoch != nil {
 		cons.epoch = proto.Uint64(req.GetConsumerEpoch())
 	}
+	cons.joined = req
+	prev := sub.active()
 	sub.consumers = append(sub.consumers, cons)
 	c.consumers[cons.id] = cons
+	// A broker tells each Failover consumer whether it is the active one
+	// (failover.go).
+	changed := s.failoverJoinedLocked(sub, cons, prev)
 	_ = c.Send(success(rid))
-	if sub.subType == pulsarpb.CommandSubscribe_Failover {
-		// A broker tells each Failover consumer whether it is the active
-		// one; the first attached stays active here.
-		_ = c.Send(activeConsumerChange(cons.id, sub.consumers[0] == cons))
+	if changed {
+		s.failoverChangedLocked(sub)
 	}
 	s.dispatchLocked(sub)
 }
@@ -198,6 +203,7 @@ func (s *Server) removeConsumerLocked(cons *consumer) {
 	if i < 0 {
 		return
 	}
+	prev := sub.active()
 	sub.consumers = slices.Delete(sub.consumers, i, i+1)
 	for id, owner := range sub.pending {
 		if owner == cons {
@@ -213,10 +219,8 @@ func (s *Server) removeConsumerLocked(cons *consumer) {
 		}
 		return
 	}
-	if sub.subType == pulsarpb.CommandSubscribe_Failover && i == 0 {
-		for _, other := range sub.consumers {
-			_ = other.conn.Send(activeConsumerChange(other.id, other == sub.consumers[0]))
-		}
+	if sub.subType == pulsarpb.CommandSubscribe_Failover && sub.active() != prev {
+		s.failoverChangedLocked(sub)
 	}
 	s.dispatchLocked(sub)
 }
@@ -335,7 +339,7 @@ func (sub *subscription) pick(e *entry) *consumer {
 		}
 		return nil
 	default:
-		if cons := sub.consumers[0]; ready(cons) {
+		if cons := sub.active(); ready(cons) {
 			return cons
 		}
 		return nil

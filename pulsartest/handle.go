@@ -57,6 +57,9 @@ func (s *Server) handle(c *Conn, f *frame.Frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := f.Command
+	if c.state == stateConnected && s.deniedLocked(c, cmd) {
+		return // WithAuthorization: not for this role
+	}
 	if c.state != stateClosed && s.x.gateLocked(s, c, f) {
 		return // a declared fault, or a cluster's answer
 	}

@@ -1,7 +1,6 @@
 package pulsartest
 
 import (
-	"crypto/subtle"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -32,10 +31,12 @@ func (s *Server) handleConnectLocked(c *Conn, connect *pulsarpb.CommandConnect) 
 		c.state = stateConnectSeen
 		return
 	}
-	if !s.credentialsOK(connect.GetAuthMethodName(), connect.GetAuthData()) {
+	role, err := s.authenticateLocked(connect.GetAuthMethodName(), connect.GetAuthData(), c.tlsState())
+	if err != nil {
 		s.authFailedLocked(c, msgConnectAuthFailed)
 		return
 	}
+	c.role = role
 	if s.cfg.challengeRounds > 0 {
 		c.state = stateChallenging
 		c.challengesLeft = s.cfg.challengeRounds - 1
@@ -65,7 +66,7 @@ func (s *Server) handleAuthResponseLocked(c *Conn, resp *pulsarpb.CommandAuthRes
 	s.lastAuthResp = resp
 	c.challengePending = false
 	r := resp.GetResponse()
-	if !s.credentialsOK(r.GetAuthMethodName(), r.GetAuthData()) {
+	if _, err := s.authenticateLocked(r.GetAuthMethodName(), r.GetAuthData(), c.tlsState()); err != nil {
 		s.authFailedLocked(c, msgAuthFailed)
 		return
 	}
@@ -79,22 +80,6 @@ func (s *Server) handleAuthResponseLocked(c *Conn, resp *pulsarpb.CommandAuthRes
 		return
 	}
 	s.completeConnectLocked(c)
-}
-
-// credentialsOK checks a CONNECT's or AUTH_RESPONSE's credentials against
-// the configured token and basic credentials (either is accepted when both
-// are set); with neither, anything goes.
-func (s *Server) credentialsOK(method string, data []byte) bool {
-	if !s.cfg.hasToken && s.cfg.basic == nil {
-		return true
-	}
-	switch method {
-	case "token":
-		return s.cfg.hasToken && subtle.ConstantTimeCompare(data, s.cfg.token) == 1
-	case "basic":
-		return s.cfg.basic != nil && subtle.ConstantTimeCompare(data, s.cfg.basic) == 1
-	}
-	return false
 }
 
 func (s *Server) authFailedLocked(c *Conn, msg string) {

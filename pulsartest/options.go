@@ -20,7 +20,15 @@ type config struct {
 	advertisedURLTLS string
 	token            []byte
 	hasToken         bool
-	basic            []byte // "user:password" of WithBasicAuth
+	basic            []byte            // "user:password" of WithBasicAuth
+	basicUsers       map[string]string // user → MD5-crypt hash, WithBasicAuthHtpasswd
+	jwtKeys          []jwtKey          // WithTokenSecretKey, WithTokenPublicKey
+	tlsAuth          bool              // WithTLSAuthentication
+	lenientTokens    bool              // WithLenientTokens
+	anonymousRole    string            // WithAnonymousRole
+	hasAnonymous     bool
+	authz            *authzConfig  // WithAuthorization and the grants; nil: off
+	failoverDelay    time.Duration // WithActiveConsumerFailoverDelay
 	challengeRounds  int
 	maxMessageSize   int
 	protocolVersion  int32
@@ -42,6 +50,7 @@ func defaultConfig() config {
 		protocolVersion:  int32(pulsarpb.ProtocolVersion_v21),
 		serverVersion:    DefaultServerVersion,
 		handshakeTimeout: DefaultHandshakeTimeout,
+		failoverDelay:    DefaultActiveConsumerFailoverDelay,
 	}
 }
 
@@ -58,19 +67,24 @@ func WithAdvertisedTLSURL(u string) Option {
 	return func(c *config) { c.advertisedURLTLS = u }
 }
 
-// WithToken turns token authentication on: CONNECT (and every AUTH_RESPONSE)
-// must carry auth_method_name "token" and auth_data equal to tok, or the
-// server answers ERROR{AuthenticationError} and closes the connection, as a
-// real broker does. Default: authentication off, any credentials accepted.
+// WithToken turns token authentication on: a client presenting auth
+// method "token" in CONNECT (and every AUTH_RESPONSE) must present exactly
+// tok — or a token a key of WithTokenSecretKey or WithTokenPublicKey
+// verifies — or the server answers ERROR{AuthenticationError} and closes
+// the connection, as a real broker does. A client presenting no
+// credentials, or a method no configured provider handles, is refused too,
+// unless WithAnonymousRole gives it a role. The role of a client with tok
+// is tok's "sub" claim if tok is a JSON Web Token, otherwise "token".
+// Default: authentication off, any credentials accepted.
 func WithToken(tok string) Option {
 	return func(c *config) { c.token, c.hasToken = []byte(tok), true }
 }
 
-// WithBasicAuth requires clients to present auth method "basic" with
+// WithBasicAuth accepts clients presenting auth method "basic" with
 // auth_data "user:password", as a broker with the basic authentication
-// provider does; others get ERROR AuthenticationError and a closed
-// connection. With WithToken too, either credential is accepted. Default:
-// no check.
+// provider does, with the role user; wrong credentials get ERROR
+// AuthenticationError and a closed connection. Other methods are handled
+// as WithToken describes. Default: no check.
 func WithBasicAuth(user, password string) Option {
 	return func(c *config) { c.basic = []byte(user + ":" + password) }
 }

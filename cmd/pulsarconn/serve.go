@@ -30,7 +30,8 @@ type serveConfig struct {
 	listen, tlsListen, quicListen string
 	certFile, keyFile             string
 	brokers                       int
-	token                         string
+	auth                          authFlags
+	advertised                    string
 	partitions                    map[string]int
 	proxy                         bool
 	maxMessageSize                int       // --max-message-size; 0: pulsartest's default
@@ -52,7 +53,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.keyFile, "key", "", "PEM private key of --cert")
 	fs.IntVar(&cfg.brokers, "brokers", 1, "number of brokers; topics are spread over them and lookups redirect to the owner")
 	fs.BoolVar(&cfg.proxy, "proxy", false, "put a proxy in front of the brokers (on the first port of each listener)")
-	fs.StringVar(&cfg.token, "token", "", "require this token (auth method \"token\")")
+	cfg.auth.register(fs)
+	fs.StringVar(&cfg.advertised, "advertised-address", "", "host name the brokers advertise in lookups instead of the listeners' addresses (a broker's advertisedAddress; e.g. localhost, which a certificate names)")
 	fs.Var(&parts, "partitions", "TOPIC=N: a partitioned topic (repeatable)")
 	maxSize := fs.String("max-message-size", "5MiB", "largest message the brokers accept and announce in CONNECTED (bytes, or with K, M or G: 1MiB, 1048576)")
 	verbose := fs.Bool("verbose", false, "log every frame read and sent to stderr: connection id (per broker), direction, command type, key ids")
@@ -83,6 +85,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		cfg.frameLog = stderr
 	}
+	if cfg.auth.trustCerts != "" && cfg.tlsListen == "" {
+		return fmt.Errorf("%w: --tls-trust-certs needs --tls-listen", errUsage)
+	}
 	cfg.partitions = map[string]int{}
 	for _, p := range parts {
 		topic, n, ok := strings.Cut(p, "=")
@@ -105,13 +110,23 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 			return err
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		pool, err := cfg.auth.clientCAs()
+		if err != nil {
+			return err
+		}
+		if pool != nil {
+			// Ask for a client certificate, and verify one if given, as a
+			// broker with tlsTrustCertsFilePath does: a client without
+			// one still connects (and authenticates otherwise).
+			tlsConfig.ClientCAs, tlsConfig.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		}
 		if path != "" {
 			fmt.Fprintf(out, "certificate: %s (self-signed; trust it, e.g. TLSTrustCertsFilePath)\n", path)
 		}
 	}
-	opts := []pulsartest.Option{}
-	if cfg.token != "" {
-		opts = append(opts, pulsartest.WithToken(cfg.token))
+	opts, err := cfg.auth.options(os.Getenv)
+	if err != nil {
+		return err
 	}
 	if cfg.proxy {
 		opts = append(opts, pulsartest.WithProxy())
@@ -241,7 +256,24 @@ func listenMember(cfg serveConfig, i int, tlsConfig *tls.Config) (pulsartest.End
 	if ep.URL == "" {
 		ep.URL = strings.Replace(ep.TLSURL, "pulsar+ssl://", "pulsar://", 1)
 	}
+	if cfg.advertised != "" {
+		ep.URL = advertise(ep.URL, cfg.advertised)
+		ep.TLSURL = advertise(ep.TLSURL, cfg.advertised)
+	}
 	return ep, nil
+}
+
+// advertise replaces the host of a pulsar:// or pulsar+ssl:// URL.
+func advertise(rawURL, host string) string {
+	scheme, hostPort, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return rawURL
+	}
+	_, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return rawURL
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // memberAddr turns a listen URL (pulsar://HOST:PORT or

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn"
+	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
+)
+
+// tempFile writes data to a file of the test's temporary directory.
+func tempFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}
+
+// refused waits until b's handshake has been refused.
+func refused(t *testing.T, b *pulsarconn.Broker) {
+	t.Helper()
+	for {
+		st, changed := b.WatchState()
+		if st == pulsarconn.StateDisconnected {
+			break
+		}
+		<-changed
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, b.WaitConnected(cancelled), pulsarconn.ErrAuthenticationError)
+}
+
+func connects(t *testing.T, url string, opts ...pulsarconn.Option) *pulsarconn.Broker {
+	t.Helper()
+	b, err := pulsarconn.Start(url, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Stop(context.Background()) })
+	require.NoError(t, b.WaitConnected(testContext(t)))
+	return b
+}
+
+func startRefusedServe(t *testing.T, url string, opts ...pulsarconn.Option) {
+	t.Helper()
+	b, err := pulsarconn.Start(url, opts...)
+	require.NoError(t, err)
+	defer b.Stop(context.Background())
+	refused(t, b)
+}
+
+// The token may come from a file (without its final newline) or from the
+// environment, so that it need not be on the command line.
+func TestServeTokenFromFileOrEnvironment(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		path := tempFile(t, "token", []byte("letmein\n"))
+		out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--token-file", path)
+		service := out.field(t, "serving ")[0]
+		connects(t, service, pulsarconn.WithAuthenticator(token("letmein")))
+		startRefusedServe(t, service, pulsarconn.WithAuthenticator(token("letmein\n")))
+		startRefusedServe(t, service)
+	})
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv(tokenEnv, "from-env")
+		out := startServe(t, "--listen", "pulsar://127.0.0.1:0")
+		service := out.field(t, "serving ")[0]
+		connects(t, service, pulsarconn.WithAuthenticator(token("from-env")))
+		startRefusedServe(t, service, pulsarconn.WithAuthenticator(token("other")))
+	})
+	t.Run("flag wins over environment", func(t *testing.T) {
+		t.Setenv(tokenEnv, "from-env")
+		path := tempFile(t, "token", []byte("from-file"))
+		out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--token-file", path)
+		service := out.field(t, "serving ")[0]
+		connects(t, service, pulsarconn.WithAuthenticator(token("from-file")))
+		startRefusedServe(t, service, pulsarconn.WithAuthenticator(token("from-env")))
+	})
+}
+
+func hs256(key []byte, sub string) string {
+	enc := base64.RawURLEncoding
+	u := enc.EncodeToString([]byte(`{"alg":"HS256"}`)) + "." + enc.EncodeToString([]byte(`{"sub":"`+sub+`"}`))
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(u))
+	return u + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// JWTs verified with a secret key, an anonymous role, authorization by
+// namespace, and the address advertised in lookups.
+func TestServeJWTAnonymousRoleAndGrants(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	out := startServe(t, "--listen", "pulsar://127.0.0.1:0",
+		"--token-secret-key", tempFile(t, "secret.key", key),
+		"--anonymous-role", "anonymous",
+		"--super-user", "admin", "--tenant-admin", "public=anonymous",
+		"--grant", "private/auth=token-principal",
+		"--advertised-address", "localhost")
+	service := out.field(t, "serving ")[0]
+	ctx := testContext(t)
+
+	granted := connects(t, service, pulsarconn.WithAuthenticator(token(hs256(key, "token-principal"))))
+	res, err := granted.LookupTopic(ctx, "persistent://private/auth/t", false)
+	require.NoError(t, err)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(service, "pulsar://"))
+	assert.Equal(t, "pulsar://localhost:"+port, res.BrokerURL, "the advertised address")
+
+	anonymous := connects(t, service)
+	_, err = anonymous.LookupTopic(ctx, "persistent://public/default/t", false)
+	assert.NoError(t, err)
+	_, err = anonymous.LookupTopic(ctx, "persistent://private/auth/t", false)
+	assert.ErrorIs(t, err, pulsarconn.ErrAuthorization)
+
+	startRefusedServe(t, service, pulsarconn.WithAuthenticator(token(hs256([]byte("another key"), "admin"))))
+}
+
+// tlsAuth is auth method "tls": the credentials are the client certificate.
+type tlsAuth struct{}
+
+func (tlsAuth) Name() string                                      { return "tls" }
+func (tlsAuth) Initial(context.Context) ([]byte, error)           { return nil, nil }
+func (tlsAuth) Challenge(context.Context, []byte) ([]byte, error) { return nil, nil }
+
+func TestServeTLSClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) (tls.Certificate, []byte, []byte) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		require.NoError(t, err)
+		kd, err := x509.MarshalPKCS8PrivateKey(k)
+		require.NoError(t, err)
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k},
+			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+	}
+	_, serverPEM, serverKey := leaf(2, "server", x509.ExtKeyUsageServerAuth)
+	client, _, _ := leaf(3, "admin", x509.ExtKeyUsageClientAuth)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, data, 0o600))
+		return p
+	}
+	caFile := write("ca.pem", caPEM)
+	out := startServe(t, "--listen", "", "--tls-listen", "pulsar+ssl://127.0.0.1:0",
+		"--cert", write("server.pem", serverPEM), "--key", write("server-key.pem", serverKey),
+		"--tls-trust-certs", caFile, "--super-user", "admin")
+	tlsURL := out.field(t, "broker-0:")[0]
+	ctx := testContext(t)
+
+	// With the certificate and method tls: role admin, a superuser.
+	b := connects(t, tlsURL, pulsarconn.WithAuthenticator(tlsAuth{}),
+		pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(caFile), tlstransport.WithClientCertificate(client))))
+	_, err = b.LookupTopic(ctx, "persistent://private/auth/t", false)
+	assert.NoError(t, err)
+
+	// Method tls without a certificate is refused.
+	startRefusedServe(t, tlsURL, pulsarconn.WithAuthenticator(tlsAuth{}),
+		pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(caFile))))
+}
+
+func TestServeAuthUsageErrors(t *testing.T) {
+	tok := tempFile(t, "token", []byte("x"))
+	empty := tempFile(t, "empty", []byte("\n"))
+	for _, args := range [][]string{
+		{"serve", "--token", "a", "--token-file", tok},
+		{"serve", "--token-file", empty},
+		{"serve", "--grant", "private/auth"},
+		{"serve", "--grant", "private=role"},
+		{"serve", "--tenant-admin", "public="},
+		{"serve", "--tls-trust-certs", tok},
+	} {
+		err := run(context.Background(), args, &strings.Builder{}, &strings.Builder{})
+		assert.ErrorIs(t, err, errUsage, strings.Join(args, " "))
+	}
+}
