@@ -146,9 +146,8 @@ func TestDelayedDeliveryNotOnExclusiveOrFailover(t *testing.T) {
 			c.handshake()
 			c.send(subscribeCmd(1, 1, "t", "sub", tc.typ, earliest))
 			c.expect(pulsarpb.BaseCommand_SUCCESS)
-			if tc.typ == failover {
-				c.expect(pulsarpb.BaseCommand_ACTIVE_CONSUMER_CHANGE)
-			}
+			// (Failover: ACTIVE_CONSUMER_CHANGE comes a second later on
+			// the server's clock, which this test does not advance.)
 			c.send(flow(1, 10))
 			for i := range 2 {
 				assert.Equal(t, uint64(i), c.expect(pulsarpb.BaseCommand_MESSAGE).GetMessage().GetMessageId().GetEntryId())

@@ -103,6 +103,9 @@ func (s *Server) completeConnectLocked(c *Conn) {
 		},
 	})
 	c.state = stateConnected
+	if c.handshakeTimer != nil {
+		c.handshakeTimer.Stop() // WithHandshakeTimeout has nothing left to check
+	}
 }
 
 // ChallengeAll asks every connected client for fresh credentials, as a
