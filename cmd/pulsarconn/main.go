@@ -6,11 +6,16 @@
 //	pulsarconn lookup     [--url URL] [--timeout D] TOPIC   look a topic up on a broker
 //	pulsarconn partitions [--url URL] [--timeout D] TOPIC   read a topic's partition count
 //	pulsarconn bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE]
+//	                                                  forward Pulsar-over-QUIC connections to a TCP broker
 //	pulsarconn serve [--listen pulsar://127.0.0.1:6650] [--tls-listen pulsar+ssl://HOST:PORT]
 //	                 [--quic-listen HOST:PORT] [--cert FILE --key FILE] [--brokers N] [--proxy]
-//	                 [--token TOKEN] [--partitions TOPIC=N]... [--admin HOST:PORT]
-//	                                                  run the fake broker (or a cluster) until Ctrl-C
-//	                                                  forward Pulsar-over-QUIC connections to a TCP broker
+//	                 [--admin HOST:PORT] [--admin-tls HOST:PORT] [--advertised-address HOST]
+//	                 [--max-message-size SIZE] [--verbose] [--partitions TOPIC=N]...
+//	                 [--token-file FILE | --token-secret-key FILE | --token-public-key FILE ...]
+//	                 [--basic-auth-file FILE] [--tls-trust-certs FILE] [--anonymous-role ROLE]
+//	                 [--super-user ROLE]... [--tenant-admin T=ROLE]... [--grant NS=ROLE]...
+//	                                                  run the fake broker (or a cluster) until Ctrl-C;
+//	                                                  "serve -h" describes every flag
 //	pulsarconn bench [--quick] [--duration D] [--json FILE] [--svg FILE] [--compare FILE]
 //	                                                  measure raw loops, this library (and another client) on loopback
 //
@@ -51,7 +56,7 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE] | serve [--listen URL] [--tls-listen URL] [--quic-listen ADDR] [--brokers N] [--token T] [--partitions TOPIC=N] | bench [--quick] [--json FILE] [--svg FILE] [--compare FILE]")
+var errUsage = errors.New("usage: pulsarconn demo | lookup [--url URL] TOPIC | partitions [--url URL] TOPIC | bridge --quic-listen ADDR --to pulsar://HOST:PORT [--cert FILE --key FILE] | serve [--listen URL] [--tls-listen URL] [--admin ADDR] [--admin-tls ADDR] [flags: serve -h] | bench [--quick] [--json FILE] [--svg FILE] [--compare FILE]")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

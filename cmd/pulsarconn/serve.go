@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
@@ -36,7 +37,7 @@ type serveConfig struct {
 	proxy                         bool
 	maxMessageSize                int       // --max-message-size; 0: pulsartest's default
 	frameLog                      io.Writer // --verbose: stderr; nil: off
-	admin                         string
+	admin, adminTLS               string
 }
 
 // serve runs "pulsarconn serve": the fake broker (pulsartest), or a
@@ -59,6 +60,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	maxSize := fs.String("max-message-size", "5MiB", "largest message the brokers accept and announce in CONNECTED (bytes, or with K, M or G: 1MiB, 1048576)")
 	verbose := fs.Bool("verbose", false, "log every frame read and sent to stderr: connection id (per broker), direction, command type, key ids")
 	fs.StringVar(&cfg.admin, "admin", "", "HTTP listener (HOST:PORT) for the admin REST API and HTTP lookup, e.g. 127.0.0.1:8080; empty for none")
+	fs.StringVar(&cfg.adminTLS, "admin-tls", "", "HTTPS listener (HOST:PORT) for the same, with the certificate of --tls-listen (and its client certificate check), e.g. 127.0.0.1:8443; empty for none")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -74,8 +76,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (cfg.certFile == "") != (cfg.keyFile == "") {
 		return fmt.Errorf("%w: --cert and --key go together", errUsage)
 	}
-	if cfg.certFile != "" && cfg.tlsListen == "" && cfg.quicListen == "" {
-		return fmt.Errorf("%w: --cert needs --tls-listen or --quic-listen", errUsage)
+	if cfg.certFile != "" && cfg.tlsListen == "" && cfg.quicListen == "" && cfg.adminTLS == "" {
+		return fmt.Errorf("%w: --cert needs --tls-listen, --quic-listen or --admin-tls", errUsage)
 	}
 	n, err := parseSize(*maxSize)
 	if err != nil {
@@ -104,7 +106,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // ctx ends.
 func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 	var tlsConfig *tls.Config
-	if cfg.tlsListen != "" || cfg.quicListen != "" {
+	if cfg.tlsListen != "" || cfg.quicListen != "" || cfg.adminTLS != "" {
 		cert, path, err := serveCertificate(cfg)
 		if err != nil {
 			return err
@@ -179,27 +181,45 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 		}
 		fmt.Fprintln(out, line)
 	}
-	var adminServer *http.Server
-	adminDone := make(chan struct{})
-	if cfg.admin != "" {
-		l, err := net.Listen("tcp", cfg.admin)
+	// The HTTP side: the admin REST API and HTTP lookup, over HTTP and
+	// HTTPS, as a broker's webServicePort and webServicePortTls.
+	var adminServers []*http.Server
+	var adminWG sync.WaitGroup
+	stopAdmin := func() {
+		for _, hs := range adminServers {
+			_ = hs.Close()
+		}
+		adminWG.Wait()
+	}
+	for _, a := range []struct {
+		addr   string
+		scheme string
+		tls    *tls.Config
+	}{{cfg.admin, "http", nil}, {cfg.adminTLS, "https", tlsConfig}} {
+		if a.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", a.addr)
 		if err != nil {
+			stopAdmin()
 			_ = cluster.Close()
 			return fmt.Errorf("serve: admin: %w", err)
 		}
-		adminServer = &http.Server{Handler: cluster.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		if a.tls != nil {
+			l = tls.NewListener(l, a.tls)
+		}
+		hs := &http.Server{Handler: cluster.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		adminServers = append(adminServers, hs)
+		adminWG.Add(1)
 		go func() {
-			defer close(adminDone)
-			_ = adminServer.Serve(l)
+			defer adminWG.Done()
+			_ = hs.Serve(l)
 		}()
-		fmt.Fprintf(out, "admin: http://%s\n", l.Addr())
+		fmt.Fprintf(out, "admin: %s://%s\n", a.scheme, l.Addr())
 	}
 	fmt.Fprintf(out, "serving %s (Ctrl-C stops)\n", cluster.URL())
 	<-ctx.Done()
-	if adminServer != nil {
-		_ = adminServer.Close()
-		<-adminDone
-	}
+	stopAdmin()
 	err = cluster.Close()
 	fmt.Fprintln(out, "stopped")
 	return err

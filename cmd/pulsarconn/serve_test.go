@@ -292,3 +292,38 @@ func TestServeAdmin(t *testing.T) {
 	assert.Equal(t, b.BrokerURL(), lookup["brokerUrl"])
 	assert.Equal(t, admin, lookup["httpUrl"])
 }
+
+// serve --admin-tls serves the same HTTP side over HTTPS with the TLS
+// listener's certificate; its lookups name the TLS broker URL and the
+// HTTPS web service, as a broker's webServicePortTls does.
+func TestServeAdminTLS(t *testing.T) {
+	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--tls-listen", "pulsar+ssl://127.0.0.1:0", "--admin-tls", "127.0.0.1:0")
+	admin := out.field(t, "admin:")[0]
+	require.True(t, strings.HasPrefix(admin, "https://"), admin)
+	pem, err := os.ReadFile(out.field(t, "certificate:")[0])
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(pem))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	defer hc.CloseIdleConnections()
+	get := func(path string) (int, string) {
+		req, err := http.NewRequestWithContext(testContext(t), "GET", admin+path, nil)
+		require.NoError(t, err)
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/admin/v2/brokers/health")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok", body)
+	code, body = get("/lookup/v2/topic/persistent/public/default/t")
+	require.Equal(t, 200, code, body)
+	var lookup map[string]string
+	require.NoError(t, json.Unmarshal([]byte(body), &lookup))
+	assert.Equal(t, admin, lookup["httpUrlTls"])
+	assert.True(t, strings.HasPrefix(lookup["brokerUrlTls"], "pulsar+ssl://127.0.0.1:"), lookup["brokerUrlTls"])
+
+}
