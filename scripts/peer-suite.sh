@@ -9,7 +9,7 @@
 # module cache (nothing of that module is copied into this repository),
 # builds pulsarconn from this repository, starts "pulsarconn serve" the way
 # the client's CI configures its standalone broker (integration-tests/ of
-# that module: ports 6650, 6651 and 8080, its certificates, its token
+# that module: ports 6650, 6651, 8080 and 8443, its certificates, its token
 # secret and htpasswd file, the anonymous role, the namespaces and
 # permissions its start script creates, a 1 MiB message limit), then runs
 # every test by itself with a timeout each and prints a line per test:
