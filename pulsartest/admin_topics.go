@@ -414,7 +414,8 @@ func (s *Server) disconnectConsumersLocked(sub *subscription) {
 	sub.seeking = false
 }
 
-// resetLocked moves sub's cursor to entry target, as SEEK does: every
+// resetLocked moves sub's cursor to entry target, for SEEK and the admin
+// API's reset cursor: every
 // consumer is disconnected first, and everything before target counts as
 // acknowledged, everything from it as not.
 func (s *Server) resetLocked(sub *subscription, target uint64) {
@@ -426,6 +427,8 @@ func (s *Server) resetLocked(sub *subscription, target uint64) {
 	clear(sub.redeliveries)
 	clear(sub.ackSets)
 	sub.redeliver = nil
+	sub.delayed = nil // held messages are read again from target
+	s.armDelayLocked(sub)
 	s.changedLocked()
 }
 

@@ -577,21 +577,7 @@ func (s *Server) handleSeekLocked(c *Conn, cmd *pulsarpb.BaseCommand) {
 			"Message id and message publish time were not present"))
 		return
 	}
-	sub.seeking = true
-	for _, other := range slices.Backward(slices.Clone(sub.consumers)) {
-		s.removeConsumerLocked(other)
-		_ = other.conn.Send(closeConsumer(other.id, "", ""))
-	}
-	sub.seeking = false
-	sub.next = target
-	sub.markDelete = target
-	clear(sub.acked)
-	clear(sub.pending)
-	clear(sub.redeliveries)
-	clear(sub.ackSets)
-	sub.redeliver = nil
-	sub.delayed = nil
-	s.armDelayLocked(sub)
+	s.resetLocked(sub, target)
 	_ = c.Send(success(req.GetRequestId()))
 }
 

@@ -1,6 +1,7 @@
 package pulsartest_test
 
 import (
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -195,4 +196,35 @@ func TestDelayedDeliveryLivePublish(t *testing.T) {
 	assert.Equal(t, []uint64{0}, delayed(t, s))
 	clock.Advance(5 * time.Second)
 	assert.Equal(t, uint64(0), c.expect(pulsarpb.BaseCommand_MESSAGE).GetMessage().GetMessageId().GetEntryId())
+}
+
+// A reset of the cursor through the admin API forgets the messages held
+// back, as SEEK does: they are read again from the new position, held
+// again, and delivered once when their time comes.
+func TestDelayedDeliveryAfterAdminResetCursor(t *testing.T) {
+	s, clock := delayedServer(t)
+	publishAt(s, "t", "later", delayT0.Add(time.Hour), 0)
+	c := pipe(t, s)
+	c.handshake()
+	c.send(subscribeCmd(1, 1, "t", "sub", shared, earliest))
+	c.expect(pulsarpb.BaseCommand_SUCCESS)
+	c.send(flow(1, 10))
+	require.NoError(t, s.WaitReceived(ctx(t), pulsarpb.BaseCommand_FLOW, 1))
+	require.Equal(t, []uint64{0}, delayed(t, s))
+
+	rec := httptest.NewRecorder()
+	s.AdminHandler().ServeHTTP(rec, httptest.NewRequest("POST",
+		"/admin/v2/persistent/public/default/t/subscription/sub/resetcursor/0", nil))
+	require.Equal(t, 204, rec.Code, rec.Body.String())
+	c.expect(pulsarpb.BaseCommand_CLOSE_CONSUMER)
+	assert.Empty(t, delayed(t, s), "held messages are forgotten with the old position")
+
+	c.send(subscribeCmd(2, 2, "t", "sub", shared, earliest))
+	c.expect(pulsarpb.BaseCommand_SUCCESS)
+	c.send(flow(2, 10))
+	require.NoError(t, s.WaitReceived(ctx(t), pulsarpb.BaseCommand_FLOW, 2))
+	assert.Equal(t, []uint64{0}, delayed(t, s))
+	clock.Advance(time.Hour)
+	assert.Equal(t, uint64(0), c.expect(pulsarpb.BaseCommand_MESSAGE).GetMessage().GetMessageId().GetEntryId())
+	c.synced() // and only once
 }
