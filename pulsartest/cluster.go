@@ -276,11 +276,16 @@ func (c *Cluster) RemoveBroker(i int) error {
 		}
 	}
 	// Its connections are closed once what is queued (the CLOSE_*) is
-	// written.
+	// written (within closeFlushGrace); Close would cut them short.
+	conns := make([]*Conn, 0, len(b.conns))
 	for conn := range b.conns {
+		conns = append(conns, conn)
 		b.failLocked(conn)
 	}
 	c.mu.Unlock()
+	for _, conn := range conns {
+		<-conn.netDone
+	}
 	return b.Close()
 }
 

@@ -58,6 +58,10 @@ type Conn struct {
 	// handles nothing it reads from then on.
 	cut atomic.Bool
 
+	// netDone is closed once the net.Conn is (see closeNet).
+	netDone chan struct{}
+	netOnce sync.Once
+
 	// handshakeTimer closes the connection if its handshake is not
 	// complete in time (WithHandshakeTimeout); nil when none. Set by
 	// register.
@@ -83,6 +87,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *Conn {
 	return &Conn{
 		srv:       s,
 		nc:        nc,
+		netDone:   make(chan struct{}),
 		id:        id,
 		producers: make(map[uint64]*producer),
 		consumers: make(map[uint64]*consumer),
@@ -227,6 +232,7 @@ func (c *Conn) closeNet() {
 	c.srv.openMu.Lock()
 	delete(c.srv.open, c)
 	c.srv.openMu.Unlock()
+	c.netOnce.Do(func() { close(c.netDone) })
 }
 
 // writeLoop is the connection's only writer: it writes everything queued
