@@ -1,4 +1,4 @@
-// Package depcheck enforces the dependency rule of DESIGN.md ("Layers"): it
+// Package depcheck enforces the dependency rule of the layers (docs/architecture.md): it
 // holds no code, only a test that loads the module's packages with go list
 // and fails on every import that crosses a layer boundary the wrong way.
 //

@@ -439,7 +439,7 @@ func TestTotalSize(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	// DESIGN.md: max frame 5 MiB + 10 KiB until CONNECTED says otherwise;
+	// The defaults: max frame 5 MiB + 10 KiB until CONNECTED says otherwise;
 	// protocol version 21.
 	assert.Equal(t, 5*1024*1024, frame.DefaultMaxMessageSize)
 	assert.Equal(t, 5*1024*1024+10*1024, frame.DefaultMaxFrameSize)
