@@ -58,6 +58,7 @@ type Broker struct {
 	timer    ports.Timer
 	timerAt  time.Time
 	stateCh  chan struct{} // closed and replaced at every state change
+	waiters  sync.Pool     // of *waiter, for Request (see getWaiter)
 	queue    []queued      // deliveries, logs: carried out outside mu
 	spare    []queued      // the drainer's other batch buffer, kept between drains
 	draining bool
@@ -357,7 +358,7 @@ func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 		return nil, err
 	}
 	defer b.releaseSlot()
-	w := getWaiter()
+	w := b.getWaiter()
 	var id uint64
 	var start time.Time
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
@@ -373,12 +374,12 @@ func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 		return nil, err
 	})
 	if err != nil {
-		putWaiter(w) // never handed to the core
+		b.putWaiter(w) // never handed to the core
 		return nil, err
 	}
 	select {
 	case r := <-w.ch:
-		putWaiter(w)
+		b.putWaiter(w)
 		if errors.Is(r.err, ErrTooManyRequests) {
 			b.rejected()
 		}
@@ -394,10 +395,10 @@ func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 			// The answer won the race: the core completed the waiter,
 			// under the lock, before Cancel.
 			r := <-w.ch
-			putWaiter(w)
+			b.putWaiter(w)
 			return r.cmd, r.err
 		}
-		putWaiter(w) // cancelled: the core will never complete it
+		b.putWaiter(w) // cancelled: the core will never complete it
 		return nil, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
 	}
 }
@@ -750,13 +751,21 @@ type waiter struct{ ch chan result }
 
 func newWaiter() *waiter { return &waiter{ch: make(chan result, 1)} }
 
-// waiters recycles Request's waiters: a waiter goes back only once its
-// one completion has been received or can no longer come, so a recycled
-// channel is always empty. Saves two allocations per request.
-var waiters = sync.Pool{New: func() any { return newWaiter() }}
+// getWaiter takes one of the Broker's recycled waiters (Broker.waiters):
+// a waiter goes back only once its one completion has been received or can
+// no longer come, so a recycled channel is always empty. Saves two
+// allocations per request. The pool is the Broker's, not the package's,
+// so that a channel made inside a testing/synctest bubble never reaches a
+// goroutine outside it (or in another bubble): the Go runtime aborts the
+// program when that happens.
+func (b *Broker) getWaiter() *waiter {
+	if w, ok := b.waiters.Get().(*waiter); ok {
+		return w
+	}
+	return newWaiter()
+}
 
-func getWaiter() *waiter  { return waiters.Get().(*waiter) }
-func putWaiter(w *waiter) { waiters.Put(w) }
+func (b *Broker) putWaiter(w *waiter) { b.waiters.Put(w) }
 
 // Done implements core.Waiter; the core completes each request once, so
 // the buffered send never blocks.

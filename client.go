@@ -148,6 +148,58 @@ func (c *Client) serviceBroker() (*Broker, *BrokerAddress, error) {
 	return b, &addr, err
 }
 
+// reachableServiceBroker returns the connection to a service host that
+// is connected, trying each host in turn, round robin. With one host it
+// returns that host's Broker at once (a lookup then waits for it to
+// connect). With several, a host whose connection attempt fails — refused,
+// or not connected within the connect timeout — is passed over for the
+// next at once, so that one host down costs at most one connect timeout;
+// when every host failed its attempt, the error wraps ErrDisconnected, so
+// that the caller retries after a backoff.
+func (c *Client) reachableServiceBroker(ctx context.Context) (*Broker, *BrokerAddress, error) {
+	var failed []error
+	for range len(c.service) {
+		b, addr, err := c.serviceBroker()
+		if err != nil || len(c.service) == 1 {
+			return b, addr, err
+		}
+		err = b.attempt(ctx)
+		if err == nil {
+			return b, addr, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return nil, addr, err
+		}
+		failed = append(failed, err)
+	}
+	// ErrDisconnected makes it retryable: the hosts are tried again after
+	// a backoff.
+	return nil, nil, fmt.Errorf("%w: no service host reachable: %w", ErrDisconnected, errors.Join(failed...))
+}
+
+// attempt waits until the Broker is connected, or its current connection
+// attempt has failed (it is disconnected with an error), or ctx ends.
+func (b *Broker) attempt(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		st, ch, last := b.core.State(), b.stateCh, b.core.LastError()
+		b.mu.Unlock()
+		switch {
+		case st == StateConnected:
+			return nil
+		case st == StateClosing || st == StateClosed:
+			return ErrClosed
+		case st == StateDisconnected && last != nil:
+			return fmt.Errorf("%s: %w", b.addr.URL, last)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // acquire takes a lookup slot, waiting in the bounded queue if all are
 // taken.
 func (c *Client) acquire(ctx context.Context) (func(), error) {
@@ -203,7 +255,7 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 // lookup runs one lookup from a service host to the owner, returning the
 // owner's connection and how many redirects it took.
 func (c *Client) lookup(ctx context.Context, topic string) (*Broker, int, error) {
-	b, service, err := c.serviceBroker()
+	b, service, err := c.reachableServiceBroker(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -280,7 +332,7 @@ func (c *Client) Metrics() ClientMetrics {
 func (c *Client) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
 	var n int
 	err := c.retry(ctx, func(ctx context.Context) error {
-		b, _, err := c.serviceBroker()
+		b, _, err := c.reachableServiceBroker(ctx)
 		if err != nil {
 			return err
 		}
