@@ -246,23 +246,30 @@ func (b *Broker) Metrics() Metrics {
 
 // observeState reports a change of state to the Observer: a completed
 // handshake, the end of an established connection, or a failed attempt.
+// It runs under the lock, so the event is queued and delivered by drain,
+// outside it, in order with pushes and logs: an Observer may call the
+// Broker.
 func (b *Broker) observeState(st State) {
 	prev := b.lastState
 	b.lastState = st
 	if b.observer == nil {
 		return
 	}
+	var ev Event
 	switch {
 	case st == StateConnected:
-		b.observer.Observe(ConnectionOpened{BrokerURL: b.logical, Reconnect: b.core.Stats().Reconnects > 0})
+		ev = ConnectionOpened{BrokerURL: b.logical, Reconnect: b.core.Stats().Reconnects > 0}
 	case prev == StateConnected && st == StateDisconnected:
-		b.observer.Observe(ConnectionClosed{BrokerURL: b.logical, Err: b.core.LastError()})
+		ev = ConnectionClosed{BrokerURL: b.logical, Err: b.core.LastError()}
 	case prev == StateConnected && st == StateClosing:
 		b.stoppedConnected = true // reported when closed
 	case st == StateClosed && b.stoppedConnected:
-		b.observer.Observe(ConnectionClosed{BrokerURL: b.logical, Err: ErrClosed})
+		ev = ConnectionClosed{BrokerURL: b.logical, Err: ErrClosed}
 	case (prev == StateConnecting || prev == StateHandshaking) && st == StateDisconnected:
-		b.observer.Observe(HandshakeFailed{BrokerURL: b.logical, Err: b.core.LastError()})
+		ev = HandshakeFailed{BrokerURL: b.logical, Err: b.core.LastError()}
+	}
+	if ev != nil {
+		b.queueLocked(queued{event: ev})
 	}
 }
 
@@ -1085,6 +1092,7 @@ func (b *Broker) updatePublishableLocked() {
 type queued struct {
 	handler core.Handler
 	push    core.Push
+	event   Event // for the Observer, when not nil
 	level   slog.Level
 	msg     string
 	attrs   []slog.Attr
@@ -1139,9 +1147,12 @@ func (b *Broker) drain() {
 		b.mu.Unlock()
 		for i := range batch {
 			q := &batch[i]
-			if q.handler != nil {
+			switch {
+			case q.handler != nil:
 				q.handler.HandlePush(q.push)
-			} else {
+			case q.event != nil:
+				b.observer.Observe(q.event)
+			default:
 				b.log.LogAttrs(context.Background(), q.level, q.msg, q.attrs...)
 			}
 			*q = queued{}

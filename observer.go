@@ -7,9 +7,12 @@ import (
 )
 
 // Observer receives events from Brokers and Clients, for metrics and
-// tracing. Observe is called synchronously from the goroutine where the
-// event happened: it must be fast, must not block, and must be safe for
-// concurrent use. Switch on the event's type; new event types may be added,
+// tracing. Observe is never called under a Broker's lock: a Broker's
+// events are delivered in order with its pushes, on the goroutine that
+// delivers them, so an Observer may call the Broker (Metrics, State,
+// Send, RequestAsync), but, like a Handler, must not wait for an answer
+// there; a Client's lookup events come from the goroutine that looked up.
+// It must be fast and safe for concurrent use. Switch on the event's type; new event types may be added,
 // so ignore the ones you do not know. See docs/observability.md for an
 // export to Prometheus.
 //

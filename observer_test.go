@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,4 +244,52 @@ func TestObserverSeesRegistrationCloses(t *testing.T) {
 	rc := <-obs // Close returned after the answer, and observed it first
 	assert.Equal(t, pulsarpb.BaseCommand_CLOSE_CONSUMER, rc.Type)
 	assert.NoError(t, rc.Err)
+}
+
+// An Observer may call back into the Broker: it runs outside the Broker's
+// lock, so Metrics and State on ConnectionOpened, and RequestAsync on
+// ConnectionClosed, do not deadlock.
+func TestObserverCallsBackIntoTheBroker(t *testing.T) {
+	e := memoryEnv(t)
+	ctx := testContext(t)
+	var self atomic.Pointer[pulsarconn.Broker]
+	ready := make(chan struct{})
+	opened := make(chan pulsarconn.Metrics, 2)
+	sent := make(chan error, 1)
+	answered := make(chan error, 1)
+	obs := pulsarconn.ObserverFunc(func(ev pulsarconn.Event) {
+		<-ready
+		b := self.Load()
+		switch ev.(type) {
+		case pulsarconn.ConnectionOpened:
+			opened <- b.Metrics()
+		case pulsarconn.ConnectionClosed:
+			if b.State() == pulsarconn.StateClosed {
+				return
+			}
+			cmd := &pulsarpb.BaseCommand{
+				Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+				PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String("t")},
+			}
+			// Sent once reconnected; the answer comes after this returns.
+			sent <- b.RequestAsync(ctx, cmd, func(_ *pulsarpb.BaseCommand, err error) { answered <- err })
+		}
+	})
+	b, err := pulsarconn.Start(e.url, pulsarconn.WithTransport(e.transport), pulsarconn.WithObserver(obs))
+	require.NoError(t, err)
+	defer b.Stop(context.Background())
+	self.Store(b)
+	close(ready)
+	require.NoError(t, b.WaitConnected(ctx))
+	assert.Equal(t, pulsarconn.StateConnected, (<-opened).State)
+
+	e.srv.DropConnections()
+	for _, ch := range []chan error{sent, answered} {
+		select {
+		case err := <-ch:
+			require.NoError(t, err)
+		case <-ctx.Done():
+			t.Fatal("RequestAsync from the Observer on ConnectionClosed never finished")
+		}
+	}
 }
