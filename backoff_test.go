@@ -47,6 +47,9 @@ func TestBadTokenBacksOffNotAStorm(t *testing.T) {
 		assert.GreaterOrEqual(t, gap, base/2, "attempt %d came %v after the previous one", i+1, gap)
 		assert.LessOrEqual(t, gap, base, "attempt %d", i+1)
 	}
+	obs.waitUntil(t, func(evs []pulsarconn.Event) bool {
+		return len(ofType[pulsarconn.HandshakeFailed](evs)) >= attempts
+	})
 	failed := ofType[pulsarconn.HandshakeFailed](obs.list())
 	require.Len(t, failed, attempts)
 	for _, f := range failed {

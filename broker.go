@@ -950,9 +950,12 @@ var _ ports.Listing = (*Broker)(nil)
 // every Handler (PushDisconnected with ErrClosed), closes the connection,
 // removes the Broker from its Registry, and waits for every goroutine it
 // started. It returns ctx's error if ctx ended before the broker answered
-// the closes (an answer that refuses a close is only logged); the Broker is
-// stopped either way. Later calls wait for the
-// first and return its result.
+// the closes (an answer that refuses a close is only logged), or while a
+// Handler or the Observer had not returned: Stop does not wait past ctx
+// for user code, and what is abandoned then — the deliveries queued behind
+// that call, and the goroutines that run them — finishes when it returns.
+// The Broker is stopped either way. Later calls wait for the first and
+// return its result.
 func (b *Broker) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		defer close(b.stopDone)
@@ -964,7 +967,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 
 func (b *Broker) stop(ctx context.Context) error {
 	var waiters []*waiter
-	b.do(func(now time.Time) {
+	b.doDetached(func(now time.Time) {
 		b.core.BeginClose(now, func(uint64) core.Waiter {
 			w := newWaiter()
 			waiters = append(waiters, w)
@@ -987,7 +990,7 @@ wait:
 			break wait
 		}
 	}
-	b.do(func(now time.Time) {
+	b.doDetached(func(now time.Time) {
 		b.core.FinishClose(now)
 		b.stopped = true
 		if b.timer != nil {
@@ -996,14 +999,31 @@ wait:
 		}
 	})
 	b.cancel()
-	b.mu.Lock()
-	for b.draining || len(b.queue) > 0 {
-		b.drained.Wait()
-	}
-	b.mu.Unlock()
-	b.wg.Wait()
 	if b.addedToRg {
 		b.registry.Remove(b)
+	}
+	// The last deliveries (PushDisconnected to every Handler, the
+	// Observer's ConnectionClosed) and the Broker's goroutines end on
+	// their own; a Handler that blocks holds them up, but not Stop past
+	// ctx.
+	finished := make(chan struct{})
+	go func() {
+		b.mu.Lock()
+		for b.draining || len(b.queue) > 0 {
+			b.drained.Wait()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		select {
+		case <-finished:
+		default:
+			errs = append(errs, fmt.Errorf("pulsarconn: stop: a Handler or Observer has not returned: %w", ctx.Err()))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -1022,6 +1042,24 @@ func (b *Broker) do(f func(now time.Time)) {
 	b.mu.Unlock()
 	if drain {
 		b.drain()
+	}
+}
+
+// doDetached is do for Stop: the deliveries the step queues run on a
+// goroutine of their own (counted in wg), never on the caller's, so that a
+// Handler that blocks cannot hold Stop past its context.
+func (b *Broker) doDetached(f func(now time.Time)) {
+	b.mu.Lock()
+	now := b.clock.Now()
+	f(now)
+	drain := b.flushLocked(now)
+	b.mu.Unlock()
+	if drain {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.drain()
+		}()
 	}
 }
 

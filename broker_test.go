@@ -351,3 +351,32 @@ type staticToken string
 func (staticToken) Name() string                                        { return "token" }
 func (s staticToken) Initial(context.Context) ([]byte, error)           { return []byte(s), nil }
 func (s staticToken) Challenge(context.Context, []byte) ([]byte, error) { return []byte(s), nil }
+
+// Stop returns when its context ends even while a Handler blocks: the
+// deliveries behind that Handler, and the goroutine running it, are
+// abandoned to finish when it returns.
+func TestStopReturnsWhenItsContextEndsWhileAHandlerBlocks(t *testing.T) {
+	e := memoryEnv(t)
+	b := e.connected(t)
+	blocked := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	_, err := b.RegisterProducer(context.Background(), b.NewProducerID(), pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		if p.Kind == pulsarconn.PushDisconnected {
+			once.Do(func() { close(blocked) })
+			<-release
+		}
+	}))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-blocked
+		cancel()
+	}()
+	err = b.Stop(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, pulsarconn.StateClosed, b.State())
+	close(release) // the abandoned delivery finishes; Stop's goroutines end
+	assert.ErrorIs(t, b.Stop(context.Background()), context.Canceled, "later calls return the first's result")
+}

@@ -22,14 +22,43 @@ import (
 
 // events records what an Observer saw.
 type events struct {
-	mu  sync.Mutex
-	all []pulsarconn.Event
+	mu      sync.Mutex
+	all     []pulsarconn.Event
+	changed chan struct{} // closed at the next event, when someone waits
 }
 
 func (e *events) Observe(ev pulsarconn.Event) {
 	e.mu.Lock()
 	e.all = append(e.all, ev)
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
 	e.mu.Unlock()
+}
+
+// waitUntil waits until ok holds of the events seen: a Broker delivers
+// them from its queue, after the state change they report.
+func (e *events) waitUntil(t *testing.T, ok func([]pulsarconn.Event) bool) {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		e.mu.Lock()
+		if ok(e.all) {
+			e.mu.Unlock()
+			return
+		}
+		if e.changed == nil {
+			e.changed = make(chan struct{})
+		}
+		ch := e.changed
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("the Observer did not see the events waited for; it saw %v", e.list())
+		}
+	}
 }
 
 func (e *events) list() []pulsarconn.Event {
@@ -89,6 +118,9 @@ func TestObserverSeesHandshakeFailures(t *testing.T) {
 	obs := &events{}
 	b := e.start(t, pulsarconn.WithObserver(obs), pulsarconn.WithAuthenticator(staticToken("wrong")))
 	waitState(t, b, pulsarconn.StateDisconnected)
+	obs.waitUntil(t, func(evs []pulsarconn.Event) bool {
+		return len(ofType[pulsarconn.HandshakeFailed](evs)) > 0
+	})
 	failed := ofType[pulsarconn.HandshakeFailed](obs.list())
 	require.NotEmpty(t, failed)
 	assert.ErrorIs(t, failed[0].Err, pulsarconn.ErrAuthenticationError)
