@@ -15,7 +15,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
-	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
+	"github.com/pulsarconn/pulsarconn/contracttest"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )

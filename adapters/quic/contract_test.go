@@ -3,8 +3,8 @@ package quic_test
 import (
 	"testing"
 
-	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
-	"github.com/pulsarconn/pulsarconn/contract_test/harness"
+	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/contracttest/harness"
 )
 
 // TestContract certifies the QUIC transport with the suite every adapter

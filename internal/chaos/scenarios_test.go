@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn"
-	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
+	"github.com/pulsarconn/pulsarconn/contracttest"
 	"github.com/pulsarconn/pulsarconn/internal/chaos"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )

@@ -242,8 +242,8 @@ func check(g graph) []violation {
 				layerCore, layerPorts, layerAdapter, layerRoot)
 		}
 
-		if l == layerRoot || l == layerCmd || path == g.module+"/contract_test/harness" {
-			// contract_test/harness is test support: it builds the
+		if l == layerRoot || l == layerCmd || path == g.module+"/contracttest/harness" {
+			// contracttest/harness is test support: it builds the
 			// contract suite's environments out of this
 			// repository's adapters.
 			continue
@@ -762,7 +762,7 @@ func TestLayerOf(t *testing.T) {
 		mod + "/pulsartest":          layerPulsartest,
 		mod + "/cmd/pulsarconn":      layerCmd,
 		mod + "/proto/frame":         layerProto,
-		mod + "/contract_test":       layerOther,
+		mod + "/contracttest":        layerOther,
 		mod + "/internal/depcheck":   layerOther,
 		"example.com/mx":             layerExternal,
 		"example.com/m2/core":        layerExternal,

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn/ports"
 
-	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
+	"github.com/pulsarconn/pulsarconn/contracttest"
 )
 
 // UnixTransport is the example adapter of docs/adapters.md: it carries

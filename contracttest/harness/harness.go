@@ -1,6 +1,6 @@
 // Package harness makes contracttest environments for the adapters of
 // this repository, so that each adapter's tests and the side-by-side run
-// in contract_test share one definition.
+// in contracttest share one definition.
 package harness
 
 import (
@@ -14,7 +14,7 @@ import (
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
-	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
+	"github.com/pulsarconn/pulsarconn/contracttest"
 )
 
 // TCP serves on 127.0.0.1 and dials with adapters/tcp.

@@ -5,8 +5,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	contracttest "github.com/pulsarconn/pulsarconn/contract_test"
-	"github.com/pulsarconn/pulsarconn/contract_test/harness"
+	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/contracttest/harness"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
