@@ -113,7 +113,7 @@ func TestConnectAndWatchState(t *testing.T) {
 
 func TestRegistryListing(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, e env) {
-		reg := memory.NewRegistry()
+		reg := pulsarconn.NewRegistry()
 		b := e.connected(t, pulsarconn.WithRegistry(reg))
 		ctx := testContext(t)
 		_, err := b.RegisterProducer(ctx, 3, contracttest.NewPushLog())
@@ -143,7 +143,7 @@ func TestRegistryListing(t *testing.T) {
 
 func TestRegistryCanonicalURL(t *testing.T) {
 	e := memoryEnv(t)
-	reg := memory.NewRegistry()
+	reg := pulsarconn.NewRegistry()
 	b := e.start(t, pulsarconn.WithRegistry(reg))
 	_, err := b.RegisterProducer(testContext(t), 3, contracttest.NewPushLog())
 	require.NoError(t, err)

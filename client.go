@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/ports"
 )
@@ -69,7 +68,7 @@ func NewClient(serviceURL string, opts ...Option) (*Client, error) {
 	}
 	c.registry = c.o.registry
 	if c.registry == nil {
-		c.registry = memory.NewRegistry()
+		c.registry = NewRegistry()
 	}
 	c.opts = append(slices.Clip(opts), WithRegistry(c.registry))
 	if c.o.maxLookups <= 0 {

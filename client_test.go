@@ -280,7 +280,7 @@ func TestTooManyRequestsReopensConnection(t *testing.T) {
 
 func TestClientCloseStopsBrokers(t *testing.T) {
 	c := newCluster(t, "service")
-	reg := memory.NewRegistry()
+	reg := pulsarconn.NewRegistry()
 	cl := c.client(t, "pulsar://service", pulsarconn.WithRegistry(reg))
 	b, err := cl.LookupTopic(testContext(t), "t")
 	require.NoError(t, err)

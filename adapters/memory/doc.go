@@ -1,7 +1,6 @@
 // Package memory provides in-memory adapters for the pulsarconn ports, for
 // tests: a network of byte-stream connections with fault controls
-// ([Network]), a fake clock that moves only when told to ([Clock]) and a
-// registry of broker connections ([Registry]).
+// ([Network]) and a fake clock that moves only when told to ([Clock]).
 //
 // # Network
 //
@@ -29,8 +28,4 @@
 // [Clock.Advance] and [Clock.Set], which run due timer callbacks in the
 // caller's goroutine, in deadline order. A test therefore decides exactly
 // when every timeout, keepalive and backoff fires.
-//
-// # Registry
-//
-// A [Registry] is a ports.Registry kept in a map.
 package memory

@@ -1,4 +1,4 @@
-package memory_test
+package pulsarconn_test
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/ports"
 )
 
@@ -78,7 +78,7 @@ func TestRegistry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := memory.NewRegistry()
+			r := pulsarconn.NewRegistry()
 			for i, s := range tt.steps {
 				if s.add != nil {
 					err := r.Add(s.add)
@@ -107,23 +107,23 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestRegistryGetMissing(t *testing.T) {
-	var r memory.Registry // the zero value is ready to use
+	var r pulsarconn.Registry // the zero value is ready to use
 	l, ok := r.Get("pulsar://nowhere:6650")
 	assert.False(t, ok)
 	assert.Nil(t, l)
 }
 
 func TestRegistryRejectsNonComparableListings(t *testing.T) {
-	r := memory.NewRegistry()
+	r := pulsarconn.NewRegistry()
 	assert.PanicsWithValue(t,
-		"memory: Registry.Add: listing type memory_test.valueListing is not comparable; use a pointer",
+		"pulsarconn: Registry.Add: listing type pulsarconn_test.valueListing is not comparable; use a pointer",
 		func() { _ = r.Add(valueListing{}) })
 	assert.Empty(t, r.All())
 }
 
 // TestRegistryConcurrentUse is for the race detector.
 func TestRegistryConcurrentUse(t *testing.T) {
-	r := memory.NewRegistry()
+	r := pulsarconn.NewRegistry()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
