@@ -1035,32 +1035,37 @@ wait:
 // do runs f on the core under the lock, carries out the step's results,
 // and then delivers queued pushes outside the lock.
 func (b *Broker) do(f func(now time.Time)) {
-	b.mu.Lock()
-	now := b.clock.Now()
-	f(now)
-	drain := b.flushLocked(now)
-	b.mu.Unlock()
-	if drain {
+	if b.step(f) {
 		b.drain()
 	}
 }
 
 // doDetached is do for Stop: the deliveries the step queues run on a
-// goroutine of their own (counted in wg), never on the caller's, so that a
-// Handler that blocks cannot hold Stop past its context.
+// goroutine of their own, never on the caller's, so that a Handler that
+// blocks cannot hold Stop past its context.
 func (b *Broker) doDetached(f func(now time.Time)) {
+	if b.step(f) {
+		b.drainDetached()
+	}
+}
+
+// step runs f on the core under the lock and carries out the step's
+// results; it reports whether the caller must drain the queue.
+func (b *Broker) step(f func(now time.Time)) bool {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := b.clock.Now()
 	f(now)
-	drain := b.flushLocked(now)
-	b.mu.Unlock()
-	if drain {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.drain()
-		}()
-	}
+	return b.flushLocked(now)
+}
+
+// drainDetached drains the queue on a goroutine of its own, counted in wg.
+func (b *Broker) drainDetached() {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.drain()
+	}()
 }
 
 // flushLocked carries out a step's results: output to the writer, the
@@ -1280,11 +1285,7 @@ func (b *Broker) dial(ctx context.Context, cancel context.CancelFunc, gen uint64
 	if drain {
 		// Not on this goroutine, which must go on to read: a Handler
 		// that waited for an answer would hold up the handshake.
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.drain()
-		}()
+		b.drainDetached()
 	}
 	return conn
 }
