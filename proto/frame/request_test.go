@@ -74,7 +74,7 @@ func setRawRequestID(t *testing.T, cmd *pulsarpb.BaseCommand, id uint64) {
 }
 
 func TestSubCommandFieldNumbers(t *testing.T) {
-	// PROTOCOL.md: the sub-command is in the field whose number equals the
+	// In the protocol, the sub-command is in the field whose number equals the
 	// type's number (TOPIC_MIGRATED = 68 in field 68). Types without a field
 	// are the ones pulsarconn does not speak (consumer stats, transactions,
 	// topic-list watchers).
