@@ -105,7 +105,7 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	o, err := brokerOptions(opts)
+	o, backoff, err := brokerOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 		ConnectTimeout:    o.connectTimeout,
 		OperationTimeout:  o.operationTimeout,
 		KeepAliveInterval: o.keepAlive,
-		Backoff:           o.backoff(),
+		Backoff:           backoff,
 	}
 	if o.auth != nil {
 		cfg.AuthMethod = o.auth.Name()

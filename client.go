@@ -350,7 +350,7 @@ func (c *Client) retry(ctx context.Context, op func(context.Context) error) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	backoff := c.o.backoff()
+	backoff, _ := c.o.backoff() // checked by NewClient
 	var last error
 	for {
 		err := op(ctx)

@@ -80,16 +80,17 @@ func check(ok bool, option, format string, args ...any) error {
 	return invalid(option, format, args...)
 }
 
-// brokerOptions returns the defaults with opts applied, or the first
-// option's error.
-func brokerOptions(opts []BrokerOption) (options, error) {
+// brokerOptions returns the defaults with opts applied and the Broker's
+// backoff policy, or the first option's error.
+func brokerOptions(opts []BrokerOption) (options, BackoffPolicy, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		if err := opt.applyBroker(&o); err != nil {
-			return o, err
+			return o, nil, err
 		}
 	}
-	return o, o.checkBackoff()
+	p, err := o.backoff()
+	return o, p, err
 }
 
 // clientOptions returns the defaults with opts applied, or the first
@@ -106,28 +107,22 @@ func clientOptions(opts []ClientOption) (options, []BrokerOption, error) {
 			forward = append(forward, b)
 		}
 	}
-	return o, forward, o.checkBackoff()
-}
-
-// checkBackoff makes sure a WithBackoffPolicy function returns a policy.
-func (o *options) checkBackoff() error {
-	if o.newBackoff != nil && o.newBackoff() == nil {
-		return invalid("WithBackoffPolicy", "the function returned a nil BackoffPolicy")
-	}
-	return nil
+	_, err := o.backoff() // a policy is made for each lookup; check one
+	return o, forward, err
 }
 
 // backoff returns a new backoff policy: WithBackoffPolicy's, or the default
 // (WithBackoff, WithJitter).
-func (o *options) backoff() BackoffPolicy {
-	if o.newBackoff != nil {
-		return o.newBackoff()
+func (o *options) backoff() (BackoffPolicy, error) {
+	if o.newBackoff == nil {
+		return &core.Backoff{
+			Min:  cmp.Or(o.backoffMin, core.DefaultBackoffMin),
+			Max:  cmp.Or(o.backoffMax, core.DefaultBackoffMax),
+			Rand: o.rand,
+		}, nil
 	}
-	return &core.Backoff{
-		Min:  cmp.Or(o.backoffMin, core.DefaultBackoffMin),
-		Max:  cmp.Or(o.backoffMax, core.DefaultBackoffMax),
-		Rand: o.rand,
-	}
+	p := o.newBackoff()
+	return p, check(p != nil, "WithBackoffPolicy", "the function returned a nil BackoffPolicy")
 }
 
 type options struct {
@@ -277,11 +272,12 @@ func WithBackoff(min, max time.Duration) Option {
 type BackoffPolicy = core.BackoffPolicy
 
 // WithBackoffPolicy replaces the backoff policy (WithBackoff and WithJitter
-// then have no effect). newPolicy is called for a new policy for each
-// Broker, which calls it under its lock, and for each Client lookup, which
-// retries with its own; a policy therefore needs no locking, but
-// newPolicy must be safe to call from several goroutines, and must not
-// return nil. Default: min doubling up to max with equal jitter (each
+// then have no effect). newPolicy is called for a new policy by Start, for
+// the Broker's reconnections (the Broker calls the policy under its lock),
+// by NewClient to check it, and by each Client lookup, which retries with
+// its own; a policy therefore needs no locking of its own, but newPolicy
+// must be safe to call from several goroutines, and must not return nil
+// (Start and NewClient fail if it does). Default: min doubling up to max with equal jitter (each
 // delay drawn from [d/2, d]), as WithBackoff and WithJitter set.
 func WithBackoffPolicy(newPolicy func() BackoffPolicy) Option {
 	return shared(func(o *options) error {
