@@ -51,11 +51,12 @@ type Option interface {
 // ErrInvalidOption: Start or NewClient was given an option whose argument
 // is out of its range. The error names the option, as in
 // "pulsarconn: invalid option: WithRejectionLimit: window must be > 0 when
-// n > 0".
+// n > 0, not 0s". An option checks its argument when it is made, and Start
+// or NewClient returns the first option's error.
 var ErrInvalidOption = errors.New("pulsarconn: invalid option")
 
-// An option sets its field, and returns an error wrapping ErrInvalidOption
-// when its argument is out of range.
+// An option sets its field, and returns its argument's error (from check)
+// if any.
 type (
 	shared     func(*options) error // an Option
 	brokerOnly func(*options) error // a BrokerOption only
@@ -67,17 +68,13 @@ func (f shared) applyClient(o *options) error     { return f(o) }
 func (f brokerOnly) applyBroker(o *options) error { return f(o) }
 func (f clientOnly) applyClient(o *options) error { return f(o) }
 
-// invalid returns the error of an option whose argument is out of range.
-func invalid(option, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, option, fmt.Sprintf(format, args...))
-}
-
-// check returns invalid(option, "...") unless ok.
+// check returns nil if ok, else the error of an option whose argument is
+// out of range.
 func check(ok bool, option, format string, args ...any) error {
 	if ok {
 		return nil
 	}
-	return invalid(option, format, args...)
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, option, fmt.Sprintf(format, args...))
 }
 
 // brokerOptions returns the defaults with opts applied and the Broker's
@@ -181,29 +178,23 @@ func defaultOptions() options {
 // adapters/tls Transport to set trust roots, client certificates or a
 // server name. t must not be nil.
 func WithTransport(t ports.Transport) Option {
-	return shared(func(o *options) error {
-		o.transport = t
-		return check(t != nil, "WithTransport", "nil Transport")
-	})
+	err := check(t != nil, "WithTransport", "nil Transport")
+	return shared(func(o *options) error { o.transport = t; return err })
 }
 
 // WithClock sets the clock behind every timeout, keepalive and backoff.
 // Default: the system clock. c must not be nil.
 func WithClock(c ports.Clock) Option {
-	return shared(func(o *options) error {
-		o.clock = c
-		return check(c != nil, "WithClock", "nil Clock")
-	})
+	err := check(c != nil, "WithClock", "nil Clock")
+	return shared(func(o *options) error { o.clock = c; return err })
 }
 
 // WithAuthenticator sets the credentials presented in CONNECT and in
 // answers to AUTH_CHALLENGE. Default: none (no auth_method_name is sent).
 // a must not be nil.
 func WithAuthenticator(a ports.Authenticator) Option {
-	return shared(func(o *options) error {
-		o.auth = a
-		return check(a != nil, "WithAuthenticator", "nil Authenticator")
-	})
+	err := check(a != nil, "WithAuthenticator", "nil Authenticator")
+	return shared(func(o *options) error { o.auth = a; return err })
 }
 
 // WithRegistry lists a Broker, or every Broker of a Client, in r under its
@@ -211,59 +202,45 @@ func WithAuthenticator(a ports.Authenticator) Option {
 // no registry for a Broker; a private one (NewRegistry) for a Client. r
 // must not be nil.
 func WithRegistry(r ports.Registry) Option {
-	return shared(func(o *options) error {
-		o.registry = r
-		return check(r != nil, "WithRegistry", "nil Registry")
-	})
+	err := check(r != nil, "WithRegistry", "nil Registry")
+	return shared(func(o *options) error { o.registry = r; return err })
 }
 
 // WithLogger sets the structured logger. Default: logs are discarded. l
 // must not be nil.
 func WithLogger(l *slog.Logger) Option {
-	return shared(func(o *options) error {
-		o.logger = l
-		return check(l != nil, "WithLogger", "nil Logger")
-	})
+	err := check(l != nil, "WithLogger", "nil Logger")
+	return shared(func(o *options) error { o.logger = l; return err })
 }
 
 // WithConnectTimeout bounds each dial plus handshake; d must be > 0.
 // Default: 10s.
 func WithConnectTimeout(d time.Duration) Option {
-	return shared(func(o *options) error {
-		o.connectTimeout = d
-		return check(d > 0, "WithConnectTimeout", "timeout must be > 0, not %v", d)
-	})
+	err := check(d > 0, "WithConnectTimeout", "timeout must be > 0, not %v", d)
+	return shared(func(o *options) error { o.connectTimeout = d; return err })
 }
 
 // WithOperationTimeout bounds each request's wait for its answer, on top
 // of the caller's context; d must be > 0. Default: 30s.
 func WithOperationTimeout(d time.Duration) Option {
-	return shared(func(o *options) error {
-		o.operationTimeout = d
-		return check(d > 0, "WithOperationTimeout", "timeout must be > 0, not %v", d)
-	})
+	err := check(d > 0, "WithOperationTimeout", "timeout must be > 0, not %v", d)
+	return shared(func(o *options) error { o.operationTimeout = d; return err })
 }
 
 // WithKeepAlive sets the PING interval; a connection that receives nothing
 // for two intervals is declared dead. d must be > 0. Default: 30s.
 func WithKeepAlive(d time.Duration) Option {
-	return shared(func(o *options) error {
-		o.keepAlive = d
-		return check(d > 0, "WithKeepAlive", "interval must be > 0, not %v", d)
-	})
+	err := check(d > 0, "WithKeepAlive", "interval must be > 0, not %v", d)
+	return shared(func(o *options) error { o.keepAlive = d; return err })
 }
 
 // WithBackoff sets the default backoff policy's delays between connection
 // attempts (and a Client's lookup retries): min doubling up to max, with
 // jitter; 0 < min <= max. Default: 100ms to 60s.
 func WithBackoff(min, max time.Duration) Option {
-	return shared(func(o *options) error {
-		o.backoffMin, o.backoffMax = min, max
-		if min <= 0 {
-			return invalid("WithBackoff", "min must be > 0, not %v", min)
-		}
-		return check(min <= max, "WithBackoff", "min %v must be <= max %v", min, max)
-	})
+	err := cmp.Or(check(min > 0, "WithBackoff", "min must be > 0, not %v", min),
+		check(min <= max, "WithBackoff", "min %v must be <= max %v", min, max))
+	return shared(func(o *options) error { o.backoffMin, o.backoffMax = min, max; return err })
 }
 
 // BackoffPolicy yields the delays between connection attempts: Next is
@@ -280,10 +257,8 @@ type BackoffPolicy = core.BackoffPolicy
 // (Start and NewClient fail if it does). Default: min doubling up to max with equal jitter (each
 // delay drawn from [d/2, d]), as WithBackoff and WithJitter set.
 func WithBackoffPolicy(newPolicy func() BackoffPolicy) Option {
-	return shared(func(o *options) error {
-		o.newBackoff = newPolicy
-		return check(newPolicy != nil, "WithBackoffPolicy", "nil function")
-	})
+	err := check(newPolicy != nil, "WithBackoffPolicy", "nil function")
+	return shared(func(o *options) error { o.newBackoff = newPolicy; return err })
 }
 
 // WithFailFast makes calls fail at once with ErrDisconnected while the
@@ -299,13 +274,9 @@ func WithFailFast(on bool) Option {
 // Client sets it on its own when the cluster says to use a proxy, so
 // NewClient does not take it.
 func WithProxyToBroker(brokerURL string) BrokerOption {
-	return brokerOnly(func(o *options) error {
-		o.proxyToBroker = brokerURL
-		if _, err := ParseURL(brokerURL); err != nil {
-			return invalid("WithProxyToBroker", "%v", err)
-		}
-		return nil
-	})
+	_, err := ParseURL(brokerURL)
+	err = check(err == nil, "WithProxyToBroker", "%v", err)
+	return brokerOnly(func(o *options) error { o.proxyToBroker = brokerURL; return err })
 }
 
 // WithClientVersion sets CONNECT's client_version. Default:
@@ -318,10 +289,8 @@ func WithClientVersion(v string) Option {
 // function returning numbers in [0, 1); rand must not be nil. Default:
 // math/rand/v2's Float64.
 func WithJitter(rand func() float64) Option {
-	return shared(func(o *options) error {
-		o.rand = rand
-		return check(rand != nil, "WithJitter", "nil function")
-	})
+	err := check(rand != nil, "WithJitter", "nil function")
+	return shared(func(o *options) error { o.rand = rand; return err })
 }
 
 // WithRejectionLimit closes and reopens a connection on which the broker
@@ -329,23 +298,17 @@ func WithJitter(rand func() float64) Option {
 // Java client does; n = 0 disables it, and when n > 0, window must be > 0.
 // Default: 50 in 30s.
 func WithRejectionLimit(n int, window time.Duration) Option {
-	return shared(func(o *options) error {
-		o.maxRejected, o.rejectWindow = n, window
-		if n < 0 {
-			return invalid("WithRejectionLimit", "n must be >= 0, not %d", n)
-		}
-		return check(n == 0 || window > 0, "WithRejectionLimit", "window must be > 0 when n > 0, not %v", window)
-	})
+	err := cmp.Or(check(n >= 0, "WithRejectionLimit", "n must be >= 0, not %d", n),
+		check(n == 0 || window > 0, "WithRejectionLimit", "window must be > 0 when n > 0, not %v", window))
+	return shared(func(o *options) error { o.maxRejected, o.rejectWindow = n, window; return err })
 }
 
 // WithMaxLookupRedirects bounds how many Redirect answers a Client's lookup
 // follows before failing with ErrTooManyRedirects; n must be >= 0.
 // Default: 20.
 func WithMaxLookupRedirects(n int) ClientOption {
-	return clientOnly(func(o *options) error {
-		o.maxRedirects = n
-		return check(n >= 0, "WithMaxLookupRedirects", "n must be >= 0, not %d", n)
-	})
+	err := check(n >= 0, "WithMaxLookupRedirects", "n must be >= 0, not %d", n)
+	return clientOnly(func(o *options) error { o.maxRedirects = n; return err })
 }
 
 // WithLookupLimit bounds a Client's lookups: at most concurrent (> 0) in
@@ -354,13 +317,9 @@ func WithMaxLookupRedirects(n int) ClientOption {
 // 50000, as the Java client's maxConcurrentLookupRequests and
 // maxLookupRequest.
 func WithLookupLimit(concurrent, queued int) ClientOption {
-	return clientOnly(func(o *options) error {
-		o.maxLookups, o.maxQueuedLookups = concurrent, queued
-		if concurrent <= 0 {
-			return invalid("WithLookupLimit", "concurrent must be > 0, not %d", concurrent)
-		}
-		return check(queued >= 0, "WithLookupLimit", "queued must be >= 0, not %d", queued)
-	})
+	err := cmp.Or(check(concurrent > 0, "WithLookupLimit", "concurrent must be > 0, not %d", concurrent),
+		check(queued >= 0, "WithLookupLimit", "queued must be >= 0, not %d", queued))
+	return clientOnly(func(o *options) error { o.maxLookups, o.maxQueuedLookups = concurrent, queued; return err })
 }
 
 // WithWriteQueueLimit bounds, in bytes, the frames a connection holds
@@ -378,10 +337,8 @@ func WithLookupLimit(concurrent, queued int) ClientOption {
 // it by one command. Default: 1 MiB (DefaultWriteQueueLimit); n = 0
 // removes the limit; n must not be negative.
 func WithWriteQueueLimit(n int) Option {
-	return shared(func(o *options) error {
-		o.writeQueueLimit = n
-		return check(n >= 0, "WithWriteQueueLimit", "n must be >= 0, not %d", n)
-	})
+	err := check(n >= 0, "WithWriteQueueLimit", "n must be >= 0, not %d", n)
+	return shared(func(o *options) error { o.writeQueueLimit = n; return err })
 }
 
 // WithMaxPendingRequests bounds how many Request calls (and the calls
@@ -393,10 +350,8 @@ func WithWriteQueueLimit(n int) Option {
 // bytes. Default: 50,000 (DefaultMaxPendingRequests), the Java client's
 // maxLookupRequest; n = 0 removes the limit; n must not be negative.
 func WithMaxPendingRequests(n int) Option {
-	return shared(func(o *options) error {
-		o.maxPending = n
-		return check(n >= 0, "WithMaxPendingRequests", "n must be >= 0, not %d", n)
-	})
+	err := check(n >= 0, "WithMaxPendingRequests", "n must be >= 0, not %d", n)
+	return shared(func(o *options) error { o.maxPending = n; return err })
 }
 
 // WithDeliveryQueueLimit bounds, in bytes, the pushes read from the broker
@@ -410,8 +365,6 @@ func WithMaxPendingRequests(n int) Option {
 // 16 MiB (DefaultDeliveryQueueLimit); n = 0 removes the limit; n must not
 // be negative.
 func WithDeliveryQueueLimit(n int) Option {
-	return shared(func(o *options) error {
-		o.deliveryQueueLimit = n
-		return check(n >= 0, "WithDeliveryQueueLimit", "n must be >= 0, not %d", n)
-	})
+	err := check(n >= 0, "WithDeliveryQueueLimit", "n must be >= 0, not %d", n)
+	return shared(func(o *options) error { o.deliveryQueueLimit = n; return err })
 }
