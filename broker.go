@@ -96,17 +96,18 @@ type Broker struct {
 	bytesOut         atomic.Uint64
 }
 
-// Start validates the URL and options and starts connecting in the
-// background; it returns at once. Use WaitConnected to wait for the first
+// Start validates the URL and options (an option whose argument is out of
+// range fails with an error matching ErrInvalidOption) and starts
+// connecting in the background; it returns at once. Use WaitConnected to wait for the first
 // connection. Stop releases everything Start started.
-func Start(brokerURL string, opts ...Option) (*Broker, error) {
+func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 	addr, err := ParseURL(brokerURL)
 	if err != nil {
 		return nil, err
 	}
-	o := defaultOptions()
-	for _, opt := range opts {
-		opt(&o)
+	o, backoff, err := brokerOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if o.transport == nil {
 		if addr.TLS {
@@ -125,9 +126,7 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 		ConnectTimeout:    o.connectTimeout,
 		OperationTimeout:  o.operationTimeout,
 		KeepAliveInterval: o.keepAlive,
-		BackoffMin:        o.backoffMin,
-		BackoffMax:        o.backoffMax,
-		Rand:              o.rand,
+		Backoff:           backoff,
 	}
 	if o.auth != nil {
 		cfg.AuthMethod = o.auth.Name()

@@ -30,9 +30,9 @@ type env struct {
 }
 
 // start starts a Broker on e with quick reconnection.
-func (e env) start(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func (e env) start(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
-	opts = append([]pulsarconn.Option{
+	opts = append([]pulsarconn.BrokerOption{
 		pulsarconn.WithTransport(e.transport),
 		pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond),
 	}, opts...)
@@ -43,7 +43,7 @@ func (e env) start(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
 }
 
 // connected starts a Broker and waits for its connection.
-func (e env) connected(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func (e env) connected(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
 	b := e.start(t, opts...)
 	require.NoError(t, b.WaitConnected(testContext(t)))
@@ -154,10 +154,10 @@ func TestRegistryCanonicalURL(t *testing.T) {
 }
 
 // fakeClockEnv is a memory env whose Broker runs on a fake clock.
-func fakeClockBroker(t *testing.T, e env, opts ...pulsarconn.Option) (*pulsarconn.Broker, *memory.Clock) {
+func fakeClockBroker(t *testing.T, e env, opts ...pulsarconn.BrokerOption) (*pulsarconn.Broker, *memory.Clock) {
 	t.Helper()
 	clk := memory.NewClock(time.Unix(1_700_000_000, 0))
-	b := e.start(t, append([]pulsarconn.Option{pulsarconn.WithClock(clk)}, opts...)...)
+	b := e.start(t, append([]pulsarconn.BrokerOption{pulsarconn.WithClock(clk)}, opts...)...)
 	return b, clk
 }
 

@@ -30,7 +30,7 @@ var (
 type Client struct {
 	service  []BrokerAddress
 	tls      bool
-	opts     []Option
+	opts     []BrokerOption // passed on to every Broker
 	o        options
 	registry ports.Registry
 
@@ -45,16 +45,21 @@ type Client struct {
 
 // NewClient returns a Client for serviceURL: pulsar:// or pulsar+ssl://
 // with one host or several, comma-separated
-// ("pulsar://h1:6650,h2:6650"). The options apply to every Broker the
-// Client starts; WithRegistry sets the Registry they are listed in
-// (default: a private in-memory one). No connection is made until first
-// needed.
-func NewClient(serviceURL string, opts ...Option) (*Client, error) {
+// ("pulsar://h1:6650,h2:6650"). The options that Start takes too (the
+// Options) apply to every Broker the Client starts; WithRegistry sets the
+// Registry they are listed in (default: a private one). It fails with an
+// error matching ErrInvalidOption if an option's argument is out of range.
+// No connection is made until first needed.
+func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 	scheme, hosts, ok := strings.Cut(serviceURL, "://")
 	if !ok || hosts == "" {
 		return nil, fmt.Errorf("%w %q: want pulsar://host[:port][,host[:port]...]", ErrInvalidURL, serviceURL)
 	}
-	c := &Client{o: defaultOptions(), brokers: make(map[string]*Broker)}
+	o, forward, err := clientOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{o: o, brokers: make(map[string]*Broker)}
 	for _, h := range strings.Split(hosts, ",") {
 		addr, err := ParseURL(scheme + "://" + strings.TrimSpace(h))
 		if err != nil {
@@ -63,17 +68,11 @@ func NewClient(serviceURL string, opts ...Option) (*Client, error) {
 		c.service = append(c.service, addr)
 	}
 	c.tls = c.service[0].TLS
-	for _, opt := range opts {
-		opt(&c.o)
-	}
 	c.registry = c.o.registry
 	if c.registry == nil {
 		c.registry = NewRegistry()
 	}
-	c.opts = append(slices.Clip(opts), WithRegistry(c.registry))
-	if c.o.maxLookups <= 0 {
-		c.o.maxLookups = 1
-	}
+	c.opts = append(forward, WithRegistry(c.registry))
 	c.sem = make(chan struct{}, c.o.maxLookups)
 	return c, nil
 }
@@ -351,13 +350,7 @@ func (c *Client) retry(ctx context.Context, op func(context.Context) error) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	backoff := core.Backoff{Min: c.o.backoffMin, Max: c.o.backoffMax, Rand: c.o.rand}
-	if backoff.Min <= 0 {
-		backoff.Min = core.DefaultBackoffMin
-	}
-	if backoff.Max <= 0 {
-		backoff.Max = core.DefaultBackoffMax
-	}
+	backoff, _ := c.o.backoff() // checked by NewClient
 	var last error
 	for {
 		err := op(ctx)

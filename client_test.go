@@ -42,8 +42,8 @@ func newCluster(t *testing.T, hosts ...string) *cluster {
 	return c
 }
 
-func (c *cluster) client(t *testing.T, serviceURL string, opts ...pulsarconn.Option) *pulsarconn.Client {
-	opts = append([]pulsarconn.Option{
+func (c *cluster) client(t *testing.T, serviceURL string, opts ...pulsarconn.ClientOption) *pulsarconn.Client {
+	opts = append([]pulsarconn.ClientOption{
 		pulsarconn.WithTransport(c.network),
 		pulsarconn.WithBackoff(time.Millisecond, 5*time.Millisecond),
 	}, opts...)
@@ -111,7 +111,7 @@ func TestClientRedirectLimit(t *testing.T) {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			c := newCluster(t, "loop")
 			redirectTo(c.servers["loop"], "pulsar://loop:6650", false)
-			var opts []pulsarconn.Option
+			var opts []pulsarconn.ClientOption
 			if limit != 20 {
 				opts = append(opts, pulsarconn.WithMaxLookupRedirects(limit))
 			}

@@ -2,6 +2,7 @@ package pulsarconn_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -147,4 +148,45 @@ func ExampleBroker_RequestAsync() {
 	// persistent://public/default/a 2
 	// persistent://public/default/b 3
 	// persistent://public/default/c 4
+}
+
+// fixedBackoff is a BackoffPolicy that waits the same delay before every
+// reconnection.
+type fixedBackoff time.Duration
+
+func (d fixedBackoff) Next() time.Duration { return time.Duration(d) }
+func (fixedBackoff) Reset()                {}
+
+func ExampleWithBackoffPolicy() {
+	network, srv := fakeBroker()
+	defer srv.Close()
+
+	// Each Broker (and each Client lookup) gets a policy of its own from
+	// the function, so a stateful policy needs no locking.
+	b, err := pulsarconn.Start("pulsar://broker:6650",
+		pulsarconn.WithTransport(network),
+		pulsarconn.WithBackoffPolicy(func() pulsarconn.BackoffPolicy {
+			return fixedBackoff(2 * time.Second)
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.WaitConnected(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(b.State())
+	// Output: connected
+}
+
+func ExampleStart_invalidOption() {
+	_, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithRejectionLimit(10, 0))
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, pulsarconn.ErrInvalidOption))
+	// Output:
+	// pulsarconn: invalid option: WithRejectionLimit: window must be > 0 when n > 0, not 0s
+	// true
 }

@@ -310,7 +310,7 @@ func TestHostileBrokers(t *testing.T) {
 		connected bool // CONNECTED before misbehaving
 		maxMsg    int32
 		misbehave func(ctx context.Context, c *brokerSide)
-		opts      []pulsarconn.Option
+		opts      []pulsarconn.BrokerOption
 		want      []error
 		maxAlloc  uint64 // bound on bytes allocated from Start to the error
 		maxPeak   int64  // bound on heap growth
@@ -389,14 +389,14 @@ func TestHostileBrokers(t *testing.T) {
 		{
 			name:      "no CONNECTED ever",
 			misbehave: func(_ context.Context, c *brokerSide) { c.ignore() },
-			opts:      []pulsarconn.Option{pulsarconn.WithConnectTimeout(200 * time.Millisecond)},
+			opts:      []pulsarconn.BrokerOption{pulsarconn.WithConnectTimeout(200 * time.Millisecond)},
 			want:      []error{pulsarconn.ErrConnectTimeout},
 			maxAlloc:  2 * mib, maxPeak: 2 * mib,
 		},
 		{
 			name: "no PONG ever", connected: true,
 			misbehave: func(_ context.Context, c *brokerSide) { c.ignore() },
-			opts:      []pulsarconn.Option{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
+			opts:      []pulsarconn.BrokerOption{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
 			want:      []error{pulsarconn.ErrKeepaliveTimeout},
 			maxAlloc:  2 * mib, maxPeak: 2 * mib,
 		},
@@ -408,7 +408,7 @@ func TestHostileBrokers(t *testing.T) {
 			misbehave: func(ctx context.Context, c *brokerSide) {
 				c.trickle(ctx, hugeFrame, frame.DefaultMaxFrameSize, 1, time.Millisecond)
 			},
-			opts:     []pulsarconn.Option{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
+			opts:     []pulsarconn.BrokerOption{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
 			want:     []error{pulsarconn.ErrKeepaliveTimeout},
 			maxAlloc: frame.DefaultMaxFrameSize, maxPeak: frame.DefaultMaxFrameSize,
 		},
@@ -418,7 +418,7 @@ func TestHostileBrokers(t *testing.T) {
 				c.fr.Next()
 				c.trickle(ctx, hugeFrame, frame.DefaultMaxFrameSize, 1, time.Millisecond)
 			},
-			opts:     []pulsarconn.Option{pulsarconn.WithConnectTimeout(200 * time.Millisecond)},
+			opts:     []pulsarconn.BrokerOption{pulsarconn.WithConnectTimeout(200 * time.Millisecond)},
 			want:     []error{pulsarconn.ErrConnectTimeout},
 			maxAlloc: frame.DefaultMaxFrameSize, maxPeak: frame.DefaultMaxFrameSize,
 		},
@@ -430,7 +430,7 @@ func TestHostileBrokers(t *testing.T) {
 			misbehave: func(ctx context.Context, c *brokerSide) {
 				c.trickle(ctx, u32(math.MaxInt32), math.MaxInt32, 16<<10, time.Millisecond)
 			},
-			opts:     []pulsarconn.Option{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
+			opts:     []pulsarconn.BrokerOption{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
 			want:     []error{pulsarconn.ErrKeepaliveTimeout},
 			maxAlloc: 16 * mib, maxPeak: 16 * mib,
 		},
@@ -452,7 +452,7 @@ func TestHostileBrokers(t *testing.T) {
 			})
 			events, observe := watchConnections()
 			probe := startMemProbe()
-			b, err := pulsarconn.Start(srv.url(), append([]pulsarconn.Option{
+			b, err := pulsarconn.Start(srv.url(), append([]pulsarconn.BrokerOption{
 				pulsarconn.WithTransport(tcp.New()),
 				pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond),
 				observe,

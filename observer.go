@@ -103,5 +103,10 @@ type Metrics struct {
 }
 
 // WithObserver sets the Observer of a Broker, or of a Client and all its
-// Brokers. Default: none.
-func WithObserver(o Observer) Option { return func(opts *options) { opts.observer = o } }
+// Brokers. Default: none. o must not be nil.
+func WithObserver(o Observer) Option {
+	return shared(func(opts *options) error {
+		opts.observer = o
+		return check(o != nil, "WithObserver", "nil Observer")
+	})
+}

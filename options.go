@@ -1,12 +1,15 @@
 package pulsarconn
 
 import (
+	"cmp"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/adapters/clock"
-
+	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/ports"
 )
 
@@ -28,9 +31,96 @@ const (
 	DefaultDeliveryQueueLimit = 16 << 20
 )
 
-// Option configures a Broker. Each option's comment names the default it
-// changes.
-type Option func(*options)
+// BrokerOption configures a Broker: Start takes it. Each option's comment
+// names the default it changes.
+type BrokerOption interface{ applyBroker(*options) error }
+
+// ClientOption configures a Client: NewClient takes it.
+type ClientOption interface{ applyClient(*options) error }
+
+// Option is an option that both Start and NewClient take; a Client passes
+// its Options on to every Broker it starts. An option only one of them
+// takes is a BrokerOption (WithProxyToBroker) or a ClientOption
+// (WithMaxLookupRedirects, WithLookupLimit), so that passing it to the
+// other does not compile.
+type Option interface {
+	BrokerOption
+	ClientOption
+}
+
+// ErrInvalidOption: Start or NewClient was given an option whose argument
+// is out of its range. The error names the option, as in
+// "pulsarconn: invalid option: WithRejectionLimit: window must be > 0 when
+// n > 0, not 0s". An option checks its argument when it is made, and Start
+// or NewClient returns the first option's error.
+var ErrInvalidOption = errors.New("pulsarconn: invalid option")
+
+// An option sets its field, and returns its argument's error (from check)
+// if any.
+type (
+	shared     func(*options) error // an Option
+	brokerOnly func(*options) error // a BrokerOption only
+	clientOnly func(*options) error // a ClientOption only
+)
+
+func (f shared) applyBroker(o *options) error     { return f(o) }
+func (f shared) applyClient(o *options) error     { return f(o) }
+func (f brokerOnly) applyBroker(o *options) error { return f(o) }
+func (f clientOnly) applyClient(o *options) error { return f(o) }
+
+// check returns nil if ok, else the error of an option whose argument is
+// out of range.
+func check(ok bool, option, format string, args ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, option, fmt.Sprintf(format, args...))
+}
+
+// brokerOptions returns the defaults with opts applied and the Broker's
+// backoff policy, or the first option's error.
+func brokerOptions(opts []BrokerOption) (options, BackoffPolicy, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt.applyBroker(&o); err != nil {
+			return o, nil, err
+		}
+	}
+	p, err := o.backoff()
+	return o, p, err
+}
+
+// clientOptions returns the defaults with opts applied, or the first
+// option's error, and the options among opts the Client passes on to its
+// Brokers.
+func clientOptions(opts []ClientOption) (options, []BrokerOption, error) {
+	o := defaultOptions()
+	var forward []BrokerOption
+	for _, opt := range opts {
+		if err := opt.applyClient(&o); err != nil {
+			return o, nil, err
+		}
+		if b, ok := opt.(BrokerOption); ok {
+			forward = append(forward, b)
+		}
+	}
+	_, err := o.backoff() // a policy is made for each lookup; check one
+	return o, forward, err
+}
+
+// backoff returns a new backoff policy: WithBackoffPolicy's, or the default
+// (WithBackoff, WithJitter).
+func (o *options) backoff() (BackoffPolicy, error) {
+	if o.newBackoff == nil {
+		return &core.Backoff{
+			Min:  cmp.Or(o.backoffMin, core.DefaultBackoffMin),
+			Max:  cmp.Or(o.backoffMax, core.DefaultBackoffMax),
+			Rand: o.rand,
+		}, nil
+	}
+	p := o.newBackoff()
+	return p, check(p != nil, "WithBackoffPolicy", "the function returned a nil BackoffPolicy")
+}
 
 type options struct {
 	transport        ports.Transport
@@ -43,6 +133,7 @@ type options struct {
 	keepAlive        time.Duration
 	backoffMin       time.Duration
 	backoffMax       time.Duration
+	newBackoff       func() BackoffPolicy
 	failFast         bool
 	proxyToBroker    string
 	clientVersion    string
@@ -85,80 +176,150 @@ func defaultOptions() options {
 // (adapters/tcp) for pulsar:// URLs, and TLS with the system's trust roots
 // and hostname verification (adapters/tls) for pulsar+ssl:// URLs; pass an
 // adapters/tls Transport to set trust roots, client certificates or a
-// server name.
-func WithTransport(t ports.Transport) Option { return func(o *options) { o.transport = t } }
+// server name. t must not be nil.
+func WithTransport(t ports.Transport) Option {
+	err := check(t != nil, "WithTransport", "nil Transport")
+	return shared(func(o *options) error { o.transport = t; return err })
+}
 
 // WithClock sets the clock behind every timeout, keepalive and backoff.
-// Default: the system clock.
-func WithClock(c ports.Clock) Option { return func(o *options) { o.clock = c } }
+// Default: the system clock. c must not be nil.
+func WithClock(c ports.Clock) Option {
+	err := check(c != nil, "WithClock", "nil Clock")
+	return shared(func(o *options) error { o.clock = c; return err })
+}
 
 // WithAuthenticator sets the credentials presented in CONNECT and in
 // answers to AUTH_CHALLENGE. Default: none (no auth_method_name is sent).
-func WithAuthenticator(a ports.Authenticator) Option { return func(o *options) { o.auth = a } }
+// a must not be nil.
+func WithAuthenticator(a ports.Authenticator) Option {
+	err := check(a != nil, "WithAuthenticator", "nil Authenticator")
+	return shared(func(o *options) error { o.auth = a; return err })
+}
 
-// WithRegistry adds the Broker to r under its URL for as long as it runs
-// (Start fails if the URL is taken). Default: no registry.
-func WithRegistry(r ports.Registry) Option { return func(o *options) { o.registry = r } }
+// WithRegistry lists a Broker, or every Broker of a Client, in r under its
+// URL for as long as it runs (Start fails if the URL is taken). Default:
+// no registry for a Broker; a private one (NewRegistry) for a Client. r
+// must not be nil.
+func WithRegistry(r ports.Registry) Option {
+	err := check(r != nil, "WithRegistry", "nil Registry")
+	return shared(func(o *options) error { o.registry = r; return err })
+}
 
-// WithLogger sets the structured logger. Default: logs are discarded.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+// WithLogger sets the structured logger. Default: logs are discarded. l
+// must not be nil.
+func WithLogger(l *slog.Logger) Option {
+	err := check(l != nil, "WithLogger", "nil Logger")
+	return shared(func(o *options) error { o.logger = l; return err })
+}
 
-// WithConnectTimeout bounds each dial plus handshake. Default: 10s.
-func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.connectTimeout = d } }
+// WithConnectTimeout bounds each dial plus handshake; d must be > 0.
+// Default: 10s.
+func WithConnectTimeout(d time.Duration) Option {
+	err := check(d > 0, "WithConnectTimeout", "timeout must be > 0, not %v", d)
+	return shared(func(o *options) error { o.connectTimeout = d; return err })
+}
 
 // WithOperationTimeout bounds each request's wait for its answer, on top
-// of the caller's context. Default: 30s.
+// of the caller's context; d must be > 0. Default: 30s.
 func WithOperationTimeout(d time.Duration) Option {
-	return func(o *options) { o.operationTimeout = d }
+	err := check(d > 0, "WithOperationTimeout", "timeout must be > 0, not %v", d)
+	return shared(func(o *options) error { o.operationTimeout = d; return err })
 }
 
 // WithKeepAlive sets the PING interval; a connection that receives nothing
-// for two intervals is declared dead. Default: 30s.
-func WithKeepAlive(d time.Duration) Option { return func(o *options) { o.keepAlive = d } }
+// for two intervals is declared dead. d must be > 0. Default: 30s.
+func WithKeepAlive(d time.Duration) Option {
+	err := check(d > 0, "WithKeepAlive", "interval must be > 0, not %v", d)
+	return shared(func(o *options) error { o.keepAlive = d; return err })
+}
 
-// WithBackoff sets the reconnection delays: min doubling up to max, with
-// jitter. Default: 100ms to 60s.
+// WithBackoff sets the default backoff policy's delays between connection
+// attempts (and a Client's lookup retries): min doubling up to max, with
+// jitter; 0 < min <= max. Default: 100ms to 60s.
 func WithBackoff(min, max time.Duration) Option {
-	return func(o *options) { o.backoffMin, o.backoffMax = min, max }
+	err := cmp.Or(check(min > 0, "WithBackoff", "min must be > 0, not %v", min),
+		check(min <= max, "WithBackoff", "min %v must be <= max %v", min, max))
+	return shared(func(o *options) error { o.backoffMin, o.backoffMax = min, max; return err })
+}
+
+// BackoffPolicy yields the delays between connection attempts: Next is
+// asked for the delay before each reconnection, Reset after a successful
+// handshake. See WithBackoffPolicy.
+type BackoffPolicy = core.BackoffPolicy
+
+// WithBackoffPolicy replaces the backoff policy (WithBackoff and WithJitter
+// then have no effect). newPolicy is called for a new policy by Start, for
+// the Broker's reconnections (the Broker calls the policy under its lock),
+// by NewClient to check it, and by each Client lookup, which retries with
+// its own; a policy therefore needs no locking of its own, but newPolicy
+// must be safe to call from several goroutines, and must not return nil
+// (Start and NewClient fail if it does). Default: min doubling up to max with equal jitter (each
+// delay drawn from [d/2, d]), as WithBackoff and WithJitter set.
+func WithBackoffPolicy(newPolicy func() BackoffPolicy) Option {
+	err := check(newPolicy != nil, "WithBackoffPolicy", "nil function")
+	return shared(func(o *options) error { o.newBackoff = newPolicy; return err })
 }
 
 // WithFailFast makes calls fail at once with ErrDisconnected while the
 // Broker is not connected. Default: false — calls wait for the connection
 // until their context ends.
-func WithFailFast(on bool) Option { return func(o *options) { o.failFast = on } }
+func WithFailFast(on bool) Option {
+	return shared(func(o *options) error { o.failFast = on; return nil })
+}
 
 // WithProxyToBroker names the broker a Pulsar proxy should forward this
 // connection to (CONNECT's proxy_to_broker_url); the Broker's URL is then
-// the proxy's. Default: none.
-func WithProxyToBroker(brokerURL string) Option {
-	return func(o *options) { o.proxyToBroker = brokerURL }
+// the proxy's. brokerURL must be a valid broker URL. Default: none. A
+// Client sets it on its own when the cluster says to use a proxy, so
+// NewClient does not take it.
+func WithProxyToBroker(brokerURL string) BrokerOption {
+	_, err := ParseURL(brokerURL)
+	err = check(err == nil, "WithProxyToBroker", "%v", err)
+	return brokerOnly(func(o *options) error { o.proxyToBroker = brokerURL; return err })
 }
 
 // WithClientVersion sets CONNECT's client_version. Default:
 // "pulsarconn-go/" + Version.
-func WithClientVersion(v string) Option { return func(o *options) { o.clientVersion = v } }
+func WithClientVersion(v string) Option {
+	return shared(func(o *options) error { o.clientVersion = v; return nil })
+}
 
-// WithJitter sets the source of backoff jitter, a function returning
-// numbers in [0, 1). Default: math/rand/v2's Float64.
-func WithJitter(rand func() float64) Option { return func(o *options) { o.rand = rand } }
+// WithJitter sets the source of the default backoff policy's jitter, a
+// function returning numbers in [0, 1); rand must not be nil. Default:
+// math/rand/v2's Float64.
+func WithJitter(rand func() float64) Option {
+	err := check(rand != nil, "WithJitter", "nil function")
+	return shared(func(o *options) error { o.rand = rand; return err })
+}
 
 // WithRejectionLimit closes and reopens a connection on which the broker
 // answered more than n requests with TooManyRequests within window, as the
-// Java client does. Default: 50 in 30s; n <= 0 disables it.
+// Java client does; n = 0 disables it, and when n > 0, window must be > 0.
+// Default: 50 in 30s.
 func WithRejectionLimit(n int, window time.Duration) Option {
-	return func(o *options) { o.maxRejected, o.rejectWindow = n, window }
+	err := cmp.Or(check(n >= 0, "WithRejectionLimit", "n must be >= 0, not %d", n),
+		check(n == 0 || window > 0, "WithRejectionLimit", "window must be > 0 when n > 0, not %v", window))
+	return shared(func(o *options) error { o.maxRejected, o.rejectWindow = n, window; return err })
 }
 
 // WithMaxLookupRedirects bounds how many Redirect answers a Client's lookup
-// follows before failing with ErrTooManyRedirects. Default: 20.
-func WithMaxLookupRedirects(n int) Option { return func(o *options) { o.maxRedirects = n } }
+// follows before failing with ErrTooManyRedirects; n must be >= 0.
+// Default: 20.
+func WithMaxLookupRedirects(n int) ClientOption {
+	err := check(n >= 0, "WithMaxLookupRedirects", "n must be >= 0, not %d", n)
+	return clientOnly(func(o *options) error { o.maxRedirects = n; return err })
+}
 
-// WithLookupLimit bounds a Client's lookups: at most concurrent in flight,
-// and at most queued more waiting for a slot; a lookup beyond that fails
-// at once with ErrTooManyLookups. Default: 5000 and 50000, as the Java
-// client's maxConcurrentLookupRequests and maxLookupRequest.
-func WithLookupLimit(concurrent, queued int) Option {
-	return func(o *options) { o.maxLookups, o.maxQueuedLookups = concurrent, queued }
+// WithLookupLimit bounds a Client's lookups: at most concurrent (> 0) in
+// flight, and at most queued (>= 0) more waiting for a slot; a lookup
+// beyond that fails at once with ErrTooManyLookups. Default: 5000 and
+// 50000, as the Java client's maxConcurrentLookupRequests and
+// maxLookupRequest.
+func WithLookupLimit(concurrent, queued int) ClientOption {
+	err := cmp.Or(check(concurrent > 0, "WithLookupLimit", "concurrent must be > 0, not %d", concurrent),
+		check(queued >= 0, "WithLookupLimit", "queued must be >= 0, not %d", queued))
+	return clientOnly(func(o *options) error { o.maxLookups, o.maxQueuedLookups = concurrent, queued; return err })
 }
 
 // WithWriteQueueLimit bounds, in bytes, the frames a connection holds
@@ -173,9 +334,12 @@ func WithLookupLimit(concurrent, queued int) Option {
 // are small, and are queued even beyond the limit, so that a full queue
 // never blocks anyone holding the Broker's lock; likewise Send and Request
 // wait only while the queue is at or over the limit, so each may overshoot
-// it by one command. Default: 1 MiB (DefaultWriteQueueLimit); n <= 0
-// removes the limit.
-func WithWriteQueueLimit(n int) Option { return func(o *options) { o.writeQueueLimit = n } }
+// it by one command. Default: 1 MiB (DefaultWriteQueueLimit); n = 0
+// removes the limit; n must not be negative.
+func WithWriteQueueLimit(n int) Option {
+	err := check(n >= 0, "WithWriteQueueLimit", "n must be >= 0, not %d", n)
+	return shared(func(o *options) error { o.writeQueueLimit = n; return err })
+}
 
 // WithMaxPendingRequests bounds how many Request calls (and the calls
 // built on it: LookupTopic, PartitionedTopicMetadata) a Broker has in
@@ -184,8 +348,11 @@ func WithWriteQueueLimit(n int) Option { return func(o *options) { o.writeQueueL
 // matching ErrTooManyPendingRequests and the context's error; under
 // WithFailFast it fails at once. Each pending request costs a few hundred
 // bytes. Default: 50,000 (DefaultMaxPendingRequests), the Java client's
-// maxLookupRequest; n <= 0 removes the limit.
-func WithMaxPendingRequests(n int) Option { return func(o *options) { o.maxPending = n } }
+// maxLookupRequest; n = 0 removes the limit; n must not be negative.
+func WithMaxPendingRequests(n int) Option {
+	err := check(n >= 0, "WithMaxPendingRequests", "n must be >= 0, not %d", n)
+	return shared(func(o *options) error { o.maxPending = n; return err })
+}
 
 // WithDeliveryQueueLimit bounds, in bytes, the pushes read from the broker
 // and not yet handled: payloads plus an estimate of each push's own size.
@@ -195,5 +362,9 @@ func WithMaxPendingRequests(n int) Option { return func(o *options) { o.maxPendi
 // TCP flow control instead of the process's memory growing. While it waits
 // nothing is read, keepalive answers included: a Handler stuck for two
 // keepalive intervals costs the connection (ErrKeepaliveTimeout). Default:
-// 16 MiB (DefaultDeliveryQueueLimit); n <= 0 removes the limit.
-func WithDeliveryQueueLimit(n int) Option { return func(o *options) { o.deliveryQueueLimit = n } }
+// 16 MiB (DefaultDeliveryQueueLimit); n = 0 removes the limit; n must not
+// be negative.
+func WithDeliveryQueueLimit(n int) Option {
+	err := check(n >= 0, "WithDeliveryQueueLimit", "n must be >= 0, not %d", n)
+	return shared(func(o *options) error { o.deliveryQueueLimit = n; return err })
+}

@@ -52,9 +52,9 @@ func newEnv(t *testing.T, h Harness, b behaviour) *env {
 
 // start starts a Broker through the env's transport, with quick
 // reconnection, stopped when the test ends.
-func (e *env) start(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func (e *env) start(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
-	opts = append([]pulsarconn.Option{
+	opts = append([]pulsarconn.BrokerOption{
 		pulsarconn.WithTransport(e.transport),
 		pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond),
 	}, opts...)
@@ -65,7 +65,7 @@ func (e *env) start(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker 
 }
 
 // connected starts a Broker and waits for its connection.
-func (e *env) connected(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func (e *env) connected(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
 	b := e.start(t, opts...)
 	require.NoError(t, b.WaitConnected(testContext(t)))

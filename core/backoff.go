@@ -2,7 +2,25 @@ package core
 
 import "time"
 
-// Backoff computes reconnection delays: Min doubling up to Max, with
+// BackoffPolicy yields the delays between connection attempts: Next is
+// asked for the delay before each reconnection, Reset after a successful
+// handshake. A Conn calls it only from its own methods, so it needs no
+// locking of its own; Config.Backoff sets it, and Backoff is the default.
+type BackoffPolicy interface {
+	Next() time.Duration
+	Reset()
+}
+
+// backoffPolicy returns cfg.Backoff, or the default Backoff built from
+// BackoffMin, BackoffMax and Rand.
+func (cfg *Config) backoffPolicy() BackoffPolicy {
+	if cfg.Backoff != nil {
+		return cfg.Backoff
+	}
+	return &Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax, Rand: cfg.Rand}
+}
+
+// Backoff, the default BackoffPolicy, computes reconnection delays: Min doubling up to Max, with
 // "equal jitter" — each delay is drawn uniformly from [d/2, d] where d is
 // the un-jittered delay — so that many clients dropped at once do not
 // reconnect in lockstep, while the delay still grows. Reset after a

@@ -71,6 +71,9 @@ type Config struct {
 	// Rand returns numbers in [0, 1) for backoff jitter; nil means no
 	// jitter randomness (the midpoint of the jitter range).
 	Rand func() float64
+	// Backoff, when set, replaces the default backoff (BackoffMin,
+	// BackoffMax and Rand are then unused).
+	Backoff BackoffPolicy
 }
 
 // EffectKind says what an Effect asks the driver to do.
@@ -157,7 +160,7 @@ type Conn struct {
 	cfg     Config
 	state   State
 	gen     uint64 // generation of the current connection attempt
-	backoff Backoff
+	backoff BackoffPolicy
 
 	reconnectAt    time.Time // when to dial again (StateDisconnected)
 	connectBy      time.Time // connect deadline (Connecting, Handshaking)
@@ -213,7 +216,7 @@ func New(cfg Config) *Conn {
 	setDefault(&cfg.BackoffMax, DefaultBackoffMax)
 	return &Conn{
 		cfg:            cfg,
-		backoff:        Backoff{Min: cfg.BackoffMin, Max: cfg.BackoffMax, Rand: cfg.Rand},
+		backoff:        cfg.backoffPolicy(),
 		nextRequestID:  1,
 		pending:        make(map[uint64]pending),
 		producers:      make(map[uint64]Handler),

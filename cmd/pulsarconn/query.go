@@ -10,7 +10,7 @@ import (
 
 // connect starts a Broker for url with fail-fast calls and waits for its
 // first connection.
-func connect(ctx context.Context, url string, opts ...pulsarconn.Option) (*pulsarconn.Broker, error) {
+func connect(ctx context.Context, url string, opts ...pulsarconn.BrokerOption) (*pulsarconn.Broker, error) {
 	b, err := pulsarconn.Start(url, opts...)
 	if err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ func refused(t *testing.T, b *pulsarconn.Broker) {
 	assert.ErrorIs(t, b.WaitConnected(cancelled), pulsarconn.ErrAuthenticationError)
 }
 
-func connects(t *testing.T, url string, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func connects(t *testing.T, url string, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
 	b, err := pulsarconn.Start(url, opts...)
 	require.NoError(t, err)
@@ -59,7 +59,7 @@ func connects(t *testing.T, url string, opts ...pulsarconn.Option) *pulsarconn.B
 	return b
 }
 
-func startRefusedServe(t *testing.T, url string, opts ...pulsarconn.Option) {
+func startRefusedServe(t *testing.T, url string, opts ...pulsarconn.BrokerOption) {
 	t.Helper()
 	b, err := pulsarconn.Start(url, opts...)
 	require.NoError(t, err)

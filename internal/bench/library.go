@@ -14,7 +14,7 @@ import (
 // StartBroker starts a Broker for url (over TCP for pulsar:// URLs) and
 // waits until it is connected. Extra options come after the benchmark's
 // own.
-func StartBroker(ctx context.Context, url string, opts ...pulsarconn.Option) (*pulsarconn.Broker, error) {
+func StartBroker(ctx context.Context, url string, opts ...pulsarconn.BrokerOption) (*pulsarconn.Broker, error) {
 	b, err := pulsarconn.Start(url, opts...)
 	if err != nil {
 		return nil, err

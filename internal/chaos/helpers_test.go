@@ -35,7 +35,7 @@ func newWorld(t *testing.T, opts ...pulsartest.Option) *world {
 }
 
 // start starts a Broker that dials the proxy, stopped when the test ends.
-func (w *world) start(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func (w *world) start(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
 	b, err := pulsarconn.Start("pulsar://"+w.proxy.Addr(), opts...)
 	require.NoError(t, err)

@@ -162,7 +162,7 @@ func fullName(topic string) string { return "persistent://public/default/" + top
 
 // start starts a Broker for url with opts, waits until it is connected and
 // stops it when the test ends.
-func start(t testing.TB, url string, opts ...pulsarconn.Option) *pulsarconn.Broker {
+func start(t testing.TB, url string, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
 	b, err := pulsarconn.Start(url, opts...)
 	if err != nil {

@@ -99,7 +99,7 @@ func within[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
 
 // startRefused starts a Broker that is expected never to connect, stops it
 // when the test ends, and returns it with its event recorder.
-func startRefused(t *testing.T, url string, opts ...pulsarconn.Option) (*pulsarconn.Broker, *events) {
+func startRefused(t *testing.T, url string, opts ...pulsarconn.BrokerOption) (*pulsarconn.Broker, *events) {
 	t.Helper()
 	ev := newEvents()
 	b, err := pulsarconn.Start(url, append(opts, pulsarconn.WithObserver(ev))...)
