@@ -214,7 +214,7 @@ func TestTranscripts(t *testing.T) {
 		hosts: []string{s1, s2},
 		script: []event{
 			failed(10*time.Second, core.ErrConnectTimeout, true),
-			connected(10*time.Second),
+			connected(10 * time.Second),
 			answered(10*time.Second, connectTo("pulsar://owner:6650")),
 		},
 		want: []string{"Connect host=0 " + s1, "Connect host=1 " + s2, "Send host=1 " + s2, "Done pulsar://owner:6650"},
