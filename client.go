@@ -242,31 +242,13 @@ func (c *Client) run(ctx context.Context, cfg lookup.Config) (*lookup.Machine, l
 			act = c.wait(ctx, m, act.Until)
 			continue
 		}
-		if act.Host >= 0 {
-			c.next.Store(int64(act.Host) + 1) // the next lookup asks the next host
-		}
-		b, err := c.broker(act.Target, act.Proxy)
-		if err == nil && act.Redirect && c.o.observer != nil {
-			c.o.observer.Observe(LookupRedirected{Topic: cfg.Topic, From: from.BrokerURL(), To: b.BrokerURL()})
-		}
-		from = b
-		var answer lookup.Answer
-		switch {
-		case err != nil:
-		case act.Kind == lookup.Connect:
-			err = b.attempt(ctx)
-		case cfg.Partitions:
-			answer.Partitions, err = b.PartitionedTopicMetadata(ctx, cfg.Topic)
-		default:
-			var res *LookupResult
-			if res, err = b.LookupTopic(ctx, cfg.Topic, act.Authoritative); err == nil {
-				answer = lookup.Answer{BrokerURL: res.BrokerURL, BrokerURLTLS: res.BrokerURLTLS, Redirect: res.Redirect,
-					Authoritative: res.Authoritative, ProxyThroughServiceURL: res.ProxyThroughServiceURL}
-			}
+		b, answer, err := c.carryOut(ctx, cfg, act, from)
+		if b != nil {
+			from = b
 		}
 		now := c.o.clock.Now()
 		switch {
-		case ctx.Err() != nil:
+		case err != nil && ctx.Err() != nil:
 			act = m.Cancelled(now, err, ctx.Err())
 		case err != nil:
 			// Any failed connection attempt passes to the next host.
@@ -278,6 +260,34 @@ func (c *Client) run(ctx context.Context, cfg lookup.Config) (*lookup.Machine, l
 			act = m.Answered(now, answer)
 		}
 	}
+}
+
+// carryOut performs a Connect or a Send with the Broker for its target,
+// which it returns; from is the Broker that answered last.
+func (c *Client) carryOut(ctx context.Context, cfg lookup.Config, act lookup.Action, from *Broker) (*Broker, lookup.Answer, error) {
+	if act.Host >= 0 {
+		c.next.Store(int64(act.Host) + 1) // the next lookup asks the next host
+	}
+	b, err := c.broker(act.Target, act.Proxy)
+	if err != nil {
+		return nil, lookup.Answer{}, err
+	}
+	if act.Redirect && c.o.observer != nil {
+		c.o.observer.Observe(LookupRedirected{Topic: cfg.Topic, From: from.BrokerURL(), To: b.BrokerURL()})
+	}
+	switch {
+	case act.Kind == lookup.Connect:
+		return b, lookup.Answer{}, b.attempt(ctx)
+	case cfg.Partitions:
+		n, err := b.PartitionedTopicMetadata(ctx, cfg.Topic)
+		return b, lookup.Answer{Partitions: n}, err
+	}
+	res, err := b.LookupTopic(ctx, cfg.Topic, act.Authoritative)
+	if err != nil {
+		return b, lookup.Answer{}, err
+	}
+	return b, lookup.Answer{BrokerURL: res.BrokerURL, BrokerURLTLS: res.BrokerURLTLS, Redirect: res.Redirect,
+		Authoritative: res.Authoritative, ProxyThroughServiceURL: res.ProxyThroughServiceURL}, nil
 }
 
 // wait sleeps until the lookup's backoff ends at until, or ctx ends.
