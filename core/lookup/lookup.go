@@ -141,7 +141,8 @@ type Machine struct {
 	last      error   // the last retryable failure
 }
 
-// New starts a lookup at now; Action returns what to do first.
+// New starts a lookup at now; Action returns what to do first. It panics
+// if cfg names no service host.
 func New(now time.Time, cfg Config) *Machine {
 	if len(cfg.Hosts) == 0 {
 		panic("lookup: no service hosts")
