@@ -112,21 +112,21 @@ func (w *world) run() string {
 	n := len(w.cfg.Hosts)
 
 	var (
-		picks        int           // service hosts picked
-		tryHost      = -1          // the service host of the current try
-		refused      int           // failed connection attempts in a row, this try
-		redirects    int           // Redirect answers followed, this try
-		lastAnswer   lookup.Answer // the last answer fed
-		lastEvent    string        // what was fed last
-		lastErr      error         // the error fed last
-		retriedErr   error         // the last error that led to a Wait
-		cancelled    bool
-		waits        int
-		ended        time.Time
-		prev         lookup.Action
-		fatal        error // a non-retryable error fed
-		expectedURL  string
-		expectedPrxy string
+		picks         int           // service hosts picked
+		tryHost       = -1          // the service host of the current try
+		refused       int           // failed connection attempts in a row, this try
+		redirects     int           // Redirect answers followed, this try
+		lastAnswer    lookup.Answer // the last answer fed
+		lastEvent     string        // what was fed last
+		lastErr       error         // the error fed last
+		retriedErr    error         // the last error that led to a Wait
+		cancelled     bool
+		waits         int
+		ended         time.Time
+		prev          lookup.Action
+		fatal         error // a non-retryable error fed
+		expectedURL   string
+		expectedProxy string
 	)
 	for step := 0; ; step++ {
 		act := m.Action()
@@ -171,7 +171,7 @@ func (w *world) run() string {
 				if redirects > w.cfg.MaxRedirects {
 					return "more redirects than the limit"
 				}
-				if act.Target != expectedURL || act.Proxy != expectedPrxy || act.Authoritative != lastAnswer.Authoritative {
+				if act.Target != expectedURL || act.Proxy != expectedProxy || act.Authoritative != lastAnswer.Authoritative {
 					return "the redirect does not follow the answer"
 				}
 			}
@@ -236,12 +236,12 @@ func (w *world) run() string {
 			default:
 				a := w.answer(redirects)
 				lastEvent, lastAnswer = "answered", a
-				expectedURL, expectedPrxy = a.BrokerURL, ""
+				expectedURL, expectedProxy = a.BrokerURL, ""
 				if w.cfg.TLS {
 					expectedURL = a.BrokerURLTLS
 				}
 				if a.ProxyThroughServiceURL {
-					expectedPrxy = w.cfg.Hosts[tryHost]
+					expectedProxy = w.cfg.Hosts[tryHost]
 				}
 				feed = func(now time.Time) lookup.Action { return m.Answered(now, a) }
 			}
@@ -268,7 +268,7 @@ func (w *world) run() string {
 		}
 		fatal = fatalIf(lastEvent, fatal)
 	}
-	return w.checkEnd(m, ended, deadline, endState{lastEvent, lastAnswer, retriedErr, fatal, cancelled, waits, redirects, expectedURL, expectedPrxy})
+	return w.checkEnd(m, ended, deadline, endState{lastEvent, lastAnswer, retriedErr, fatal, cancelled, waits, redirects, expectedURL, expectedProxy})
 }
 
 // fatalIf forgets a fatal error once something else was fed.
