@@ -8,8 +8,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/core/lookup"
 	"github.com/pulsarconn/pulsarconn/ports"
 )
 
@@ -17,7 +18,7 @@ import (
 var (
 	// ErrTooManyRedirects: a lookup was redirected more often than
 	// WithMaxLookupRedirects allows.
-	ErrTooManyRedirects = errors.New("pulsarconn: too many lookup redirects")
+	ErrTooManyRedirects = lookup.ErrTooManyRedirects
 	// ErrTooManyLookups: the Client's lookup slots and queue are full
 	// (WithLookupLimit).
 	ErrTooManyLookups = errors.New("pulsarconn: too many lookups")
@@ -28,7 +29,7 @@ var (
 // proxy when the cluster says so) and keeps one Broker connection per broker
 // URL, created on demand, reused, and listed in a Registry.
 type Client struct {
-	service  []BrokerAddress
+	hosts    []string // the service hosts' URLs
 	tls      bool
 	opts     []BrokerOption // passed on to every Broker
 	o        options
@@ -36,10 +37,10 @@ type Client struct {
 
 	sem    chan struct{} // lookup slots
 	queued atomic.Int64  // lookups waiting for a slot
+	next   atomic.Int64  // the service host to ask next, round robin
 
 	mu      sync.Mutex
 	brokers map[string]*Broker // by BrokerURL
-	next    int                // round robin over service hosts
 	closed  bool
 }
 
@@ -65,9 +66,8 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.service = append(c.service, addr)
+		c.hosts, c.tls = append(c.hosts, addr.URL), addr.TLS
 	}
-	c.tls = c.service[0].TLS
 	c.registry = c.o.registry
 	if c.registry == nil {
 		c.registry = NewRegistry()
@@ -106,7 +106,7 @@ func (c *Client) Consumers(brokerURL string) ([]uint64, error) {
 
 // broker returns the Broker for url (dialling proxy instead, naming url as
 // the proxy target, when proxy is set), starting it if needed.
-func (c *Client) broker(url string, proxy *BrokerAddress) (*Broker, error) {
+func (c *Client) broker(url, proxy string) (*Broker, error) {
 	addr, err := ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("pulsarconn: broker URL from the cluster: %w", err)
@@ -123,8 +123,8 @@ func (c *Client) broker(url string, proxy *BrokerAddress) (*Broker, error) {
 		delete(c.brokers, addr.URL)
 	}
 	dial, opts := addr.URL, c.opts
-	if proxy != nil && proxy.URL != addr.URL {
-		dial = proxy.URL
+	if proxy != "" && proxy != addr.URL {
+		dial = proxy
 		opts = append(slices.Clip(opts), WithProxyToBroker(addr.URL))
 	}
 	b, err := Start(dial, opts...)
@@ -133,46 +133,6 @@ func (c *Client) broker(url string, proxy *BrokerAddress) (*Broker, error) {
 	}
 	c.brokers[addr.URL] = b
 	return b, nil
-}
-
-// serviceBroker returns the connection to the next service host, round
-// robin, so that lookups spread over them and skip one that is down.
-func (c *Client) serviceBroker() (*Broker, *BrokerAddress, error) {
-	c.mu.Lock()
-	addr := c.service[c.next%len(c.service)]
-	c.next++
-	c.mu.Unlock()
-	b, err := c.broker(addr.URL, nil)
-	return b, &addr, err
-}
-
-// reachableServiceBroker returns the connection to a service host that
-// is connected, trying each host in turn, round robin. With one host it
-// returns that host's Broker at once (a lookup then waits for it to
-// connect). With several, a host whose connection attempt fails — refused,
-// or not connected within the connect timeout — is passed over for the
-// next at once, so that one host down costs at most one connect timeout;
-// when every host failed its attempt, the error wraps ErrDisconnected, so
-// that the caller retries after a backoff.
-func (c *Client) reachableServiceBroker(ctx context.Context) (*Broker, *BrokerAddress, error) {
-	var failed []error
-	for range len(c.service) {
-		b, addr, err := c.serviceBroker()
-		if err != nil || len(c.service) == 1 {
-			return b, addr, err
-		}
-		err = b.attempt(ctx)
-		if err == nil {
-			return b, addr, nil
-		}
-		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-			return nil, addr, err
-		}
-		failed = append(failed, err)
-	}
-	// ErrDisconnected makes it retryable: the hosts are tried again after
-	// a backoff.
-	return nil, nil, fmt.Errorf("%w: no service host reachable: %w", ErrDisconnected, errors.Join(failed...))
 }
 
 // attempt waits until the Broker is connected, or its current connection
@@ -226,7 +186,8 @@ func (c *Client) acquire(ctx context.Context) (func(), error) {
 // the service URL, naming the broker as proxy target, when the answer says
 // proxy_through_service_url. Retryable failures (disconnection,
 // ServiceNotReady, TooManyRequests, ...) are retried with backoff until
-// ctx or the operation timeout ends.
+// ctx or the operation timeout ends. With several service hosts, a host
+// whose connection attempt fails is passed over for the next at once.
 func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error) {
 	release, err := c.acquire(ctx)
 	if err != nil {
@@ -234,14 +195,14 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 	}
 	defer release()
 	start := c.o.clock.Now()
+	m, end := c.run(ctx, lookup.Config{Topic: topic, TLS: c.tls, MaxRedirects: c.o.maxRedirects})
 	var owner *Broker
-	var redirects int
-	err = c.retry(ctx, func(ctx context.Context) error {
-		owner, redirects, err = c.lookup(ctx, topic)
-		return err
-	})
+	err = end.Err
+	if end.Kind == lookup.Done {
+		owner, err = c.broker(end.Target, end.Proxy)
+	}
 	if c.o.observer != nil {
-		ev := LookupCompleted{Topic: topic, Redirects: redirects, Latency: c.o.clock.Now().Sub(start), Err: err}
+		ev := LookupCompleted{Topic: topic, Redirects: m.Redirects(), Latency: c.o.clock.Now().Sub(start), Err: err}
 		if owner != nil {
 			ev.BrokerURL = owner.BrokerURL()
 		}
@@ -250,45 +211,93 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 	return owner, err
 }
 
-// lookup runs one lookup from a service host to the owner, returning the
-// owner's connection and how many redirects it took.
-func (c *Client) lookup(ctx context.Context, topic string) (*Broker, int, error) {
-	b, service, err := c.reachableServiceBroker(ctx)
-	if err != nil {
-		return nil, 0, err
+// PartitionedTopicMetadata returns the number of partitions of topic (0
+// for a non-partitioned topic), asking a service host, with the same
+// retries as LookupTopic.
+func (c *Client) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
+	_, end := c.run(ctx, lookup.Config{Topic: topic, Partitions: true})
+	return end.Partitions, end.Err
+}
+
+// run drives a lookup machine (core/lookup) to its end, Done or Fail: it
+// carries out each Action with the Client's Brokers, reports what came of
+// it, and sleeps through its backoffs.
+func (c *Client) run(ctx context.Context, cfg lookup.Config) (*lookup.Machine, lookup.Action) {
+	cfg.Hosts, cfg.First = c.hosts, int(c.next.Load())
+	cfg.Timeout = c.o.operationTimeout
+	cfg.Backoff, _ = c.o.backoff() // checked by NewClient
+	now := c.o.clock.Now()
+	m := lookup.New(now, cfg)
+	ctx, cancel := context.WithTimeout(ctx, m.Deadline().Sub(now))
+	defer cancel()
+	var from *Broker // the Broker that answered last
+	act := m.Action()
+	for {
+		switch act.Kind {
+		case lookup.Done, lookup.Fail:
+			return m, act
+		case lookup.Wait:
+			act = c.wait(ctx, m, act.Until)
+			continue
+		}
+		b, answer, err := c.carryOut(ctx, cfg, act, from)
+		if b != nil {
+			from = b
+		}
+		now := c.o.clock.Now()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			act = m.Cancelled(now, err, ctx.Err())
+		case err != nil:
+			// Any failed connection attempt passes to the next host.
+			retryable := IsRetryable(err) || (act.Kind == lookup.Connect && !errors.Is(err, ErrClosed))
+			act = m.Failed(now, err, retryable)
+		case act.Kind == lookup.Connect:
+			act = m.Connected(now)
+		default:
+			act = m.Answered(now, answer)
+		}
 	}
-	authoritative := false
-	for redirects := 0; ; redirects++ {
-		res, err := b.LookupTopic(ctx, topic, authoritative)
-		if err != nil {
-			return nil, redirects, err
-		}
-		url := res.BrokerURL
-		if c.tls {
-			url = res.BrokerURLTLS
-			if url == "" {
-				return nil, redirects, fmt.Errorf("%w: lookup of %s named no TLS broker URL", ErrProtocol, topic)
-			}
-		}
-		var proxy *BrokerAddress
-		if res.ProxyThroughServiceURL {
-			proxy = service
-		}
-		if !res.Redirect {
-			owner, err := c.broker(url, proxy)
-			return owner, redirects, err
-		}
-		if redirects >= c.o.maxRedirects {
-			return nil, redirects, fmt.Errorf("%w: %s redirected more than %d times (last to %s)", ErrTooManyRedirects, topic, c.o.maxRedirects, url)
-		}
-		from := b.BrokerURL()
-		if b, err = c.broker(url, proxy); err != nil {
-			return nil, redirects, err
-		}
-		if c.o.observer != nil {
-			c.o.observer.Observe(LookupRedirected{Topic: topic, From: from, To: b.BrokerURL()})
-		}
-		authoritative = res.Authoritative
+}
+
+// carryOut performs a Connect or a Send with the Broker for its target,
+// which it returns; from is the Broker that answered last.
+func (c *Client) carryOut(ctx context.Context, cfg lookup.Config, act lookup.Action, from *Broker) (*Broker, lookup.Answer, error) {
+	if act.Host >= 0 {
+		c.next.Store(int64(act.Host) + 1) // the next lookup asks the next host
+	}
+	b, err := c.broker(act.Target, act.Proxy)
+	if err != nil {
+		return nil, lookup.Answer{}, err
+	}
+	if act.Redirect && c.o.observer != nil {
+		c.o.observer.Observe(LookupRedirected{Topic: cfg.Topic, From: from.BrokerURL(), To: b.BrokerURL()})
+	}
+	switch {
+	case act.Kind == lookup.Connect:
+		return b, lookup.Answer{}, b.attempt(ctx)
+	case cfg.Partitions:
+		n, err := b.PartitionedTopicMetadata(ctx, cfg.Topic)
+		return b, lookup.Answer{Partitions: n}, err
+	}
+	res, err := b.LookupTopic(ctx, cfg.Topic, act.Authoritative)
+	if err != nil {
+		return b, lookup.Answer{}, err
+	}
+	return b, lookup.Answer{BrokerURL: res.BrokerURL, BrokerURLTLS: res.BrokerURLTLS, Redirect: res.Redirect,
+		Authoritative: res.Authoritative, ProxyThroughServiceURL: res.ProxyThroughServiceURL}, nil
+}
+
+// wait sleeps until the lookup's backoff ends at until, or ctx ends.
+func (c *Client) wait(ctx context.Context, m *lookup.Machine, until time.Time) lookup.Action {
+	fired := make(chan struct{})
+	t := c.o.clock.AfterFunc(until.Sub(c.o.clock.Now()), func() { close(fired) })
+	select {
+	case <-fired:
+		return m.Tick(c.o.clock.Now())
+	case <-ctx.Done():
+		t.Stop()
+		return m.Cancelled(c.o.clock.Now(), nil, ctx.Err())
 	}
 }
 
@@ -322,65 +331,6 @@ func (c *Client) Metrics() ClientMetrics {
 		m.Total.Reconnects += bm.Reconnects
 	}
 	return m
-}
-
-// PartitionedTopicMetadata returns the number of partitions of topic (0
-// for a non-partitioned topic), asking a service host, with the same
-// retries as LookupTopic.
-func (c *Client) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
-	var n int
-	err := c.retry(ctx, func(ctx context.Context) error {
-		b, _, err := c.reachableServiceBroker(ctx)
-		if err != nil {
-			return err
-		}
-		n, err = b.PartitionedTopicMetadata(ctx, topic)
-		return err
-	})
-	return n, err
-}
-
-// retry runs op until it succeeds, fails with an error that is not
-// retryable, or ctx or the operation timeout ends, backing off between
-// tries.
-func (c *Client) retry(ctx context.Context, op func(context.Context) error) error {
-	timeout := c.o.operationTimeout
-	if timeout <= 0 {
-		timeout = core.DefaultOperationTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	backoff, _ := c.o.backoff() // checked by NewClient
-	var last error
-	for {
-		err := op(ctx)
-		if err == nil {
-			return nil
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			// Report the last real failure along with why retrying
-			// stopped.
-			if errors.Is(err, cerr) && last != nil {
-				err = last
-			}
-			if !errors.Is(err, cerr) {
-				err = fmt.Errorf("%w (retries ended: %w)", err, cerr)
-			}
-			return err
-		}
-		if !IsRetryable(err) {
-			return err
-		}
-		last = err
-		wait := make(chan struct{})
-		t := c.o.clock.AfterFunc(backoff.Next(), func() { close(wait) })
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (retries ended: %w)", err, ctx.Err())
-		}
-	}
 }
 
 // Close stops every Broker of the Client gracefully (see Broker.Stop),

@@ -12,6 +12,8 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/ports"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
 // blackhole is a transport on which dials to one address never complete
@@ -33,17 +35,21 @@ func (b blackhole) Dial(ctx context.Context, address string) (ports.Conn, error)
 // partition metadata reach the second within one connect timeout, under
 // default options: a refused dial at once, a dial that never completes at
 // the connect timeout. (Time is synctest's: the timeouts are the real
-// defaults.)
+// defaults, and the first lookup, which asks "down" first, takes exactly
+// as long as that host takes to fail.)
 func TestClientServiceHostFailover(t *testing.T) {
-	for name, down := range map[string]func(c *cluster) ports.Transport{
-		"refused":   func(c *cluster) ports.Transport { return c.network },
-		"blackhole": func(c *cluster) ports.Transport { return blackhole{c.network, "down:6650"} },
+	for name, tc := range map[string]struct {
+		down  func(c *cluster) ports.Transport
+		takes time.Duration
+	}{
+		"refused":   {func(c *cluster) ports.Transport { return c.network }, 0},
+		"blackhole": {func(c *cluster) ports.Transport { return blackhole{c.network, "down:6650"} }, core.DefaultConnectTimeout},
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c := newCluster(t, "up")
 				c.servers["up"].SetPartitions("p", 3)
-				cl, err := pulsarconn.NewClient("pulsar://down:6650,up:6650", pulsarconn.WithTransport(down(c)))
+				cl, err := pulsarconn.NewClient("pulsar://down:6650,up:6650", pulsarconn.WithTransport(tc.down(c)))
 				require.NoError(t, err)
 				defer cl.Close(context.Background())
 
@@ -51,7 +57,7 @@ func TestClientServiceHostFailover(t *testing.T) {
 				b, err := cl.LookupTopic(context.Background(), "t")
 				require.NoError(t, err)
 				assert.Equal(t, "pulsar://up:6650", b.BrokerURL())
-				assert.LessOrEqual(t, time.Since(start), core.DefaultConnectTimeout)
+				assert.Equal(t, tc.takes, time.Since(start))
 
 				for range 2 { // round robin: one of the two asks "down" first
 					start = time.Now()
@@ -63,4 +69,32 @@ func TestClientServiceHostFailover(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Retryable failures are retried with backoff up to the operation timeout,
+// where the lookup fails with the last failure: the backoff is cut at the
+// timeout, so the lookup ends exactly then, and no request is sent after
+// it.
+func TestClientRetriesUntilOperationTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, "service")
+		c.servers["service"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
+			call.ReplyError(pulsarpb.ServerError_ServiceNotReady, "never ready")
+			return pulsartest.Handled
+		})
+		cl, err := pulsarconn.NewClient("pulsar://service", pulsarconn.WithTransport(c.network),
+			pulsarconn.WithOperationTimeout(2*time.Second), pulsarconn.WithJitter(func() float64 { return 0 }))
+		require.NoError(t, err)
+		defer cl.Close(context.Background())
+
+		start := time.Now()
+		_, err = cl.LookupTopic(context.Background(), "t")
+		assert.ErrorIs(t, err, pulsarconn.ErrServiceNotReady)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 2*time.Second, time.Since(start))
+		// Without jitter the backoffs are 50ms, 100ms, 200ms, ...: tries
+		// at 0, 50ms, 150ms, 350ms, 750ms and 1.55s; the next would be at
+		// 3.15s, past the timeout.
+		assert.Equal(t, 6, c.servers["service"].Received(pulsarpb.BaseCommand_LOOKUP))
+	})
 }
