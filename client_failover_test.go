@@ -98,3 +98,28 @@ func TestClientRetriesUntilOperationTimeout(t *testing.T) {
 		assert.Equal(t, 6, c.servers["service"].Received(pulsarpb.BaseCommand_LOOKUP))
 	})
 }
+
+// TestClientLookupRetriesUseTheBackoffPolicy: a Client's lookup retries are
+// spaced by WithBackoffPolicy's policy, not by the default backoff.
+func TestClientLookupRetriesUseTheBackoffPolicy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, "service")
+		var at []time.Duration
+		start := time.Now()
+		c.servers["service"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
+			at = append(at, time.Since(start))
+			call.ReplyError(pulsarpb.ServerError_ServiceNotReady, "never ready")
+			return pulsartest.Handled
+		})
+		cl, err := pulsarconn.NewClient("pulsar://service", pulsarconn.WithTransport(c.network),
+			pulsarconn.WithOperationTimeout(2*time.Second),
+			pulsarconn.WithBackoffPolicy(func() pulsarconn.BackoffPolicy { return constBackoff(700 * time.Millisecond) }))
+		require.NoError(t, err)
+		defer cl.Close(context.Background())
+
+		_, err = cl.LookupTopic(context.Background(), "t")
+		assert.ErrorIs(t, err, pulsarconn.ErrServiceNotReady)
+		assert.Equal(t, 2*time.Second, time.Since(start))
+		assert.Equal(t, []time.Duration{0, 700 * time.Millisecond, 1400 * time.Millisecond}, at)
+	})
+}
