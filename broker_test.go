@@ -16,6 +16,7 @@ import (
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	"github.com/pulsarconn/pulsarconn/contracttest"
 	"github.com/pulsarconn/pulsarconn/contracttest/harness"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -72,11 +73,8 @@ func forEachTransport(t *testing.T, test func(t *testing.T, e env), opts ...puls
 	t.Run("tcp", func(t *testing.T) { test(t, tcpEnv(t, opts...)) })
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testContext bounds a test's waits.
+var testContext = testenv.Context
 
 // ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -74,11 +75,7 @@ func (e *env) connected(t *testing.T, opts ...pulsarconn.Option) *pulsarconn.Bro
 
 // testContext bounds a behaviour's waits; nothing in the suite waits on
 // time otherwise.
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+var testContext = testenv.Context
 
 // waitState waits until b is in state want.
 func waitState(t *testing.T, b *pulsarconn.Broker, want pulsarconn.State) {

@@ -14,6 +14,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/contracttest"
 	"github.com/pulsarconn/pulsarconn/internal/chaos"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -42,7 +43,7 @@ func TestRequestsAcrossResets(t *testing.T) {
 	for i := range topics {
 		w.srv.SetPartitions(topicName(i), partitions(i))
 	}
-	ctx := testContext(t, 60*time.Second)
+	ctx := testenv.Context(t)
 	b := w.start(t,
 		pulsarconn.WithOperationTimeout(opTimeout),
 		// Fail fast: a request either runs on one connection or fails
@@ -138,7 +139,7 @@ func TestSingleByteSlices(t *testing.T) {
 		w.srv.SetPartitions(topicName(i), partitions(i))
 	}
 	w.proxy.SetSlice(1)
-	ctx := testContext(t, 60*time.Second)
+	ctx := testenv.Context(t)
 	b := w.start(t)
 	require.NoError(t, b.WaitConnected(ctx))
 	version, _ := b.ServerVersion()
@@ -203,7 +204,7 @@ func TestBandwidthAndLatency(t *testing.T) {
 	for i := range requests {
 		w.srv.SetPartitions(topicName(i), partitions(i))
 	}
-	ctx := testContext(t, 60*time.Second)
+	ctx := testenv.Context(t)
 	b := w.start(t)
 	require.NoError(t, b.WaitConnected(ctx))
 	l := contracttest.NewPushLog()
@@ -272,7 +273,7 @@ func TestHalfOpenKeepalive(t *testing.T) {
 		topic     = "persistent://public/default/chaos-halfopen"
 	)
 	w := newWorld(t)
-	ctx := testContext(t, 30*time.Second)
+	ctx := testenv.Context(t)
 	b := w.start(t,
 		pulsarconn.WithKeepAlive(keepalive),
 		pulsarconn.WithConnectTimeout(500*time.Millisecond),

@@ -242,10 +242,10 @@ func check(g graph) []violation {
 				layerCore, layerPorts, layerAdapter, layerRoot)
 		}
 
-		if l == layerRoot || l == layerCmd || path == g.module+"/contracttest/harness" {
-			// contracttest/harness is test support: it builds the
-			// contract suite's environments out of this
-			// repository's adapters.
+		if l == layerRoot || l == layerCmd || path == g.module+"/contracttest/harness" || path == g.module+"/internal/testenv" {
+			// contracttest/harness and internal/testenv are test
+			// support: they build the tests' environments out of
+			// this repository's adapters.
 			continue
 		}
 		for _, imp := range p.imports {
