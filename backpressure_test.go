@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -199,7 +200,9 @@ func TestStopWithFullWriteQueue(t *testing.T) {
 	assert.ErrorIs(t, <-waiting, pulsarconn.ErrClosed)
 }
 
-func TestMaxPendingRequests(t *testing.T) {
+func TestMaxPendingRequests(t *testing.T) { synctest.Test(t, testMaxPendingRequests) }
+
+func testMaxPendingRequests(t *testing.T) {
 	e := memoryEnv(t)
 	e.srv.InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
 	ctx := testContext(t)
