@@ -15,6 +15,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -28,13 +29,7 @@ type cluster struct {
 func newCluster(t *testing.T, hosts ...string) *cluster {
 	c := &cluster{network: memory.NewNetwork(), servers: map[string]*pulsartest.Server{}}
 	for _, h := range hosts {
-		l, err := c.network.Listen(h + ":6650")
-		require.NoError(t, err)
-		srv := pulsartest.NewServer(
-			pulsartest.WithAdvertisedURL("pulsar://"+h+":6650"),
-			pulsartest.WithAdvertisedTLSURL("pulsar+ssl://"+h+":6651"))
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Close() })
+		srv := testenv.Serve(t, c.network, h+":6650", pulsartest.WithAdvertisedTLSURL("pulsar+ssl://"+h+":6651"))
 		lt, err := c.network.Listen(h + ":6651")
 		require.NoError(t, err)
 		go srv.Serve(lt)
