@@ -2,6 +2,7 @@ package pulsarconn_test
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -15,7 +16,9 @@ import (
 
 // TestBadTokenBacksOffNotAStorm: a broker that refuses the token gets one
 // CONNECT per backoff delay, the delays doubling, and never a tight loop.
-func TestBadTokenBacksOffNotAStorm(t *testing.T) {
+func TestBadTokenBacksOffNotAStorm(t *testing.T) { synctest.Test(t, testBadTokenBacksOffNotAStorm) }
+
+func testBadTokenBacksOffNotAStorm(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("right"))
 	clk := memory.NewClock(time.Unix(1_700_000_000, 0))
 	obs := &events{}

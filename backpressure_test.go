@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -69,14 +70,22 @@ func stallingBroker(t *testing.T) (srv *hostileBroker, release chan struct{}, se
 	return srv, release, sends
 }
 
+// roomWait is how long a call waits for room in a full write queue before
+// a test concludes that it is full. These tests need real sockets (their
+// buffers are part of what is measured), so the wait is real time: long
+// enough that a call slowed down by a loaded machine, rather than by a full
+// queue, still gets through in time.
+const roomWait = time.Second
+
 // fillWriteQueue publishes msg until a PublishMessage cannot get room
-// within 50ms, and returns how many were queued and that last error. The
-// broker reads nothing, so once the socket's buffers are full the queue
-// fills; a bound of max calls keeps an unbounded queue from running away.
+// within roomWait, and returns how many were queued and that last error.
+// The broker reads nothing, so once the socket's buffers are full the
+// queue fills; a bound of max calls keeps an unbounded queue from running
+// away.
 func fillWriteQueue(t *testing.T, b *pulsarconn.Broker, msg []byte, max int) (int, error) {
 	t.Helper()
 	for n := 0; n < max; n++ {
-		ctx, cancel := context.WithTimeout(testContext(t), 50*time.Millisecond)
+		ctx, cancel := context.WithTimeout(testContext(t), roomWait)
 		err := b.PublishMessage(ctx, msg)
 		cancel()
 		if err != nil {
@@ -115,14 +124,14 @@ func TestWriteQueueLimit(t *testing.T) {
 	sent := 0
 	for err = nil; err == nil; sent++ {
 		require.Less(t, sent, limit, "Send does not stop at the limit")
-		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		short, cancel := context.WithTimeout(ctx, roomWait)
 		err = b.Send(short, flow)
 		cancel()
 	}
 	t.Logf("Send: %d FLOWs queued, then: %v", sent-1, err)
 	assert.ErrorIs(t, err, pulsarconn.ErrQueueFull)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	short, cancel := context.WithTimeout(ctx, roomWait)
 	defer cancel()
 	_, err = b.LookupTopic(short, "persistent://public/default/t", false)
 	assert.ErrorIs(t, err, pulsarconn.ErrQueueFull)
@@ -199,7 +208,9 @@ func TestStopWithFullWriteQueue(t *testing.T) {
 	assert.ErrorIs(t, <-waiting, pulsarconn.ErrClosed)
 }
 
-func TestMaxPendingRequests(t *testing.T) {
+func TestMaxPendingRequests(t *testing.T) { synctest.Test(t, testMaxPendingRequests) }
+
+func testMaxPendingRequests(t *testing.T) {
 	e := memoryEnv(t)
 	e.srv.InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
 	ctx := testContext(t)

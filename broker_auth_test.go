@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -34,6 +35,10 @@ func noJitter() float64 { return 0 }
 // drops the connection with ErrAuthentication, backs off, and reconnects
 // with fresh Initial credentials.
 func TestAuthRefreshFailureDropsAndBacksOff(t *testing.T) {
+	synctest.Test(t, testAuthRefreshFailureDropsAndBacksOff)
+}
+
+func testAuthRefreshFailureDropsAndBacksOff(t *testing.T) {
 	const token = "s3cret"
 	// The auth_data of a broker's credential-refresh challenge.
 	refresh := []byte("PulsarAuthRefresh")

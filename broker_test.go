@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -16,6 +17,7 @@ import (
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	"github.com/pulsarconn/pulsarconn/contracttest"
 	"github.com/pulsarconn/pulsarconn/contracttest/harness"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -50,14 +52,13 @@ func (e env) connected(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarcon
 	return b
 }
 
+// memoryEnv starts a fake broker on an in-memory network. Tests that use
+// it run in a synctest bubble (synctest.Test): time is the bubble's, so the
+// production timeouts cost no real time and no outcome depends on the
+// machine's load.
 func memoryEnv(t *testing.T, opts ...pulsartest.Option) env {
-	network := memory.NewNetwork()
-	l, err := network.Listen("broker-1:6650")
-	require.NoError(t, err)
-	srv := pulsartest.NewServer(append([]pulsartest.Option{pulsartest.WithAdvertisedURL("pulsar://broker-1:6650")}, opts...)...)
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return env{srv: srv, url: "pulsar://broker-1:6650", transport: network, network: network}
+	e := testenv.Memory(t, opts...)
+	return env{srv: e.Server, url: e.URL, transport: e.Network, network: e.Network}
 }
 
 func tcpEnv(t *testing.T, opts ...pulsartest.Option) env {
@@ -65,18 +66,21 @@ func tcpEnv(t *testing.T, opts ...pulsartest.Option) env {
 	return env{srv: srv, url: srv.URL(), transport: tcp.New()}
 }
 
-// forEachTransport runs test once over the in-memory network and once over
-// TCP loopback, each against its own fake broker.
+// forEachTransport runs test once over the in-memory network, in a
+// synctest bubble, and once over TCP loopback, each against its own fake
+// broker.
 func forEachTransport(t *testing.T, test func(t *testing.T, e env), opts ...pulsartest.Option) {
-	t.Run("memory", func(t *testing.T) { test(t, memoryEnv(t, opts...)) })
+	t.Run("memory", bubble(func(t *testing.T) { test(t, memoryEnv(t, opts...)) }))
 	t.Run("tcp", func(t *testing.T) { test(t, tcpEnv(t, opts...)) })
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+// bubble returns test to run in a synctest bubble, as a subtest.
+func bubble(test func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) { synctest.Test(t, test) }
 }
+
+// testContext bounds a test's waits.
+var testContext = testenv.Context
 
 // ---------------------------------------------------------------------------
 
@@ -141,7 +145,9 @@ func TestRegistryListing(t *testing.T) {
 	})
 }
 
-func TestRegistryCanonicalURL(t *testing.T) {
+func TestRegistryCanonicalURL(t *testing.T) { synctest.Test(t, testRegistryCanonicalURL) }
+
+func testRegistryCanonicalURL(t *testing.T) {
 	e := memoryEnv(t)
 	reg := pulsarconn.NewRegistry()
 	b := e.start(t, pulsarconn.WithRegistry(reg))
@@ -184,6 +190,10 @@ func TestKeepaliveExpiryAgainstSilentBroker(t *testing.T) {
 }
 
 func TestKeepaliveAnsweredStaysConnected(t *testing.T) {
+	synctest.Test(t, testKeepaliveAnsweredStaysConnected)
+}
+
+func testKeepaliveAnsweredStaysConnected(t *testing.T) {
 	e := memoryEnv(t)
 	b, clk := fakeClockBroker(t, e, pulsarconn.WithKeepAlive(30*time.Second))
 	ctx := testContext(t)
@@ -198,7 +208,9 @@ func TestKeepaliveAnsweredStaysConnected(t *testing.T) {
 	assert.Equal(t, pulsarconn.StateConnected, b.State())
 }
 
-func TestBrokerNeverAnswersConnect(t *testing.T) {
+func TestBrokerNeverAnswersConnect(t *testing.T) { synctest.Test(t, testBrokerNeverAnswersConnect) }
+
+func testBrokerNeverAnswersConnect(t *testing.T) {
 	e := memoryEnv(t)
 	e.srv.SetNeverConnect(true)
 	b, clk := fakeClockBroker(t, e, pulsarconn.WithConnectTimeout(10*time.Second))
@@ -238,7 +250,9 @@ func TestRequestTimeout(t *testing.T) {
 	})
 }
 
-func TestAuthChallengeAnswered(t *testing.T) {
+func TestAuthChallengeAnswered(t *testing.T) { synctest.Test(t, testAuthChallengeAnswered) }
+
+func testAuthChallengeAnswered(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("s3cret"), pulsartest.WithAuthChallenge(2))
 	auth := &countingToken{token: "s3cret"}
 	b := e.connected(t, pulsarconn.WithAuthenticator(auth))
@@ -253,6 +267,10 @@ func TestAuthChallengeAnswered(t *testing.T) {
 }
 
 func TestAuthenticatorFailureBacksOff(t *testing.T) {
+	synctest.Test(t, testAuthenticatorFailureBacksOff)
+}
+
+func testAuthenticatorFailureBacksOff(t *testing.T) {
 	e := memoryEnv(t)
 	clk := memory.NewClock(time.Unix(1_700_000_000, 0))
 	auth := &countingToken{err: errors.New("token file unreadable")}
@@ -356,6 +374,10 @@ func (s staticToken) Challenge(context.Context, []byte) ([]byte, error) { return
 // deliveries behind that Handler, and the goroutine running it, are
 // abandoned to finish when it returns.
 func TestStopReturnsWhenItsContextEndsWhileAHandlerBlocks(t *testing.T) {
+	synctest.Test(t, testStopReturnsWhenItsContextEndsWhileAHandlerBlocks)
+}
+
+func testStopReturnsWhenItsContextEndsWhileAHandlerBlocks(t *testing.T) {
 	e := memoryEnv(t)
 	b := e.connected(t)
 	blocked := make(chan struct{})

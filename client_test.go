@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -14,6 +15,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -27,13 +29,7 @@ type cluster struct {
 func newCluster(t *testing.T, hosts ...string) *cluster {
 	c := &cluster{network: memory.NewNetwork(), servers: map[string]*pulsartest.Server{}}
 	for _, h := range hosts {
-		l, err := c.network.Listen(h + ":6650")
-		require.NoError(t, err)
-		srv := pulsartest.NewServer(
-			pulsartest.WithAdvertisedURL("pulsar://"+h+":6650"),
-			pulsartest.WithAdvertisedTLSURL("pulsar+ssl://"+h+":6651"))
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Close() })
+		srv := testenv.Serve(t, c.network, h+":6650", pulsartest.WithAdvertisedTLSURL("pulsar+ssl://"+h+":6651"))
 		lt, err := c.network.Listen(h + ":6651")
 		require.NoError(t, err)
 		go srv.Serve(lt)
@@ -69,6 +65,10 @@ func redirectTo(srv *pulsartest.Server, url string, authoritative bool) {
 }
 
 func TestClientLookupFollowsRedirects(t *testing.T) {
+	synctest.Test(t, testClientLookupFollowsRedirects)
+}
+
+func testClientLookupFollowsRedirects(t *testing.T) {
 	c := newCluster(t, "service", "b1", "b2", "owner")
 	redirectTo(c.servers["service"], "pulsar://b1:6650", false)
 	redirectTo(c.servers["b1"], "pulsar://b2:6650", false)
@@ -108,24 +108,28 @@ func TestClientLookupFollowsRedirects(t *testing.T) {
 
 func TestClientRedirectLimit(t *testing.T) {
 	for _, limit := range []int{20, 3} {
-		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			c := newCluster(t, "loop")
-			redirectTo(c.servers["loop"], "pulsar://loop:6650", false)
-			var opts []pulsarconn.ClientOption
-			if limit != 20 {
-				opts = append(opts, pulsarconn.WithMaxLookupRedirects(limit))
-			}
-			cl := c.client(t, "pulsar://loop", opts...)
-			_, err := cl.LookupTopic(testContext(t), "t")
-			assert.ErrorIs(t, err, pulsarconn.ErrTooManyRedirects)
-			assert.False(t, pulsarconn.IsRetryable(err))
-			assert.Equal(t, limit+1, c.servers["loop"].Received(pulsarpb.BaseCommand_LOOKUP),
-				"the first answer and %d redirects followed; the next redirect fails", limit)
-		})
+		t.Run(fmt.Sprint(limit), bubble(func(t *testing.T) { testClientRedirectLimit(t, limit) }))
 	}
 }
 
-func TestClientLookupThroughProxy(t *testing.T) {
+func testClientRedirectLimit(t *testing.T, limit int) {
+	c := newCluster(t, "loop")
+	redirectTo(c.servers["loop"], "pulsar://loop:6650", false)
+	var opts []pulsarconn.ClientOption
+	if limit != 20 {
+		opts = append(opts, pulsarconn.WithMaxLookupRedirects(limit))
+	}
+	cl := c.client(t, "pulsar://loop", opts...)
+	_, err := cl.LookupTopic(testContext(t), "t")
+	assert.ErrorIs(t, err, pulsarconn.ErrTooManyRedirects)
+	assert.False(t, pulsarconn.IsRetryable(err))
+	assert.Equal(t, limit+1, c.servers["loop"].Received(pulsarpb.BaseCommand_LOOKUP),
+		"the first answer and %d redirects followed; the next redirect fails", limit)
+}
+
+func TestClientLookupThroughProxy(t *testing.T) { synctest.Test(t, testClientLookupThroughProxy) }
+
+func testClientLookupThroughProxy(t *testing.T) {
 	c := newCluster(t, "proxy")
 	c.servers["proxy"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
 		id, _ := call.RequestID()
@@ -147,7 +151,9 @@ func TestClientLookupThroughProxy(t *testing.T) {
 		"CONNECT names the target broker")
 }
 
-func TestClientPicksTLSURL(t *testing.T) {
+func TestClientPicksTLSURL(t *testing.T) { synctest.Test(t, testClientPicksTLSURL) }
+
+func testClientPicksTLSURL(t *testing.T) {
 	c := newCluster(t, "service", "owner")
 	c.servers["service"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
 		id, _ := call.RequestID()
@@ -167,6 +173,10 @@ func TestClientPicksTLSURL(t *testing.T) {
 }
 
 func TestClientRetriesRetryableLookupErrors(t *testing.T) {
+	synctest.Test(t, testClientRetriesRetryableLookupErrors)
+}
+
+func testClientRetriesRetryableLookupErrors(t *testing.T) {
 	c := newCluster(t, "service")
 	var failures atomic.Int32
 	c.servers["service"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
@@ -199,7 +209,9 @@ func TestClientRetriesRetryableLookupErrors(t *testing.T) {
 	assert.Equal(t, 3, n)
 }
 
-func TestClientRetryEndsWithContext(t *testing.T) {
+func TestClientRetryEndsWithContext(t *testing.T) { synctest.Test(t, testClientRetryEndsWithContext) }
+
+func testClientRetryEndsWithContext(t *testing.T) {
 	c := newCluster(t, "service")
 	c.servers["service"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
 		call.ReplyError(pulsarpb.ServerError_ServiceNotReady, "never ready")
@@ -217,6 +229,10 @@ func TestClientRetryEndsWithContext(t *testing.T) {
 }
 
 func TestClientServiceHostsRoundRobin(t *testing.T) {
+	synctest.Test(t, testClientServiceHostsRoundRobin)
+}
+
+func testClientServiceHostsRoundRobin(t *testing.T) {
 	c := newCluster(t, "up")
 	// "down" has no listener: dials to it are refused.
 	cl := c.client(t, "pulsar://down:6650,up:6650", pulsarconn.WithFailFast(true))
@@ -226,7 +242,7 @@ func TestClientServiceHostsRoundRobin(t *testing.T) {
 }
 
 func TestClientLookupLimit(t *testing.T) {
-	t.Run("no queue", func(t *testing.T) {
+	t.Run("no queue", bubble(func(t *testing.T) {
 		c := newCluster(t, "service")
 		held := c.servers["service"].Hold(pulsarpb.BaseCommand_LOOKUP)
 		cl := c.client(t, "pulsar://service", pulsarconn.WithLookupLimit(1, 0))
@@ -240,8 +256,8 @@ func TestClientLookupLimit(t *testing.T) {
 		require.NoError(t, <-errc)
 		_, err = cl.LookupTopic(ctx, "b")
 		require.NoError(t, err, "the slot is free again")
-	})
-	t.Run("queued", func(t *testing.T) {
+	}))
+	t.Run("queued", bubble(func(t *testing.T) {
 		c := newCluster(t, "service")
 		held := c.servers["service"].Hold(pulsarpb.BaseCommand_LOOKUP)
 		cl := c.client(t, "pulsar://service", pulsarconn.WithLookupLimit(1, 1))
@@ -254,10 +270,14 @@ func TestClientLookupLimit(t *testing.T) {
 		require.NoError(t, <-errc)
 		require.NoError(t, <-errc, "the queued lookup runs when the slot frees")
 		assert.Equal(t, 2, c.servers["service"].Received(pulsarpb.BaseCommand_LOOKUP))
-	})
+	}))
 }
 
 func TestTooManyRequestsReopensConnection(t *testing.T) {
+	synctest.Test(t, testTooManyRequestsReopensConnection)
+}
+
+func testTooManyRequestsReopensConnection(t *testing.T) {
 	e := memoryEnv(t)
 	b := e.connected(t, pulsarconn.WithRejectionLimit(2, time.Hour))
 	ctx := testContext(t)
@@ -278,7 +298,9 @@ func TestTooManyRequestsReopensConnection(t *testing.T) {
 	assert.EqualValues(t, 1, b.Stats().Reconnects, "and it is reopened")
 }
 
-func TestClientCloseStopsBrokers(t *testing.T) {
+func TestClientCloseStopsBrokers(t *testing.T) { synctest.Test(t, testClientCloseStopsBrokers) }
+
+func testClientCloseStopsBrokers(t *testing.T) {
 	c := newCluster(t, "service")
 	reg := pulsarconn.NewRegistry()
 	cl := c.client(t, "pulsar://service", pulsarconn.WithRegistry(reg))

@@ -2,6 +2,7 @@ package pulsarconn_test
 
 import (
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,7 +17,9 @@ import (
 // reach a new connection before its producer is created there (found by
 // the chaos scenario: a publish racing a reconnect landed on the new
 // connection first).
-func TestCallsBoundToAConnection(t *testing.T) {
+func TestCallsBoundToAConnection(t *testing.T) { synctest.Test(t, testCallsBoundToAConnection) }
+
+func testCallsBoundToAConnection(t *testing.T) {
 	e := memoryEnv(t)
 	b := e.connected(t)
 	ctx := testContext(t)

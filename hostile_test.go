@@ -18,7 +18,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
+	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
@@ -88,6 +90,9 @@ func (h *hostileBroker) close() {
 type brokerSide struct {
 	net.Conn
 	fr *frame.Reader
+	// underway, when set, is called by trickle once some of its bytes
+	// are written.
+	underway func()
 }
 
 // handshake reads CONNECT and answers CONNECTED; maxMessageSize 0 leaves
@@ -169,12 +174,15 @@ func (c *brokerSide) trickle(ctx context.Context, header []byte, n, chunk int, e
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	for n > 0 {
+	for i := 1; n > 0; i++ {
 		m := min(chunk, n)
 		if _, err := c.Write(zeros[:m]); err != nil {
 			return
 		}
 		n -= m
+		if i == 8 && c.underway != nil {
+			c.underway()
+		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -223,6 +231,16 @@ func watchConnections() (*connEvents, pulsarconn.Option) {
 		default:
 		}
 	}))
+}
+
+// waitFor waits until ch is closed or receives.
+func waitFor[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-testContext(t).Done():
+		t.Fatalf("waiting for %s", what)
+	}
 }
 
 func (ev *connEvents) nextErr(t *testing.T) error {
@@ -310,10 +328,15 @@ func TestHostileBrokers(t *testing.T) {
 		connected bool // CONNECTED before misbehaving
 		maxMsg    int32
 		misbehave func(ctx context.Context, c *brokerSide)
-		opts      []pulsarconn.BrokerOption
-		want      []error
-		maxAlloc  uint64 // bound on bytes allocated from Start to the error
-		maxPeak   int64  // bound on heap growth
+		trickles  bool // misbehave is a trickle, under way once it calls c.underway
+		// expires is how far the Broker's fake clock moves once the
+		// misbehaviour is under way (and the connection up, if
+		// connected): past the default connect timeout or two
+		// keepalive intervals. 0: no timeout ends the connection.
+		expires  time.Duration
+		want     []error
+		maxAlloc uint64 // bound on bytes allocated from Start to the error
+		maxPeak  int64  // bound on heap growth
 	}{
 		{
 			name: "4 GiB length prefix", connected: true,
@@ -389,14 +412,14 @@ func TestHostileBrokers(t *testing.T) {
 		{
 			name:      "no CONNECTED ever",
 			misbehave: func(_ context.Context, c *brokerSide) { c.ignore() },
-			opts:      []pulsarconn.BrokerOption{pulsarconn.WithConnectTimeout(200 * time.Millisecond)},
+			expires:   core.DefaultConnectTimeout,
 			want:      []error{pulsarconn.ErrConnectTimeout},
 			maxAlloc:  2 * mib, maxPeak: 2 * mib,
 		},
 		{
 			name: "no PONG ever", connected: true,
 			misbehave: func(_ context.Context, c *brokerSide) { c.ignore() },
-			opts:      []pulsarconn.BrokerOption{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
+			expires:   2 * core.DefaultKeepAliveInterval,
 			want:      []error{pulsarconn.ErrKeepaliveTimeout},
 			maxAlloc:  2 * mib, maxPeak: 2 * mib,
 		},
@@ -408,7 +431,7 @@ func TestHostileBrokers(t *testing.T) {
 			misbehave: func(ctx context.Context, c *brokerSide) {
 				c.trickle(ctx, hugeFrame, frame.DefaultMaxFrameSize, 1, time.Millisecond)
 			},
-			opts:     []pulsarconn.BrokerOption{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
+			trickles: true, expires: 2 * core.DefaultKeepAliveInterval,
 			want:     []error{pulsarconn.ErrKeepaliveTimeout},
 			maxAlloc: frame.DefaultMaxFrameSize, maxPeak: frame.DefaultMaxFrameSize,
 		},
@@ -418,7 +441,7 @@ func TestHostileBrokers(t *testing.T) {
 				c.fr.Next()
 				c.trickle(ctx, hugeFrame, frame.DefaultMaxFrameSize, 1, time.Millisecond)
 			},
-			opts:     []pulsarconn.BrokerOption{pulsarconn.WithConnectTimeout(200 * time.Millisecond)},
+			trickles: true, expires: core.DefaultConnectTimeout,
 			want:     []error{pulsarconn.ErrConnectTimeout},
 			maxAlloc: frame.DefaultMaxFrameSize, maxPeak: frame.DefaultMaxFrameSize,
 		},
@@ -430,13 +453,16 @@ func TestHostileBrokers(t *testing.T) {
 			misbehave: func(ctx context.Context, c *brokerSide) {
 				c.trickle(ctx, u32(math.MaxInt32), math.MaxInt32, 16<<10, time.Millisecond)
 			},
-			opts:     []pulsarconn.BrokerOption{pulsarconn.WithKeepAlive(50 * time.Millisecond)},
+			trickles: true, expires: 2 * core.DefaultKeepAliveInterval,
 			want:     []error{pulsarconn.ErrKeepaliveTimeout},
 			maxAlloc: 16 * mib, maxPeak: 16 * mib,
 		},
 	}
+	const backoffMax = 20 * time.Millisecond
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			underway := make(chan struct{})
+			markUnderway := sync.OnceFunc(func() { close(underway) })
 			srv := newHostileBroker(t, func(ctx context.Context, n int, c *brokerSide) {
 				if n > 1 {
 					if c.handshake(0) == nil {
@@ -447,19 +473,35 @@ func TestHostileBrokers(t *testing.T) {
 				if tc.connected && c.handshake(tc.maxMsg) != nil {
 					return
 				}
+				c.underway = markUnderway
+				if !tc.trickles {
+					markUnderway()
+				}
 				tc.misbehave(ctx, c)
 				c.ignore()
 			})
 			events, observe := watchConnections()
 			probe := startMemProbe()
-			b, err := pulsarconn.Start(srv.url(), append([]pulsarconn.BrokerOption{
+			// The Broker's timeouts are the defaults, on a fake clock
+			// moved once the misbehaviour is under way: how long a
+			// loaded machine takes changes neither the error nor what
+			// arrived before it.
+			clk := memory.NewClock(time.Now())
+			b, err := pulsarconn.Start(srv.url(),
 				pulsarconn.WithTransport(tcp.New()),
-				pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond),
-				observe,
-			}, tc.opts...)...)
+				pulsarconn.WithClock(clk),
+				pulsarconn.WithBackoff(time.Millisecond, backoffMax),
+				observe)
 			require.NoError(t, err)
 			t.Cleanup(func() { b.Stop(context.Background()) })
 
+			if tc.expires > 0 {
+				waitFor(t, underway, "the misbehaviour")
+				if tc.connected {
+					waitFor(t, events.opened, "the connection")
+				}
+				clk.Advance(tc.expires)
+			}
 			err = events.nextErr(t)
 			mem := probe.finish()
 			t.Logf("error: %v", err)
@@ -471,6 +513,7 @@ func TestHostileBrokers(t *testing.T) {
 			assert.LessOrEqual(t, mem.PeakGrowth, tc.maxPeak, "heap growth")
 
 			ctx := testContext(t)
+			clk.Advance(backoffMax)
 			require.NoError(t, b.WaitConnected(ctx), "reconnects, to a broker that behaves")
 			require.NoError(t, b.Stop(ctx))
 		})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -78,6 +79,10 @@ func ofType[T pulsarconn.Event](evs []pulsarconn.Event) []T {
 }
 
 func TestObserverSeesTheConnectionLifecycle(t *testing.T) {
+	synctest.Test(t, testObserverSeesTheConnectionLifecycle)
+}
+
+func testObserverSeesTheConnectionLifecycle(t *testing.T) {
 	e := memoryEnv(t)
 	obs := &events{}
 	b := e.connected(t, pulsarconn.WithObserver(obs))
@@ -114,6 +119,10 @@ func TestObserverSeesTheConnectionLifecycle(t *testing.T) {
 }
 
 func TestObserverSeesHandshakeFailures(t *testing.T) {
+	synctest.Test(t, testObserverSeesHandshakeFailures)
+}
+
+func testObserverSeesHandshakeFailures(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("right"))
 	obs := &events{}
 	b := e.start(t, pulsarconn.WithObserver(obs), pulsarconn.WithAuthenticator(staticToken("wrong")))
@@ -127,7 +136,9 @@ func TestObserverSeesHandshakeFailures(t *testing.T) {
 	assert.Empty(t, ofType[pulsarconn.ConnectionOpened](obs.list()))
 }
 
-func TestMetrics(t *testing.T) {
+func TestMetrics(t *testing.T) { synctest.Test(t, testMetrics) }
+
+func testMetrics(t *testing.T) {
 	e := memoryEnv(t)
 	clk := memory.NewClock(time.Unix(1_700_000_000, 0)) // no keepalive PINGs while it stands still
 	b := e.start(t, pulsarconn.WithClock(clk))
@@ -163,7 +174,9 @@ func TestMetrics(t *testing.T) {
 	assert.Zero(t, b.Metrics().Pending)
 }
 
-func TestClientObservesLookups(t *testing.T) {
+func TestClientObservesLookups(t *testing.T) { synctest.Test(t, testClientObservesLookups) }
+
+func testClientObservesLookups(t *testing.T) {
 	c := newCluster(t, "service", "b1", "owner")
 	redirectTo(c.servers["service"], "pulsar://b1:6650", false)
 	redirectTo(c.servers["b1"], "pulsar://owner:6650", true)
@@ -193,7 +206,9 @@ func TestClientObservesLookups(t *testing.T) {
 
 // TestLogsCarryNoCredentials drops an authenticated connection and checks
 // that nothing logged, and no error, shows the token.
-func TestLogsCarryNoCredentials(t *testing.T) {
+func TestLogsCarryNoCredentials(t *testing.T) { synctest.Test(t, testLogsCarryNoCredentials) }
+
+func testLogsCarryNoCredentials(t *testing.T) {
 	const secret = "s3cret-token-value"
 	e := memoryEnv(t, pulsartest.WithToken(secret))
 	var logs bytes.Buffer
@@ -247,6 +262,10 @@ func (c closeEvents) Observe(ev pulsarconn.Event) {
 // The broker's answer to the close a Registration sends — when its context
 // ends, with nobody waiting, and from Close — reaches the Observer.
 func TestObserverSeesRegistrationCloses(t *testing.T) {
+	synctest.Test(t, testObserverSeesRegistrationCloses)
+}
+
+func testObserverSeesRegistrationCloses(t *testing.T) {
 	e := memoryEnv(t)
 	obs := make(closeEvents, 2)
 	b := e.connected(t, pulsarconn.WithObserver(obs))
@@ -282,6 +301,10 @@ func TestObserverSeesRegistrationCloses(t *testing.T) {
 // lock, so Metrics and State on ConnectionOpened, and RequestAsync on
 // ConnectionClosed, do not deadlock.
 func TestObserverCallsBackIntoTheBroker(t *testing.T) {
+	synctest.Test(t, testObserverCallsBackIntoTheBroker)
+}
+
+func testObserverCallsBackIntoTheBroker(t *testing.T) {
 	e := memoryEnv(t)
 	ctx := testContext(t)
 	var self atomic.Pointer[pulsarconn.Broker]

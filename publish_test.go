@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,7 +74,9 @@ func TestPublishNeverFollowsStop(t *testing.T) {
 // TestPublishFastPathChecks: a frame over the broker's limit, or a
 // publish bound to a replaced connection, gets the core's answer, not
 // the fast path's.
-func TestPublishFastPathChecks(t *testing.T) {
+func TestPublishFastPathChecks(t *testing.T) { synctest.Test(t, testPublishFastPathChecks) }
+
+func testPublishFastPathChecks(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithMaxMessageSize(1024))
 	b := e.connected(t)
 	ctx := testContext(t)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -450,10 +451,12 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 
 // testServerDrops: the broker drops the connection with a request in
 // flight. The request fails once, each handler is told once, and the
-// Broker reconnects: connected → disconnected → connected.
+// Broker reconnects: connected → disconnected → connected. (On a fake
+// clock, so that the reconnection waits for the behaviour.)
 func testServerDrops(t *testing.T, e *env) {
-	b := e.connected(t)
+	b, clk := e.startOnFakeClock(t)
 	ctx := testContext(t)
+	require.NoError(t, b.WaitConnected(ctx))
 	l := NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
@@ -475,7 +478,8 @@ func testServerDrops(t *testing.T, e *env) {
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrDisconnected)
 
 	<-changed
-	assert.NotEqual(t, pulsarconn.StateConnected, b.State(), "left connected")
+	assert.Equal(t, pulsarconn.StateDisconnected, b.State(), "left connected")
+	clk.Advance(backoffMax)
 	require.NoError(t, b.WaitConnected(ctx))
 	_, err = b.LookupTopic(ctx, topic, false)
 	require.NoError(t, err)
@@ -486,42 +490,60 @@ func testServerDrops(t *testing.T, e *env) {
 }
 
 // testKeepaliveExpiry: a broker that stops answering PING is declared dead
-// after two keepalive intervals of silence.
+// after two keepalive intervals of silence (the default interval, on a
+// fake clock).
 func testKeepaliveExpiry(t *testing.T, e *env) {
-	b := e.connected(t, pulsarconn.WithKeepAlive(50*time.Millisecond))
+	b, clk := e.startOnFakeClock(t)
 	ctx := testContext(t)
+	require.NoError(t, b.WaitConnected(ctx))
 	l := NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 	e.srv.SetAnswerPings(false)
-	got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
+	clk.Advance(core.DefaultKeepAliveInterval)
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_PING, 1), "it pings after one interval")
+	assert.Equal(t, pulsarconn.StateConnected, b.State(), "and waits for the answer")
+	clk.Advance(core.DefaultKeepAliveInterval)
+	got := l.WaitFor(ctx, t, pulsarconn.PushDisconnected, 1)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrKeepaliveTimeout)
-	assert.GreaterOrEqual(t, e.srv.Received(pulsarpb.BaseCommand_PING), 1, "it pinged before giving up")
 	e.srv.SetAnswerPings(true)
+	clk.Advance(backoffMax)
 	require.NoError(t, b.WaitConnected(ctx))
 }
 
+// testRequestTimeout: a request the broker never answers fails at the
+// operation timeout (the default, on a fake clock).
 func testRequestTimeout(t *testing.T, e *env) {
-	b := e.connected(t, pulsarconn.WithOperationTimeout(100*time.Millisecond))
+	b, clk := e.startOnFakeClock(t)
 	ctx := testContext(t)
+	require.NoError(t, b.WaitConnected(ctx))
 	e.srv.Intercept(pulsarpb.BaseCommand_LOOKUP, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
-	_, err := b.LookupTopic(ctx, topic, false)
+	errc := make(chan error, 1)
+	go func() { _, err := b.LookupTopic(ctx, topic, false); errc <- err }()
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_LOOKUP, 1))
+	clk.Advance(core.DefaultOperationTimeout)
+	err := <-errc
 	assert.ErrorIs(t, err, pulsarconn.ErrRequestTimeout)
 	assert.True(t, pulsarconn.IsRetryable(err))
 	_, err = b.LookupTopic(ctx, topic, false)
 	require.NoError(t, err, "the connection stays usable")
 }
 
+// testConnectTimeout: a broker that never answers CONNECT fails the
+// handshake at the connect timeout (the default, on a fake clock).
 func testConnectTimeout(t *testing.T, e *env) {
 	e.srv.SetNeverConnect(true)
-	b := e.start(t, pulsarconn.WithConnectTimeout(100*time.Millisecond))
+	b, clk := e.startOnFakeClock(t)
 	ctx := testContext(t)
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, 1))
+	assert.Equal(t, pulsarconn.StateHandshaking, b.State())
+	clk.Advance(core.DefaultConnectTimeout)
 	waitState(t, b, pulsarconn.StateDisconnected)
 	wctx, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.ErrorIs(t, b.WaitConnected(wctx), pulsarconn.ErrConnectTimeout)
 	e.srv.SetNeverConnect(false)
+	clk.Advance(backoffMax)
 	require.NoError(t, b.WaitConnected(ctx), "connects once the broker answers")
 }
 
@@ -760,19 +782,23 @@ func testLatency(t *testing.T, e *env) {
 }
 
 // testHalfOpen: a connection that swallows everything is found dead by
-// keepalive, and the Broker reconnects once the path heals.
+// keepalive (the default interval, on a fake clock), and the Broker
+// reconnects once the path heals.
 func testHalfOpen(t *testing.T, e *env) {
-	// The connect timeout bounds a reconnect whose CONNECT was swallowed
-	// before the path healed.
-	b := e.connected(t, pulsarconn.WithKeepAlive(50*time.Millisecond), pulsarconn.WithConnectTimeout(300*time.Millisecond))
+	b, clk := e.startOnFakeClock(t)
 	ctx := testContext(t)
+	require.NoError(t, b.WaitConnected(ctx))
 	l := NewPushLog()
 	_, err := b.RegisterConsumer(ctx, 1, l)
 	require.NoError(t, err)
 	e.faults.SetHalfOpen(true)
-	got := l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
+	clk.Advance(core.DefaultKeepAliveInterval) // a PING, swallowed
+	assert.Equal(t, pulsarconn.StateConnected, b.State())
+	clk.Advance(core.DefaultKeepAliveInterval)
+	got := l.WaitFor(ctx, t, pulsarconn.PushDisconnected, 1)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrKeepaliveTimeout)
 	e.faults.SetHalfOpen(false)
+	clk.Advance(backoffMax)
 	require.NoError(t, b.WaitConnected(ctx))
 	_, err = b.LookupTopic(ctx, topic, false)
 	require.NoError(t, err)

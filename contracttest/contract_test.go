@@ -16,6 +16,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestAdapters(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) { contracttest.Run(t, harness.TCP) })
 	t.Run("tls", func(t *testing.T) { contracttest.Run(t, harness.TLS) })
-	t.Run("memory", func(t *testing.T) { contracttest.Run(t, harness.Memory) })
+	t.Run("memory", func(t *testing.T) { contracttest.RunInBubble(t, harness.Memory) })
 	t.Run("quic", func(t *testing.T) { contracttest.Run(t, harness.QUIC) })
 }

@@ -23,6 +23,7 @@ package contracttest
 import (
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/ports"
@@ -67,11 +68,31 @@ type Harness func(t testing.TB) Env
 // Run runs every behaviour of the suite, each as a subtest of t, against
 // environments made by h. The list of behaviours is the same for every
 // adapter.
+//
+// The behaviours whose outcome depends on a timeout (keepalive, request
+// and connect timeouts) run the Broker on a fake clock and move it past the
+// production default, so that a loaded machine cannot change their outcome
+// over a real network either.
 func Run(t *testing.T, h Harness) {
+	t.Helper()
+	run(t, h, func(t *testing.T, test func(t *testing.T)) { test(t) })
+}
+
+// RunInBubble runs the suite as Run does, each behaviour inside a
+// testing/synctest bubble with h called inside it. It is for transports
+// that do no real I/O, such as the in-memory network: every wait of a
+// behaviour is then on the bubble's fake clock, so the behaviours take no
+// real time and no outcome depends on the machine's load.
+func RunInBubble(t *testing.T, h Harness) {
+	t.Helper()
+	run(t, h, synctest.Test)
+}
+
+func run(t *testing.T, h Harness, wrap func(t *testing.T, test func(t *testing.T))) {
 	t.Helper()
 	for _, b := range behaviours {
 		t.Run(b.name, func(t *testing.T) {
-			b.test(t, newEnv(t, h, b))
+			wrap(t, func(t *testing.T) { b.test(t, newEnv(t, h, b)) })
 		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -50,13 +52,16 @@ func newEnv(t *testing.T, h Harness, b behaviour) *env {
 	return e
 }
 
+// backoffMax is the longest reconnection delay of the suite's Brokers.
+const backoffMax = 20 * time.Millisecond
+
 // start starts a Broker through the env's transport, with quick
 // reconnection, stopped when the test ends.
 func (e *env) start(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn.Broker {
 	t.Helper()
 	opts = append([]pulsarconn.BrokerOption{
 		pulsarconn.WithTransport(e.transport),
-		pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond),
+		pulsarconn.WithBackoff(time.Millisecond, backoffMax),
 	}, opts...)
 	b, err := pulsarconn.Start(e.url, opts...)
 	require.NoError(t, err)
@@ -72,13 +77,18 @@ func (e *env) connected(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarco
 	return b
 }
 
+// startOnFakeClock starts a Broker as start does, on a fake clock that
+// only the behaviour moves: its timeouts, keepalive and reconnection fire
+// when the behaviour says, whatever the network's or the machine's speed.
+func (e *env) startOnFakeClock(t *testing.T, opts ...pulsarconn.BrokerOption) (*pulsarconn.Broker, *memory.Clock) {
+	t.Helper()
+	clk := memory.NewClock(time.Now())
+	return e.start(t, append([]pulsarconn.BrokerOption{pulsarconn.WithClock(clk)}, opts...)...), clk
+}
+
 // testContext bounds a behaviour's waits; nothing in the suite waits on
 // time otherwise.
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+var testContext = testenv.Context
 
 // waitState waits until b is in state want.
 func waitState(t *testing.T, b *pulsarconn.Broker, want pulsarconn.State) {

@@ -21,7 +21,7 @@ import (
 
 var (
 	simSeed      = flag.Int64("seed", -1, "TestSimulation: run only this seed, and print its step log")
-	simSeeds     = flag.Int("seeds", 10_000, "TestSimulation: how many seeds to run")
+	simSeeds     = flag.Int("seeds", 1_000, "TestSimulation: how many seeds to run (.ci/run runs 10,000)")
 	simSeedStart = flag.Uint64("seedstart", 1, "TestSimulation: the first seed")
 	simActions   = flag.Int("simsteps", 150, "TestSimulation: random actions per seed, before the faults stop")
 )
@@ -71,7 +71,7 @@ func TestSimulation(t *testing.T) {
 
 	n := *simSeeds
 	if testing.Short() && !flagSet("seeds") {
-		n = 1000
+		n = 100
 	}
 	seeds := loadRegressions(t)
 	nRegressions := len(seeds)

@@ -10,12 +10,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"math"
-	"math/big"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -25,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -302,61 +300,13 @@ func TestAuthorizationOffAllowsAll(t *testing.T) {
 	assert.True(t, s.Authorized("", "persistent://private/auth/t"))
 }
 
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate whose common name is clientCN.
-type testPKI struct {
-	pool   *x509.CertPool
-	server tls.Certificate
-	client tls.Certificate
-}
-
-func newTestPKI(t *testing.T, clientCN string) testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) tls.Certificate {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: cn},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		require.NoError(t, err)
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return testPKI{
-		pool:   pool,
-		server: leaf(2, "server", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)}),
-		client: leaf(3, clientCN, x509.ExtKeyUsageClientAuth, nil),
-	}
-}
-
 func TestTLSAuthentication(t *testing.T) {
-	pki := newTestPKI(t, "admin")
+	ca := testenv.NewAuthority(t, "test CA")
+	server := ca.Issue(t, testenv.Leaf{CommonName: "server", Names: []string{"127.0.0.1"}})
+	admin := ca.Issue(t, testenv.Leaf{CommonName: "admin", Client: true})
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{pki.server},
-		ClientCAs:    pki.pool,
+		Certificates: []tls.Certificate{server},
+		ClientCAs:    ca.Pool(),
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 	})
 	require.NoError(t, err)
@@ -365,14 +315,14 @@ func TestTLSAuthentication(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 
 	dialTLS := func(certs []tls.Certificate) *client {
-		nc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pki.pool, Certificates: certs})
+		nc, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: ca.Pool(), Certificates: certs})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = nc.Close() })
 		return &client{t: t, nc: nc, r: frame.NewReader(nc, 0)}
 	}
 
 	// With a certificate: the role is its common name.
-	c := dialTLS([]tls.Certificate{pki.client})
+	c := dialTLS([]tls.Certificate{admin})
 	c.handshake(withAuth("tls", ""))
 	assert.Equal(t, []string{"admin"}, s.Roles())
 

@@ -9,4 +9,4 @@ import (
 
 // TestContract certifies this adapter with the shared Broker behaviour
 // suite (see docs/adapters.md).
-func TestContract(t *testing.T) { contracttest.Run(t, harness.Memory) }
+func TestContract(t *testing.T) { contracttest.RunInBubble(t, harness.Memory) }

@@ -10,23 +10,24 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
 // The fake broker served over a QUIC listener, and a Broker dialling it
 // over the QUIC transport: the whole stack, one stream per connection.
 func TestBrokerOverQUIC(t *testing.T) {
-	pki := newTestPKI(t)
-	l, err := quic.Listen("127.0.0.1:0", pki.server())
+	pki := testenv.NewPKI(t)
+	l, err := quic.Listen("127.0.0.1:0", pki.ServerConfig())
 	require.NoError(t, err)
 	srv := pulsartest.NewServer()
 	require.NoError(t, srv.Start(l))
 	t.Cleanup(func() { srv.Close() })
 	srv.SetPartitions("persistent://public/default/q", 3)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
 	b, err := pulsarconn.Start(srv.URL(),
-		pulsarconn.WithTransport(quic.New(pki.client())),
+		pulsarconn.WithTransport(quic.New(pki.ClientConfig())),
 		pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond))
 	require.NoError(t, err)
 	stopped := false

@@ -18,18 +18,13 @@ import (
 	"golang.org/x/net/nettest"
 
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // listen listens on a free UDP port of 127.0.0.1 until the test ends.
-func listen(t *testing.T, pki testPKI, opts ...quic.Option) net.Listener {
+func listen(t *testing.T, pki *testenv.PKI, opts ...quic.Option) net.Listener {
 	t.Helper()
-	l, err := quic.Listen("127.0.0.1:0", pki.server(), opts...)
+	l, err := quic.Listen("127.0.0.1:0", pki.ServerConfig(), opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	return l
@@ -62,10 +57,10 @@ func makePipe(ctx context.Context, l net.Listener, clientTLS *tls.Config) (c1, c
 }
 
 func TestNetConn(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-		c1, c2, err = makePipe(testContext(t), l, pki.client())
+		c1, c2, err = makePipe(testenv.Context(t), l, pki.ClientConfig())
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -74,9 +69,9 @@ func TestNetConn(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -84,7 +79,7 @@ func TestRoundTrip(t *testing.T) {
 		assert.NoError(t, err)
 		accepted <- s
 	}()
-	c, err := quic.New(pki.client()).Dial(ctx, l.Addr().String())
+	c, err := quic.New(pki.ClientConfig()).Dial(ctx, l.Addr().String())
 	require.NoError(t, err)
 	conn := c.(*quic.Conn)
 	_, err = c.Write([]byte("ping from client"))
@@ -128,9 +123,9 @@ func TestRoundTrip(t *testing.T) {
 // Close delivers what was written before it, even when the peer has not
 // read it yet: closing a QUIC connection would discard it.
 func TestCloseDeliversWrittenData(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
-	c, s, err := makePipe(testContext(t), l, pki.client())
+	c, s, err := makePipe(testenv.Context(t), l, pki.ClientConfig())
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -149,9 +144,9 @@ func TestCloseDeliversWrittenData(t *testing.T) {
 // The peer's closing of the connection ends a Write with ErrPeerClosed once
 // its linger ends, here at once.
 func TestWriteAfterPeerClosedConnection(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki, quic.WithLinger(0))
-	c, s, err := makePipe(testContext(t), l, pki.client())
+	c, s, err := makePipe(testenv.Context(t), l, pki.ClientConfig())
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, s.Close())
@@ -166,9 +161,9 @@ func TestWriteAfterPeerClosedConnection(t *testing.T) {
 }
 
 func TestCloseUnblocksReadAndWrite(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
-	c, s, err := makePipe(testContext(t), l, pki.client())
+	c, s, err := makePipe(testenv.Context(t), l, pki.ClientConfig())
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -196,9 +191,9 @@ func TestCloseUnblocksReadAndWrite(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
-	c, s, err := makePipe(testContext(t), l, pki.client())
+	c, s, err := makePipe(testenv.Context(t), l, pki.ClientConfig())
 	require.NoError(t, err)
 	defer c.Close()
 	defer s.Close()
@@ -227,7 +222,7 @@ func TestDialHonoursContext(t *testing.T) {
 	tr := quic.New(&tls.Config{})
 
 	t.Run("cancelled while waiting", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(testContext(t))
+		ctx, cancel := context.WithCancel(testenv.Context(t))
 		dialed := make(chan error, 1)
 		go func() {
 			_, err := tr.Dial(ctx, silent.LocalAddr().String())
@@ -240,7 +235,7 @@ func TestDialHonoursContext(t *testing.T) {
 		case err := <-dialed:
 			assert.ErrorIs(t, err, context.Canceled)
 			assert.Contains(t, err.Error(), silent.LocalAddr().String())
-		case <-testContext(t).Done():
+		case <-testenv.Context(t).Done():
 			t.Fatal("Dial ignored the cancelled context")
 		}
 	})
@@ -253,7 +248,7 @@ func TestDialHonoursContext(t *testing.T) {
 }
 
 func TestDialBadAddress(t *testing.T) {
-	_, err := quic.New(nil).Dial(testContext(t), "no-port")
+	_, err := quic.New(nil).Dial(testenv.Context(t), "no-port")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "quic: dial no-port")
 }
@@ -261,11 +256,11 @@ func TestDialBadAddress(t *testing.T) {
 // A client that offers another application protocol fails the handshake,
 // and the listener goes on serving.
 func TestALPNMismatch(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
-	cfg := pki.client()
+	cfg := pki.ClientConfig()
 	cfg.NextProtos = []string{"h3"}
 	_, err := quicgo.DialAddr(ctx, l.Addr().String(), cfg, nil)
 	require.Error(t, err)
@@ -273,7 +268,7 @@ func TestALPNMismatch(t *testing.T) {
 	require.ErrorAs(t, err, &te)
 	assert.Equal(t, quicgo.TransportErrorCode(0x100+120), te.ErrorCode, "no_application_protocol alert")
 
-	c, s, err := makePipe(ctx, l, pki.client())
+	c, s, err := makePipe(ctx, l, pki.ClientConfig())
 	require.NoError(t, err)
 	c.Close()
 	s.Close()
@@ -282,16 +277,16 @@ func TestALPNMismatch(t *testing.T) {
 // The client checks the server's certificate against its roots and the
 // server name, which defaults to the dialled host.
 func TestServerVerification(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testenv.NewPKI(t)
 	l := listen(t, pki)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 	addr := l.Addr().String()
 
 	_, err := quic.New(&tls.Config{}).Dial(ctx, addr)
 	var unknown x509.UnknownAuthorityError
 	assert.ErrorAs(t, err, &unknown, "system roots do not know the test certificate")
 
-	cfg := pki.client()
+	cfg := pki.ClientConfig()
 	cfg.ServerName = "pulsar.example"
 	_, err = quic.New(cfg).Dial(ctx, addr)
 	assert.ErrorContains(t, err, "pulsar.example", "the name is checked")
@@ -303,8 +298,8 @@ func TestServerVerification(t *testing.T) {
 }
 
 func TestListenerClose(t *testing.T) {
-	pki := newTestPKI(t)
-	l, err := quic.Listen("127.0.0.1:0", pki.server())
+	pki := testenv.NewPKI(t)
+	l, err := quic.Listen("127.0.0.1:0", pki.ServerConfig())
 	require.NoError(t, err)
 	accepted := make(chan error, 1)
 	go func() {
@@ -319,10 +314,10 @@ func TestListenerClose(t *testing.T) {
 
 // An accepted connection outlives its listener, as a TCP one does.
 func TestAcceptedConnOutlivesListener(t *testing.T) {
-	pki := newTestPKI(t)
-	l, err := quic.Listen("127.0.0.1:0", pki.server())
+	pki := testenv.NewPKI(t)
+	l, err := quic.Listen("127.0.0.1:0", pki.ServerConfig())
 	require.NoError(t, err)
-	c, s, err := makePipe(testContext(t), l, pki.client())
+	c, s, err := makePipe(testenv.Context(t), l, pki.ClientConfig())
 	require.NoError(t, err)
 	defer c.Close()
 	defer s.Close()
@@ -337,6 +332,6 @@ func TestAcceptedConnOutlivesListener(t *testing.T) {
 }
 
 func TestListenBadAddress(t *testing.T) {
-	_, err := quic.Listen("256.0.0.1:0", newTestPKI(t).server())
+	_, err := quic.Listen("256.0.0.1:0", testenv.NewPKI(t).ServerConfig())
 	assert.ErrorContains(t, err, "quic: listen 256.0.0.1:0")
 }

@@ -94,14 +94,14 @@ func TestDial(t *testing.T) {
 	p := newPKI(t)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, p.ca.pem(), 0o600))
+	require.NoError(t, os.WriteFile(caFile, p.ca.PEM(), 0o600))
 	junkFile := filepath.Join(dir, "junk.pem")
 	require.NoError(t, os.WriteFile(junkFile, []byte("not a certificate"), 0o600))
 
 	requireClient := func(maxVersion uint16) *ctls.Config {
 		cfg := serverConfig(p.server)
 		cfg.ClientAuth = ctls.RequireAndVerifyClientCert
-		cfg.ClientCAs = p.ca.pool()
+		cfg.ClientCAs = p.ca.Pool()
 		cfg.MaxVersion = maxVersion
 		return cfg
 	}
@@ -118,13 +118,13 @@ func TestDial(t *testing.T) {
 		{
 			name:   "good chain",
 			server: serverConfig(p.server),
-			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 		},
 		{
 			name:   "good chain by name",
 			server: serverConfig(p.server),
 			host:   "localhost",
-			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 		},
 		{
 			name:   "root CA file",
@@ -134,12 +134,12 @@ func TestDial(t *testing.T) {
 		{
 			name:   "base config",
 			server: serverConfig(p.server),
-			tr:     tlstransport.New(tlstransport.WithConfig(&ctls.Config{RootCAs: p.ca.pool()})),
+			tr:     tlstransport.New(tlstransport.WithConfig(&ctls.Config{RootCAs: p.ca.Pool()})),
 		},
 		{
 			name:    "unknown CA",
 			server:  serverConfig(p.untrusted),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 			wantErr: tlstransport.ErrUnknownAuthority,
 		},
 		{
@@ -156,38 +156,38 @@ func TestDial(t *testing.T) {
 		{
 			name:    "server name override mismatches",
 			server:  serverConfig(p.server),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool()), tlstransport.WithServerName("wrong.example")),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool()), tlstransport.WithServerName("wrong.example")),
 			wantErr: tlstransport.ErrHostnameMismatch,
 		},
 		{
 			name:    "certificate for another name",
 			server:  serverConfig(p.otherName),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 			wantErr: tlstransport.ErrHostnameMismatch,
 		},
 		{
 			name:   "server name override matches",
 			server: serverConfig(p.otherName),
-			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.pool()), tlstransport.WithServerName("broker.example")),
+			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool()), tlstransport.WithServerName("broker.example")),
 		},
 		{
 			name:   "option overrides base server name",
 			server: serverConfig(p.otherName),
 			tr: tlstransport.New(
 				tlstransport.WithServerName("broker.example"),
-				tlstransport.WithConfig(&ctls.Config{RootCAs: p.ca.pool(), ServerName: "wrong.example"}),
+				tlstransport.WithConfig(&ctls.Config{RootCAs: p.ca.Pool(), ServerName: "wrong.example"}),
 			),
 		},
 		{
 			name:    "expired certificate",
 			server:  serverConfig(p.expired),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 			wantErr: tlstransport.ErrCertificateExpired,
 		},
 		{
 			name:    "client certificate missing, TLS 1.2",
 			server:  requireClient(ctls.VersionTLS12),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 			wantErr: tlstransport.ErrClientCertificateRequired,
 		},
 		{
@@ -195,36 +195,36 @@ func TestDial(t *testing.T) {
 			// the client's handshake is done: the alert arrives on Read.
 			name:    "client certificate missing, TLS 1.3",
 			server:  requireClient(ctls.VersionTLS13),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 			wantErr: tlstransport.ErrClientCertificateRequired,
 		},
 		{
 			name:    "client certificate untrusted",
 			server:  requireClient(0),
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool()), tlstransport.WithClientCertificate(p.rogueClient)),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool()), tlstransport.WithClientCertificate(p.rogueClient)),
 			wantErr: tlstransport.ErrClientCertificateRequired,
 		},
 		{
 			name:   "client certificate given, TLS 1.2",
 			server: requireClient(ctls.VersionTLS12),
-			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.pool()), tlstransport.WithClientCertificate(p.client)),
+			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool()), tlstransport.WithClientCertificate(p.client)),
 		},
 		{
 			name:   "client certificate given, TLS 1.3",
 			server: requireClient(ctls.VersionTLS13),
-			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.pool()), tlstransport.WithClientCertificate(p.client)),
+			tr:     tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool()), tlstransport.WithClientCertificate(p.client)),
 		},
 		{
 			name:    "server limited to TLS 1.1",
 			server:  tls11,
-			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())),
+			tr:      tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())),
 			wantErr: tlstransport.ErrHandshake,
 		},
 		{
 			name:   "TLS 1.2 minimum kept over a lower base",
 			server: tls11,
 			tr: tlstransport.New(tlstransport.WithConfig(&ctls.Config{
-				RootCAs: p.ca.pool(), MinVersion: ctls.VersionTLS10,
+				RootCAs: p.ca.Pool(), MinVersion: ctls.VersionTLS10,
 			})),
 			wantErr: tlstransport.ErrHandshake,
 		},
@@ -232,7 +232,7 @@ func TestDial(t *testing.T) {
 			name:   "base config below the minimum",
 			server: serverConfig(p.server),
 			tr: tlstransport.New(tlstransport.WithConfig(&ctls.Config{
-				RootCAs: p.ca.pool(), MaxVersion: ctls.VersionTLS11,
+				RootCAs: p.ca.Pool(), MaxVersion: ctls.VersionTLS11,
 			})),
 			wantErr: tlstransport.ErrHandshake,
 		},
@@ -270,7 +270,7 @@ func TestDial(t *testing.T) {
 func TestDialErrorsWrapCause(t *testing.T) {
 	p := newPKI(t)
 	address := net.JoinHostPort("127.0.0.1", serve(t, serverConfig(p.untrusted)))
-	_, err := tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())).Dial(t.Context(), address)
+	_, err := tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())).Dial(t.Context(), address)
 	require.ErrorIs(t, err, tlstransport.ErrUnknownAuthority)
 	var verr *ctls.CertificateVerificationError
 	require.ErrorAs(t, err, &verr, "crypto/tls's error is wrapped too")
@@ -280,7 +280,7 @@ func TestDialErrorsWrapCause(t *testing.T) {
 func TestDialServerNameDefaultsToHost(t *testing.T) {
 	p := newPKI(t)
 	port := serve(t, serverConfig(p.server))
-	c, err := tlstransport.New(tlstransport.WithRootCAs(p.ca.pool())).Dial(t.Context(), net.JoinHostPort("localhost", port))
+	c, err := tlstransport.New(tlstransport.WithRootCAs(p.ca.Pool())).Dial(t.Context(), net.JoinHostPort("localhost", port))
 	require.NoError(t, err)
 	defer c.Close()
 	state := c.(interface{ ConnectionState() ctls.ConnectionState }).ConnectionState()
@@ -291,7 +291,7 @@ func TestDialServerNameDefaultsToHost(t *testing.T) {
 func TestWithConfigClones(t *testing.T) {
 	p := newPKI(t)
 	port := serve(t, serverConfig(p.server))
-	base := &ctls.Config{RootCAs: p.ca.pool()}
+	base := &ctls.Config{RootCAs: p.ca.Pool()}
 	tr := tlstransport.New(tlstransport.WithConfig(base))
 	base.RootCAs = nil
 	base.InsecureSkipVerify = true
@@ -362,12 +362,12 @@ func TestDialHonoursContext(t *testing.T) {
 func TestConn(t *testing.T) {
 	p := newPKI(t)
 	tr := tlstransport.New(
-		tlstransport.WithRootCAs(p.ca.pool()),
+		tlstransport.WithRootCAs(p.ca.Pool()),
 		tlstransport.WithClientCertificate(p.client),
 	)
 	server := serverConfig(p.server)
 	server.ClientAuth = ctls.RequireAndVerifyClientCert
-	server.ClientCAs = p.ca.pool()
+	server.ClientCAs = p.ca.Pool()
 
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn/internal/bench"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
 
 func TestBenchQuick(t *testing.T) {
@@ -26,7 +27,7 @@ func TestBenchQuick(t *testing.T) {
 	require.NoError(t, os.WriteFile(compare, ob.Bytes(), 0o600))
 
 	var out, errOut bytes.Buffer
-	require.NoError(t, run(testContext(t), []string{"bench", "--quick", "--idle", "200", "--json", jsonFile, "--svg", svgFile, "--compare", compare}, &out, &errOut))
+	require.NoError(t, run(testenv.Context(t), []string{"bench", "--quick", "--idle", "200", "--json", jsonFile, "--svg", svgFile, "--compare", compare}, &out, &errOut))
 	table := out.String()
 	t.Log("\n" + table)
 	for _, want := range []string{
@@ -57,6 +58,6 @@ func TestBenchQuick(t *testing.T) {
 
 func TestBenchUsage(t *testing.T) {
 	var out bytes.Buffer
-	assert.ErrorIs(t, run(testContext(t), []string{"bench", "extra"}, &out, &out), errUsage)
-	assert.ErrorIs(t, run(testContext(t), []string{"bench", "--bogus"}, &out, &out), errUsage)
+	assert.ErrorIs(t, run(testenv.Context(t), []string{"bench", "extra"}, &out, &out), errUsage)
+	assert.ErrorIs(t, run(testenv.Context(t), []string{"bench", "--bogus"}, &out, &out), errUsage)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -110,7 +111,7 @@ func (r receipts) HandlePush(p pulsarconn.Push) {
 // discovery and a producer's receipts all cross the bridge.
 func TestBridgeForwardsBrokerOverQUIC(t *testing.T) {
 	srv := pulsartest.NewTCP(t)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
 	cert, err := selfSignedCertificate([]string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
@@ -187,7 +188,7 @@ func TestBridgeForwardsBrokerOverQUIC(t *testing.T) {
 func TestBridgeCommand(t *testing.T) {
 	srv := pulsartest.NewTCP(t)
 	srv.SetPartitions("persistent://public/default/p", 2)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
 	log := newLogLines()
 	bctx, stopBridge := context.WithCancel(ctx)
@@ -222,7 +223,7 @@ func TestBridgeCommand(t *testing.T) {
 
 // A connection whose broker cannot be reached is closed, and logged.
 func TestBridgeDialFailure(t *testing.T) {
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 	cert, err := selfSignedCertificate([]string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
 	l, err := quic.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -260,7 +261,7 @@ func TestBridgeListenerFailure(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
-	err = runBridge(testContext(t), l, "broker:6650", tcpDialer(tcp.New()), io.Discard)
+	err = runBridge(testenv.Context(t), l, "broker:6650", tcpDialer(tcp.New()), io.Discard)
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
 

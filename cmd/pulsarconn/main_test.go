@@ -7,12 +7,12 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
@@ -33,15 +33,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	require.NoError(t, run(testContext(t), []string{"demo"}, &out, &out))
+	require.NoError(t, run(testenv.Context(t), []string{"demo"}, &out, &out))
 	s := out.String()
 	assert.Contains(t, s, "lookup persistent://public/default/demo: connect to pulsar://demo-broker:6650")
 	assert.Contains(t, s, "partitions persistent://public/default/demo: 4")
@@ -54,10 +48,10 @@ func TestLookupAndPartitionsAgainstTCPBroker(t *testing.T) {
 	srv := pulsartest.NewTCP(t)
 	srv.SetPartitions("persistent://public/default/t", 6)
 	var out bytes.Buffer
-	require.NoError(t, run(testContext(t), []string{"lookup", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
+	require.NoError(t, run(testenv.Context(t), []string{"lookup", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
 	assert.Equal(t, "lookup persistent://public/default/t: connect to "+srv.URL()+" authoritative=true proxy=false\n", out.String())
 	out.Reset()
-	require.NoError(t, run(testContext(t), []string{"partitions", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
+	require.NoError(t, run(testenv.Context(t), []string{"partitions", "--url", srv.URL(), "persistent://public/default/t"}, &out, &out))
 	assert.Equal(t, "partitions persistent://public/default/t: 6\n", out.String())
 }
 
@@ -78,7 +72,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestLookupBadURL(t *testing.T) {
 	var out bytes.Buffer
-	err := run(testContext(t), []string{"lookup", "--url", "http://x", "t"}, &out, &out)
+	err := run(testenv.Context(t), []string{"lookup", "--url", "http://x", "t"}, &out, &out)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "invalid URL")
 }

@@ -2,29 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
 
 // tempFile writes data to a file of the test's temporary directory.
@@ -55,7 +47,7 @@ func connects(t *testing.T, url string, opts ...pulsarconn.BrokerOption) *pulsar
 	b, err := pulsarconn.Start(url, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Stop(context.Background()) })
-	require.NoError(t, b.WaitConnected(testContext(t)))
+	require.NoError(t, b.WaitConnected(testenv.Context(t)))
 	return b
 }
 
@@ -114,7 +106,7 @@ func TestServeJWTAnonymousRoleAndGrants(t *testing.T) {
 		"--grant", "private/auth=token-principal",
 		"--advertised-address", "localhost")
 	service := out.field(t, "serving ")[0]
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
 	granted := connects(t, service, pulsarconn.WithAuthenticator(token(hs256(key, "token-principal"))))
 	res, err := granted.LookupTopic(ctx, "persistent://private/auth/t", false)
@@ -140,37 +132,10 @@ func (tlsAuth) Challenge(context.Context, []byte) ([]byte, error) { return nil, 
 
 func TestServeTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) (tls.Certificate, []byte, []byte) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		require.NoError(t, err)
-		kd, err := x509.MarshalPKCS8PrivateKey(k)
-		require.NoError(t, err)
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k},
-			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
-	}
-	_, serverPEM, serverKey := leaf(2, "server", x509.ExtKeyUsageServerAuth)
-	client, _, _ := leaf(3, "admin", x509.ExtKeyUsageClientAuth)
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	ca := testenv.NewAuthority(t, "test CA")
+	serverPEM, serverKey := testenv.CertificatePEM(t, ca.Issue(t, testenv.Leaf{CommonName: "server", Names: []string{"127.0.0.1"}}))
+	client := ca.Issue(t, testenv.Leaf{CommonName: "admin", Client: true})
+	caPEM := ca.PEM()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, data, 0o600))
@@ -181,12 +146,12 @@ func TestServeTLSClientCertificates(t *testing.T) {
 		"--cert", write("server.pem", serverPEM), "--key", write("server-key.pem", serverKey),
 		"--tls-trust-certs", caFile, "--super-user", "admin")
 	tlsURL := out.field(t, "broker-0:")[0]
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 
 	// With the certificate and method tls: role admin, a superuser.
 	b := connects(t, tlsURL, pulsarconn.WithAuthenticator(tlsAuth{}),
 		pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(caFile), tlstransport.WithClientCertificate(client))))
-	_, err = b.LookupTopic(ctx, "persistent://private/auth/t", false)
+	_, err := b.LookupTopic(ctx, "persistent://private/auth/t", false)
 	assert.NoError(t, err)
 
 	// Method tls without a certificate is refused.

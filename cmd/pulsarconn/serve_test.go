@@ -21,6 +21,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/quic"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -88,7 +89,7 @@ func TestServeClusterOverTCPTLSAndQUIC(t *testing.T) {
 	out := startServe(t,
 		"--listen", "pulsar://127.0.0.1:0", "--tls-listen", "pulsar+ssl://127.0.0.1:0",
 		"--quic-listen", "127.0.0.1:0", "--brokers", "3", "--partitions", "orders=4")
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 	service := out.field(t, "serving ")[0]
 	b0 := out.field(t, "broker-0:")
 	require.Len(t, b0, 3, "plain, TLS and QUIC endpoints")
@@ -131,7 +132,7 @@ func TestServeClusterOverTCPTLSAndQUIC(t *testing.T) {
 func TestServeRequiresToken(t *testing.T) {
 	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--token", "letmein")
 	service := out.field(t, "serving ")[0]
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 	good, err := pulsarconn.Start(service, pulsarconn.WithAuthenticator(token("letmein")))
 	require.NoError(t, err)
 	defer good.Stop(context.Background())
@@ -196,7 +197,7 @@ func TestServeVerboseLogsFrames(t *testing.T) {
 	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--verbose")
 	service := out.field(t, "serving ")[0]
 	var buf strings.Builder
-	require.NoError(t, lookup(testContext(t), &buf, service, "orders"))
+	require.NoError(t, lookup(testenv.Context(t), &buf, service, "orders"))
 	log := out.String()
 	assert.Contains(t, log, "conn 1 in CONNECT\n")
 	assert.Contains(t, log, "conn 1 out CONNECTED\n")
@@ -260,7 +261,7 @@ func TestServeAdmin(t *testing.T) {
 	admin := out.field(t, "admin:")[0]
 	service := out.field(t, "serving ")[0]
 	call := func(method, path, body string) (int, string) {
-		req, err := http.NewRequestWithContext(testContext(t), method, admin+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(testenv.Context(t), method, admin+path, strings.NewReader(body))
 		require.NoError(t, err)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
@@ -280,10 +281,10 @@ func TestServeAdmin(t *testing.T) {
 	client, err := pulsarconn.NewClient(service)
 	require.NoError(t, err)
 	defer client.Close(context.Background())
-	n, err := client.PartitionedTopicMetadata(testContext(t), "orders")
+	n, err := client.PartitionedTopicMetadata(testenv.Context(t), "orders")
 	require.NoError(t, err)
 	assert.Equal(t, 4, n)
-	b, err := client.LookupTopic(testContext(t), "persistent://public/default/orders-partition-1")
+	b, err := client.LookupTopic(testenv.Context(t), "persistent://public/default/orders-partition-1")
 	require.NoError(t, err)
 	code, body = call("GET", "/lookup/v2/topic/persistent/public/default/orders-partition-1", "")
 	assert.Equal(t, 200, code)
@@ -307,7 +308,7 @@ func TestServeAdminTLS(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	defer hc.CloseIdleConnections()
 	get := func(path string) (int, string) {
-		req, err := http.NewRequestWithContext(testContext(t), "GET", admin+path, nil)
+		req, err := http.NewRequestWithContext(testenv.Context(t), "GET", admin+path, nil)
 		require.NoError(t, err)
 		resp, err := hc.Do(req)
 		require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
 
 // TCP serves on 127.0.0.1 and dials with adapters/tcp.
@@ -37,26 +38,26 @@ func Memory(t testing.TB) contracttest.Env {
 // test CA, and dials with adapters/tls trusting that CA, hostname
 // verification on.
 func TLS(t testing.TB) contracttest.Env {
-	pki := NewPKI(t)
+	pki := testenv.NewPKI(t)
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	l := ctls.NewListener(inner, pki.ServerConfig())
 	return contracttest.Env{
 		Listener:  l,
 		URL:       "pulsar+ssl://" + inner.Addr().String(),
-		Transport: tlstransport.New(tlstransport.WithRootCAs(pki.Roots)),
+		Transport: tlstransport.New(tlstransport.WithRootCAs(pki.Roots())),
 	}
 }
 
 // QUIC serves QUIC (experimental adapter) on 127.0.0.1 with the test CA's
 // certificate, and dials with adapters/quic trusting that CA.
 func QUIC(t testing.TB) contracttest.Env {
-	pki := NewPKI(t)
+	pki := testenv.NewPKI(t)
 	l, err := quic.Listen("127.0.0.1:0", pki.ServerConfig())
 	require.NoError(t, err)
 	return contracttest.Env{
 		Listener:  l,
 		URL:       "pulsar://" + l.Addr().String(),
-		Transport: quic.New(&ctls.Config{RootCAs: pki.Roots}),
+		Transport: quic.New(pki.ClientConfig()),
 	}
 }

@@ -2,28 +2,21 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func TestRunQuick(t *testing.T) {
 	o := Quick()
 	o.Network = func() Network { return memory.NewNetwork() }
 	o.IdleConns = 200
-	r, err := Run(testContext(t), o)
+	r, err := Run(testenv.Context(t), o)
 	require.NoError(t, err)
 	for _, id := range []string{
 		"rr1.rate", "rr1.p50", "rr1.p90", "rr1.p99", "rr1.allocs",

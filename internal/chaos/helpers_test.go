@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -41,13 +40,6 @@ func (w *world) start(t *testing.T, opts ...pulsarconn.BrokerOption) *pulsarconn
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Stop(context.Background()) })
 	return b
-}
-
-// testContext bounds a scenario's waits; nothing waits on time otherwise.
-func testContext(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func producerCmd(topic string, id uint64) *pulsarpb.BaseCommand {

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,12 +19,6 @@ import (
 type pair struct {
 	p              *Proxy
 	client, server net.Conn
-}
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // newPair starts an upstream listener and a proxy in front of it, and
@@ -44,7 +38,7 @@ func newPair(t *testing.T) *pair {
 	require.NoError(t, err)
 	t.Cleanup(func() { server.Close() })
 	// The proxy registers the connection after its upstream dial.
-	require.NoError(t, p.Wait(testContext(t), func(s Stats) bool { return s.Accepted == 1 }))
+	require.NoError(t, p.Wait(testenv.Context(t), func(s Stats) bool { return s.Accepted == 1 }))
 	return &pair{p: p, client: client, server: server}
 }
 
@@ -79,7 +73,7 @@ func TestForwardsBothWays(t *testing.T) {
 	_, err = x.server.Write([]byte("world!"))
 	require.NoError(t, err)
 	assert.Equal(t, "world!", string(readN(t, x.client, 6)))
-	require.NoError(t, x.p.Wait(testContext(t), func(s Stats) bool {
+	require.NoError(t, x.p.Wait(testenv.Context(t), func(s Stats) bool {
 		return s.Bytes[Upstream] == 5 && s.Bytes[Downstream] == 6
 	}))
 	s := x.p.Stats()
@@ -97,14 +91,14 @@ func TestSliceWritesSingleBytes(t *testing.T) {
 	_, err := x.client.Write(msg)
 	require.NoError(t, err)
 	assert.Equal(t, msg, readN(t, x.server, len(msg)))
-	require.NoError(t, x.p.Wait(testContext(t), func(s Stats) bool { return s.Bytes[Upstream] == 1000 }))
+	require.NoError(t, x.p.Wait(testenv.Context(t), func(s Stats) bool { return s.Bytes[Upstream] == 1000 }))
 	assert.EqualValues(t, 1000, x.p.Stats().Writes[Upstream])
 
 	x.p.SetSlice(0)
 	_, err = x.client.Write(msg)
 	require.NoError(t, err)
 	readN(t, x.server, len(msg))
-	require.NoError(t, x.p.Wait(testContext(t), func(s Stats) bool { return s.Bytes[Upstream] == 2000 }))
+	require.NoError(t, x.p.Wait(testenv.Context(t), func(s Stats) bool { return s.Bytes[Upstream] == 2000 }))
 	assert.Less(t, x.p.Stats().Writes[Upstream], uint64(2000), "unsliced: many bytes per write")
 }
 
@@ -167,7 +161,7 @@ func TestOrderlyClosePropagates(t *testing.T) {
 // nothing is lost; afterwards the held bytes arrive.
 func TestHalfOpenHoldsAndResumes(t *testing.T) {
 	x := newPair(t)
-	ctx := testContext(t)
+	ctx := testenv.Context(t)
 	// A round trip first, so that both readers are blocked in Read.
 	_, err := x.client.Write([]byte("x"))
 	require.NoError(t, err)

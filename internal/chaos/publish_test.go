@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/internal/chaos"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
 
 // Outcomes of one message, in ledger.state.
@@ -141,7 +142,7 @@ func TestPublishAcrossResets(t *testing.T) {
 		topic      = "persistent://public/default/chaos-publish"
 	)
 	w := newWorld(t)
-	ctx := testContext(t, 60*time.Second)
+	ctx := testenv.Context(t)
 	b := w.start(t,
 		// Fail fast: a message is not held for the next connection,
 		// on which the producer does not exist yet.

@@ -242,10 +242,11 @@ func check(g graph) []violation {
 				layerCore, layerPorts, layerAdapter, layerRoot)
 		}
 
-		if l == layerRoot || l == layerCmd || path == g.module+"/contracttest/harness" {
-			// contracttest/harness is test support: it builds the
-			// contract suite's environments out of this
-			// repository's adapters.
+		if l == layerRoot || l == layerCmd || under(path, g.module+"/contracttest") || path == g.module+"/internal/testenv" {
+			// contracttest/... and internal/testenv are test
+			// support: they build the tests' environments out of
+			// this repository's adapters (and the suite runs the
+			// Broker on adapters/memory's fake clock).
 			continue
 		}
 		for _, imp := range p.imports {
@@ -576,7 +577,8 @@ func TestCheckFlagsViolations(t *testing.T) {
 		mod + "/pulsartest/sub":                {mod + "/adapters/memory"},
 		mod + "/proto/frame":                   {mod + "/proto/pulsarpb", mod + "/ports"},
 		mod + "/proto/pulsarpb":                {"google.golang.org/protobuf/proto"},
-		mod + "/contracttest":                  {"testing", mod + "/ports", mod + "/adapters/memory"},
+		mod + "/contracttest":                  {"testing", mod + "/ports", mod + "/adapters/memory"}, // test support
+		mod + "/internal/lib":                  {mod + "/adapters/memory"},
 		mod + "/adapters/memory":               {"net", "os", "syscall", mod + "/ports"},
 	}
 	g := graph{
@@ -620,7 +622,7 @@ func TestCheckFlagsViolations(t *testing.T) {
 		mod + "/adapters/quic -> " + mod + " via " + mod + "/helper",
 		mod + "/pulsartest -> " + mod + "/ports via " + mod + "/proto/frame",
 		mod + "/pulsartest/sub -> " + mod + "/adapters/memory via ",
-		mod + "/contracttest -> " + mod + "/adapters/memory via ",
+		mod + "/internal/lib -> " + mod + "/adapters/memory via ",
 	}
 	slices.Sort(got)
 	slices.Sort(want)
@@ -631,16 +633,17 @@ func TestCheckFlagsViolations(t *testing.T) {
 	// The same module without the violations is clean.
 	clean := graph{module: mod, pkgs: map[string]*pkg{}, std: g.std}
 	for path, imps := range map[string][]string{
-		mod:                      {"net", mod + "/adapters/tcp", mod + "/core", mod + "/ports"},
-		mod + "/cmd/tool":        {"os", mod + "/adapters/memory", mod + "/pulsartest", mod},
-		mod + "/core":            {"fmt", "time", mod + "/proto/frame", "google.golang.org/protobuf/proto", "github.com/planetscale/vtprotobuf/protohelpers"},
-		mod + "/ports":           {"context", "io", "time"},
-		mod + "/ports/portsmock": {"context", "reflect", "time", mod + "/ports", "go.uber.org/mock/gomock"},
-		mod + "/adapters/tcp":    {"net", "os", mod + "/ports", "golang.org/x/sys/unix", mod + "/proto/frame"},
-		mod + "/pulsartest":      {"net", "testing", mod + "/proto/frame"},
-		mod + "/proto/frame":     {mod + "/proto/pulsarpb"},
-		mod + "/contracttest":    {"testing", mod + "/ports"},
-		mod + "/adapters/auth":   {mod + "/adapters/auth/internal/cred"},
+		mod:                       {"net", mod + "/adapters/tcp", mod + "/core", mod + "/ports"},
+		mod + "/cmd/tool":         {"os", mod + "/adapters/memory", mod + "/pulsartest", mod},
+		mod + "/core":             {"fmt", "time", mod + "/proto/frame", "google.golang.org/protobuf/proto", "github.com/planetscale/vtprotobuf/protohelpers"},
+		mod + "/ports":            {"context", "io", "time"},
+		mod + "/ports/portsmock":  {"context", "reflect", "time", mod + "/ports", "go.uber.org/mock/gomock"},
+		mod + "/adapters/tcp":     {"net", "os", mod + "/ports", "golang.org/x/sys/unix", mod + "/proto/frame"},
+		mod + "/pulsartest":       {"net", "testing", mod + "/proto/frame"},
+		mod + "/proto/frame":      {mod + "/proto/pulsarpb"},
+		mod + "/contracttest":     {"testing", mod + "/ports", mod + "/adapters/memory"},
+		mod + "/internal/testenv": {"testing", mod + "/adapters/memory", mod + "/pulsartest"},
+		mod + "/adapters/auth":    {mod + "/adapters/auth/internal/cred"},
 	} {
 		clean.pkgs[path] = &pkg{path: path, imports: imps}
 	}

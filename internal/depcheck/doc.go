@@ -16,7 +16,9 @@
 //   - adapters/... never depend, even indirectly, on core, the root
 //     package, pulsartest or cmd/....
 //   - Only the root package and cmd/... import adapters/... (an adapter may
-//     import its own subpackages); test files may import anything.
+//     import its own subpackages); test files may import anything, and
+//     so may the test-support packages contracttest/... and
+//     internal/testenv.
 //   - pulsartest never depends, even indirectly, on core, ports,
 //     adapters/... or the root package: it shares only proto/ with the
 //     client.

@@ -10,33 +10,27 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/auth/basic"
-	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
 // TestBasicAgainstBroker connects with basic credentials to a fake broker
 // that checks them, and is refused with the wrong password.
 func TestBasicAgainstBroker(t *testing.T) {
-	network := memory.NewNetwork()
-	l, err := network.Listen("broker:6650")
-	require.NoError(t, err)
-	srv := pulsartest.NewServer(pulsartest.WithAdvertisedURL("pulsar://broker:6650"), pulsartest.WithBasicAuth("alice", "pw"))
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	e := testenv.Memory(t, pulsartest.WithBasicAuth("alice", "pw"))
+	ctx := testenv.Context(t)
 
 	good, err := basic.New("alice", "pw")
 	require.NoError(t, err)
-	b, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithTransport(network), pulsarconn.WithAuthenticator(good))
+	b, err := pulsarconn.Start(e.URL, pulsarconn.WithTransport(e.Network), pulsarconn.WithAuthenticator(good))
 	require.NoError(t, err)
 	defer b.Stop(context.Background())
 	require.NoError(t, b.WaitConnected(ctx))
-	assert.Equal(t, "basic", srv.LastConnect().GetAuthMethodName())
+	assert.Equal(t, "basic", e.Server.LastConnect().GetAuthMethodName())
 
 	bad, err := basic.New("alice", "guess")
 	require.NoError(t, err)
-	b2, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithTransport(network), pulsarconn.WithAuthenticator(bad),
+	b2, err := pulsarconn.Start(e.URL, pulsarconn.WithTransport(e.Network), pulsarconn.WithAuthenticator(bad),
 		pulsarconn.WithBackoff(time.Second, time.Second))
 	require.NoError(t, err)
 	defer b2.Stop(context.Background())

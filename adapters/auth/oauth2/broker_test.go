@@ -12,7 +12,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/auth/internal/authtest"
 	"github.com/pulsarconn/pulsarconn/adapters/auth/oauth2"
-	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -26,19 +26,14 @@ import (
 // authenticates to it with a.
 func startBroker(t *testing.T, a ports.Authenticator, opts ...pulsartest.Option) (*pulsarconn.Broker, *pulsartest.Server) {
 	t.Helper()
-	network := memory.NewNetwork()
-	l, err := network.Listen("broker-1:6650")
-	require.NoError(t, err)
-	srv := pulsartest.NewServer(append([]pulsartest.Option{pulsartest.WithAdvertisedURL("pulsar://broker-1:6650")}, opts...)...)
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	b, err := pulsarconn.Start("pulsar://broker-1:6650",
-		pulsarconn.WithTransport(network),
+	e := testenv.Memory(t, opts...)
+	b, err := pulsarconn.Start(e.URL,
+		pulsarconn.WithTransport(e.Network),
 		pulsarconn.WithAuthenticator(a),
 		pulsarconn.WithBackoff(time.Millisecond, 20*time.Millisecond))
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Stop(context.Background()) })
-	return b, srv
+	return b, e.Server
 }
 
 // TestBrokerOAuth2Refresh: the access token from the token endpoint goes
