@@ -70,30 +70,20 @@ type Broker struct {
 	batchBytes    int
 	deliveryLimit int
 	stopped       bool
-	effects       []core.Effect
-	outBuf        []byte
-	nextProd      uint64
-	nextCons      uint64
+	notices       notices       // carries out a step's notices (flushLocked)
+	freed         chan struct{} // closed when a request completes; nil when nobody waits
 	stopOnce      sync.Once
 	stopErr       error
 	stopDone      chan struct{}
 	addedToRg     bool
 
-	maxRejected  int
-	rejectWindow time.Duration
-	rejections   []time.Time // TooManyRequests answers within the window
-
-	writeLimit int    // bytes per connection's write queue; <= 0: unbounded
-	slots      *slots // requests in flight; nil: unbounded
+	writeLimit int // bytes per connection's write queue; <= 0: unbounded
 
 	observer  Observer
-	lastState State // the state before the latest EffectState
-	// stoppedConnected: Stop began on an established connection.
-	stoppedConnected bool
-	framesIn         atomic.Uint64
-	bytesIn          atomic.Uint64
-	published        atomic.Uint64
-	bytesOut         atomic.Uint64
+	framesIn  atomic.Uint64
+	bytesIn   atomic.Uint64
+	published atomic.Uint64
+	bytesOut  atomic.Uint64
 }
 
 // Start validates the URL and options and starts connecting in the
@@ -128,6 +118,9 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 		BackoffMin:        o.backoffMin,
 		BackoffMax:        o.backoffMax,
 		Rand:              o.rand,
+		RejectLimit:       o.maxRejected,
+		RejectWindow:      o.rejectWindow,
+		MaxPending:        o.maxPending,
 	}
 	if o.auth != nil {
 		cfg.AuthMethod = o.auth.Name()
@@ -141,29 +134,25 @@ func Start(brokerURL string, opts ...Option) (*Broker, error) {
 		logical = target.URL
 	}
 	b := &Broker{
-		addr:         addr,
-		logical:      logical,
-		observer:     o.observer,
-		maxRejected:  o.maxRejected,
-		rejectWindow: o.rejectWindow,
-		transport:    o.transport,
-		clock:        o.clock,
-		auth:         o.auth,
-		registry:     o.registry,
-		log:          o.logger.With(slog.String("broker", addr.URL)),
-		failFast:     o.failFast,
-		core:         core.New(cfg),
-		dialing:      make(map[uint64]context.CancelFunc),
-		stateCh:      make(chan struct{}),
-		stopDone:     make(chan struct{}),
+		addr:      addr,
+		logical:   logical,
+		observer:  o.observer,
+		transport: o.transport,
+		clock:     o.clock,
+		auth:      o.auth,
+		registry:  o.registry,
+		log:       o.logger.With(slog.String("broker", addr.URL)),
+		failFast:  o.failFast,
+		core:      core.New(cfg),
+		dialing:   make(map[uint64]context.CancelFunc),
+		stateCh:   make(chan struct{}),
+		stopDone:  make(chan struct{}),
 
 		writeLimit:    o.writeQueueLimit,
 		deliveryLimit: o.deliveryQueueLimit,
 	}
-	if o.maxPending > 0 {
-		b.slots = newSlots(o.maxPending)
-	}
 	b.drained = sync.NewCond(&b.mu)
+	b.notices.b = b
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if b.registry != nil {
 		if err := b.registry.Add(b); err != nil {
@@ -241,35 +230,6 @@ func (b *Broker) Metrics() Metrics {
 		BytesIn:    b.bytesIn.Load(),
 		BytesOut:   b.bytesOut.Load(),
 		Reconnects: st.Reconnects,
-	}
-}
-
-// observeState reports a change of state to the Observer: a completed
-// handshake, the end of an established connection, or a failed attempt.
-// It runs under the lock, so the event is queued and delivered by drain,
-// outside it, in order with pushes and logs: an Observer may call the
-// Broker.
-func (b *Broker) observeState(st State) {
-	prev := b.lastState
-	b.lastState = st
-	if b.observer == nil {
-		return
-	}
-	var ev Event
-	switch {
-	case st == StateConnected:
-		ev = ConnectionOpened{BrokerURL: b.logical, Reconnect: b.core.Stats().Reconnects > 0}
-	case prev == StateConnected && st == StateDisconnected:
-		ev = ConnectionClosed{BrokerURL: b.logical, Err: b.core.LastError()}
-	case prev == StateConnected && st == StateClosing:
-		b.stoppedConnected = true // reported when closed
-	case st == StateClosed && b.stoppedConnected:
-		ev = ConnectionClosed{BrokerURL: b.logical, Err: ErrClosed}
-	case (prev == StateConnecting || prev == StateHandshaking) && st == StateDisconnected:
-		ev = HandshakeFailed{BrokerURL: b.logical, Err: b.core.LastError()}
-	}
-	if ev != nil {
-		b.queueLocked(queued{event: ev})
 	}
 }
 
@@ -361,35 +321,25 @@ func (b *Broker) onConnLocked(conn uint64) error {
 }
 
 func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
-	if err := b.acquireSlot(ctx, cmd.GetType()); err != nil {
-		return nil, err
-	}
-	defer b.releaseSlot()
 	w := b.getWaiter()
 	var id uint64
 	var start time.Time
+	var slot slot
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
-		if err := b.onConnLocked(conn); err != nil {
-			return nil, err
-		}
-		if room, err := b.writeRoomLocked(); err != nil {
-			return room, err
-		}
-		var err error
-		id, err = b.core.Request(now, cmd, w)
 		start = now
-		return nil, err
+		var ch <-chan struct{}
+		var err error
+		id, ch, err = slot.requestLocked(b, now, conn, cmd, w)
+		return ch, err
 	})
 	if err != nil {
+		slot.give(b)
 		b.putWaiter(w) // never handed to the core
 		return nil, err
 	}
 	select {
 	case r := <-w.ch:
 		b.putWaiter(w)
-		if errors.Is(r.err, ErrTooManyRequests) {
-			b.rejected()
-		}
 		if b.observer != nil {
 			b.observer.Observe(RequestCompleted{BrokerURL: b.logical, Type: cmd.GetType(), Latency: b.clock.Now().Sub(start), Err: r.err})
 		}
@@ -397,6 +347,7 @@ func (b *Broker) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 	case <-ctx.Done():
 		b.mu.Lock()
 		pending := b.core.Cancel(id)
+		b.signalFreedLocked()
 		b.mu.Unlock()
 		if !pending {
 			// The answer won the race: the core completed the waiter,
@@ -439,22 +390,21 @@ func (b *Broker) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	if done == nil {
 		return errors.New("pulsarconn: RequestAsync needs a done function")
 	}
-	if b.slots != nil && !b.slots.tryTake() {
-		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPendingRequests, cmd.GetType(), b.slots.limit)
-	}
 	w := asyncWaiters.Get().(*asyncWaiter)
 	w.b, w.done, w.typ = b, done, cmd.GetType()
+	var slot slot
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
-		if room, err := b.writeRoomLocked(); err != nil {
-			return room, err
-		}
 		w.start = now
-		_, err := b.core.Request(now, cmd, w)
-		return nil, err
+		_, ch, err := slot.requestLocked(b, now, 0, cmd, w)
+		if errors.Is(err, ErrTooManyPendingRequests) {
+			err = fmt.Errorf("%w (RequestAsync does not wait for one)", err)
+			return nil, errNoWait{err}
+		}
+		return ch, err
 	})
 	if err != nil {
+		slot.give(b)
 		w.release()
-		b.releaseSlot()
 		return err
 	}
 	return nil
@@ -481,10 +431,6 @@ func (w *asyncWaiter) Done(cmd *pulsarpb.BaseCommand, err error) {
 func (w *asyncWaiter) HandlePush(p core.Push) {
 	b, done, typ, start := w.b, w.done, w.typ, w.start
 	w.release()
-	b.releaseSlot()
-	if errors.Is(p.Err, ErrTooManyRequests) {
-		b.rejected()
-	}
 	if b.observer != nil {
 		b.observer.Observe(RequestCompleted{BrokerURL: b.logical, Type: typ, Latency: b.clock.Now().Sub(start), Err: p.Err})
 	}
@@ -496,26 +442,75 @@ func (w *asyncWaiter) release() {
 	asyncWaiters.Put(w)
 }
 
-// acquireSlot takes one of the WithMaxPendingRequests slots, waiting for
-// one until ctx ends (at once under WithFailFast).
-func (b *Broker) acquireSlot(ctx context.Context, typ pulsarpb.BaseCommand_Type) error {
-	if b.slots == nil || b.slots.tryTake() {
-		return nil
+// slot is a request slot a caller holds while it waits (core.Conn.Reserve)
+// — for the connection, or room in the write queue — so that the limit of
+// WithMaxPendingRequests counts the callers waiting as well as the
+// requests in flight.
+type slot struct{ held bool }
+
+// requestLocked gives back the slot held, if any, and tries the request;
+// if the caller is to wait for the connection or room to write, it takes
+// a slot for the wait, or reports ErrTooManyPendingRequests, with a channel
+// closed when one may be free, when there is none.
+func (s *slot) requestLocked(b *Broker, now time.Time, conn uint64, cmd *pulsarpb.BaseCommand, w core.Waiter) (uint64, <-chan struct{}, error) {
+	if s.held {
+		b.core.Unreserve()
+		s.held = false
 	}
-	if b.failFast {
-		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPendingRequests, typ, b.slots.limit)
+	var id uint64
+	err := b.onConnLocked(conn)
+	var room <-chan struct{}
+	if err == nil {
+		room, err = b.writeRoomLocked()
 	}
-	if err := b.slots.take(ctx); err != nil {
-		return fmt.Errorf("%w: %v: %d requests in flight (gave up waiting for a slot: %w)", ErrTooManyPendingRequests, typ, b.slots.limit, err)
+	if err == nil {
+		id, err = b.core.Request(now, cmd, w)
 	}
-	return nil
+	if errors.Is(err, ErrTooManyPendingRequests) {
+		return 0, b.freedLocked(), err
+	}
+	if b.failFast || errors.Is(err, errConnGone) || !errors.Is(err, ErrDisconnected) && !errors.Is(err, ErrQueueFull) {
+		return id, room, err // no wait
+	}
+	if rerr := b.core.Reserve(cmd.GetType()); rerr != nil {
+		return 0, b.freedLocked(), rerr
+	}
+	s.held = true
+	return id, room, err
 }
 
-func (b *Broker) releaseSlot() {
-	if b.slots != nil {
-		b.slots.give()
+// give gives back the slot held, if any, when the caller gives up.
+func (s *slot) give(b *Broker) {
+	if s.held {
+		b.mu.Lock()
+		b.core.Unreserve()
+		b.signalFreedLocked()
+		b.mu.Unlock()
+		s.held = false
 	}
 }
+
+// freedLocked returns a channel closed when a request completes or is
+// cancelled: a caller refused a request slot waits on it.
+func (b *Broker) freedLocked() <-chan struct{} {
+	if b.freed == nil {
+		b.freed = make(chan struct{})
+	}
+	return b.freed
+}
+
+// signalFreedLocked wakes the callers waiting for a request slot.
+func (b *Broker) signalFreedLocked() {
+	if b.freed != nil {
+		close(b.freed)
+		b.freed = nil
+	}
+}
+
+// errNoWait wraps an error whenUsable must return at once.
+type errNoWait struct{ error }
+
+func (e errNoWait) Unwrap() error { return e.error }
 
 // writeRoomLocked reports ErrQueueFull, with a channel to wait on, when the
 // connection's write queue is at or over its limit.
@@ -528,29 +523,6 @@ func (b *Broker) writeRoomLocked() (<-chan struct{}, error) {
 		return nil, nil
 	}
 	return room, fmt.Errorf("%w: %d bytes queued, limit %d", ErrQueueFull, b.conn.queued.Load(), b.writeLimit)
-}
-
-// rejected counts a TooManyRequests answer; more than maxRejected within
-// rejectWindow closes the connection, which reconnects after the backoff:
-// a broker that keeps shedding load on this connection gets a fresh one,
-// as the Java client does.
-func (b *Broker) rejected() {
-	if b.maxRejected <= 0 {
-		return
-	}
-	b.do(func(now time.Time) {
-		keep := b.rejections[:0]
-		for _, t := range b.rejections {
-			if now.Sub(t) < b.rejectWindow {
-				keep = append(keep, t)
-			}
-		}
-		b.rejections = append(keep, now)
-		if len(b.rejections) > b.maxRejected {
-			b.rejections = b.rejections[:0]
-			b.core.Drop(now, fmt.Errorf("%w: more than %d TooManyRequests answers within %v", ErrTooManyRequests, b.maxRejected, b.rejectWindow))
-		}
-	})
 }
 
 // Send writes cmd, a command that expects no answer (FLOW, ACK without a
@@ -730,13 +702,18 @@ func (b *Broker) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 			return err
 		}
 		var what string
+		var final errNoWait
 		switch {
+		case errors.As(err, &final):
+			return final.error
 		case errors.Is(err, errConnGone):
 			return err // bound to a connection that will not come back
 		case errors.Is(err, ErrDisconnected):
 			what = "the connection"
 		case errors.Is(err, ErrQueueFull):
 			what = "room in the write queue"
+		case errors.Is(err, ErrTooManyPendingRequests):
+			what = "a request slot"
 		default:
 			return err
 		}
@@ -786,16 +763,14 @@ func (w *waiter) Done(cmd *pulsarpb.BaseCommand, err error) { w.ch <- result{cmd
 func (b *Broker) NewProducerID() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.nextProd++
-	return b.nextProd
+	return b.core.NewProducerID()
 }
 
 // NewConsumerID returns a consumer id not handed out before by this Broker.
 func (b *Broker) NewConsumerID() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.nextCons++
-	return b.nextCons
+	return b.core.NewConsumerID()
 }
 
 // Registration is a producer or consumer registered on a Broker. It lasts
@@ -1072,47 +1047,85 @@ func (b *Broker) drainDetached() {
 // effects that must happen under the lock, the queueing of the rest, and
 // the timer. It reports whether the caller must drain the queue.
 func (b *Broker) flushLocked(now time.Time) bool {
-	b.effects = b.core.Effects(b.effects[:0])
-	for i := range b.effects {
-		e := &b.effects[i]
-		switch e.Kind {
-		case core.EffectDial:
-			b.startDial(e.Gen, e.Address)
-		case core.EffectClose:
-			b.closeGen(e.Gen)
-		case core.EffectAuth:
-			b.startAuth(e.Gen, e.Initial, e.Challenge)
-		case core.EffectComplete:
-			e.Waiter.Done(e.Result, e.Err)
-		case core.EffectState:
-			close(b.stateCh)
-			b.stateCh = make(chan struct{})
-			b.observeState(e.State)
-		case core.EffectDeliver:
-			b.queueLocked(queued{handler: e.Handler, push: e.Push})
-		case core.EffectLog:
-			b.queueLocked(queued{level: e.Level, msg: e.Msg, attrs: e.Attrs})
-		}
-		*e = core.Effect{}
+	rd := b.core.Ready()
+	for _, d := range rd.Dials {
+		b.startDial(d.Gen, d.Address)
 	}
+	for _, c := range rd.Closes {
+		b.closeGen(c.Gen)
+	}
+	for _, a := range rd.Auths {
+		b.startAuth(a.Gen, a.Initial, a.Challenge)
+	}
+	if len(rd.Completions) > 0 {
+		b.signalFreedLocked()
+	}
+	b.notices.rd = rd
+	rd.Walk(&b.notices)
+	b.notices.rd = nil
 	// The timer is armed before the output is queued: once a peer can
 	// see a request, its deadline is already set (tests that advance a
 	// fake clock on seeing a frame rely on this order).
-	b.armTimer(now)
+	b.armTimer(now, rd.Deadline)
 	// Before the step's output is queued: a publish on the path without
 	// the lock must not follow what ends the connection's use.
 	b.updatePublishableLocked()
-	b.outBuf = b.core.Output(b.outBuf[:0])
-	if len(b.outBuf) > 0 && b.conn != nil {
+	if len(rd.Output) > 0 && b.conn != nil {
 		// An error means the writer already failed; its goroutine
 		// reports that to the core.
-		_ = b.conn.enqueue(b.outBuf)
+		_ = b.conn.enqueue(rd.Output)
 	}
+	b.core.Advance()
 	if len(b.queue) > 0 && !b.draining {
 		b.draining = true
 		return true
 	}
 	return false
+}
+
+// notices carries out a step's notices, in order, under the lock:
+// completions at once, the rest queued for drain.
+type notices struct {
+	b  *Broker
+	rd *core.Ready
+}
+
+func (n *notices) Complete(i int) {
+	c := &n.rd.Completions[i]
+	c.Waiter.Done(c.Result, c.Err)
+}
+
+func (n *notices) Deliver(i int) {
+	d := &n.rd.Deliveries[i]
+	n.b.queueLocked(queued{handler: d.Handler, push: d.Push})
+}
+
+func (n *notices) Log(i int) {
+	l := &n.rd.Logs[i]
+	n.b.queueLocked(queued{level: l.Level, msg: l.Msg, attrs: l.Attrs})
+}
+
+// State wakes the watchers of the state and queues the Observer's event
+// the core says the change makes.
+func (n *notices) State(i int) {
+	b, sc := n.b, &n.rd.States[i]
+	close(b.stateCh)
+	b.stateCh = make(chan struct{})
+	if b.observer == nil {
+		return
+	}
+	var ev Event
+	switch sc.Event {
+	case core.EventOpened:
+		ev = ConnectionOpened{BrokerURL: b.logical, Reconnect: sc.Reconnect}
+	case core.EventClosed:
+		ev = ConnectionClosed{BrokerURL: b.logical, Err: sc.Cause}
+	case core.EventHandshakeFailed:
+		ev = HandshakeFailed{BrokerURL: b.logical, Err: sc.Cause}
+	default:
+		return
+	}
+	b.queueLocked(queued{event: ev})
 }
 
 // updatePublishableLocked tells the connection whether publishes may
@@ -1209,8 +1222,7 @@ func (b *Broker) drain() {
 // connection, not for a rare burst.
 const maxKeptBatch = 1024
 
-func (b *Broker) armTimer(now time.Time) {
-	next := b.core.NextDeadline()
+func (b *Broker) armTimer(now, next time.Time) {
 	if next.Equal(b.timerAt) || b.stopped {
 		return
 	}

@@ -30,7 +30,7 @@ var (
 	ErrQueueFull = errors.New("pulsarconn: write queue full")
 	// ErrTooManyPendingRequests: every request slot stayed taken
 	// (WithMaxPendingRequests) until the caller's context ended. Retryable.
-	ErrTooManyPendingRequests = errors.New("pulsarconn: too many pending requests")
+	ErrTooManyPendingRequests = core.ErrTooManyPending
 )
 
 // Code sentinels: a *ServerError matches the one with its code.
