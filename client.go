@@ -180,9 +180,7 @@ func (c *Client) reachableServiceBroker(ctx context.Context) (*Broker, *BrokerAd
 // attempt has failed (it is disconnected with an error), or ctx ends.
 func (b *Broker) attempt(ctx context.Context) error {
 	for {
-		b.mu.Lock()
-		st, ch, last := b.core.State(), b.stateCh, b.core.LastError()
-		b.mu.Unlock()
+		st, ch, last := b.e.Watch()
 		switch {
 		case st == StateConnected:
 			return nil
