@@ -122,18 +122,19 @@ func (q *Queue) DrainDetached(wg *sync.WaitGroup) {
 	}()
 }
 
-// WaitRoomLocked holds a reader back while the pushes read and not yet
-// run exceed the limit and another goroutine drains them (a reader that
-// drains itself reads nothing meanwhile anyway), and while still reports
-// true. Not reading makes the socket's buffers fill and TCP flow control
-// stop the broker, so a slow Handler costs at most the limit plus one
-// frame, not memory without bound. The wait ends as the drainer takes its
-// next batch or finishes, or at Wake.
-func (q *Queue) WaitRoomLocked(still func() bool) {
-	for q.limit > 0 && q.draining && q.queueBytes+q.batchBytes > q.limit && still() {
-		q.drained.Wait()
-	}
+// OverLimitLocked reports whether a reader should be held back: the
+// pushes read and not yet run exceed the limit and another goroutine
+// drains them (a reader that drains itself reads nothing meanwhile
+// anyway). Not reading makes the socket's buffers fill and TCP flow
+// control stop the broker, so a slow Handler costs at most the limit plus
+// one frame, not memory without bound.
+func (q *Queue) OverLimitLocked() bool {
+	return q.limit > 0 && q.draining && q.queueBytes+q.batchBytes > q.limit
 }
+
+// WaitLocked waits until the drainer takes its next batch or finishes, or
+// WakeLocked.
+func (q *Queue) WaitLocked() { q.drained.Wait() }
 
 // WakeLocked wakes the readers held back, to look again at whether they
 // still should wait.

@@ -159,8 +159,11 @@ func (b *Engine) handleBatch(c *connection, batch []*frame.Frame) int {
 	drain := b.flushLocked(now)
 	if !drain {
 		// Hold the reader back while the pushes it read wait for a
-		// slow Handler (see deliver.Queue.WaitRoomLocked).
-		b.queue.WaitRoomLocked(func() bool { return b.conn.Load() == c })
+		// slow Handler (see deliver.Queue.OverLimitLocked), until c is
+		// closed.
+		for b.queue.OverLimitLocked() && b.conn.Load() == c {
+			b.queue.WaitLocked()
+		}
 	}
 	b.mu.Unlock()
 	if drain {
