@@ -160,6 +160,7 @@ type simStats struct {
 	settleMax      time.Duration
 	keepaliveDrops int
 	rejectDrops    int // connections dropped for too many TooManyRequests
+	limited        int // requests refused at the request limit
 }
 
 func (a *simStats) add(b *simStats) {
@@ -178,6 +179,7 @@ func (a *simStats) add(b *simStats) {
 	a.settleMax = max(a.settleMax, b.settleMax)
 	a.keepaliveDrops += b.keepaliveDrops
 	a.rejectDrops += b.rejectDrops
+	a.limited += b.limited
 }
 
 // ---------------------------------------------------------------------------
@@ -355,6 +357,7 @@ type sim struct {
 	seed   uint64
 	faults faultSet
 	rng    *rand.Rand
+	pol    *rand.Rand // the policies' draws (see newSim)
 	cfg    core.Config
 	c      *core.Conn
 	now    time.Time
@@ -424,11 +427,19 @@ func newSim(seed uint64, faults faultSet, tracing bool) *sim {
 	if rng.IntN(2) == 0 {
 		cfg.AuthMethod = "token"
 	}
-	if rng.IntN(2) == 0 {
-		cfg.RejectLimit, cfg.RejectWindow = 1+rng.IntN(3), pick(time.Second, 30*time.Second)
+	// The policies the core took over from the driver draw from a stream
+	// of their own, so that every other draw, and so each recorded
+	// regression seed's run, stays as it was.
+	pol := rand.New(rand.NewPCG(seed, 0x504f_4c)) // "POL"
+	if pol.IntN(3) == 0 {
+		cfg.MaxPending = 1 + pol.IntN(6)
+	}
+	if pol.IntN(2) == 0 {
+		cfg.RejectLimit = 1 + pol.IntN(3)
+		cfg.RejectWindow = []time.Duration{time.Second, 30 * time.Second}[pol.IntN(2)]
 	}
 	s := &sim{
-		seed: seed, faults: faults, rng: rng, cfg: cfg, c: core.New(cfg),
+		seed: seed, faults: faults, rng: rng, pol: pol, cfg: cfg, c: core.New(cfg),
 		now: simEpoch, start: simEpoch, tracing: tracing,
 		links: make(map[uint64]*link), reqs: make(map[uint64]*simWaiter),
 		nextReqID: 1, nextProdID: 1, nextConsID: 1, nextSeq: 1,
@@ -1355,7 +1366,7 @@ func (s *sim) brokerSendMessage(l *link, consumerID uint64, corrupt bool) {
 func (s *sim) answer(r brokerReq, fail bool, ready bool) *pulsarpb.BaseCommand {
 	id := r.id
 	code := pulsarpb.ServerError_ServiceNotReady
-	if !s.calm && s.chance(1, 2) {
+	if !s.calm && s.pol.IntN(2) == 0 {
 		code = pulsarpb.ServerError_TooManyRequests // see modelRejection
 	}
 	switch r.typ {
@@ -1959,6 +1970,11 @@ func (s *sim) apiRequest() {
 		if !errors.Is(err, s.notUsableErr()) {
 			s.failf("Request in %v: err %v, want %v", s.state, err, s.notUsableErr())
 		}
+	case s.cfg.MaxPending > 0 && len(s.reqs) >= s.cfg.MaxPending:
+		if !errors.Is(err, core.ErrTooManyPending) {
+			s.failf("Request with %d pending, limit %d: err %v, want ErrTooManyPending", len(s.reqs), s.cfg.MaxPending, err)
+		}
+		s.stats.limited++
 	case !isRequest:
 		if !errors.Is(err, core.ErrNotRequest) {
 			s.failf("Request of %v: err %v, want ErrNotRequest", t, err)
@@ -2059,6 +2075,18 @@ func (s *sim) apiAdd() {
 	dup := len(*list) > 0 && s.chance(1, 5)
 	if dup {
 		id = (*list)[s.rng.IntN(len(*list))].id
+	} else {
+		// A fresh id comes from the Conn, which never hands one out
+		// twice: the model's count of those handed out so far, plus one.
+		newID := s.c.NewConsumerID
+		if producer {
+			newID = s.c.NewProducerID
+		}
+		got := newID()
+		if got != id {
+			s.failf("new id %d (producer=%v), want %d", got, producer, id)
+		}
+		*next++
 	}
 	h := &simHandler{s: s, producer: producer, id: id, toldEpoch: -1}
 	s.begin(stepOther)
@@ -2084,7 +2112,6 @@ func (s *sim) apiAdd() {
 		s.failf("Add(%d): %v", id, err)
 	default:
 		*list = append(*list, h)
-		*next++
 	}
 	s.collect()
 	if s.cur.effects > 0 || s.cur.wrote {
