@@ -31,11 +31,8 @@ func (b *Engine) NewConsumerID() uint64 {
 	return b.core.NewConsumerID()
 }
 
-// Registration is a producer or consumer registered on a Broker. It lasts
-// until Close, the end of the context it was registered with, or the
-// Broker's Stop; it survives reconnections (its Handler is told of each
-// with a PushDisconnected, and its owner re-creates the broker-side
-// producer or consumer under the same id).
+// Registration is pulsarconn.Registration: a producer or consumer
+// registered on an Engine (see the root package).
 type Registration struct {
 	b        *Engine
 	id       uint64
