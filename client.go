@@ -139,9 +139,7 @@ func (c *Client) broker(url, proxy string) (*Broker, error) {
 // attempt has failed (it is disconnected with an error), or ctx ends.
 func (b *Broker) attempt(ctx context.Context) error {
 	for {
-		b.mu.Lock()
-		st, ch, last := b.core.State(), b.stateCh, b.core.LastError()
-		b.mu.Unlock()
+		st, ch, last := b.e.Watch()
 		switch {
 		case st == StateConnected:
 			return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/internal/engine"
 )
 
 // ServerError is an error reported by the broker; errors.Is matches it
@@ -27,10 +28,10 @@ var (
 
 	// ErrQueueFull: the connection's write queue stayed full
 	// (WithWriteQueueLimit) until the caller's context ended. Retryable.
-	ErrQueueFull = errors.New("pulsarconn: write queue full")
+	ErrQueueFull = engine.ErrQueueFull
 	// ErrTooManyPendingRequests: every request slot stayed taken
 	// (WithMaxPendingRequests) until the caller's context ended. Retryable.
-	ErrTooManyPendingRequests = errors.New("pulsarconn: too many pending requests")
+	ErrTooManyPendingRequests = core.ErrTooManyPending
 )
 
 // Code sentinels: a *ServerError matches the one with its code.

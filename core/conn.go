@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -59,7 +60,7 @@ type Config struct {
 	// the connection is to a proxy that should forward to that broker.
 	ProxyToBrokerURL string
 	// AuthMethod is CONNECT's auth_method_name; when empty no
-	// authentication data is sent and no EffectAuth is asked for the
+	// authentication data is sent and no AuthRequest is made for the
 	// handshake.
 	AuthMethod string
 
@@ -74,59 +75,22 @@ type Config struct {
 	// Backoff, when set, replaces the default backoff (BackoffMin,
 	// BackoffMax and Rand are then unused).
 	Backoff BackoffPolicy
-}
 
-// EffectKind says what an Effect asks the driver to do.
-type EffectKind uint8
-
-// The effects a Conn asks for.
-const (
-	// EffectDial: open a connection to Address; report ConnUp or
-	// ConnFailed with Gen. Deadline is the connect deadline.
-	EffectDial EffectKind = iota + 1
-	// EffectClose: close the connection of generation Gen (Err says why).
-	// Closing an already closed or unknown generation is a no-op.
-	EffectClose
-	// EffectAuth: ask the Authenticator for credentials — Initial ones
-	// for CONNECT, or the answer to Challenge — and report AuthResult
-	// with Gen.
-	EffectAuth
-	// EffectComplete: complete Waiter with Result or Err.
-	EffectComplete
-	// EffectDeliver: call Handler with Push.
-	EffectDeliver
-	// EffectState: the state changed to State.
-	EffectState
-	// EffectLog: log Msg at Level with Attrs.
-	EffectLog
-)
-
-// Effect is one thing the driver must do, in order.
-type Effect struct {
-	Kind     EffectKind
-	Gen      uint64
-	Address  string
-	Deadline time.Time
-	Err      error
-
-	Initial   bool
-	Challenge []byte
-
-	Waiter Waiter
-	Result *pulsarpb.BaseCommand
-
-	Handler Handler
-	Push    Push
-
-	State State
-
-	Level slog.Level
-	Msg   string
-	Attrs []slog.Attr
+	// RejectLimit and RejectWindow: more than RejectLimit answers of
+	// TooManyRequests within RejectWindow drop the connection, which
+	// reconnects after the backoff (a broker that keeps shedding load on
+	// this connection gets a fresh one). RejectLimit <= 0: never.
+	RejectLimit  int
+	RejectWindow time.Duration
+	// MaxPending bounds the requests in flight, counting the slots
+	// Reserved by callers that wait for the connection: beyond it Request
+	// and Reserve fail with ErrTooManyPending (the CLOSE_* requests the
+	// Conn sends itself are not refused). 0: unbounded.
+	MaxPending int
 }
 
 // Waiter is the caller waiting for a request's answer. The driver calls
-// Done, exactly once per request, when it carries out EffectComplete.
+// Done, exactly once per request, when it carries out a Completion.
 type Waiter interface {
 	Done(result *pulsarpb.BaseCommand, err error)
 }
@@ -179,6 +143,7 @@ type Conn struct {
 
 	nextRequestID uint64
 	pending       map[uint64]pending // by value: no allocation per request
+	reserved      int                // request slots Reserved (Config.MaxPending)
 	// deadlines[dlHead:] is a FIFO of request deadlines. The operation
 	// timeout is the same for every request, so deadlines are added in
 	// order and the earliest is always at the front; entries whose
@@ -187,21 +152,20 @@ type Conn struct {
 	// answer (3% of the CPU of 64 requests in flight).
 	deadlines []deadlineEntry
 	dlHead    int
-	// next caches NextDeadline while nextValid. Every input but Request
-	// clears nextValid; Request only when its deadline comes first, which
-	// it never does while the operation timeout is the same for all:
-	// computing the earliest deadline at every request was 2% of the CPU
-	// with 64 requests in flight.
-	next      time.Time
-	nextValid bool
-
 	producers map[uint64]Handler
 	consumers map[uint64]Handler
 
-	out       []byte
-	effects   []Effect
+	rd        Ready
 	stats     Stats
 	framesOut uint64
+
+	// The TooManyRequests window (Config.RejectLimit).
+	rejections []time.Time
+	// The last ids NewProducerID and NewConsumerID handed out.
+	lastProducer, lastConsumer uint64
+	// stoppedConnected: the stop began on an established connection, so
+	// its end is an EventClosed.
+	stoppedConnected bool
 }
 
 // New returns a Conn in StateDisconnected. Call Start to begin.
@@ -262,43 +226,20 @@ func (c *Conn) MaxFrameSize() int { return c.maxMessageSize + frame.Padding }
 // Gen returns the generation of the current connection attempt.
 func (c *Conn) Gen() uint64 { return c.gen }
 
-// Effects appends the pending effects to dst, in order, and forgets them.
-// When dst is empty the effects are not copied: the Conn's own buffer is
-// returned and dst's array becomes the Conn's, so a driver that passes
-// back the previous result's buffer copies nothing per step. (Zero the
-// elements of such a buffer once carried out, as the Broker does, so that
-// it holds on to nothing.)
-func (c *Conn) Effects(dst []Effect) []Effect {
-	if len(dst) == 0 {
-		out := c.effects
-		c.effects = dst
-		return out
-	}
-	dst = append(dst, c.effects...)
-	clear(c.effects)
-	c.effects = c.effects[:0]
-	return dst
+// Ready returns what the inputs since the last Advance produced, with the
+// next deadline computed afresh. Call Advance once it is carried out.
+func (c *Conn) Ready() *Ready {
+	c.rd.Deadline = c.nextDeadline()
+	return &c.rd
 }
 
-// Output appends the bytes to write on the current connection to dst and
-// forgets them.
-func (c *Conn) Output(dst []byte) []byte {
-	dst = append(dst, c.out...)
-	c.out = c.out[:0]
-	return dst
-}
+// Advance forgets the Ready carried out.
+func (c *Conn) Advance() { c.rd.reset() }
 
-// NextDeadline returns when Tick must next be called; zero when nothing is
-// scheduled.
-func (c *Conn) NextDeadline() time.Time {
-	if !c.nextValid {
-		c.next, c.nextValid = c.computeNextDeadline(), true
-	}
-	return c.next
-}
-
-// computeNextDeadline is NextDeadline without the cache.
-func (c *Conn) computeNextDeadline() time.Time {
+// nextDeadline returns the earliest of the timers the state keeps: the
+// reconnect, the connect deadline, the keepalive's ping and expiry, and the
+// front of the request deadline FIFO.
+func (c *Conn) nextDeadline() time.Time {
 	var next time.Time
 	earliest := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -361,7 +302,6 @@ func (c *Conn) compactDeadlines() {
 
 // Start begins connecting: it asks for a dial at once.
 func (c *Conn) Start(now time.Time) {
-	c.nextValid = false
 	if c.state != StateDisconnected || c.gen != 0 {
 		return
 	}
@@ -372,19 +312,18 @@ func (c *Conn) dial(now time.Time) {
 	c.gen++
 	c.connectBy = now.Add(c.cfg.ConnectTimeout)
 	c.setState(StateConnecting)
-	c.effects = append(c.effects, Effect{Kind: EffectDial, Gen: c.gen, Address: c.cfg.Address, Deadline: c.connectBy})
+	c.rd.Dials = append(c.rd.Dials, Dial{Gen: c.gen, Address: c.cfg.Address, Deadline: c.connectBy})
 }
 
 // ConnUp reports that the dial of generation gen succeeded. A stale
-// generation (the attempt was abandoned) is answered with EffectClose.
+// generation (the attempt was abandoned) is answered with a Close.
 func (c *Conn) ConnUp(now time.Time, gen uint64) {
-	c.nextValid = false
 	if gen != c.gen || c.state != StateConnecting {
 		why := ErrConnectTimeout
 		if c.state >= StateClosing {
 			why = ErrClosed // the attempt was abandoned by BeginClose or FinishClose
 		}
-		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: gen, Err: why})
+		c.rd.Closes = append(c.rd.Closes, Close{Gen: gen, Err: why})
 		return
 	}
 	c.setState(StateHandshaking)
@@ -393,9 +332,9 @@ func (c *Conn) ConnUp(now time.Time, gen uint64) {
 	// The limit is the new broker's: the default until its CONNECTED
 	// says otherwise, not what the previous connection's broker said.
 	c.maxMessageSize = frame.DefaultMaxMessageSize
-	c.out = c.out[:0]
+	c.rd.Output = c.rd.Output[:0]
 	if c.cfg.AuthMethod != "" {
-		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: gen, Initial: true})
+		c.rd.Auths = append(c.rd.Auths, AuthRequest{Gen: gen, Initial: true})
 		return
 	}
 	c.writeConnect(nil)
@@ -405,7 +344,6 @@ func (c *Conn) ConnUp(now time.Time, gen uint64) {
 // established connection of generation gen broke (a read or write error,
 // end of stream, or a malformed frame).
 func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
-	c.nextValid = false
 	if gen != c.gen {
 		return
 	}
@@ -416,16 +354,15 @@ func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
 		// Stopping: the CLOSE_* requests in flight fail; no reconnect.
 		c.up = false
 		c.lastErr = err
-		c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: err})
-		c.out = c.out[:0]
+		c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: err})
+		c.rd.Output = c.rd.Output[:0]
 		c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
 	}
 }
 
-// AuthResult reports the Authenticator's answer to EffectAuth of
+// AuthResult reports the Authenticator's answer to the AuthRequest of
 // generation gen.
 func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, err error) {
-	c.nextValid = false
 	if gen != c.gen || (c.state != StateHandshaking && c.state != StateConnected) {
 		return
 	}
@@ -476,7 +413,6 @@ func (c *Conn) writeConnect(authData []byte) {
 // connection the broker keeps rejecting. It does nothing unless a
 // connection is live or being set up.
 func (c *Conn) Drop(now time.Time, cause error) {
-	c.nextValid = false
 	switch c.state {
 	case StateConnecting, StateHandshaking, StateConnected:
 		c.lost(now, cause)
@@ -487,7 +423,6 @@ func (c *Conn) Drop(now time.Time, cause error) {
 // backoff, the connect timeout, keepalive pings and expiry, and request
 // timeouts.
 func (c *Conn) Tick(now time.Time) {
-	c.nextValid = false
 	switch c.state {
 	case StateDisconnected:
 		if !c.reconnectAt.IsZero() && !now.Before(c.reconnectAt) {
@@ -535,8 +470,8 @@ func (c *Conn) lost(now time.Time, cause error) {
 	if c.state != StateConnected {
 		c.stats.HandshakeFailures++
 	}
-	c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: cause})
-	c.out = c.out[:0]
+	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: cause})
+	c.rd.Output = c.rd.Output[:0]
 	c.log(slog.LevelWarn, "connection lost", slog.String("address", c.cfg.Address), slog.Any("error", cause))
 	c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, cause))
 	c.reconnectAt = now.Add(c.backoff.Next())
@@ -573,7 +508,6 @@ func (c *Conn) failAll(err error) {
 // closer (which may be nil) and returns how many it sent; the driver waits
 // for those, then calls FinishClose.
 func (c *Conn) BeginClose(now time.Time, closer func(id uint64) Waiter) int {
-	c.nextValid = false
 	if c.state >= StateClosing {
 		return 0
 	}
@@ -605,7 +539,6 @@ func (c *Conn) BeginClose(now time.Time, closer func(id uint64) Waiter) int {
 // FinishClose ends the connection for good: everything pending fails with
 // ErrClosed, every handler is told, and the connection is closed.
 func (c *Conn) FinishClose(now time.Time) {
-	c.nextValid = false
 	if c.state == StateClosed {
 		return
 	}
@@ -613,18 +546,35 @@ func (c *Conn) FinishClose(now time.Time) {
 	c.failAll(ErrClosed)
 	clear(c.producers)
 	clear(c.consumers)
-	c.effects = append(c.effects, Effect{Kind: EffectClose, Gen: c.gen, Err: ErrClosed})
+	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: ErrClosed})
 	c.up = false
-	c.out = c.out[:0]
+	c.rd.Output = c.rd.Output[:0]
 	c.setState(StateClosed)
 }
 
+// setState moves to s and reports the change with what it means for an
+// observer of the connection's life: an established connection opened or
+// closed, or an attempt that failed.
 func (c *Conn) setState(s State) {
-	if c.state == s {
+	from := c.state
+	if from == s {
 		return
 	}
 	c.state = s
-	c.effects = append(c.effects, Effect{Kind: EffectState, State: s})
+	ch := StateChange{Seq: c.rd.next(), From: from, To: s}
+	switch {
+	case s == StateConnected:
+		ch.Event, ch.Reconnect = EventOpened, c.stats.Reconnects > 0
+	case from == StateConnected && s == StateDisconnected:
+		ch.Event, ch.Cause = EventClosed, c.lastErr
+	case from == StateConnected && s == StateClosing:
+		c.stoppedConnected = true // reported when closed
+	case s == StateClosed && c.stoppedConnected:
+		ch.Event, ch.Cause = EventClosed, ErrClosed
+	case (from == StateConnecting || from == StateHandshaking) && s == StateDisconnected:
+		ch.Event, ch.Cause = EventHandshakeFailed, c.lastErr
+	}
+	c.rd.States = append(c.rd.States, ch)
 }
 
 // ---------------------------------------------------------------------------
@@ -654,8 +604,35 @@ func (c *Conn) Request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
+	if err := c.slotFree(cmd.GetType()); err != nil {
+		return 0, err
+	}
 	return c.request(now, cmd, w)
 }
+
+// slotFree reports ErrTooManyPending when MaxPending requests are in
+// flight or reserved.
+func (c *Conn) slotFree(typ pulsarpb.BaseCommand_Type) error {
+	if c.cfg.MaxPending > 0 && len(c.pending)+c.reserved >= c.cfg.MaxPending {
+		return fmt.Errorf("%w: %v: %d requests in flight", ErrTooManyPending, typ, c.cfg.MaxPending)
+	}
+	return nil
+}
+
+// Reserve takes a request slot for a caller about to wait (for the
+// connection, or room to write) before it calls Request; it fails with
+// ErrTooManyPending when none is free. The caller gives it back with
+// Unreserve before its Request, or when it gives up.
+func (c *Conn) Reserve(typ pulsarpb.BaseCommand_Type) error {
+	if err := c.slotFree(typ); err != nil {
+		return err
+	}
+	c.reserved++
+	return nil
+}
+
+// Unreserve gives back a slot taken with Reserve.
+func (c *Conn) Unreserve() { c.reserved-- }
 
 func (c *Conn) request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint64, error) {
 	id := c.nextRequestID
@@ -669,16 +646,12 @@ func (c *Conn) request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint
 	deadline := now.Add(c.cfg.OperationTimeout)
 	c.pending[id] = pending{waiter: w, deadline: deadline, typ: cmd.GetType()}
 	c.deadlines = append(c.deadlines, deadlineEntry{id: id, deadline: deadline})
-	if c.nextValid && (c.next.IsZero() || deadline.Before(c.next)) {
-		c.nextValid = false
-	}
 	return id, nil
 }
 
 // Cancel forgets request id without completing it (its caller gave up).
 // It reports whether the request was still pending.
 func (c *Conn) Cancel(id uint64) bool {
-	c.nextValid = false
 	_, ok := c.pending[id]
 	delete(c.pending, id)
 	return ok
@@ -686,6 +659,18 @@ func (c *Conn) Cancel(id uint64) bool {
 
 // Pending returns the number of requests awaiting an answer.
 func (c *Conn) Pending() int { return len(c.pending) }
+
+// NewProducerID returns a producer id not handed out before by this Conn.
+func (c *Conn) NewProducerID() uint64 {
+	c.lastProducer++
+	return c.lastProducer
+}
+
+// NewConsumerID returns a consumer id not handed out before by this Conn.
+func (c *Conn) NewConsumerID() uint64 {
+	c.lastConsumer++
+	return c.lastConsumer
+}
 
 // Send writes cmd, which expects no answer.
 func (c *Conn) Send(now time.Time, cmd *pulsarpb.BaseCommand) error {
@@ -737,13 +722,11 @@ func (c *Conn) add(m map[uint64]Handler, kind string, id uint64, h Handler) erro
 // reports true; otherwise nothing is sent, w is not used, and it reports
 // false. It also reports false when id was not registered.
 func (c *Conn) RemoveProducer(now time.Time, id uint64, w Waiter) bool {
-	c.nextValid = false
 	return c.remove(now, true, id, w)
 }
 
 // RemoveConsumer is RemoveProducer for a consumer, with CLOSE_CONSUMER.
 func (c *Conn) RemoveConsumer(now time.Time, id uint64, w Waiter) bool {
-	c.nextValid = false
 	return c.remove(now, false, id, w)
 }
 
@@ -793,7 +776,6 @@ func (c *Conn) Consumers() []uint64 { return sortedKeys(c.consumers) }
 
 // HandleFrame processes one frame received on generation gen.
 func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
-	c.nextValid = false
 	if gen != c.gen || !c.up {
 		return
 	}
@@ -816,7 +798,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 	case pulsarpb.BaseCommand_PONG:
 		// lastReceived is all a PONG is for.
 	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
+		c.rd.Auths = append(c.rd.Auths, AuthRequest{Gen: gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_SEND_RECEIPT:
 		id := cmd.GetSendReceipt().GetProducerId()
 		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd})
@@ -868,7 +850,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 		pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE_RESPONSE,
 		pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE,
 		pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
-		c.response(cmd)
+		c.response(now, cmd)
 	default:
 		c.stats.UnknownCommands++
 		c.log(slog.LevelWarn, "ignoring unexpected command", slog.String("type", t.String()))
@@ -897,7 +879,7 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 			slog.String("server_version", c.serverVersion), slog.Int("protocol_version", int(c.serverProtocol)),
 			slog.Int("max_message_size", c.maxMessageSize))
 	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-		c.effects = append(c.effects, Effect{Kind: EffectAuth, Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
+		c.rd.Auths = append(c.rd.Auths, AuthRequest{Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_ERROR:
 		e := cmd.GetError()
 		c.lost(now, fmt.Errorf("handshake refused: %w", serverError(e.GetError(), e.GetMessage())))
@@ -910,7 +892,7 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 }
 
 // response completes the pending request an answer belongs to.
-func (c *Conn) response(cmd *pulsarpb.BaseCommand) {
+func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 	id, ok := frame.RequestID(cmd)
 	p, found := c.pending[id]
 	if !ok || !found {
@@ -931,7 +913,30 @@ func (c *Conn) response(cmd *pulsarpb.BaseCommand) {
 		return
 	}
 	delete(c.pending, id)
-	c.complete(p.waiter, cmd, answerError(cmd))
+	err := answerError(cmd)
+	c.complete(p.waiter, cmd, err)
+	if errors.Is(err, ErrTooManyRequests) {
+		c.rejected(now)
+	}
+}
+
+// rejected counts a TooManyRequests answer in the window; more than
+// RejectLimit within RejectWindow drops the connection.
+func (c *Conn) rejected(now time.Time) {
+	if c.cfg.RejectLimit <= 0 {
+		return
+	}
+	keep := c.rejections[:0]
+	for _, t := range c.rejections {
+		if now.Sub(t) < c.cfg.RejectWindow {
+			keep = append(keep, t)
+		}
+	}
+	c.rejections = append(keep, now)
+	if len(c.rejections) > c.cfg.RejectLimit {
+		c.rejections = c.rejections[:0]
+		c.Drop(now, fmt.Errorf("%w: more than %d TooManyRequests answers within %v", ErrTooManyRequests, c.cfg.RejectLimit, c.cfg.RejectWindow))
+	}
 }
 
 // answerError returns the error an answer carries, or nil.
@@ -992,12 +997,12 @@ func (c *Conn) protocolViolation(what string, attrs ...slog.Attr) {
 }
 
 // ---------------------------------------------------------------------------
-// Effects
+// Outputs
 // ---------------------------------------------------------------------------
 
 func (c *Conn) write(cmd *pulsarpb.BaseCommand) error {
-	out, err := frame.AppendCommand(c.out, cmd)
-	c.out = out
+	out, err := frame.AppendCommand(c.rd.Output, cmd)
+	c.rd.Output = out
 	if err != nil {
 		return err
 	}
@@ -1006,15 +1011,15 @@ func (c *Conn) write(cmd *pulsarpb.BaseCommand) error {
 }
 
 func (c *Conn) complete(w Waiter, result *pulsarpb.BaseCommand, err error) {
-	c.effects = append(c.effects, Effect{Kind: EffectComplete, Waiter: w, Result: result, Err: err})
+	c.rd.Completions = append(c.rd.Completions, Completion{Seq: c.rd.next(), Waiter: w, Result: result, Err: err})
 }
 
 func (c *Conn) deliver(h Handler, p Push) {
-	c.effects = append(c.effects, Effect{Kind: EffectDeliver, Handler: h, Push: p})
+	c.rd.Deliveries = append(c.rd.Deliveries, Delivery{Seq: c.rd.next(), Handler: h, Push: p})
 }
 
 func (c *Conn) log(level slog.Level, msg string, attrs ...slog.Attr) {
-	c.effects = append(c.effects, Effect{Kind: EffectLog, Level: level, Msg: msg, Attrs: attrs})
+	c.rd.Logs = append(c.rd.Logs, Log{Seq: c.rd.next(), Level: level, Msg: msg, Attrs: attrs})
 }
 
 func sortedKeys[V any](m map[uint64]V) []uint64 {

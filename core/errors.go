@@ -34,6 +34,9 @@ var (
 	ErrKeepaliveTimeout = errors.New("pulsarconn: keepalive timed out")
 	// ErrAuthentication: the Authenticator failed to produce credentials.
 	ErrAuthentication = errors.New("pulsarconn: authentication failed")
+	// ErrTooManyPending: Config.MaxPending requests are in flight.
+	// Retryable.
+	ErrTooManyPending = errors.New("pulsarconn: too many pending requests")
 	// ErrDuplicateID: a producer or consumer id is already registered.
 	ErrDuplicateID = errors.New("pulsarconn: id already registered")
 	// ErrNotRequest: the command's type carries no request id, so it

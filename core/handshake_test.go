@@ -45,11 +45,11 @@ func TestStartAsksForDial(t *testing.T) {
 	h.start()
 
 	effs := h.effects()
-	require.Equal(t, []core.EffectKind{core.EffectState, core.EffectDial}, kinds(effs))
-	assert.Equal(t, core.StateConnecting, effs[0].State)
-	assert.Equal(t, uint64(1), effs[1].Gen)
-	assert.Equal(t, "broker-1.example:6650", effs[1].Address)
-	assert.Equal(t, t0.Add(10*time.Second), effs[1].Deadline, "the dial is bounded by the connect timeout")
+	require.Equal(t, []core.EffectKind{core.EffectDial, core.EffectState}, kinds(effs))
+	assert.Equal(t, core.StateConnecting, effs[1].State)
+	assert.Equal(t, uint64(1), effs[0].Gen)
+	assert.Equal(t, "broker-1.example:6650", effs[0].Address)
+	assert.Equal(t, t0.Add(10*time.Second), effs[0].Deadline, "the dial is bounded by the connect timeout")
 	assert.Equal(t, core.StateConnecting, h.c.State())
 	assert.Equal(t, t0.Add(10*time.Second), h.c.NextDeadline())
 	assert.Empty(t, h.written(), "nothing to write before the connection is up")
@@ -116,15 +116,15 @@ func TestCONNECT(t *testing.T) {
 			if tc.cfg.AuthMethod == "" {
 				require.Equal(t, []core.EffectKind{core.EffectState}, kinds(effs))
 			} else {
-				require.Equal(t, []core.EffectKind{core.EffectState, core.EffectAuth}, kinds(effs),
+				require.Equal(t, []core.EffectKind{core.EffectAuth, core.EffectState}, kinds(effs),
 					"the initial credentials are asked for before CONNECT")
-				assert.True(t, effs[1].Initial)
-				assert.Equal(t, uint64(1), effs[1].Gen)
-				assert.Nil(t, effs[1].Challenge)
+				assert.True(t, effs[0].Initial)
+				assert.Equal(t, uint64(1), effs[0].Gen)
+				assert.Nil(t, effs[0].Challenge)
 				assert.Empty(t, h.written(), "CONNECT waits for the credentials")
 				h.authResult(true, tc.authData, nil)
 			}
-			assert.Equal(t, core.StateHandshaking, effs[0].State)
+			assert.Equal(t, core.StateHandshaking, effs[len(effs)-1].State)
 			assert.Equal(t, core.StateHandshaking, h.c.State())
 
 			c := h.writtenOne(pulsarpb.BaseCommand_CONNECT).GetConnect()

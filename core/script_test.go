@@ -342,7 +342,16 @@ func (s *script) formatEffect(e core.Effect) string {
 		}
 		return line
 	case core.EffectState:
-		return fmt.Sprintf("state %v", e.State)
+		line := fmt.Sprintf("state %v", e.State)
+		switch e.Event {
+		case core.EventOpened:
+			line += fmt.Sprintf(" event=opened reconnect=%v", e.Reconnect)
+		case core.EventClosed:
+			line += fmt.Sprintf(" event=closed err=%q", errText(e.Err))
+		case core.EventHandshakeFailed:
+			line += fmt.Sprintf(" event=handshake-failed err=%q", errText(e.Err))
+		}
+		return line
 	case core.EffectLog:
 		line := fmt.Sprintf("log %v %s", e.Level, e.Msg)
 		for _, a := range e.Attrs {

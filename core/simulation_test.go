@@ -159,6 +159,8 @@ type simStats struct {
 	connects       int // handshakes completed
 	settleMax      time.Duration
 	keepaliveDrops int
+	rejectDrops    int // connections dropped for too many TooManyRequests
+	limited        int // requests refused at the request limit
 }
 
 func (a *simStats) add(b *simStats) {
@@ -176,6 +178,8 @@ func (a *simStats) add(b *simStats) {
 	a.connects += b.connects
 	a.settleMax = max(a.settleMax, b.settleMax)
 	a.keepaliveDrops += b.keepaliveDrops
+	a.rejectDrops += b.rejectDrops
+	a.limited += b.limited
 }
 
 // ---------------------------------------------------------------------------
@@ -323,13 +327,17 @@ type stepRecord struct {
 	pushes      int // pushes other than PushDisconnected
 	lostPushes  int
 	lost        bool // the state went to disconnected
-	wrote       bool
-	pings       int
-	pongs       int
-	auths       []core.Effect
-	authResps   int
-	closes      []core.Effect
-	effects     int // effects other than logs
+	cause       error
+	// rejectDrop: the TooManyRequests answers of this step passed the
+	// rejection limit while connected, so the connection must be dropped.
+	rejectDrop bool
+	wrote      bool
+	pings      int
+	pongs      int
+	auths      []core.Effect
+	authResps  int
+	closes     []core.Effect
+	effects    int // effects other than logs
 }
 
 // authAsk is an EffectAuth the simulated Authenticator has yet to answer.
@@ -341,9 +349,15 @@ type authAsk struct {
 type simFailure struct{ msg string }
 
 type sim struct {
+	// rejections models the Conn's TooManyRequests window; stoppedConnected
+	// whether the stop began connected (its end is then EventClosed).
+	rejections       []time.Time
+	stoppedConnected bool
+
 	seed   uint64
 	faults faultSet
 	rng    *rand.Rand
+	pol    *rand.Rand // the policies' draws (see newSim)
 	cfg    core.Config
 	c      *core.Conn
 	now    time.Time
@@ -413,8 +427,19 @@ func newSim(seed uint64, faults faultSet, tracing bool) *sim {
 	if rng.IntN(2) == 0 {
 		cfg.AuthMethod = "token"
 	}
+	// The policies the core took over from the driver draw from a stream
+	// of their own, so that every other draw, and so each recorded
+	// regression seed's run, stays as it was.
+	pol := rand.New(rand.NewPCG(seed, 0x504f_4c)) // "POL"
+	if pol.IntN(3) == 0 {
+		cfg.MaxPending = 1 + pol.IntN(6)
+	}
+	if pol.IntN(2) == 0 {
+		cfg.RejectLimit = 1 + pol.IntN(3)
+		cfg.RejectWindow = []time.Duration{time.Second, 30 * time.Second}[pol.IntN(2)]
+	}
 	s := &sim{
-		seed: seed, faults: faults, rng: rng, cfg: cfg, c: core.New(cfg),
+		seed: seed, faults: faults, rng: rng, pol: pol, cfg: cfg, c: core.New(cfg),
 		now: simEpoch, start: simEpoch, tracing: tracing,
 		links: make(map[uint64]*link), reqs: make(map[uint64]*simWaiter),
 		nextReqID: 1, nextProdID: 1, nextConsID: 1, nextSeq: 1,
@@ -540,6 +565,9 @@ func (s *sim) effect(e *core.Effect) {
 			s.failf("completion of a waiter the simulator never gave: %T", e.Waiter)
 		}
 		w.Done(e.Result, e.Err)
+		if e.Result != nil { // an answer, not a failure of the Conn's
+			s.modelRejection(e.Err)
+		}
 	case core.EffectDeliver:
 		h, ok := e.Handler.(*simHandler)
 		if !ok {
@@ -547,10 +575,68 @@ func (s *sim) effect(e *core.Effect) {
 		}
 		h.HandlePush(e.Push)
 	case core.EffectState:
+		s.checkEvent(e)
 		s.transition(e.State)
 	case core.EffectLog:
 	default:
 		s.failf("unknown effect kind %d", e.Kind)
+	}
+}
+
+// modelRejection counts a TooManyRequests answer in the model's window, as
+// the Conn must (Config.RejectLimit), and notes when it must drop.
+func (s *sim) modelRejection(err error) {
+	if s.cfg.RejectLimit <= 0 || !errors.Is(err, core.ErrTooManyRequests) {
+		return
+	}
+	keep := s.rejections[:0]
+	for _, t := range s.rejections {
+		if s.now.Sub(t) < s.cfg.RejectWindow {
+			keep = append(keep, t)
+		}
+	}
+	s.rejections = append(keep, s.now)
+	if len(s.rejections) > s.cfg.RejectLimit {
+		s.rejections = s.rejections[:0]
+		if s.state == core.StateConnected {
+			s.cur.rejectDrop = true
+			s.stats.rejectDrops++
+		}
+	}
+}
+
+// checkEvent checks the connection event a state change carries against
+// the model: an Observer's ConnectionOpened, ConnectionClosed and
+// HandshakeFailed are derived from it.
+func (s *sim) checkEvent(e *core.Effect) {
+	from, to := s.state, e.State
+	want := core.EventNone
+	switch {
+	case to == core.StateConnected:
+		want = core.EventOpened
+		if e.Reconnect != (s.stats.connects > 0) {
+			s.failf("opened with reconnect=%v after %d connections", e.Reconnect, s.stats.connects)
+		}
+	case from == core.StateConnected && to == core.StateDisconnected:
+		want = core.EventClosed
+	case from == core.StateConnected && to == core.StateClosing:
+		s.stoppedConnected = true
+	case to == core.StateClosed && s.stoppedConnected:
+		want = core.EventClosed
+		if !errors.Is(e.Err, core.ErrClosed) {
+			s.failf("closed at the stop with cause %v, want ErrClosed", e.Err)
+		}
+	case (from == core.StateConnecting || from == core.StateHandshaking) && to == core.StateDisconnected:
+		want = core.EventHandshakeFailed
+	}
+	if e.From != from || e.Event != want {
+		s.failf("state change %v → %v (said from %v) carries event %d, want %d", from, to, e.From, e.Event, want)
+	}
+	if (want != core.EventNone && want != core.EventOpened) != (e.Err != nil) {
+		s.failf("state change %v → %v, event %d, with cause %v", from, to, e.Event, e.Err)
+	}
+	if to == core.StateDisconnected {
+		s.cur.cause = e.Err
 	}
 }
 
@@ -590,7 +676,7 @@ func (s *sim) transition(to core.State) {
 		}
 	case core.StateDisconnected:
 		s.cur.lost = true
-		if s.calm && !s.convergedAt.IsZero() {
+		if s.calm && !s.convergedAt.IsZero() && !s.cur.rejectDrop {
 			s.failf("connection lost at %v although the broker behaves and it converged at %v", s.rel(s.now), s.rel(s.convergedAt))
 		}
 	}
@@ -727,9 +813,6 @@ func (s *sim) afterStep() {
 		s.failf("Pending() = %d, the model has %d pending (a request was dropped without completion, or kept after it)", got, len(s.reqs))
 	}
 	nd := s.c.NextDeadline()
-	if fresh := s.c.FreshNextDeadline(); !fresh.Equal(nd) {
-		s.failf("NextDeadline %v from its cache, %v computed afresh", s.rel(nd), s.rel(fresh))
-	}
 	if !nd.IsZero() && !nd.After(s.now) {
 		s.failf("NextDeadline %v is not after now %v: a passed deadline was not handled", s.rel(nd), s.rel(s.now))
 	}
@@ -789,6 +872,9 @@ func (s *sim) afterStep() {
 	}
 	if s.cur.lostPushes > 0 && !s.cur.lost && !lostInClosing && s.cur.kind != stepFinishClose {
 		s.failf("%d handlers told of a loss in a step that lost nothing", s.cur.lostPushes)
+	}
+	if s.cur.rejectDrop != (s.cur.lost && errors.Is(s.cur.cause, core.ErrTooManyRequests)) {
+		s.failf("rejection limit passed: %v; lost: %v (%v)", s.cur.rejectDrop, s.cur.lost, s.cur.cause)
 	}
 	if s.cur.lost && s.cur.from == core.StateConnected {
 		for _, h := range s.producers {
@@ -1121,6 +1207,12 @@ func (s *sim) handleFrame(gen uint64, f *frame.Frame) {
 	if x.ignored && (c.effects > 0 || c.wrote) {
 		s.failf("a frame of gen %d (%v), which must be ignored, produced %d effects", gen, f.Command.GetType(), c.effects)
 	}
+	if c.rejectDrop {
+		// The answer passed the rejection limit: the connection was
+		// dropped, failing the rest of what was pending.
+		x.stateAfter = core.StateDisconnected
+		c.completions -= c.disconnects
+	}
 	if want := b2i(x.complete); c.completions != want {
 		s.failf("%v for request %d: %d completions, want %d", f.Command.GetType(), x.answerID, c.completions, want)
 	}
@@ -1274,6 +1366,9 @@ func (s *sim) brokerSendMessage(l *link, consumerID uint64, corrupt bool) {
 func (s *sim) answer(r brokerReq, fail bool, ready bool) *pulsarpb.BaseCommand {
 	id := r.id
 	code := pulsarpb.ServerError_ServiceNotReady
+	if !s.calm && s.pol.IntN(2) == 0 {
+		code = pulsarpb.ServerError_TooManyRequests // see modelRejection
+	}
 	switch r.typ {
 	case pulsarpb.BaseCommand_LOOKUP:
 		if fail {
@@ -1875,6 +1970,11 @@ func (s *sim) apiRequest() {
 		if !errors.Is(err, s.notUsableErr()) {
 			s.failf("Request in %v: err %v, want %v", s.state, err, s.notUsableErr())
 		}
+	case s.cfg.MaxPending > 0 && len(s.reqs) >= s.cfg.MaxPending:
+		if !errors.Is(err, core.ErrTooManyPending) {
+			s.failf("Request with %d pending, limit %d: err %v, want ErrTooManyPending", len(s.reqs), s.cfg.MaxPending, err)
+		}
+		s.stats.limited++
 	case !isRequest:
 		if !errors.Is(err, core.ErrNotRequest) {
 			s.failf("Request of %v: err %v, want ErrNotRequest", t, err)
@@ -1975,6 +2075,18 @@ func (s *sim) apiAdd() {
 	dup := len(*list) > 0 && s.chance(1, 5)
 	if dup {
 		id = (*list)[s.rng.IntN(len(*list))].id
+	} else {
+		// A fresh id comes from the Conn, which never hands one out
+		// twice: the model's count of those handed out so far, plus one.
+		newID := s.c.NewConsumerID
+		if producer {
+			newID = s.c.NewProducerID
+		}
+		got := newID()
+		if got != id {
+			s.failf("new id %d (producer=%v), want %d", got, producer, id)
+		}
+		*next++
 	}
 	h := &simHandler{s: s, producer: producer, id: id, toldEpoch: -1}
 	s.begin(stepOther)
@@ -2000,7 +2112,6 @@ func (s *sim) apiAdd() {
 		s.failf("Add(%d): %v", id, err)
 	default:
 		*list = append(*list, h)
-		*next++
 	}
 	s.collect()
 	if s.cur.effects > 0 || s.cur.wrote {

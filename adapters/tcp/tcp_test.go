@@ -2,6 +2,7 @@ package tcp_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -70,9 +71,7 @@ func TestDialExchangesBytes(t *testing.T) {
 }
 
 func TestDialErrors(t *testing.T) {
-	closed := listen(t)
-	refusedAddr := closed.Addr().String()
-	require.NoError(t, closed.Close())
+	refusedAddr := refusedAddress(t)
 
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -164,4 +163,18 @@ func TestConnContract(t *testing.T) {
 		}
 		return c1, c2, stop, nil
 	})
+}
+
+// refusedAddress returns a loopback address that refuses connections: a TCP
+// socket bound to it that does not listen. It holds the port for the whole
+// test, so no other process's listener can take it, as one could the port
+// of a listener closed for the purpose (seen once under load).
+func refusedAddress(t *testing.T) string {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }

@@ -1,4 +1,4 @@
-package pulsarconn
+package engine
 
 import (
 	"io"
@@ -35,6 +35,7 @@ func TestWriterReusesAndTrimsBuffers(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ioReadFull(server, read[:1])
 	require.NoError(t, err)
+	wg.Wait() // the writer exits once it finds the queue empty, its buffer put back
 	c.wmu.Lock()
 	kept := cap(c.spare) + cap(c.pending)
 	c.wmu.Unlock()

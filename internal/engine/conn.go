@@ -1,4 +1,4 @@
-package pulsarconn
+package engine
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/ports"
 )
 
@@ -22,7 +23,7 @@ import (
 // The queue is bounded in bytes (WithWriteQueueLimit) without ever
 // blocking under a lock: tryEnqueue refuses a frame that does not fit and
 // hands back a channel that the writer closes when it takes a batch, and
-// the caller waits on it after releasing the Broker's lock. The
+// the caller waits on it after releasing the engine's lock. The
 // connection's own commands go through enqueue, which takes them whatever
 // the fill.
 type connection struct {
@@ -43,17 +44,19 @@ type connection struct {
 	closed  bool
 	writing bool // a writer goroutine runs (or a write failed: no new writer starts)
 
-	// publishable and maxFrame let PublishMessage queue a frame without
-	// the Broker's lock (tryPublish): the Broker sets them, under its lock
-	// and then wmu, whenever the core's answer changes, and clears
-	// publishable before it queues whatever ends the connection's use
-	// (CLOSE_PRODUCER at Stop, say), so no frame published on the fast
-	// path can follow that.
-	publishable bool
-	maxFrame    int
-	room        chan struct{} // closed at the next completed write or at close; nil when nobody waits
+	// gate is the publish gate, the one copy of "may a publish bypass the
+	// engine's lock, and up to what frame size": the largest frame when
+	// open, 0 when shut. It lets PublishMessage queue a frame without the
+	// engine's lock (tryPublish). The engine sets it under its lock, at
+	// every step whose core answer changed it, before it queues that
+	// step's output: it is stored under wmu (read without it only to see
+	// whether it changed), so a publish that saw it open has appended its
+	// frame before whatever ends the connection's use (CLOSE_PRODUCER at
+	// Stop, say), and none follows.
+	gate atomic.Int64
+	room chan struct{} // closed at the next completed write or at close; nil when nobody waits
 
-	// What the writer reports to: the Broker's WaitGroup (every writer
+	// What the writer reports to: the engine's WaitGroup (every writer
 	// started is waited for), its write-failure callback, and its count
 	// of bytes written.
 	wg      *sync.WaitGroup
@@ -91,7 +94,7 @@ func (c *connection) enqueue(p []byte) error {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
-		return ErrDisconnected
+		return core.ErrDisconnected
 	}
 	c.pending = append(c.pending, p...)
 	c.queued.Add(int64(len(p)))
@@ -109,7 +112,7 @@ func (c *connection) tryEnqueue(p []byte) (<-chan struct{}, error) {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
-		return nil, ErrDisconnected
+		return nil, core.ErrDisconnected
 	}
 	return c.tryEnqueueLocked(p)
 }
@@ -128,7 +131,11 @@ func (c *connection) tryEnqueueLocked(p []byte) (<-chan struct{}, error) {
 	return nil, nil
 }
 
-// errNotPublishable sends PublishMessage the slow way, under the Broker's
+// ErrQueueFull: the connection's write queue stayed full until the
+// caller's context ended. Retryable.
+var ErrQueueFull = errors.New("pulsarconn: write queue full")
+
+// errNotPublishable sends PublishMessage the slow way, under the engine's
 // lock, where the core gives the precise answer (or waits).
 var errNotPublishable = errors.New("publish under the lock")
 
@@ -137,17 +144,22 @@ var errNotPublishable = errors.New("publish under the lock")
 // limit; otherwise it returns errNotPublishable.
 func (c *connection) tryPublish(p []byte) (<-chan struct{}, error) {
 	c.wmu.Lock()
-	if c.closed || !c.publishable || len(p)-4 > c.maxFrame {
+	if g := c.gate.Load(); c.closed || g == 0 || int64(len(p)-4) > g {
 		c.wmu.Unlock()
 		return nil, errNotPublishable
 	}
 	return c.tryEnqueueLocked(p)
 }
 
-// setPublishable sets what tryPublish checks.
-func (c *connection) setPublishable(ok bool, maxFrame int) {
+// setGate opens the publish gate up to frames of maxFrame bytes, or shuts
+// it (0). It takes wmu only when the gate changes: one atomic load per
+// step otherwise.
+func (c *connection) setGate(maxFrame int) {
+	if c.gate.Load() == int64(maxFrame) {
+		return
+	}
 	c.wmu.Lock()
-	c.publishable, c.maxFrame = ok, maxFrame
+	c.gate.Store(int64(maxFrame))
 	c.wmu.Unlock()
 }
 

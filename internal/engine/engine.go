@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/internal/deliver"
+	"github.com/pulsarconn/pulsarconn/ports"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Core      core.Config
+	URL       string // the URL dialled, for messages
+	Transport ports.Transport
+	Clock     ports.Clock
+	Auth      ports.Authenticator
+	Log       *slog.Logger
+	FailFast  bool
+	// WriteLimit bounds each connection's write queue in bytes, and
+	// DeliveryLimit the delivery queue (<= 0: unbounded).
+	WriteLimit, DeliveryLimit int
+	// Observe, when set, receives the events, from the delivery queue or
+	// the caller's goroutine, never under the lock.
+	Observe func(Event)
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// The events an Engine reports.
+const (
+	ConnectionOpened EventKind = iota + 1
+	ConnectionClosed
+	HandshakeFailed
+	RequestCompleted
+)
+
+// Event is one event for the Observer; the façade turns it into the
+// public event type of its Kind.
+type Event struct {
+	Kind      EventKind
+	Reconnect bool
+	Type      pulsarpb.BaseCommand_Type
+	Latency   time.Duration
+	Err       error
+}
+
+// Engine is the step engine of a Broker: the core under one lock, its
+// timer, the goroutines that dial, read, write and authenticate, the
+// delivery queue that runs user code outside the lock, and the publish
+// gate. See docs/architecture.md.
+type Engine struct {
+	cfg Config
+
+	ctx    context.Context // ends at Stop: cancels dials and authentication
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // reader, writer, dial, auth and detached drain goroutines
+
+	mu   sync.Mutex
+	core *core.Conn
+	// conn is the established connection, nil unless one is up; written
+	// under mu, read without it by PublishMessage's path (the gate).
+	conn     atomic.Pointer[connection]
+	dialing  map[uint64]context.CancelFunc
+	timer    ports.Timer
+	timerAt  time.Time
+	stateCh  chan struct{} // closed and replaced at every state change
+	waiters  sync.Pool     // of *waiter, for Request (see getWaiter)
+	queue    *deliver.Queue
+	notices  notices       // carries out a step's notices (flushLocked)
+	freed    chan struct{} // closed when a request completes; nil when nobody waits
+	stopped  bool
+	stopOnce sync.Once
+	stopErr  error
+	stopDone chan struct{}
+
+	framesIn  atomic.Uint64
+	bytesIn   atomic.Uint64
+	published atomic.Uint64
+	bytesOut  atomic.Uint64
+}
+
+// New returns an Engine and starts connecting.
+func New(cfg Config) *Engine {
+	b := &Engine{
+		cfg:      cfg,
+		core:     core.New(cfg.Core),
+		dialing:  make(map[uint64]context.CancelFunc),
+		stateCh:  make(chan struct{}),
+		stopDone: make(chan struct{}),
+	}
+	b.queue = deliver.New(&b.mu, cfg.DeliveryLimit)
+	b.notices.b = b
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.do(func(now time.Time) { b.core.Start(now) })
+	return b
+}
+
+// State: see Broker.State in the root package.
+func (b *Engine) State() core.State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.State()
+}
+
+// WatchState: see Broker.WatchState in the root package.
+func (b *Engine) WatchState() (core.State, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.State(), b.stateCh
+}
+
+// Watch returns the state, a channel closed at its next change, and why
+// the last connection or attempt ended.
+func (b *Engine) Watch() (core.State, <-chan struct{}, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.State(), b.stateCh, b.core.LastError()
+}
+
+// WaitConnected: see Broker.WaitConnected in the root package.
+func (b *Engine) WaitConnected(ctx context.Context) error {
+	for {
+		st, ch, last := b.Watch()
+		switch st {
+		case core.StateConnected:
+			return nil
+		case core.StateClosing, core.StateClosed:
+			return core.ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("pulsarconn: not connected to %s (last error: %w): %w", b.cfg.URL, last, ctx.Err())
+			}
+			return fmt.Errorf("pulsarconn: not connected to %s: %w", b.cfg.URL, ctx.Err())
+		}
+	}
+}
+
+// Metrics: see Broker.Metrics in the root package.
+func (b *Engine) Metrics() Metrics {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Metrics{
+		Reconnects: b.core.Stats().Reconnects,
+		State:      b.core.State(),
+		Pending:    b.core.Pending(),
+		Producers:  len(b.core.Producers()),
+		Consumers:  len(b.core.Consumers()),
+		FramesIn:   b.framesIn.Load(),
+		FramesOut:  b.core.FramesOut() + b.published.Load(),
+		BytesIn:    b.bytesIn.Load(),
+		BytesOut:   b.bytesOut.Load(),
+	}
+}
+
+// Metrics are the Engine's gauges and counters.
+type Metrics struct {
+	State                         core.State
+	Pending, Producers, Consumers int
+	FramesIn, FramesOut           uint64
+	BytesIn, BytesOut             uint64
+	Reconnects                    uint64
+}
+
+// Stats: see Broker.Stats in the root package.
+func (b *Engine) Stats() core.Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.Stats()
+}
+
+// ServerVersion: see Broker.ServerVersion in the root package.
+func (b *Engine) ServerVersion() (string, int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.ServerVersion()
+}
+
+// MaxMessageSize: see Broker.MaxMessageSize in the root package.
+func (b *Engine) MaxMessageSize() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.core.MaxMessageSize()
+}
+
+// ---------------------------------------------------------------------------
+// The step: the core under the lock, then its Ready carried out
+// ---------------------------------------------------------------------------
+
+// do runs f on the core under the lock, carries out the step's Ready, and
+// then runs the queued user code outside the lock, on this goroutine.
+func (b *Engine) do(f func(now time.Time)) {
+	if b.step(f) {
+		b.queue.Drain()
+	}
+}
+
+// doDetached is do for a caller that must not run user code: Stop, which
+// a Handler that blocks must not hold past its context, and a new
+// connection's reader, which a Handler that waited for an answer would
+// keep from reading it. The queued user code runs on a goroutine of its
+// own.
+func (b *Engine) doDetached(f func(now time.Time)) {
+	if b.step(f) {
+		b.queue.DrainDetached(&b.wg)
+	}
+}
+
+// step runs f on the core under the lock and carries out the step's
+// Ready; it reports whether the caller must drain the delivery queue.
+func (b *Engine) step(f func(now time.Time)) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.cfg.Clock.Now()
+	f(now)
+	return b.flushLocked(now)
+}
+
+// flushLocked carries out the core's Ready: dials, closes and
+// authentication start; completions run; deliveries, Observer events and
+// logs are queued, in order; the timer is armed; the publish gate is set;
+// the output is queued for the writer. It reports whether the caller must
+// drain the delivery queue.
+func (b *Engine) flushLocked(now time.Time) bool {
+	rd := b.core.Ready()
+	for _, d := range rd.Dials {
+		b.startDial(d.Gen, d.Address)
+	}
+	for _, c := range rd.Closes {
+		b.closeGen(c.Gen)
+	}
+	for _, a := range rd.Auths {
+		b.startAuth(a.Gen, a.Initial, a.Challenge)
+	}
+	if len(rd.Completions) > 0 {
+		b.signalFreedLocked()
+	}
+	b.notices.rd = rd
+	rd.Walk(&b.notices)
+	b.notices.rd = nil
+	// The timer is armed before the output is queued: once a peer can
+	// see a request, its deadline is already set (tests that advance a
+	// fake clock on seeing a frame rely on this order).
+	b.armTimer(now, rd.Deadline)
+	if c := b.conn.Load(); c != nil {
+		// Before the step's output is queued: a publish on the path
+		// without the lock must not follow what ends the connection's
+		// use.
+		gate := 0
+		if b.core.CheckPublish(0) == nil && b.core.Gen() == c.gen {
+			gate = b.core.MaxFrameSize()
+		}
+		c.setGate(gate)
+		if len(rd.Output) > 0 {
+			// An error means the writer already failed; its goroutine
+			// reports that to the core.
+			_ = c.enqueue(rd.Output)
+		}
+	}
+	b.core.Advance()
+	return b.queue.ClaimLocked()
+}
+
+// notices carries out a step's notices, in order, under the lock:
+// completions at once, the rest queued for the delivery queue.
+type notices struct {
+	b  *Engine
+	rd *core.Ready
+}
+
+func (n *notices) Complete(i int) {
+	c := &n.rd.Completions[i]
+	c.Waiter.Done(c.Result, c.Err)
+}
+
+func (n *notices) Deliver(i int) {
+	d := &n.rd.Deliveries[i]
+	n.b.queue.PushLocked(deliver.Item{Handler: d.Handler, Push: d.Push})
+}
+
+func (n *notices) Log(i int) {
+	l := n.rd.Logs[i]
+	log := n.b.cfg.Log
+	n.b.queue.PushLocked(deliver.Item{Run: func() { log.LogAttrs(context.Background(), l.Level, l.Msg, l.Attrs...) }})
+}
+
+// State wakes the watchers of the state and queues the Observer's event
+// the core says the change makes.
+func (n *notices) State(i int) {
+	b, sc := n.b, n.rd.States[i]
+	close(b.stateCh)
+	b.stateCh = make(chan struct{})
+	if b.cfg.Observe == nil {
+		return
+	}
+	ev := Event{Reconnect: sc.Reconnect, Err: sc.Cause}
+	switch sc.Event {
+	case core.EventOpened:
+		ev.Kind = ConnectionOpened
+	case core.EventClosed:
+		ev.Kind = ConnectionClosed
+	case core.EventHandshakeFailed:
+		ev.Kind = HandshakeFailed
+	default:
+		return
+	}
+	observe := b.cfg.Observe
+	b.queue.PushLocked(deliver.Item{Run: func() { observe(ev) }})
+}
+
+func (b *Engine) armTimer(now, next time.Time) {
+	if next.Equal(b.timerAt) || b.stopped {
+		return
+	}
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.timerAt = next
+	if next.IsZero() {
+		return
+	}
+	b.timer = b.cfg.Clock.AfterFunc(next.Sub(now), b.onTimer)
+}
+
+func (b *Engine) onTimer() {
+	b.do(func(now time.Time) {
+		if b.stopped {
+			return
+		}
+		b.timerAt = time.Time{} // this timer is spent: arm the next one
+		b.timer = nil
+		b.core.Tick(now)
+		if c := b.conn.Load(); c != nil {
+			c.trim()
+		}
+	})
+}

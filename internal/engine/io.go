@@ -1,0 +1,187 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// ---------------------------------------------------------------------------
+// The goroutines: dial and read, write, authenticate
+// ---------------------------------------------------------------------------
+
+func (b *Engine) startDial(gen uint64, address string) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	b.dialing[gen] = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		// The dialling goroutine goes on as the connection's reader
+		// rather than starting one: one goroutine per connection
+		// instead of two whose stacks come and go. The dial is a call
+		// of its own so that its frame is gone while the reader waits.
+		if c := b.dial(ctx, cancel, gen, address); c != nil {
+			b.readLoop(c)
+		}
+	}()
+}
+
+// dial connects generation gen to address and hands the connection to
+// the core in one step; it returns nil if the dial failed or is no longer
+// wanted.
+func (b *Engine) dial(ctx context.Context, cancel context.CancelFunc, gen uint64, address string) *connection {
+	c, err := b.cfg.Transport.Dial(ctx, address)
+	cancel() // the context is the dial's only
+	var conn *connection
+	b.doDetached(func(now time.Time) {
+		delete(b.dialing, gen)
+		current := gen == b.core.Gen() && b.core.State() == core.StateConnecting && !b.stopped
+		if err == nil && !current {
+			c.Close()
+			err = errors.New("abandoned")
+		}
+		if err != nil {
+			b.core.ConnFailed(now, gen, fmt.Errorf("pulsarconn: dial %s: %w", address, err))
+			return
+		}
+		conn = newConnection(gen, c, b.cfg.WriteLimit, &b.wg, b.writeFailed, &b.bytesOut)
+		b.conn.Store(conn)
+		b.core.ConnUp(now, gen)
+	})
+	return conn
+}
+
+// closeGen closes the connection (or cancels the dial) of generation gen.
+func (b *Engine) closeGen(gen uint64) {
+	if cancel, ok := b.dialing[gen]; ok {
+		cancel()
+	}
+	if c := b.conn.Load(); c != nil && c.gen == gen {
+		c.close()
+		b.conn.Store(nil)
+		b.queue.WakeLocked() // its reader may be held back by the delivery limit
+	}
+}
+
+func (b *Engine) startAuth(gen uint64, initial bool, challenge []byte) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		var data []byte
+		var err error
+		switch {
+		case b.cfg.Auth == nil:
+			// The broker challenged a connection that presented no
+			// credentials: answer with none rather than leave it
+			// hanging.
+		case initial:
+			data, err = b.cfg.Auth.Initial(b.ctx)
+		default:
+			data, err = b.cfg.Auth.Challenge(b.ctx, challenge)
+		}
+		b.do(func(now time.Time) { b.core.AuthResult(now, gen, initial, data, err) })
+	}()
+}
+
+// maxReadBatch bounds how many frames the reader hands to the core under
+// one acquisition of the lock.
+const maxReadBatch = 64
+
+// readLoop reads c until it fails or is closed.
+func (b *Engine) readLoop(c *connection) {
+	b.mu.Lock()
+	max := b.core.MaxFrameSize()
+	b.mu.Unlock()
+	fr := frame.NewReader(c.conn, max)
+	// The batch grows with the load, up to maxReadBatch; an idle
+	// connection's holds one frame. (A batch made at full size here would
+	// sit on the reader's stack and keep it from shrinking.)
+	var batch []*frame.Frame
+	for {
+		// Wait for traffic here, at the top of the goroutine's stack
+		// (see Reader.Fill).
+		batch = batch[:0]
+		err := fr.Fill()
+		if err == nil {
+			batch, err = b.readBatch(fr, batch)
+		}
+		if len(batch) > 0 {
+			fr.SetMaxFrameSize(b.handleBatch(c, batch))
+		}
+		if err != nil {
+			b.readFailed(c, err)
+			return
+		}
+	}
+}
+
+// readBatch reads the frame the read blocks for, then every whole frame
+// the same read already brought: under load, one lock and one flush serve
+// many frames instead of one each. It stops after a CONNECTED, which may
+// change the frame limit. Kept apart from readLoop so that the frame the
+// reader goroutine blocks in is small (with Reader.Fill): an idle
+// connection's reader stack then shrinks to 4 KiB at the next collections
+// instead of staying at 8.
+func (b *Engine) readBatch(fr *frame.Reader, batch []*frame.Frame) ([]*frame.Frame, error) {
+	for {
+		body, err := fr.NextBody()
+		if err != nil {
+			return batch, err
+		}
+		b.framesIn.Add(1)
+		b.bytesIn.Add(uint64(len(body)) + 4)
+		f, err := frame.Parse(body)
+		if err != nil {
+			return batch, err
+		}
+		batch = append(batch, f)
+		if len(batch) == maxReadBatch || f.Command.GetType() == pulsarpb.BaseCommand_CONNECTED || !fr.Ready() {
+			return batch, nil
+		}
+	}
+}
+
+// handleBatch hands the frames read on c to the core under one lock, then
+// delivers; it returns the frame size limit to read on with.
+func (b *Engine) handleBatch(c *connection, batch []*frame.Frame) int {
+	b.mu.Lock()
+	now := b.cfg.Clock.Now()
+	for i, f := range batch {
+		b.core.HandleFrame(now, c.gen, f)
+		batch[i] = nil
+	}
+	max := b.core.MaxFrameSize()
+	drain := b.flushLocked(now)
+	if !drain {
+		// Hold the reader back while the pushes it read wait for a
+		// slow Handler (see deliver.Queue.OverLimitLocked), until c is
+		// closed.
+		for b.queue.OverLimitLocked() && b.conn.Load() == c {
+			b.queue.WaitLocked()
+		}
+	}
+	b.mu.Unlock()
+	if drain {
+		b.queue.Drain()
+	}
+	return max
+}
+
+// readFailed tells the core that reading c failed with err.
+func (b *Engine) readFailed(c *connection, err error) {
+	if errors.Is(err, frame.ErrMalformed) || errors.Is(err, frame.ErrFrameTooLarge) {
+		err = fmt.Errorf("%w: %w", core.ErrProtocol, err)
+	} else {
+		err = fmt.Errorf("pulsarconn: read: %w", err)
+	}
+	b.do(func(now time.Time) { b.core.ConnFailed(now, c.gen, err) })
+}
+
+func (b *Engine) writeFailed(gen uint64, err error) {
+	b.do(func(now time.Time) { b.core.ConnFailed(now, gen, fmt.Errorf("pulsarconn: write: %w", err)) })
+}
