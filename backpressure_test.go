@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -258,6 +259,51 @@ func testMaxPendingRequests(t *testing.T) {
 	assert.ErrorIs(t, err, pulsarconn.ErrTooManyPendingRequests)
 	assert.NotErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// TestRequestSlotsGoOldestFirst: callers waiting for a request slot get
+// one in the order they came, one per slot freed, and one that gives up
+// while waiting does not keep the next from its turn.
+func TestRequestSlotsGoOldestFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		var mu sync.Mutex
+		var sent []string
+		e.srv.InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
+			mu.Lock()
+			defer mu.Unlock()
+			sent = append(sent, call.Command().GetLookupTopic().GetTopic())
+			return pulsartest.Drop
+		})
+		b := e.connected(t, pulsarconn.WithMaxPendingRequests(1))
+		cancels := map[string]context.CancelFunc{}
+		errs := make(chan error, 5)
+		for _, topic := range []string{"first", "a", "b", "c", "d"} {
+			ctx, cancel := context.WithCancel(testContext(t))
+			cancels[topic] = cancel
+			defer cancel()
+			go func() {
+				_, err := b.LookupTopic(ctx, topic, false)
+				errs <- err
+			}()
+			synctest.Wait() // sent, or queued for a slot, before the next comes
+		}
+		sentNow := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(sent)
+		}
+		assert.Equal(t, []string{"first"}, sentNow())
+
+		cancels["b"]() // gives up while queued
+		assert.ErrorIs(t, <-errs, pulsarconn.ErrTooManyPendingRequests)
+		for _, topic := range []string{"first", "a", "c"} {
+			cancels[topic]() // frees the slot
+			assert.ErrorIs(t, <-errs, context.Canceled)
+			synctest.Wait()
+		}
+		assert.Equal(t, []string{"first", "a", "c", "d"}, sentNow(), "oldest first, b gone")
+	})
 }
 
 // TestStuckHandler floods a consumer whose Handler is stuck. Either the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,7 +83,9 @@ func (b *Engine) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 	case <-ctx.Done():
 		b.mu.Lock()
 		pending := b.core.Cancel(id)
-		b.signalFreedLocked()
+		if pending {
+			b.signalFreedLocked(1)
+		}
 		b.mu.Unlock()
 		if !pending {
 			// The answer won the race: the core completed the waiter,
@@ -176,13 +179,13 @@ func (s *slot) requestLocked(b *Engine, now time.Time, conn uint64, cmd *pulsarp
 		id, err = b.core.Request(now, cmd, w)
 	}
 	if errors.Is(err, core.ErrTooManyPending) {
-		return 0, b.freedLocked(), err
+		return 0, nil, err // whenUsable queues the caller for a slot
 	}
 	if b.cfg.FailFast || errors.Is(err, errConnGone) || !errors.Is(err, core.ErrDisconnected) && !errors.Is(err, ErrQueueFull) {
 		return id, room, err // no wait
 	}
 	if rerr := b.core.Reserve(cmd.GetType()); rerr != nil {
-		return 0, b.freedLocked(), rerr
+		return 0, nil, rerr
 	}
 	s.held = true
 	return id, room, err
@@ -193,7 +196,7 @@ func (s *slot) give(b *Engine) {
 	if s.held {
 		b.mu.Lock()
 		b.core.Unreserve()
-		b.signalFreedLocked()
+		b.signalFreedLocked(1)
 		b.mu.Unlock()
 		s.held = false
 	}
@@ -206,21 +209,37 @@ func (b *Engine) observeRequest(typ pulsarpb.BaseCommand_Type, start time.Time, 
 	}
 }
 
-// freedLocked returns a channel closed when a request completes or is
-// cancelled: a caller refused a request slot waits on it.
-func (b *Engine) freedLocked() <-chan struct{} {
-	if b.freed == nil {
-		b.freed = make(chan struct{})
-	}
-	return b.freed
+// joinSlotQueueLocked puts a caller at the back of the queue of callers
+// waiting for a request slot, and returns the channel closed when it is
+// its turn to try again.
+func (b *Engine) joinSlotQueueLocked() <-chan struct{} {
+	ch := make(chan struct{})
+	b.slotQueue = append(b.slotQueue, ch)
+	return ch
 }
 
-// signalFreedLocked wakes the callers waiting for a request slot.
-func (b *Engine) signalFreedLocked() {
-	if b.freed != nil {
-		close(b.freed)
-		b.freed = nil
+// signalFreedLocked wakes the n oldest callers waiting for a request slot,
+// n the number of slots freed: one woken caller per slot, not all of them.
+func (b *Engine) signalFreedLocked(n int) {
+	n = min(n, len(b.slotQueue))
+	for _, ch := range b.slotQueue[:n] {
+		close(ch)
 	}
+	b.slotQueue = append(b.slotQueue[:0], b.slotQueue[n:]...)
+}
+
+// leaveSlotQueue takes a caller that gives up out of the queue; one that
+// had been woken passes its turn to the next.
+func (b *Engine) leaveSlotQueue(ch <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, c := range b.slotQueue {
+		if c == ch {
+			b.slotQueue = slices.Delete(b.slotQueue, i, i+1)
+			return
+		}
+	}
+	b.signalFreedLocked(1)
 }
 
 // errNoWait wraps an error whenUsable must return at once.
@@ -315,7 +334,11 @@ func (b *Engine) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 		var err error
 		b.do(func(now time.Time) {
 			ch, err = try(now)
-			if ch == nil {
+			switch {
+			case ch != nil || err == nil || b.cfg.FailFast:
+			case errors.Is(err, core.ErrTooManyPending) && !errors.As(err, new(errNoWait)):
+				ch = b.joinSlotQueueLocked()
+			default:
 				ch = b.stateCh
 			}
 		})
@@ -341,6 +364,9 @@ func (b *Engine) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if what == "a request slot" {
+				b.leaveSlotQueue(ch)
+			}
 			return fmt.Errorf("%w (gave up waiting for %s: %w)", err, what, ctx.Err())
 		}
 	}

@@ -67,19 +67,21 @@ type Engine struct {
 	core *core.Conn
 	// conn is the established connection, nil unless one is up; written
 	// under mu, read without it by PublishMessage's path (the gate).
-	conn     atomic.Pointer[connection]
-	dialing  map[uint64]context.CancelFunc
-	timer    ports.Timer
-	timerAt  time.Time
-	stateCh  chan struct{} // closed and replaced at every state change
-	waiters  sync.Pool     // of *waiter, for Request (see getWaiter)
-	queue    *deliver.Queue
-	notices  notices       // carries out a step's notices (flushLocked)
-	freed    chan struct{} // closed when a request completes; nil when nobody waits
-	stopped  bool
-	stopOnce sync.Once
-	stopErr  error
-	stopDone chan struct{}
+	conn    atomic.Pointer[connection]
+	dialing map[uint64]context.CancelFunc
+	timer   ports.Timer
+	timerAt time.Time
+	stateCh chan struct{} // closed and replaced at every state change
+	waiters sync.Pool     // of *waiter, for Request (see getWaiter)
+	queue   *deliver.Queue
+	notices notices // carries out a step's notices (flushLocked)
+	// slotQueue: the callers waiting for a request slot, oldest first
+	// (joinSlotQueueLocked); each channel is closed to wake its caller.
+	slotQueue []chan struct{}
+	stopped   bool
+	stopOnce  sync.Once
+	stopErr   error
+	stopDone  chan struct{}
 
 	framesIn  atomic.Uint64
 	bytesIn   atomic.Uint64
@@ -242,9 +244,7 @@ func (b *Engine) flushLocked(now time.Time) bool {
 	for _, a := range rd.Auths {
 		b.startAuth(a.Gen, a.Initial, a.Challenge)
 	}
-	if len(rd.Completions) > 0 {
-		b.signalFreedLocked()
-	}
+	b.signalFreedLocked(len(rd.Completions))
 	b.notices.rd = rd
 	rd.Walk(&b.notices)
 	b.notices.rd = nil
