@@ -266,14 +266,29 @@ func (b *Broker) NewConsumerID() uint64 { return b.e.NewConsumerID() }
 // Broker's Stop; it survives reconnections (its Handler is told of each
 // with a PushDisconnected, and its owner re-creates the broker-side
 // producer or consumer under the same id).
-type Registration = engine.Registration
+type Registration struct{ r *engine.Registration }
+
+// ID returns the producer or consumer id.
+func (r *Registration) ID() uint64 { return r.r.ID() }
+
+// Close removes the registration and, when connected, sends CLOSE_PRODUCER
+// or CLOSE_CONSUMER and waits for the broker's answer within ctx. Later
+// calls return the first call's result.
+func (r *Registration) Close(ctx context.Context) error { return r.r.Close(ctx) }
+
+func registration(r *engine.Registration, err error) (*Registration, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Registration{r}, nil
+}
 
 // RegisterProducer routes the pushes for producer id (receipts, send
 // errors, close and migrate notices, disconnection) to h. When ctx ends
 // the registration is removed and CLOSE_PRODUCER is sent, as by Close.
 // The id must not be registered already (ErrDuplicateID).
 func (b *Broker) RegisterProducer(ctx context.Context, id uint64, h Handler) (*Registration, error) {
-	return b.e.RegisterProducer(ctx, id, h)
+	return registration(b.e.RegisterProducer(ctx, id, h))
 }
 
 // RegisterConsumer routes the pushes for consumer id (messages, active
@@ -281,7 +296,7 @@ func (b *Broker) RegisterProducer(ctx context.Context, id uint64, h Handler) (*R
 // disconnection) to h. When ctx ends the registration is removed and
 // CLOSE_CONSUMER is sent, as by Close.
 func (b *Broker) RegisterConsumer(ctx context.Context, id uint64, h Handler) (*Registration, error) {
-	return b.e.RegisterConsumer(ctx, id, h)
+	return registration(b.e.RegisterConsumer(ctx, id, h))
 }
 
 // Producers returns the ids of the registered producers, ascending.
