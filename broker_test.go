@@ -373,6 +373,33 @@ func (s staticToken) Challenge(context.Context, []byte) ([]byte, error) { return
 // Stop returns when its context ends even while a Handler blocks: the
 // deliveries behind that Handler, and the goroutine running it, are
 // abandoned to finish when it returns.
+// TestStopReturnsAtItsDeadlineWhileAHandlerBlocks: a Handler that blocks
+// on the PushDisconnected of Stop holds Stop only until its context's
+// deadline, to the instant (a synctest bubble: its clock moves only when
+// every goroutine waits).
+func TestStopReturnsAtItsDeadlineWhileAHandlerBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		release := make(chan struct{})
+		_, err := b.RegisterProducer(context.Background(), b.NewProducerID(), pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+			if p.Kind == pulsarconn.PushDisconnected {
+				<-release
+			}
+		}))
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err = b.Stop(ctx)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 300*time.Millisecond, time.Since(start))
+		assert.Equal(t, pulsarconn.StateClosed, b.State())
+		close(release)
+	})
+}
+
 func TestStopReturnsWhenItsContextEndsWhileAHandlerBlocks(t *testing.T) {
 	synctest.Test(t, testStopReturnsWhenItsContextEndsWhileAHandlerBlocks)
 }
