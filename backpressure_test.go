@@ -297,12 +297,54 @@ func TestRequestSlotsGoOldestFirst(t *testing.T) {
 
 		cancels["b"]() // gives up while queued
 		assert.ErrorIs(t, <-errs, pulsarconn.ErrTooManyPendingRequests)
-		for _, topic := range []string{"first", "a", "c"} {
-			cancels[topic]() // frees the slot
-			assert.ErrorIs(t, <-errs, context.Canceled)
+		cancels["first"]() // frees the slot, and at once a newcomer comes
+		assert.ErrorIs(t, <-errs, context.Canceled)
+		newcomer, cancelNewcomer := context.WithCancel(testContext(t))
+		defer cancelNewcomer()
+		go func() {
+			_, err := b.LookupTopic(newcomer, "newcomer", false)
+			errs <- err
+		}()
+		synctest.Wait()
+		assert.Equal(t, []string{"first", "a"}, sentNow(), "the slot freed is a's, not the newcomer's")
+
+		// a frees its slot as c, next in the queue, gives up: the slot goes
+		// on to d, whether c was woken first or not.
+		cancels["a"]()
+		cancels["c"]()
+		assert.ErrorIs(t, <-errs, context.Canceled)
+		assert.ErrorIs(t, <-errs, context.Canceled)
+		synctest.Wait()
+		cancels["d"]()
+		assert.ErrorIs(t, <-errs, context.Canceled)
+		synctest.Wait()
+		assert.Equal(t, []string{"first", "a", "d", "newcomer"}, sentNow(), "oldest first, b and c gone")
+	})
+}
+
+// TestQueuedForASlotUntilStop: a caller queued for a request slot while
+// the only slot is held by a caller waiting for the connection learns of
+// Stop at once, not when its context ends.
+func TestQueuedForASlotUntilStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		e.network.RefuseDials(true)
+		b, err := pulsarconn.Start(e.url, pulsarconn.WithTransport(e.network), pulsarconn.WithMaxPendingRequests(1))
+		require.NoError(t, err)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := b.LookupTopic(context.Background(), "t", false)
+				errs <- err
+			}()
 			synctest.Wait()
 		}
-		assert.Equal(t, []string{"first", "a", "c", "d"}, sentNow(), "oldest first, b gone")
+		start := time.Now()
+		require.NoError(t, b.Stop(context.Background()))
+		for range 2 {
+			assert.ErrorIs(t, <-errs, pulsarconn.ErrClosed)
+		}
+		assert.Zero(t, time.Since(start))
 	})
 }
 

@@ -96,13 +96,16 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 	if o.observer != nil {
 		cfg.Observe = observeAs(o.observer, logical)
 	}
+	// The engine exists before the Broker is listed: a reader of the
+	// Registry may call it at once.
+	b.e = engine.New(cfg)
 	if b.registry != nil {
 		if err := b.registry.Add(b); err != nil {
+			b.e.Stop(context.Background(), func() {})
 			return nil, fmt.Errorf("pulsarconn: start %s: %w", addr.URL, err)
 		}
 		b.addedToRg = true
 	}
-	b.e = engine.New(cfg)
 	return b, nil
 }
 

@@ -183,7 +183,9 @@ func WithTransport(t ports.Transport) Option {
 }
 
 // WithClock sets the clock behind every timeout, keepalive and backoff.
-// Default: the system clock. c must not be nil.
+// The Broker calls it under its lock, so a Clock must not call the Broker
+// (nor run an AfterFunc callback before AfterFunc returns). Default: the
+// system clock. c must not be nil.
 func WithClock(c ports.Clock) Option {
 	err := check(c != nil, "WithClock", "nil Clock")
 	return shared(func(o *options) error { o.clock = c; return err })
@@ -250,7 +252,8 @@ type BackoffPolicy = core.BackoffPolicy
 
 // WithBackoffPolicy replaces the backoff policy (WithBackoff and WithJitter
 // then have no effect). newPolicy is called for a new policy by Start, for
-// the Broker's reconnections (the Broker calls the policy under its lock),
+// the Broker's reconnections (the Broker calls the policy under its lock,
+// so a policy must not call the Broker),
 // by NewClient to check it, and by each Client lookup, which retries with
 // its own; a policy therefore needs no locking of its own, but newPolicy
 // must be safe to call from several goroutines, and must not return nil

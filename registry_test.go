@@ -1,9 +1,11 @@
 package pulsarconn_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -140,4 +142,32 @@ func TestRegistryConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Len(t, r.All(), 8*50)
+}
+
+// readingRegistry lists what it is given at once, as a Registry read by
+// another goroutine may.
+type readingRegistry struct {
+	*pulsarconn.Registry
+	listed []uint64
+}
+
+func (r *readingRegistry) Add(l ports.Listing) error {
+	r.listed = append(l.Producers(), l.Consumers()...)
+	return r.Registry.Add(l)
+}
+
+// TestStartListsAReadyBroker: a Broker is usable from the moment its
+// Registry is given it.
+func TestStartListsAReadyBroker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		rg := &readingRegistry{Registry: pulsarconn.NewRegistry()}
+		b, err := pulsarconn.Start(e.url, pulsarconn.WithTransport(e.network), pulsarconn.WithRegistry(rg))
+		require.NoError(t, err)
+		defer b.Stop(context.Background())
+		assert.Empty(t, rg.listed)
+		got, ok := rg.Get(b.BrokerURL())
+		assert.True(t, ok)
+		assert.Same(t, b, got)
+	})
 }

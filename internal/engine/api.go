@@ -84,7 +84,7 @@ func (b *Engine) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 		b.mu.Lock()
 		pending := b.core.Cancel(id)
 		if pending {
-			b.signalFreedLocked(1)
+			b.wakeSlotsLocked()
 		}
 		b.mu.Unlock()
 		if !pending {
@@ -106,7 +106,7 @@ func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	}
 	w := asyncWaiters.Get().(*asyncWaiter)
 	w.b, w.done, w.typ = b, done, cmd.GetType()
-	var slot slot
+	slot := slot{noWait: true}
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		w.start = now
 		_, ch, err := slot.requestLocked(b, now, 0, cmd, w)
@@ -154,17 +154,34 @@ func (w *asyncWaiter) release() {
 	asyncWaiters.Put(w)
 }
 
-// slot is a request slot a caller holds while it waits (core.Conn.Reserve)
-// — for the connection, or room in the write queue — so that the limit of
+// slot is what a caller of Request or RequestAsync holds while it waits:
+// a request slot reserved in the core (core.Conn.Reserve) while it waits
+// for the connection or room to write, so that the limit of
 // WithMaxPendingRequests counts the callers waiting as well as the
-// requests in flight.
-type slot struct{ held bool }
+// requests in flight; or, when none was free, its turn in the queue for
+// one.
+type slot struct {
+	held   bool      // a slot reserved in the core
+	turn   *slotTurn // in the queue for a slot, or woken with one
+	noWait bool      // RequestAsync: never queues for a slot
+}
 
-// requestLocked gives back the slot held, if any, and tries the request;
-// if the caller is to wait for the connection or room to write, it takes
-// a slot for the wait, or reports core.ErrTooManyPending, with a channel
-// closed when one may be free, when there is none.
+// slotTurn is a caller's place in the queue for a request slot.
+type slotTurn struct {
+	ch       chan struct{} // closed when woken
+	typ      pulsarpb.BaseCommand_Type
+	reserved bool // woken with a slot reserved for it
+}
+
+// requestLocked gives back the slot held, if any, and tries the request.
+// If the caller is to wait for the connection or room to write, it
+// reserves a slot for the wait; when none is free it reports
+// core.ErrTooManyPending and, unless the caller does not wait, queues it
+// for one, returning the channel closed at its turn.
 func (s *slot) requestLocked(b *Engine, now time.Time, conn uint64, cmd *pulsarpb.BaseCommand, w core.Waiter) (uint64, <-chan struct{}, error) {
+	if s.turn != nil { // woken, with a slot reserved for it
+		s.held, s.turn = s.turn.reserved, nil
+	}
 	if s.held {
 		b.core.Unreserve()
 		s.held = false
@@ -178,27 +195,66 @@ func (s *slot) requestLocked(b *Engine, now time.Time, conn uint64, cmd *pulsarp
 	if err == nil {
 		id, err = b.core.Request(now, cmd, w)
 	}
-	if errors.Is(err, core.ErrTooManyPending) {
-		return 0, nil, err // whenUsable queues the caller for a slot
+	if !errors.Is(err, core.ErrTooManyPending) {
+		if b.cfg.FailFast || errors.Is(err, errConnGone) || !errors.Is(err, core.ErrDisconnected) && !errors.Is(err, ErrQueueFull) {
+			return id, room, err // no wait
+		}
+		rerr := b.core.Reserve(cmd.GetType())
+		if rerr == nil {
+			s.held = true
+			return id, room, err
+		}
+		err = rerr
 	}
-	if b.cfg.FailFast || errors.Is(err, errConnGone) || !errors.Is(err, core.ErrDisconnected) && !errors.Is(err, ErrQueueFull) {
-		return id, room, err // no wait
+	if b.cfg.FailFast || s.noWait {
+		return 0, nil, err
 	}
-	if rerr := b.core.Reserve(cmd.GetType()); rerr != nil {
-		return 0, nil, rerr
-	}
-	s.held = true
-	return id, room, err
+	s.turn = &slotTurn{ch: make(chan struct{}), typ: cmd.GetType()}
+	b.slotQueue = append(b.slotQueue, s.turn)
+	return 0, s.turn.ch, err
 }
 
-// give gives back the slot held, if any, when the caller gives up.
+// give gives back what the caller holds when it gives up: its slot, its
+// place in the queue, or the slot its turn brought.
 func (s *slot) give(b *Engine) {
+	if !s.held && s.turn == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := s.turn; t != nil {
+		if i := slices.Index(b.slotQueue, t); i >= 0 {
+			b.slotQueue = slices.Delete(b.slotQueue, i, i+1)
+		} else {
+			s.held = t.reserved
+		}
+		s.turn = nil
+	}
 	if s.held {
-		b.mu.Lock()
 		b.core.Unreserve()
-		b.signalFreedLocked(1)
-		b.mu.Unlock()
 		s.held = false
+		b.wakeSlotsLocked()
+	}
+}
+
+// wakeSlotsLocked hands each free request slot to the oldest caller
+// queued for one: it reserves the slot for that caller, so that no
+// newcomer takes it first, and wakes it. It runs after every step and
+// wherever a slot is freed outside one, so a slot is never free while a
+// caller waits for one.
+func (b *Engine) wakeSlotsLocked() {
+	n := 0
+	for _, t := range b.slotQueue {
+		if b.core.Reserve(t.typ) != nil {
+			break
+		}
+		t.reserved = true
+		close(t.ch)
+		n++
+	}
+	if n > 0 {
+		clear(b.slotQueue[:n])
+		b.slotQueue = b.slotQueue[n:]
 	}
 }
 
@@ -207,39 +263,6 @@ func (b *Engine) observeRequest(typ pulsarpb.BaseCommand_Type, start time.Time, 
 	if b.cfg.Observe != nil {
 		b.cfg.Observe(Event{Kind: RequestCompleted, Type: typ, Latency: b.cfg.Clock.Now().Sub(start), Err: err})
 	}
-}
-
-// joinSlotQueueLocked puts a caller at the back of the queue of callers
-// waiting for a request slot, and returns the channel closed when it is
-// its turn to try again.
-func (b *Engine) joinSlotQueueLocked() <-chan struct{} {
-	ch := make(chan struct{})
-	b.slotQueue = append(b.slotQueue, ch)
-	return ch
-}
-
-// signalFreedLocked wakes the n oldest callers waiting for a request slot,
-// n the number of slots freed: one woken caller per slot, not all of them.
-func (b *Engine) signalFreedLocked(n int) {
-	n = min(n, len(b.slotQueue))
-	for _, ch := range b.slotQueue[:n] {
-		close(ch)
-	}
-	b.slotQueue = append(b.slotQueue[:0], b.slotQueue[n:]...)
-}
-
-// leaveSlotQueue takes a caller that gives up out of the queue; one that
-// had been woken passes its turn to the next.
-func (b *Engine) leaveSlotQueue(ch <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, c := range b.slotQueue {
-		if c == ch {
-			b.slotQueue = slices.Delete(b.slotQueue, i, i+1)
-			return
-		}
-	}
-	b.signalFreedLocked(1)
 }
 
 // errNoWait wraps an error whenUsable must return at once.
@@ -334,11 +357,7 @@ func (b *Engine) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 		var err error
 		b.do(func(now time.Time) {
 			ch, err = try(now)
-			switch {
-			case ch != nil || err == nil || b.cfg.FailFast:
-			case errors.Is(err, core.ErrTooManyPending) && !errors.As(err, new(errNoWait)):
-				ch = b.joinSlotQueueLocked()
-			default:
+			if ch == nil {
 				ch = b.stateCh
 			}
 		})
@@ -364,9 +383,6 @@ func (b *Engine) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			if what == "a request slot" {
-				b.leaveSlotQueue(ch)
-			}
 			return fmt.Errorf("%w (gave up waiting for %s: %w)", err, what, ctx.Err())
 		}
 	}

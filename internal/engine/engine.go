@@ -76,8 +76,8 @@ type Engine struct {
 	queue   *deliver.Queue
 	notices notices // carries out a step's notices (flushLocked)
 	// slotQueue: the callers waiting for a request slot, oldest first
-	// (joinSlotQueueLocked); each channel is closed to wake its caller.
-	slotQueue []chan struct{}
+	// (slot.requestLocked, wakeSlotsLocked).
+	slotQueue []*slotTurn
 	stopped   bool
 	stopOnce  sync.Once
 	stopErr   error
@@ -244,7 +244,7 @@ func (b *Engine) flushLocked(now time.Time) bool {
 	for _, a := range rd.Auths {
 		b.startAuth(a.Gen, a.Initial, a.Challenge)
 	}
-	b.signalFreedLocked(len(rd.Completions))
+	b.wakeSlotsLocked()
 	b.notices.rd = rd
 	rd.Walk(&b.notices)
 	b.notices.rd = nil
