@@ -166,6 +166,13 @@ type Conn struct {
 	// stoppedConnected: the stop began on an established connection, so
 	// its end is an EventClosed.
 	stoppedConnected bool
+
+	// At most one AuthRequest is in flight per connection (authBusy);
+	// the challenges that arrive meanwhile are merged into one, the
+	// latest (authNext, if hasNext), asked for when the answer comes.
+	authBusy bool
+	hasNext  bool
+	authNext []byte
 }
 
 // New returns a Conn in StateDisconnected. Call Start to begin.
@@ -333,11 +340,25 @@ func (c *Conn) ConnUp(now time.Time, gen uint64) {
 	// says otherwise, not what the previous connection's broker said.
 	c.maxMessageSize = frame.DefaultMaxMessageSize
 	c.rd.Output = c.rd.Output[:0]
+	c.authBusy, c.hasNext, c.authNext = false, false, nil
 	if c.cfg.AuthMethod != "" {
-		c.rd.Auths = append(c.rd.Auths, AuthRequest{Gen: gen, Initial: true})
+		c.askAuth(AuthRequest{Gen: gen, Initial: true})
 		return
 	}
 	c.writeConnect(nil)
+}
+
+// askAuth makes an AuthRequest, or, while one is in flight, keeps its
+// challenge to ask for when that one is answered, in place of any kept
+// before: a broker that sends challenges faster than the Authenticator
+// answers gets one call at a time, and the answer to its latest.
+func (c *Conn) askAuth(a AuthRequest) {
+	if c.authBusy {
+		c.hasNext, c.authNext = true, a.Challenge
+		return
+	}
+	c.authBusy = true
+	c.rd.Auths = append(c.rd.Auths, a)
 }
 
 // ConnFailed reports that the dial of generation gen failed, or that the
@@ -363,7 +384,13 @@ func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
 // AuthResult reports the Authenticator's answer to the AuthRequest of
 // generation gen.
 func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, err error) {
-	if gen != c.gen || (c.state != StateHandshaking && c.state != StateConnected) {
+	if gen != c.gen {
+		return
+	}
+	c.authBusy = false
+	next, hasNext := c.authNext, c.hasNext
+	c.hasNext, c.authNext = false, nil
+	if c.state != StateHandshaking && c.state != StateConnected {
 		return
 	}
 	if err != nil {
@@ -372,19 +399,22 @@ func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, 
 	}
 	if initial {
 		c.writeConnect(data)
-		return
-	}
-	c.write(&pulsarpb.BaseCommand{
-		Type: pulsarpb.BaseCommand_AUTH_RESPONSE.Enum(),
-		AuthResponse: &pulsarpb.CommandAuthResponse{
-			ClientVersion:   proto.String(c.cfg.ClientVersion),
-			ProtocolVersion: proto.Int32(c.cfg.ProtocolVersion),
-			Response: &pulsarpb.AuthData{
-				AuthMethodName: proto.String(c.cfg.AuthMethod),
-				AuthData:       data,
+	} else {
+		c.write(&pulsarpb.BaseCommand{
+			Type: pulsarpb.BaseCommand_AUTH_RESPONSE.Enum(),
+			AuthResponse: &pulsarpb.CommandAuthResponse{
+				ClientVersion:   proto.String(c.cfg.ClientVersion),
+				ProtocolVersion: proto.Int32(c.cfg.ProtocolVersion),
+				Response: &pulsarpb.AuthData{
+					AuthMethodName: proto.String(c.cfg.AuthMethod),
+					AuthData:       data,
+				},
 			},
-		},
-	})
+		})
+	}
+	if hasNext {
+		c.askAuth(AuthRequest{Gen: gen, Challenge: next})
+	}
 }
 
 func (c *Conn) writeConnect(authData []byte) {
@@ -798,7 +828,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 	case pulsarpb.BaseCommand_PONG:
 		// lastReceived is all a PONG is for.
 	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-		c.rd.Auths = append(c.rd.Auths, AuthRequest{Gen: gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
+		c.askAuth(AuthRequest{Gen: gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_SEND_RECEIPT:
 		id := cmd.GetSendReceipt().GetProducerId()
 		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd})
@@ -879,7 +909,7 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 			slog.String("server_version", c.serverVersion), slog.Int("protocol_version", int(c.serverProtocol)),
 			slog.Int("max_message_size", c.maxMessageSize))
 	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-		c.rd.Auths = append(c.rd.Auths, AuthRequest{Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
+		c.askAuth(AuthRequest{Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_ERROR:
 		e := cmd.GetError()
 		c.lost(now, fmt.Errorf("handshake refused: %w", serverError(e.GetError(), e.GetMessage())))

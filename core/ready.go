@@ -57,6 +57,9 @@ type Close struct {
 
 // AuthRequest asks the Authenticator for credentials — Initial ones for
 // CONNECT, or the answer to Challenge — to report with AuthResult and Gen.
+// A Conn has at most one in flight per connection: the challenges that
+// arrive before its AuthResult are merged into one request for the
+// latest, made at that AuthResult.
 type AuthRequest struct {
 	Gen       uint64
 	Initial   bool

@@ -378,6 +378,9 @@ type sim struct {
 	links       map[uint64]*link
 	linkOrder   []*link
 	auths       []authAsk
+	authBusy    bool                  // an auth ask of the current generation is in flight
+	hasNext     bool                  // a challenge arrived meanwhile: authNext, the latest
+	authNext    []byte                //
 	reqs        map[uint64]*simWaiter // pending, by request id
 	reqOrder    []uint64              // request ids in the order sent (some no longer pending)
 	nextReqID   uint64
@@ -554,6 +557,10 @@ func (s *sim) effect(e *core.Effect) {
 		if e.Gen != s.gen {
 			s.failf("auth asked for gen %d, current %d", e.Gen, s.gen)
 		}
+		if s.authBusy {
+			s.failf("auth asked for gen %d with one in flight", e.Gen)
+		}
+		s.authBusy = true
 		s.auths = append(s.auths, authAsk{gen: e.Gen, initial: e.Initial})
 		s.cur.auths = append(s.cur.auths, *e)
 		if s.tracing {
@@ -1060,8 +1067,7 @@ func (s *sim) expectFrame(gen uint64, f *frame.Frame) frameExpect {
 		case pulsarpb.BaseCommand_CONNECTED:
 			x.stateAfter = core.StateConnected
 		case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-			x.auth = true
-			x.challenge = cmd.GetAuthChallenge().GetChallenge().GetAuthData()
+			s.expectChallenge(&x, cmd)
 		case pulsarpb.BaseCommand_PING:
 			x.pong = true
 		case pulsarpb.BaseCommand_PONG:
@@ -1084,8 +1090,7 @@ func (s *sim) expectFrame(gen uint64, f *frame.Frame) frameExpect {
 	case pulsarpb.BaseCommand_PING:
 		x.pong = true
 	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
-		x.auth = true
-		x.challenge = cmd.GetAuthChallenge().GetChallenge().GetAuthData()
+		s.expectChallenge(&x, cmd)
 	case pulsarpb.BaseCommand_SEND_RECEIPT:
 		toProducer(cmd.GetSendReceipt().GetProducerId(), core.PushReceipt)
 	case pulsarpb.BaseCommand_SEND_ERROR:
@@ -1236,6 +1241,18 @@ func (s *sim) handleFrame(gen uint64, f *frame.Frame) {
 	if s.state != x.stateAfter {
 		s.failf("%v in state %v: state %v after, want %v", f.Command.GetType(), c.from, s.state, x.stateAfter)
 	}
+}
+
+// expectChallenge: an AUTH_CHALLENGE is asked for at once unless an ask is
+// in flight; then it replaces the one kept for when that is answered.
+func (s *sim) expectChallenge(x *frameExpect, cmd *pulsarpb.BaseCommand) {
+	ch := cmd.GetAuthChallenge().GetChallenge().GetAuthData()
+	if s.authBusy {
+		s.hasNext, s.authNext = true, ch
+		return
+	}
+	x.auth = true
+	x.challenge = ch
 }
 
 func b2i(b bool) int {
@@ -1801,6 +1818,9 @@ func (s *sim) connUp(l *link) {
 		s.lastRecv = s.now
 		s.maxMsg = frame.DefaultMaxMessageSize
 	}
+	if accept {
+		s.authBusy, s.hasNext, s.authNext = false, false, nil
+	}
 	s.c.ConnUp(s.now, l.gen)
 	s.collect()
 	if !accept {
@@ -1836,8 +1856,16 @@ func (s *sim) resolveAuth(i int) {
 		s.tracef("auth-result gen=%d initial=%v err=%v", a.gen, a.initial, err)
 	}
 	connectBefore := l.gotConnect
+	next, hasNext := s.authNext, s.hasNext
+	if a.gen == s.gen {
+		s.authBusy, s.hasNext, s.authNext = false, false, nil
+	}
 	s.c.AuthResult(s.now, a.gen, a.initial, []byte("sim-token"), err)
 	s.collect()
+	wantAsk := live && !fail && hasNext
+	if n := len(s.cur.auths); n != b2i(wantAsk) || wantAsk && (s.cur.auths[0].Initial || !bytes.Equal(s.cur.auths[0].Challenge, next)) {
+		s.failf("AuthResult with challenge kept=%v (%q): %d auth effects %v", hasNext, next, n, s.cur.auths)
+	}
 	switch {
 	case !live:
 		if s.cur.effects > 0 || s.cur.wrote {
@@ -2404,7 +2432,7 @@ func (s *sim) brokerConnected(l *link) {
 		s.brokerClose(l)
 	case bChallenge:
 		s.stats.faults[fAuthChallenge]++
-		s.brokerSend(l, authChallenge(s.cfg.AuthMethod, "sim-refresh"))
+		s.brokerSend(l, authChallenge(s.cfg.AuthMethod, fmt.Sprintf("sim-refresh-%d", s.stats.faults[fAuthChallenge])))
 	case bProtocol:
 		s.stats.faults[fProtocol]++
 		s.brokerProtocol(l)
