@@ -236,10 +236,13 @@ func (b *Broker) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
 }
 
 // PublishMessage queues an already-encoded frame (typically a SEND payload
-// frame built with frame.AppendMessage) for writing, unchanged. It refuses,
-// with ErrMessageTooLarge, a frame larger than the broker's max message
-// size plus 10 KiB of frame padding, and with ErrProtocol a buffer whose
-// total-size field does not match its length. The frame is copied; the
+// frame built with frame.AppendMessage) for writing, unchanged. It
+// refuses, with ErrMessageTooLarge, a message whose payload (the bytes
+// after its metadata) is larger than the broker's max message size, as
+// the Pulsar clients do, or whose frame is larger than that size plus
+// 10 KiB of frame padding; and with ErrProtocol a buffer whose total-size
+// field does not match its length. Nothing of a refused message is
+// written. The frame is copied; the
 // caller may reuse it on return. Receipts come to the producer's Handler.
 //
 // While the connection's write queue has no room for the frame

@@ -88,3 +88,33 @@ func testPublishFastPathChecks(t *testing.T) {
 	assert.ErrorIs(t, err, pulsarconn.ErrDisconnected)
 	assert.False(t, errors.Is(err, pulsarconn.ErrMessageTooLarge))
 }
+
+// TestPublishChecksThePayload: the broker's max message size bounds a
+// message's payload, not its frame: against a 1,024-byte limit, payloads
+// of 2,000 and 9,000 bytes (whose frames fit in the limit's 10 KiB of
+// padding) are refused before anything is written; 1,024 bytes pass.
+func TestPublishChecksThePayload(t *testing.T) { synctest.Test(t, testPublishChecksThePayload) }
+
+func testPublishChecksThePayload(t *testing.T) {
+	e := memoryEnv(t, pulsartest.WithMaxMessageSize(1024))
+	b := e.connected(t)
+	ctx := testContext(t)
+	conn := b.Connection()
+	for _, size := range []int{1025, 2000, 9000} {
+		err := b.PublishMessage(ctx, sendFrame(t, 0, size))
+		assert.ErrorIs(t, err, pulsarconn.ErrMessageTooLarge, "payload of %d bytes", size)
+		err = b.PublishMessageOn(ctx, conn, sendFrame(t, 0, size))
+		assert.ErrorIs(t, err, pulsarconn.ErrMessageTooLarge, "payload of %d bytes", size)
+	}
+	require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 1, 1024)))
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_SEND, 1))
+	synctest.Wait()
+	sends := 0
+	for _, f := range e.srv.Frames() {
+		if f.Dir == pulsartest.In && f.Type == pulsarpb.BaseCommand_SEND {
+			sends++
+		}
+	}
+	assert.Equal(t, 1, sends, "only the 1,024-byte payload reaches the broker")
+	assert.Equal(t, conn, b.Connection(), "the connection survives")
+}

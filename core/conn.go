@@ -723,6 +723,18 @@ func (c *Conn) CheckPublish(n int) error {
 	return nil
 }
 
+// CheckPayload reports whether a message whose payload (the bytes after
+// its metadata, compressed if it is) takes n bytes may be published: the
+// broker's max message size bounds the payload, as the Pulsar clients
+// check it before sending; CheckPublish bounds the whole frame.
+func (c *Conn) CheckPayload(n int) error {
+	if n > c.maxMessageSize {
+		return fmt.Errorf("%w: payload of %d bytes exceeds the broker's max message size of %d",
+			ErrMessageTooLarge, n, c.maxMessageSize)
+	}
+	return nil
+}
+
 // AddProducer registers h for the pushes addressed to producer id.
 func (c *Conn) AddProducer(id uint64, h Handler) error {
 	return c.add(c.producers, "producer", id, h)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn/core"
 	"github.com/pulsarconn/pulsarconn/ports"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
 )
 
 // connection is one established transport connection and its writer.
@@ -139,12 +140,13 @@ var ErrQueueFull = errors.New("pulsarconn: write queue full")
 // lock, where the core gives the precise answer (or waits).
 var errNotPublishable = errors.New("publish under the lock")
 
-// tryPublish queues an encoded frame of a publish, as tryEnqueue does, if
-// the connection takes publishes and the frame is within the broker's
-// limit; otherwise it returns errNotPublishable.
-func (c *connection) tryPublish(p []byte) (<-chan struct{}, error) {
+// tryPublish queues an encoded frame of a publish, whose message payload
+// takes payload bytes, as tryEnqueue does, if the connection takes
+// publishes and the frame and payload are within the broker's limits;
+// otherwise it returns errNotPublishable.
+func (c *connection) tryPublish(p []byte, payload int) (<-chan struct{}, error) {
 	c.wmu.Lock()
-	if g := c.gate.Load(); c.closed || g == 0 || int64(len(p)-4) > g {
+	if g := c.gate.Load(); c.closed || g == 0 || int64(len(p)-4) > g || int64(payload) > g-frame.Padding {
 		c.wmu.Unlock()
 		return nil, errNotPublishable
 	}

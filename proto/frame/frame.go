@@ -217,6 +217,33 @@ func appendEncoded(dst []byte, m interface {
 	return dst, nil
 }
 
+// PayloadSize returns the size of the message payload (the bytes after
+// the metadata) of encoded, one whole frame as AppendPayload builds it, or
+// 0 for a simple frame or one too short to hold what its sizes say. It
+// reads only the size fields and magic numbers: nothing is decoded.
+func PayloadSize(encoded []byte) int {
+	if len(encoded) < 8 {
+		return 0
+	}
+	b := encoded[8:]
+	cmdSize := uint64(binary.BigEndian.Uint32(encoded[4:]))
+	if cmdSize > uint64(len(b)) {
+		return 0
+	}
+	b = b[cmdSize:]
+	if len(b) >= 6 && binary.BigEndian.Uint16(b) == MagicChecksum {
+		b = b[6:]
+	}
+	if len(b) < 4 {
+		return 0
+	}
+	mdSize := uint64(binary.BigEndian.Uint32(b))
+	if mdSize > uint64(len(b)-4) {
+		return 0
+	}
+	return len(b) - 4 - int(mdSize)
+}
+
 // payloadOverhead is what a payload frame (with checksum) takes beyond its
 // command, metadata and payload: magic, checksum and metadata size.
 const payloadOverhead = 2 + 4 + 4
