@@ -288,31 +288,30 @@ func testRequestAsyncFailures(t *testing.T, e *env) {
 	assert.ErrorIs(t, err, pulsarconn.ErrClosed)
 }
 
-// testMaxMessageSize publishes a frame of exactly the broker's limit (max
-// message size plus frame padding) and is refused one byte over it.
+// testMaxMessageSize publishes a message whose payload is exactly the
+// broker's max message size, and is refused one byte more, before
+// writing: the clients' check, on the payload (the frame may be up to the
+// frame padding larger).
 func testMaxMessageSize(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
 	const maxMessage = 256 << 10
 	assert.Equal(t, maxMessage, b.MaxMessageSize())
-	limit := maxMessage + frame.Padding
 	l := NewPushLog()
 	_, err := b.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
 	_, err = b.Request(ctx, producerCmd(topic, 1))
 	require.NoError(t, err)
 
-	probe := sendFrame(t, 1, 0, nil)
-	exact := sendFrame(t, 1, 0, make([]byte, limit-(len(probe)-4)))
-	require.Len(t, exact, limit+4)
+	exact := sendFrame(t, 1, 0, make([]byte, maxMessage))
 	require.NoError(t, b.PublishMessage(ctx, exact))
 	r := l.WaitFor(testContext(t), t, pulsarconn.PushReceipt, 1)[0]
 	assert.Zero(t, r.Command.GetSendReceipt().GetSequenceId())
 	stored := e.srv.Messages(topic)
 	require.Len(t, stored, 1)
-	assert.Len(t, stored[0], limit-(len(probe)-4), "the whole payload arrived")
+	assert.Len(t, stored[0], maxMessage, "the whole payload arrived")
 
-	over := sendFrame(t, 1, 1, make([]byte, limit-(len(probe)-4)+1))
+	over := sendFrame(t, 1, 1, make([]byte, maxMessage+1))
 	assert.ErrorIs(t, b.PublishMessage(ctx, over), pulsarconn.ErrMessageTooLarge)
 	assert.ErrorIs(t, b.PublishMessage(ctx, exact[:len(exact)-1]), pulsarconn.ErrProtocol, "a truncated frame")
 	assert.Equal(t, pulsarconn.StateConnected, b.State())
