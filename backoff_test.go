@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -34,7 +35,7 @@ func testBadTokenBacksOffNotAStorm(t *testing.T) {
 	for i := 1; i <= attempts; i++ {
 		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, i))
 		dialedAt = append(dialedAt, clk.Now())
-		waitState(t, b, pulsarconn.StateDisconnected)
+		testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 		assert.Equal(t, i, e.srv.Received(pulsarpb.BaseCommand_CONNECT), "one CONNECT per attempt")
 		next, ok := clk.NextDeadline()
 		require.True(t, ok, "a reconnect is scheduled")

@@ -29,11 +29,10 @@ const Version = "0.1.0"
 // user code from one ordered delivery queue (internal/deliver). See
 // docs/architecture.md.
 type Broker struct {
-	addr      BrokerAddress
-	logical   string // BrokerURL: the proxy target when proxied, else addr.URL
-	registry  ports.Registry
-	addedToRg bool
-	e         *engine.Engine
+	addr     BrokerAddress
+	logical  string         // BrokerURL: the proxy target when proxied, else addr.URL
+	registry ports.Registry // the Registry it was added to, if any
+	e        *engine.Engine
 }
 
 // Start validates the URL and options (an option whose argument is out of
@@ -92,19 +91,19 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 		}
 		logical = target.URL
 	}
-	b := &Broker{addr: addr, logical: logical, registry: o.registry}
+	b := &Broker{addr: addr, logical: logical}
 	if o.observer != nil {
 		cfg.Observe = observeAs(o.observer, logical)
 	}
 	// The engine exists before the Broker is listed: a reader of the
 	// Registry may call it at once.
 	b.e = engine.New(cfg)
-	if b.registry != nil {
-		if err := b.registry.Add(b); err != nil {
+	if o.registry != nil {
+		if err := o.registry.Add(b); err != nil {
 			b.e.Stop(context.Background(), func() {})
 			return nil, fmt.Errorf("pulsarconn: start %s: %w", addr.URL, err)
 		}
-		b.addedToRg = true
+		b.registry = o.registry
 	}
 	return b, nil
 }
@@ -159,11 +158,7 @@ func (b *Broker) ServerVersion() (string, int32) { return b.e.ServerVersion() }
 func (b *Broker) MaxMessageSize() int { return b.e.MaxMessageSize() }
 
 // Metrics returns the Broker's gauges and counters.
-func (b *Broker) Metrics() Metrics {
-	m := b.e.Metrics()
-	return Metrics{State: m.State, Pending: m.Pending, Producers: m.Producers, Consumers: m.Consumers,
-		FramesIn: m.FramesIn, FramesOut: m.FramesOut, BytesIn: m.BytesIn, BytesOut: m.BytesOut, Reconnects: m.Reconnects}
-}
+func (b *Broker) Metrics() Metrics { return Metrics(b.e.Metrics()) }
 
 // Request sends cmd, a request-bearing command, and waits for its answer.
 // The request id is assigned here (any id already in cmd is overwritten).
@@ -327,7 +322,7 @@ var _ ports.Listing = (*Broker)(nil)
 // return its result.
 func (b *Broker) Stop(ctx context.Context) error {
 	return b.e.Stop(ctx, func() {
-		if b.addedToRg {
+		if b.registry != nil {
 			b.registry.Remove(b)
 		}
 	})

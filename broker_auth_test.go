@@ -14,6 +14,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/ports"
 	"github.com/pulsarconn/pulsarconn/ports/portsmock"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -81,7 +82,7 @@ func testAuthRefreshFailureDropsAndBacksOff(t *testing.T) {
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrDisconnected)
 	assert.ErrorIs(t, got[0].Err, pulsarconn.ErrAuthentication)
 	assert.ErrorIs(t, got[0].Err, errRefresh)
-	waitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.ErrorIs(t, b.WaitConnected(done), pulsarconn.ErrAuthentication, "the last error is kept")

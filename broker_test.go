@@ -276,7 +276,7 @@ func testAuthenticatorFailureBacksOff(t *testing.T) {
 	auth := &countingToken{err: errors.New("token file unreadable")}
 	b := e.start(t, pulsarconn.WithClock(clk), pulsarconn.WithAuthenticator(auth), pulsarconn.WithBackoff(time.Second, 10*time.Second))
 	ctx := testContext(t)
-	waitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 	wctx, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.ErrorIs(t, b.WaitConnected(wctx), pulsarconn.ErrAuthentication)
@@ -285,23 +285,6 @@ func testAuthenticatorFailureBacksOff(t *testing.T) {
 	// No tight loop: nothing happens until the backoff delay passes.
 	clk.Advance(400 * time.Millisecond)
 	assert.Equal(t, 1, auth.initials())
-}
-
-// waitState waits until b is in state want.
-func waitState(t *testing.T, b *pulsarconn.Broker, want pulsarconn.State) {
-	t.Helper()
-	ctx := testContext(t)
-	for {
-		st, changed := b.WatchState()
-		if st == want {
-			return
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatalf("state is %v, waiting for %v", st, want)
-		}
-	}
 }
 
 type countingToken struct {
@@ -350,7 +333,7 @@ func TestSSLURLUsesVerifiedTLSByDefault(t *testing.T) {
 	b, err := pulsarconn.Start(env.URL, pulsarconn.WithBackoff(time.Second, time.Second))
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Stop(context.Background()) })
-	waitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, b.WaitConnected(ctx), tlstransport.ErrUnknownAuthority)

@@ -1,9 +1,11 @@
 package pulsarconn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -29,11 +31,10 @@ var (
 // proxy when the cluster says so) and keeps one Broker connection per broker
 // URL, created on demand, reused, and listed in a Registry.
 type Client struct {
-	hosts    []string // the service hosts' URLs
-	tls      bool
-	opts     []BrokerOption // passed on to every Broker
-	o        options
-	registry ports.Registry
+	hosts []string // the service hosts' URLs
+	tls   bool
+	opts  []BrokerOption // passed on to every Broker
+	o     options        // o.registry is set
 
 	sem    chan struct{} // lookup slots
 	queued atomic.Int64  // lookups waiting for a slot
@@ -68,40 +69,32 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 		}
 		c.hosts, c.tls = append(c.hosts, addr.URL), addr.TLS
 	}
-	c.registry = c.o.registry
-	if c.registry == nil {
-		c.registry = NewRegistry()
-	}
-	c.opts = append(forward, WithRegistry(c.registry))
+	c.o.registry = cmp.Or[ports.Registry](c.o.registry, NewRegistry())
+	c.opts = append(forward, WithRegistry(c.o.registry))
 	c.sem = make(chan struct{}, c.o.maxLookups)
 	return c, nil
 }
 
 // Registry returns the Registry the Client's Brokers are listed in.
-func (c *Client) Registry() ports.Registry { return c.registry }
+func (c *Client) Registry() ports.Registry { return c.o.registry }
 
 // Brokers returns the Client's live broker connections, ordered by URL.
 func (c *Client) Brokers() []*Broker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]*Broker, 0, len(c.brokers))
-	for _, b := range c.brokers {
-		out = append(out, b)
-	}
-	slices.SortFunc(out, func(a, b *Broker) int { return strings.Compare(a.BrokerURL(), b.BrokerURL()) })
-	return out
+	return slices.SortedFunc(maps.Values(c.brokers), func(a, b *Broker) int { return strings.Compare(a.BrokerURL(), b.BrokerURL()) })
 }
 
 // Producers lists the producer ids registered on the Client's connection
 // to brokerURL.
 func (c *Client) Producers(brokerURL string) ([]uint64, error) {
-	return ProducersAt(c.registry, brokerURL)
+	return ProducersAt(c.o.registry, brokerURL)
 }
 
 // Consumers lists the consumer ids registered on the Client's connection
 // to brokerURL.
 func (c *Client) Consumers(brokerURL string) ([]uint64, error) {
-	return ConsumersAt(c.registry, brokerURL)
+	return ConsumersAt(c.o.registry, brokerURL)
 }
 
 // broker returns the Broker for url (dialling proxy instead, naming url as
@@ -336,20 +329,13 @@ func (c *Client) Metrics() ClientMetrics {
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
-	brokers := make([]*Broker, 0, len(c.brokers))
-	for _, b := range c.brokers {
-		brokers = append(brokers, b)
-	}
+	brokers := slices.Collect(maps.Values(c.brokers))
 	clear(c.brokers)
 	c.mu.Unlock()
 	errs := make([]error, len(brokers))
 	var wg sync.WaitGroup
 	for i, b := range brokers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = b.Stop(ctx)
-		}()
+		wg.Go(func() { errs[i] = b.Stop(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

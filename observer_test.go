@@ -17,6 +17,7 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -126,7 +127,7 @@ func testObserverSeesHandshakeFailures(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("right"))
 	obs := &events{}
 	b := e.start(t, pulsarconn.WithObserver(obs), pulsarconn.WithAuthenticator(staticToken("wrong")))
-	waitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 	obs.waitUntil(t, func(evs []pulsarconn.Event) bool {
 		return len(ofType[pulsarconn.HandshakeFailed](evs)) > 0
 	})
@@ -221,7 +222,7 @@ func testLogsCarryNoCredentials(t *testing.T) {
 	<-changed
 	require.NoError(t, b.WaitConnected(ctx))
 	bad := e.start(t, pulsarconn.WithAuthenticator(staticToken(secret+"-wrong")), pulsarconn.WithLogger(logger))
-	waitState(t, bad, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, bad, pulsarconn.StateDisconnected)
 	wctx, cancel := context.WithCancel(ctx)
 	cancel()
 	err := bad.WaitConnected(wctx)

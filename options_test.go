@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -192,7 +193,7 @@ func TestBackoffPolicyDelaysAreTheReconnectDelays(t *testing.T) {
 	for i := 1; i <= len(policy.delays); i++ {
 		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, i))
 		dialedAt = append(dialedAt, clk.Now())
-		waitState(t, b, pulsarconn.StateDisconnected)
+		testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 		next, ok := clk.NextDeadline()
 		require.True(t, ok, "a reconnect is scheduled")
 		if i == len(policy.delays) {
@@ -203,7 +204,7 @@ func TestBackoffPolicyDelaysAreTheReconnectDelays(t *testing.T) {
 	for i := 1; i < len(dialedAt); i++ {
 		assert.Equal(t, policy.delays[i-1], dialedAt[i].Sub(dialedAt[i-1]), "delay before attempt %d", i+1)
 	}
-	waitState(t, b, pulsarconn.StateConnected)
+	testenv.WaitState(t, b, pulsarconn.StateConnected)
 	nexts, resets := policy.counts()
 	assert.Equal(t, len(policy.delays), nexts, "one Next per failed attempt")
 	assert.Equal(t, 1, resets, "Reset once connected")

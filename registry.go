@@ -3,6 +3,7 @@ package pulsarconn
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -108,15 +109,10 @@ func (r *Registry) Get(brokerURL string) (ports.Listing, bool) {
 // All returns every listing, ordered by broker URL.
 func (r *Registry) All() []ports.Listing {
 	r.mu.RLock()
-	urls := make([]string, 0, len(r.listings))
-	for url := range r.listings {
-		urls = append(urls, url)
-	}
-	all := make([]ports.Listing, 0, len(urls))
-	slices.Sort(urls)
-	for _, url := range urls {
+	defer r.mu.RUnlock()
+	all := make([]ports.Listing, 0, len(r.listings))
+	for _, url := range slices.Sorted(maps.Keys(r.listings)) {
 		all = append(all, r.listings[url])
 	}
-	r.mu.RUnlock()
 	return all
 }

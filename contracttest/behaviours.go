@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -74,7 +75,7 @@ func testHandshakeWithToken(t *testing.T, e *env) {
 	l := NewPushLog()
 	_, err := bad.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
-	waitState(t, bad, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, bad, pulsarconn.StateDisconnected)
 	wctx, cancel := context.WithCancel(ctx)
 	cancel()
 	err = bad.WaitConnected(wctx)
@@ -492,12 +493,7 @@ func testServerDrops(t *testing.T, e *env) {
 // after two keepalive intervals of silence (the default interval, on a
 // fake clock).
 func testKeepaliveExpiry(t *testing.T, e *env) {
-	b, clk := e.startOnFakeClock(t)
-	ctx := testContext(t)
-	require.NoError(t, b.WaitConnected(ctx))
-	l := NewPushLog()
-	_, err := b.RegisterConsumer(ctx, 1, l)
-	require.NoError(t, err)
+	b, clk, ctx, l := e.connectedConsumer(t)
 	e.srv.SetAnswerPings(false)
 	clk.Advance(core.DefaultKeepAliveInterval)
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_PING, 1), "it pings after one interval")
@@ -537,7 +533,7 @@ func testConnectTimeout(t *testing.T, e *env) {
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, 1))
 	assert.Equal(t, pulsarconn.StateHandshaking, b.State())
 	clk.Advance(core.DefaultConnectTimeout)
-	waitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 	wctx, cancel := context.WithCancel(ctx)
 	cancel()
 	assert.ErrorIs(t, b.WaitConnected(wctx), pulsarconn.ErrConnectTimeout)
@@ -598,7 +594,7 @@ func testContextCancellation(t *testing.T, e *env) {
 	// Cancelled while waiting for a connection.
 	e.faults.RefuseDials(true)
 	e.srv.DropConnections()
-	waitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 	c4, cancel4 := context.WithCancel(ctx)
 	go func() { errc <- b.WaitConnected(c4) }()
 	go func() { _, err := b.LookupTopic(c4, topic, false); errc <- err }()
@@ -741,7 +737,7 @@ func testDialRefused(t *testing.T, e *env) {
 	e.faults.RefuseDials(true)
 	ctx := testContext(t)
 	fast := e.start(t, pulsarconn.WithFailFast(true))
-	waitState(t, fast, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, fast, pulsarconn.StateDisconnected)
 	_, err := fast.LookupTopic(ctx, topic, false)
 	assert.ErrorIs(t, err, pulsarconn.ErrDisconnected, "fail-fast fails at once")
 	assert.Contains(t, err.Error(), "dial")
@@ -752,7 +748,7 @@ func testDialRefused(t *testing.T, e *env) {
 		_, err := waiting.LookupTopic(ctx, topic, false)
 		errc <- err
 	}()
-	waitState(t, waiting, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, waiting, pulsarconn.StateDisconnected)
 	e.faults.RefuseDials(false)
 	require.NoError(t, <-errc, "the waiting call completes after the reconnect")
 	require.NoError(t, fast.WaitConnected(ctx))
@@ -784,12 +780,7 @@ func testLatency(t *testing.T, e *env) {
 // keepalive (the default interval, on a fake clock), and the Broker
 // reconnects once the path heals.
 func testHalfOpen(t *testing.T, e *env) {
-	b, clk := e.startOnFakeClock(t)
-	ctx := testContext(t)
-	require.NoError(t, b.WaitConnected(ctx))
-	l := NewPushLog()
-	_, err := b.RegisterConsumer(ctx, 1, l)
-	require.NoError(t, err)
+	b, clk, ctx, l := e.connectedConsumer(t)
 	e.faults.SetHalfOpen(true)
 	clk.Advance(core.DefaultKeepAliveInterval) // a PING, swallowed
 	assert.Equal(t, pulsarconn.StateConnected, b.State())
@@ -799,6 +790,6 @@ func testHalfOpen(t *testing.T, e *env) {
 	e.faults.SetHalfOpen(false)
 	clk.Advance(backoffMax)
 	require.NoError(t, b.WaitConnected(ctx))
-	_, err = b.LookupTopic(ctx, topic, false)
+	_, err := b.LookupTopic(ctx, topic, false)
 	require.NoError(t, err)
 }

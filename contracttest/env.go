@@ -86,26 +86,22 @@ func (e *env) startOnFakeClock(t *testing.T, opts ...pulsarconn.BrokerOption) (*
 	return e.start(t, append([]pulsarconn.BrokerOption{pulsarconn.WithClock(clk)}, opts...)...), clk
 }
 
+// connectedConsumer starts a Broker on a fake clock (startOnFakeClock),
+// waits for its connection and registers consumer 1, whose pushes it logs.
+func (e *env) connectedConsumer(t *testing.T) (*pulsarconn.Broker, *memory.Clock, context.Context, *PushLog) {
+	t.Helper()
+	b, clk := e.startOnFakeClock(t)
+	ctx := testContext(t)
+	require.NoError(t, b.WaitConnected(ctx))
+	l := NewPushLog()
+	_, err := b.RegisterConsumer(ctx, 1, l)
+	require.NoError(t, err)
+	return b, clk, ctx, l
+}
+
 // testContext bounds a behaviour's waits; nothing in the suite waits on
 // time otherwise.
 var testContext = testenv.Context
-
-// waitState waits until b is in state want.
-func waitState(t *testing.T, b *pulsarconn.Broker, want pulsarconn.State) {
-	t.Helper()
-	ctx := testContext(t)
-	for {
-		st, changed := b.WatchState()
-		if st == want {
-			return
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatalf("state is %v, waiting for %v", st, want)
-		}
-	}
-}
 
 // PushLog is a pulsarconn.Handler that records the pushes it receives and
 // lets a test wait for them without sleeping. It is exported for tests of

@@ -16,6 +16,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/pulsarconn/pulsarconn"
 )
 
 // Timeout bounds a test's waits. It guards against a hang and is never
@@ -29,4 +31,22 @@ func Context(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// WaitState waits, within Context(t), until b is in state want, and fails
+// the test if it is not by then.
+func WaitState(t testing.TB, b *pulsarconn.Broker, want pulsarconn.State) {
+	t.Helper()
+	ctx := Context(t)
+	for {
+		st, changed := b.WatchState()
+		if st == want {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("state is %v, waiting for %v", st, want)
+		}
+	}
 }
