@@ -21,8 +21,10 @@
 #   http://127.0.0.1:8080        admin REST API
 #
 # Token authentication is on (tokens are HS256 JWTs signed with the secret;
-# the Go tests mint their own) with an anonymous role, so that clients
-# without credentials still connect. maxMessageSize is 1 MiB, and the broker
+# the Go tests mint their own), and so is TLS authentication (client
+# certificates signed by the run's CA, role from the CN; the Go tests mint
+# them with tls/ca.key), with an anonymous role, so that clients without
+# credentials still connect. maxMessageSize is 1 MiB, and the broker
 # checks every second for expired credentials, answering them with
 # AUTH_CHALLENGE.
 #
@@ -115,7 +117,7 @@ tlsKeyFilePath=$run/tls/server.pk8.pem
 tlsTrustCertsFilePath=$run/tls/ca.pem
 
 authenticationEnabled=true
-authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+authenticationProviders=org.apache.pulsar.broker.authentication.AuthenticationProviderToken,org.apache.pulsar.broker.authentication.AuthenticationProviderTls
 tokenSecretKey=file://$run/token.secret
 anonymousUserRole=anonymous
 authorizationEnabled=false

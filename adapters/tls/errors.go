@@ -32,6 +32,10 @@ var (
 	// ErrRootCAFile: the file given to WithRootCAFile could not be read or
 	// holds no PEM certificate.
 	ErrRootCAFile = errors.New("tls: cannot load root CA file")
+	// ErrInsecureConfig: the config given to WithConfig turns certificate
+	// verification off (InsecureSkipVerify) and sets neither
+	// VerifyPeerCertificate nor VerifyConnection to verify in its place.
+	ErrInsecureConfig = errors.New("tls: WithConfig's InsecureSkipVerify needs VerifyPeerCertificate or VerifyConnection; use WithInsecureSkipVerify to turn verification off")
 )
 
 // classify wraps a handshake error with the sentinel for its cause. An

@@ -2,10 +2,14 @@
 // over TCP and runs a crypto/tls handshake on top (pulsar+ssl:// URLs).
 //
 // Certificate verification is on unless [WithInsecureSkipVerify] turns it
-// off, TLS 1.2 is the lowest version ever negotiated, and the server name
-// checked against the broker's certificate is the host of the dialled
-// address unless [WithServerName] or [WithConfig] say otherwise. Like the
-// tcp adapter, connections have TCP_NODELAY and TCP keepalive on.
+// off. A [WithConfig] base with InsecureSkipVerify set is accepted only if
+// it also sets VerifyPeerCertificate or VerifyConnection, which then verify
+// the broker instead (certificate pinning); otherwise Dial refuses it with
+// [ErrInsecureConfig]. TLS 1.2 is the lowest version ever negotiated, and
+// the server name checked against the broker's certificate is the host of
+// the dialled address unless [WithServerName] or [WithConfig] say
+// otherwise. Like the tcp adapter, connections have TCP_NODELAY and TCP
+// keepalive on.
 //
 // Handshake failures wrap a sentinel that names the cause
 // ([ErrUnknownAuthority], [ErrHostnameMismatch], [ErrCertificateExpired],
@@ -59,6 +63,13 @@ type Option func(*Transport)
 // It is cloned, so later changes to cfg have no effect. The other options
 // override the matching fields of cfg whatever their order, and MinVersion
 // is raised to TLS 1.2 if it is lower. Default: an empty ctls.Config.
+//
+// A cfg with InsecureSkipVerify set must also set VerifyPeerCertificate or
+// VerifyConnection: with either, the transport leaves the broker's
+// certificate to them (to pin a certificate or a key, say); with neither,
+// every Dial fails with ErrInsecureConfig before connecting, as
+// verification would be off with nothing in its place. To turn
+// verification off, say so with WithInsecureSkipVerify.
 func WithConfig(cfg *ctls.Config) Option {
 	return func(t *Transport) {
 		if cfg != nil {
@@ -115,8 +126,9 @@ func WithServerName(name string) Option {
 // WithInsecureSkipVerify turns certificate verification off: any broker
 // certificate is accepted, whoever signed it and whatever name it holds.
 // It is for tests and diagnosis only, as it leaves connections open to a
-// man in the middle (Pulsar's tlsAllowInsecureConnection). Default:
-// verification on.
+// man in the middle (Pulsar's tlsAllowInsecureConnection). It is the only
+// option that turns verification off with nothing in its place (see
+// WithConfig). Default: verification on.
 func WithInsecureSkipVerify() Option {
 	return func(t *Transport) { t.insecure = true }
 }
@@ -214,6 +226,9 @@ func (t *Transport) config(address string) (*ctls.Config, error) {
 		cfg = t.base.Clone()
 	} else {
 		cfg = &ctls.Config{}
+	}
+	if cfg.InsecureSkipVerify && !t.insecure && cfg.VerifyPeerCertificate == nil && cfg.VerifyConnection == nil {
+		return nil, ErrInsecureConfig
 	}
 	if t.rootCAs != nil {
 		cfg.RootCAs = t.rootCAs

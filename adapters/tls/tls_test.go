@@ -2,7 +2,9 @@ package tls_test
 
 import (
 	"context"
+	"crypto/sha256"
 	ctls "crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"io/fs"
@@ -265,6 +267,122 @@ func TestDial(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// errNotPinned is the pinning callback's refusal in TestInsecureBaseConfig.
+var errNotPinned = errors.New("not the pinned certificate")
+
+// pin returns a VerifyPeerCertificate that accepts only cert's leaf, by
+// its SHA-256: the check a user who pins a certificate does instead of
+// chain verification.
+func pin(cert ctls.Certificate) func([][]byte, [][]*x509.Certificate) error {
+	want := sha256.Sum256(cert.Certificate[0])
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 || sha256.Sum256(raw[0]) != want {
+			return errNotPinned
+		}
+		return nil
+	}
+}
+
+// TestInsecureBaseConfig: a WithConfig base with InsecureSkipVerify is
+// refused before anything is dialled unless it verifies the broker itself
+// (VerifyPeerCertificate or VerifyConnection) or WithInsecureSkipVerify
+// says verification is to be off; a pinning callback then decides.
+func TestInsecureBaseConfig(t *testing.T) {
+	p := newPKI(t)
+	// p.untrusted is signed by a CA nobody trusts: only the pin or
+	// WithInsecureSkipVerify can let it through.
+	address := net.JoinHostPort("127.0.0.1", serve(t, serverConfig(p.untrusted)))
+	pinConnection := func(cert ctls.Certificate) func(ctls.ConnectionState) error {
+		verify := pin(cert)
+		return func(cs ctls.ConnectionState) error {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			return verify(raw, nil)
+		}
+	}
+	tests := []struct {
+		name    string
+		tr      *tlstransport.Transport
+		wantErr error
+	}{
+		{
+			name:    "InsecureSkipVerify alone",
+			tr:      tlstransport.New(tlstransport.WithConfig(&ctls.Config{InsecureSkipVerify: true})),
+			wantErr: tlstransport.ErrInsecureConfig,
+		},
+		{
+			name: "InsecureSkipVerify with other options",
+			tr: tlstransport.New(
+				tlstransport.WithConfig(&ctls.Config{InsecureSkipVerify: true, RootCAs: p.otherCA.Pool()}),
+				tlstransport.WithRootCAs(p.otherCA.Pool())),
+			wantErr: tlstransport.ErrInsecureConfig,
+		},
+		{
+			name: "InsecureSkipVerify and WithInsecureSkipVerify",
+			tr: tlstransport.New(
+				tlstransport.WithConfig(&ctls.Config{InsecureSkipVerify: true}),
+				tlstransport.WithInsecureSkipVerify()),
+		},
+		{
+			name: "pinned by VerifyPeerCertificate",
+			tr: tlstransport.New(tlstransport.WithConfig(&ctls.Config{
+				InsecureSkipVerify: true, VerifyPeerCertificate: pin(p.untrusted),
+			})),
+		},
+		{
+			name: "another certificate pinned by VerifyPeerCertificate",
+			tr: tlstransport.New(tlstransport.WithConfig(&ctls.Config{
+				InsecureSkipVerify: true, VerifyPeerCertificate: pin(p.server),
+			})),
+			wantErr: errNotPinned,
+		},
+		{
+			name: "pinned by VerifyConnection",
+			tr: tlstransport.New(tlstransport.WithConfig(&ctls.Config{
+				InsecureSkipVerify: true, VerifyConnection: pinConnection(p.untrusted),
+			})),
+		},
+		{
+			name: "another certificate pinned by VerifyConnection",
+			tr: tlstransport.New(tlstransport.WithConfig(&ctls.Config{
+				InsecureSkipVerify: true, VerifyConnection: pinConnection(p.server),
+			})),
+			wantErr: errNotPinned,
+		},
+		{
+			name:    "VerifyPeerCertificate without InsecureSkipVerify still verifies the chain",
+			tr:      tlstransport.New(tlstransport.WithConfig(&ctls.Config{VerifyPeerCertificate: pin(p.untrusted)})),
+			wantErr: tlstransport.ErrUnknownAuthority,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := roundTrip(t, tt.tr, address)
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tt.wantErr)
+			t.Log(err)
+		})
+	}
+
+	// The refusal comes before any connection is made: against an address
+	// where nothing listens, the error is the configuration's, not the
+	// connect's.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := l.Addr().String()
+	require.NoError(t, l.Close())
+	_, err = tlstransport.New(tlstransport.WithConfig(&ctls.Config{InsecureSkipVerify: true})).Dial(t.Context(), closed)
+	require.ErrorIs(t, err, tlstransport.ErrInsecureConfig)
+	assert.ErrorContains(t, err, "WithInsecureSkipVerify", "the error names the option to use")
+	var op *net.OpError
+	assert.False(t, errors.As(err, &op), "nothing was dialled: %v", err)
 }
 
 func TestDialErrorsWrapCause(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/auth/tlsauth"
 	tlstransport "github.com/pulsarconn/pulsarconn/adapters/tls"
 	"github.com/pulsarconn/pulsarconn/internal/testenv"
 )
@@ -123,18 +124,12 @@ func TestServeJWTAnonymousRoleAndGrants(t *testing.T) {
 	startRefusedServe(t, service, pulsarconn.WithAuthenticator(token(hs256([]byte("another key"), "admin"))))
 }
 
-// tlsAuth is auth method "tls": the credentials are the client certificate.
-type tlsAuth struct{}
-
-func (tlsAuth) Name() string                                      { return "tls" }
-func (tlsAuth) Initial(context.Context) ([]byte, error)           { return nil, nil }
-func (tlsAuth) Challenge(context.Context, []byte) ([]byte, error) { return nil, nil }
-
 func TestServeTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
 	ca := testenv.NewAuthority(t, "test CA")
 	serverPEM, serverKey := testenv.CertificatePEM(t, ca.Issue(t, testenv.Leaf{CommonName: "server", Names: []string{"127.0.0.1"}}))
-	client := ca.Issue(t, testenv.Leaf{CommonName: "admin", Client: true})
+	client, err := tlsauth.New(ca.Issue(t, testenv.Leaf{CommonName: "admin", Client: true}))
+	require.NoError(t, err)
 	caPEM := ca.PEM()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
@@ -149,13 +144,13 @@ func TestServeTLSClientCertificates(t *testing.T) {
 	ctx := testenv.Context(t)
 
 	// With the certificate and method tls: role admin, a superuser.
-	b := connects(t, tlsURL, pulsarconn.WithAuthenticator(tlsAuth{}),
-		pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(caFile), tlstransport.WithClientCertificate(client))))
-	_, err := b.LookupTopic(ctx, "persistent://private/auth/t", false)
+	b := connects(t, tlsURL, pulsarconn.WithAuthenticator(client),
+		pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(caFile), tlstransport.WithClientCertificate(client.Certificate()))))
+	_, err = b.LookupTopic(ctx, "persistent://private/auth/t", false)
 	assert.NoError(t, err)
 
 	// Method tls without a certificate is refused.
-	startRefusedServe(t, tlsURL, pulsarconn.WithAuthenticator(tlsAuth{}),
+	startRefusedServe(t, tlsURL, pulsarconn.WithAuthenticator(client),
 		pulsarconn.WithTransport(tlstransport.New(tlstransport.WithRootCAFile(caFile))))
 }
 
