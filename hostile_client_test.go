@@ -1,0 +1,187 @@
+package pulsarconn_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/internal/testenv"
+	"github.com/pulsarconn/pulsarconn/ports"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// This file plays a cluster that is hostile to the Client: its brokers
+// make it open connection after connection.
+
+// dialOne is a Transport that dials address whatever URL it is asked
+// for, so one fake broker plays every broker a lookup is sent to.
+type dialOne struct {
+	network *memory.Network
+	address string
+}
+
+func (d dialOne) Dial(ctx context.Context, _ string) (ports.Conn, error) {
+	return d.network.Dial(ctx, d.address)
+}
+
+// TestHostileRedirectsReleaseBrokers: a cluster that answers every LOOKUP
+// with a Redirect to a broker URL never seen before makes each lookup
+// follow the redirect limit (20) through 20 new brokers, and fail. The
+// Client must not keep them: before the fix, 10 such lookups left 201
+// Brokers running (404 goroutines) until Close.
+func TestHostileRedirectsReleaseBrokers(t *testing.T) {
+	synctest.Test(t, testHostileRedirectsReleaseBrokers)
+}
+
+func testHostileRedirectsReleaseBrokers(t *testing.T) {
+	const lookups = 10
+	network := memory.NewNetwork()
+	srv := testenv.Serve(t, network, "service:6650")
+	var hops atomic.Int64
+	srv.InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(c *pulsartest.Call) pulsartest.Action {
+		id, _ := c.RequestID()
+		url := fmt.Sprintf("pulsar://hop-%d:6650", hops.Add(1))
+		c.Reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
+			LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
+				RequestId:        proto.Uint64(id),
+				Response:         pulsarpb.CommandLookupTopicResponse_Redirect.Enum(),
+				BrokerServiceUrl: proto.String(url),
+			}})
+		return pulsartest.Handled
+	})
+	cl, err := pulsarconn.NewClient("pulsar://service:6650", pulsarconn.WithTransport(dialOne{network, "service:6650"}))
+	require.NoError(t, err)
+	ctx := testenv.Context(t)
+
+	synctest.Wait()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	for range lookups {
+		_, err := cl.LookupTopic(ctx, "persistent://public/default/t")
+		require.ErrorIs(t, err, pulsarconn.ErrTooManyRedirects)
+	}
+	synctest.Wait() // the broker's side of the connections closed
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	g1 := runtime.NumGoroutine()
+	brokers := cl.Brokers()
+	registered := len(cl.Registry().All())
+	t.Logf("%d lookups, %d redirects: %d Brokers held, %d in the Registry, goroutines %+d, heap %+.2f MiB",
+		lookups, hops.Load(), len(brokers), registered, g1-g0, float64(int64(after.HeapInuse)-int64(before.HeapInuse))/mib)
+
+	assert.Equal(t, int64(lookups*21), hops.Load(), "each lookup followed 20 redirects and failed at the 21st")
+	require.Len(t, brokers, 1, "only the service host's Broker is kept")
+	assert.Equal(t, "pulsar://service:6650", brokers[0].BrokerURL())
+	assert.Equal(t, 1, registered)
+	// The service host's connection: the Broker's reader and writer, and
+	// the fake broker's side of it.
+	assert.LessOrEqual(t, g1-g0, 8, "goroutines")
+	assert.Less(t, int64(after.HeapInuse)-int64(before.HeapInuse), int64(2*mib), "heap held")
+	require.NoError(t, cl.Close(ctx))
+}
+
+// TestClientReleasesIdleBrokers: a Broker the Client keeps that has no
+// registration and no request in flight for the max idle time is stopped
+// and leaves the Client and its Registry; one with a registration stays.
+// Calls on a released Broker fail with ErrClosed, and the next lookup
+// starts a new one.
+func TestClientReleasesIdleBrokers(t *testing.T) { synctest.Test(t, testClientReleasesIdleBrokers) }
+
+func testClientReleasesIdleBrokers(t *testing.T) {
+	const idle = time.Minute
+	c := newCluster(t, "service", "owner")
+	redirectTo(c.servers["service"], "pulsar://owner:6650", true)
+	clock := memory.NewClock(time.Unix(1_700_000_000, 0))
+	cl := c.client(t, "pulsar://service", pulsarconn.WithClock(clock), pulsarconn.WithConnectionMaxIdleTime(idle))
+	ctx := testenv.Context(t)
+	// advance moves the clock by d in steps, letting the connections
+	// answer their keepalives between them.
+	advance := func(d time.Duration) {
+		for ; d > 0; d -= 5 * time.Second {
+			clock.Advance(min(d, 5*time.Second))
+			synctest.Wait()
+		}
+	}
+	urls := func() []string {
+		var urls []string
+		for _, b := range cl.Brokers() {
+			urls = append(urls, b.BrokerURL())
+		}
+		return urls
+	}
+	listed := func(url string) bool {
+		_, ok := cl.Registry().Get(url)
+		return ok
+	}
+
+	owner, err := cl.LookupTopic(ctx, "t")
+	require.NoError(t, err)
+	require.NoError(t, owner.WaitConnected(ctx))
+	service := cl.Brokers()[1]
+	require.Equal(t, "pulsar://service:6650", service.BrokerURL())
+	reg, err := owner.RegisterProducer(ctx, 1, contracttest.NewPushLog())
+	require.NoError(t, err)
+
+	advance(idle - time.Second)
+	assert.Equal(t, []string{"pulsar://owner:6650", "pulsar://service:6650"}, urls(), "not idle long enough yet")
+	advance(time.Second)
+	assert.Equal(t, []string{"pulsar://owner:6650"}, urls(), "the service host's Broker was idle: released")
+	assert.False(t, listed("pulsar://service:6650"))
+	assert.Equal(t, pulsarconn.StateClosed, service.State())
+	_, err = service.LookupTopic(ctx, "t", false)
+	assert.ErrorIs(t, err, pulsarconn.ErrClosed)
+
+	// The owner has a producer registered: it stays, however long.
+	advance(3 * idle)
+	assert.Equal(t, []string{"pulsar://owner:6650"}, urls())
+	assert.Equal(t, pulsarconn.StateConnected, owner.State())
+
+	// Without it, it is idle from the close on.
+	require.NoError(t, reg.Close(ctx))
+	advance(idle - 5*time.Second)
+	assert.True(t, listed("pulsar://owner:6650"))
+	advance(5 * time.Second)
+	assert.Empty(t, urls(), "the owner's Broker was idle: released")
+	assert.False(t, listed("pulsar://owner:6650"))
+	_, err = owner.RegisterProducer(ctx, 2, contracttest.NewPushLog())
+	assert.ErrorIs(t, err, pulsarconn.ErrClosed)
+
+	// The next lookup starts new Brokers.
+	again, err := cl.LookupTopic(ctx, "t")
+	require.NoError(t, err)
+	assert.NotSame(t, owner, again)
+	require.NoError(t, again.WaitConnected(ctx))
+	assert.Equal(t, []string{"pulsar://owner:6650", "pulsar://service:6650"}, urls())
+}
+
+// TestClientIdleReleaseOff: WithConnectionMaxIdleTime(0) keeps the
+// Brokers the Client keeps until Close.
+func TestClientIdleReleaseOff(t *testing.T) { synctest.Test(t, testClientIdleReleaseOff) }
+
+func testClientIdleReleaseOff(t *testing.T) {
+	c := newCluster(t, "service")
+	clock := memory.NewClock(time.Unix(1_700_000_000, 0))
+	cl := c.client(t, "pulsar://service", pulsarconn.WithClock(clock), pulsarconn.WithConnectionMaxIdleTime(0))
+	b, err := cl.LookupTopic(testenv.Context(t), "t")
+	require.NoError(t, err)
+	for range 100 {
+		clock.Advance(10 * time.Second)
+		synctest.Wait()
+	}
+	assert.Equal(t, []*pulsarconn.Broker{b}, cl.Brokers())
+	assert.Equal(t, pulsarconn.StateConnected, b.State())
+}
