@@ -99,7 +99,8 @@ func testHostileRedirectsReleaseBrokers(t *testing.T) {
 
 // TestClientReleasesIdleBrokers: a Broker the Client keeps that has no
 // registration and no request in flight for the max idle time is stopped
-// and leaves the Client and its Registry; one with a registration stays.
+// and leaves the Client and its Registry; one with a registration, or a
+// request in flight, stays.
 // Calls on a released Broker fail with ErrClosed, and the next lookup
 // starts a new one.
 func TestClientReleasesIdleBrokers(t *testing.T) { synctest.Test(t, testClientReleasesIdleBrokers) }
@@ -109,7 +110,8 @@ func testClientReleasesIdleBrokers(t *testing.T) {
 	c := newCluster(t, "service", "owner")
 	redirectTo(c.servers["service"], "pulsar://owner:6650", true)
 	clock := memory.NewClock(time.Unix(1_700_000_000, 0))
-	cl := c.client(t, "pulsar://service", pulsarconn.WithClock(clock), pulsarconn.WithConnectionMaxIdleTime(idle))
+	cl := c.client(t, "pulsar://service", pulsarconn.WithClock(clock), pulsarconn.WithConnectionMaxIdleTime(idle),
+		pulsarconn.WithOperationTimeout(10*idle))
 	ctx := testenv.Context(t)
 	// advance moves the clock by d in steps, letting the connections
 	// answer their keepalives between them.
@@ -153,8 +155,18 @@ func testClientReleasesIdleBrokers(t *testing.T) {
 	assert.Equal(t, []string{"pulsar://owner:6650"}, urls())
 	assert.Equal(t, pulsarconn.StateConnected, owner.State())
 
-	// Without it, it is idle from the close on.
+	// Without it, but with a request in flight, it stays too.
 	require.NoError(t, reg.Close(ctx))
+	held := c.servers["owner"].Hold(pulsarpb.BaseCommand_LOOKUP)
+	answered := make(chan error, 1)
+	go func() { _, err := owner.LookupTopic(ctx, "t", false); answered <- err }()
+	<-held.Arrived()
+	advance(2 * idle)
+	assert.True(t, listed("pulsar://owner:6650"), "a request in flight")
+	held.Release()
+	require.NoError(t, <-answered)
+
+	// It is idle from the answer on.
 	advance(idle - 5*time.Second)
 	assert.True(t, listed("pulsar://owner:6650"))
 	advance(5 * time.Second)
