@@ -200,3 +200,59 @@ func testClientIdleReleaseOff(t *testing.T) {
 	assert.Equal(t, []*pulsarconn.Broker{b}, cl.Brokers())
 	assert.Equal(t, pulsarconn.StateConnected, b.State())
 }
+
+// TestClientKeepsBrokersLookupsUse: a Broker that two lookups pass
+// through is stopped only when the last of them ends.
+func TestClientKeepsBrokersLookupsUse(t *testing.T) {
+	synctest.Test(t, testClientKeepsBrokersLookupsUse)
+}
+
+func testClientKeepsBrokersLookupsUse(t *testing.T) {
+	c := newCluster(t, "service", "hop", "owner")
+	redirectTo(c.servers["service"], "pulsar://hop:6650", false)
+	toOwner := func(id uint64) *pulsarpb.BaseCommand {
+		return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
+			LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
+				RequestId:        proto.Uint64(id),
+				Response:         pulsarpb.CommandLookupTopicResponse_Redirect.Enum(),
+				BrokerServiceUrl: proto.String("pulsar://owner:6650"),
+				Authoritative:    proto.Bool(true),
+			}}
+	}
+	// The hop redirects to the owner, but leaves the first LOOKUP
+	// unanswered until the test answers it.
+	var firstID uint64
+	var firstConn *pulsartest.Conn
+	arrived := make(chan struct{})
+	c.servers["hop"].InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(call *pulsartest.Call) pulsartest.Action {
+		id, _ := call.RequestID()
+		if firstConn == nil {
+			firstID, firstConn = id, call.Conn()
+			close(arrived)
+			return pulsartest.Handled
+		}
+		call.Reply(toOwner(id))
+		return pulsartest.Handled
+	})
+	cl := c.client(t, "pulsar://service")
+	ctx := testenv.Context(t)
+	urls := func() []string {
+		var urls []string
+		for _, b := range cl.Brokers() {
+			urls = append(urls, b.BrokerURL())
+		}
+		return urls
+	}
+
+	slow := make(chan error, 1)
+	go func() { _, err := cl.LookupTopic(ctx, "slow"); slow <- err }()
+	<-arrived
+	_, err := cl.LookupTopic(ctx, "fast")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pulsar://hop:6650", "pulsar://owner:6650", "pulsar://service:6650"}, urls(),
+		"the slow lookup still uses the hop")
+
+	require.NoError(t, firstConn.Send(toOwner(firstID)))
+	require.NoError(t, <-slow)
+	assert.Equal(t, []string{"pulsar://owner:6650", "pulsar://service:6650"}, urls(), "the hop, used by no lookup, is stopped")
+}
