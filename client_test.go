@@ -53,15 +53,21 @@ func (c *cluster) client(t *testing.T, serviceURL string, opts ...pulsarconn.Cli
 func redirectTo(srv *pulsartest.Server, url string, authoritative bool) {
 	srv.InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(c *pulsartest.Call) pulsartest.Action {
 		id, _ := c.RequestID()
-		c.Reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
-			LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
-				RequestId:        proto.Uint64(id),
-				Response:         pulsarpb.CommandLookupTopicResponse_Redirect.Enum(),
-				BrokerServiceUrl: proto.String(url), BrokerServiceUrlTls: proto.String(url),
-				Authoritative: proto.Bool(authoritative),
-			}})
+		c.Reply(redirectAnswer(id, url, authoritative))
 		return pulsartest.Handled
 	})
+}
+
+// redirectAnswer is the Redirect answer to LOOKUP request id, to url (for
+// TLS too).
+func redirectAnswer(id uint64, url string, authoritative bool) *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
+		LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
+			RequestId:        proto.Uint64(id),
+			Response:         pulsarpb.CommandLookupTopicResponse_Redirect.Enum(),
+			BrokerServiceUrl: proto.String(url), BrokerServiceUrlTls: proto.String(url),
+			Authoritative: proto.Bool(authoritative),
+		}}
 }
 
 func TestClientLookupFollowsRedirects(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
@@ -52,13 +51,7 @@ func testHostileRedirectsReleaseBrokers(t *testing.T) {
 	var hops atomic.Int64
 	srv.InterceptEvery(pulsarpb.BaseCommand_LOOKUP, func(c *pulsartest.Call) pulsartest.Action {
 		id, _ := c.RequestID()
-		url := fmt.Sprintf("pulsar://hop-%d:6650", hops.Add(1))
-		c.Reply(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
-			LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
-				RequestId:        proto.Uint64(id),
-				Response:         pulsarpb.CommandLookupTopicResponse_Redirect.Enum(),
-				BrokerServiceUrl: proto.String(url),
-			}})
+		c.Reply(redirectAnswer(id, fmt.Sprintf("pulsar://hop-%d:6650", hops.Add(1)), false))
 		return pulsartest.Handled
 	})
 	cl, err := pulsarconn.NewClient("pulsar://service:6650", pulsarconn.WithTransport(dialOne{network, "service:6650"}))
@@ -210,15 +203,7 @@ func TestClientKeepsBrokersLookupsUse(t *testing.T) {
 func testClientKeepsBrokersLookupsUse(t *testing.T) {
 	c := newCluster(t, "service", "hop", "owner")
 	redirectTo(c.servers["service"], "pulsar://hop:6650", false)
-	toOwner := func(id uint64) *pulsarpb.BaseCommand {
-		return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
-			LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
-				RequestId:        proto.Uint64(id),
-				Response:         pulsarpb.CommandLookupTopicResponse_Redirect.Enum(),
-				BrokerServiceUrl: proto.String("pulsar://owner:6650"),
-				Authoritative:    proto.Bool(true),
-			}}
-	}
+	toOwner := func(id uint64) *pulsarpb.BaseCommand { return redirectAnswer(id, "pulsar://owner:6650", true) }
 	// The hop redirects to the owner, but leaves the first LOOKUP
 	// unanswered until the test answers it.
 	var firstID uint64
