@@ -33,11 +33,12 @@ var (
 //
 // The Client holds a Broker while a lookup uses it, and keeps the service
 // hosts' Brokers and those LookupTopic returned; it stops the others (the
-// brokers a lookup was redirected through, or that failed it) when the
-// lookup ends. A Broker it keeps that has no producer or consumer
-// registered and no request in flight for WithConnectionMaxIdleTime (3
-// minutes by default) is stopped and removed too: calls on it then fail
-// with ErrClosed, and the next lookup starts a new one.
+// brokers a lookup was only redirected through, whether it then succeeded
+// or failed) when the last lookup using them ends. A Broker it keeps that
+// has no producer or consumer registered and no request in flight for
+// WithConnectionMaxIdleTime (3 minutes by default) is stopped and removed
+// too: calls on it then fail with ErrClosed, and the next lookup starts a
+// new one.
 type Client struct {
 	hosts []string // the service hosts' URLs
 	tls   bool
@@ -285,9 +286,9 @@ func (c *Client) acquire(ctx context.Context) (func(), error) {
 // ctx or the operation timeout ends. With several service hosts, a host
 // whose connection attempt fails is passed over for the next at once.
 //
-// The Brokers the lookup was redirected through are stopped when it ends
-// (unless another lookup uses them, or the Client keeps them for another
-// reason); so are those of a lookup that fails. The Broker returned is
+// The Brokers the lookup was only redirected through, whether it succeeds
+// or fails, are stopped when it ends, unless another lookup uses them or
+// the Client keeps them (see Client). The Broker returned is
 // kept, and returned again for the same owner, until Close, or until it
 // has been idle for WithConnectionMaxIdleTime: the Client then stops it,
 // calls on it fail with ErrClosed, and the next LookupTopic starts a new
