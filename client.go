@@ -288,12 +288,12 @@ func (c *Client) acquire(ctx context.Context) (func(), error) {
 //
 // The Brokers the lookup was only redirected through, whether it succeeds
 // or fails, are stopped when it ends, unless another lookup uses them or
-// the Client keeps them (see Client). The Broker returned is
-// kept, and returned again for the same owner, until Close, or until it
-// has been idle for WithConnectionMaxIdleTime: the Client then stops it,
-// calls on it fail with ErrClosed, and the next LookupTopic starts a new
-// one. A caller that holds a Broker with no producer or consumer
-// registered should look the topic up again rather than hold it.
+// the Client keeps them (see Client). The Broker returned is kept, and
+// returned again for the same owner, until Close, or until it has been
+// idle for WithConnectionMaxIdleTime: the Client then stops it, calls on
+// it fail with ErrClosed, and the next LookupTopic starts a new one. A
+// caller that holds a Broker with no producer or consumer registered
+// should look the topic up again rather than hold it.
 func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error) {
 	release, err := c.acquire(ctx)
 	if err != nil {
