@@ -30,6 +30,15 @@ var (
 // finds the broker that owns a topic (following Redirect answers, through a
 // proxy when the cluster says so) and keeps one Broker connection per broker
 // URL, created on demand, reused, and listed in a Registry.
+//
+// The Client holds a Broker while a lookup uses it, and keeps the service
+// hosts' Brokers and those LookupTopic returned; it stops the others (the
+// brokers a lookup was only redirected through, whether it then succeeded
+// or failed) when the last lookup using them ends. A Broker it keeps that
+// has no producer or consumer registered and no request in flight for
+// WithConnectionMaxIdleTime (3 minutes by default) is stopped and removed
+// too: calls on it then fail with ErrClosed, and the next lookup starts a
+// new one.
 type Client struct {
 	hosts []string // the service hosts' URLs
 	tls   bool
@@ -40,9 +49,18 @@ type Client struct {
 	queued atomic.Int64  // lookups waiting for a slot
 	next   atomic.Int64  // the service host to ask next, round robin
 
-	mu      sync.Mutex
-	brokers map[string]*Broker // by BrokerURL
-	closed  bool
+	mu       sync.Mutex
+	brokers  map[string]*held // by BrokerURL
+	idle     ports.Timer      // the next idle check, while brokers is not empty
+	stopping sync.WaitGroup   // the Brokers removed and not yet stopped
+	closed   bool
+}
+
+// held is a Broker the Client holds.
+type held struct {
+	b    *Broker
+	uses int  // lookups in progress that use it
+	kept bool // a service host's, or returned by LookupTopic
 }
 
 // NewClient returns a Client for serviceURL: pulsar:// or pulsar+ssl://
@@ -61,7 +79,7 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{o: o, brokers: make(map[string]*Broker)}
+	c := &Client{o: o, brokers: make(map[string]*held)}
 	for _, h := range strings.Split(hosts, ",") {
 		addr, err := ParseURL(scheme + "://" + strings.TrimSpace(h))
 		if err != nil {
@@ -78,11 +96,16 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 // Registry returns the Registry the Client's Brokers are listed in.
 func (c *Client) Registry() ports.Registry { return c.o.registry }
 
-// Brokers returns the Client's live broker connections, ordered by URL.
+// Brokers returns the Client's live broker connections, ordered by URL
+// (see Client for which it keeps).
 func (c *Client) Brokers() []*Broker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.SortedFunc(maps.Values(c.brokers), func(a, b *Broker) int { return strings.Compare(a.BrokerURL(), b.BrokerURL()) })
+	brokers := make([]*Broker, 0, len(c.brokers))
+	for _, url := range slices.Sorted(maps.Keys(c.brokers)) {
+		brokers = append(brokers, c.brokers[url].b)
+	}
+	return brokers
 }
 
 // Producers lists the producer ids registered on the Client's connection
@@ -98,8 +121,9 @@ func (c *Client) Consumers(brokerURL string) ([]uint64, error) {
 }
 
 // broker returns the Broker for url (dialling proxy instead, naming url as
-// the proxy target, when proxy is set), starting it if needed.
-func (c *Client) broker(url, proxy string) (*Broker, error) {
+// the proxy target, when proxy is set), starting it if needed, and counts
+// it among the lookup's uses (once).
+func (c *Client) broker(uses *[]*held, url, proxy string) (*Broker, error) {
 	addr, err := ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("pulsarconn: broker URL from the cluster: %w", err)
@@ -109,23 +133,105 @@ func (c *Client) broker(url, proxy string) (*Broker, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	if b, ok := c.brokers[addr.URL]; ok {
-		if b.State() != StateClosed {
-			return b, nil
+	h, ok := c.brokers[addr.URL]
+	if !ok || h.b.State() == StateClosed {
+		dial, opts := addr.URL, c.opts
+		if proxy != "" && proxy != addr.URL {
+			dial = proxy
+			opts = append(slices.Clip(opts), WithProxyToBroker(addr.URL))
 		}
-		delete(c.brokers, addr.URL)
+		b, err := Start(dial, opts...)
+		if err != nil {
+			return nil, err
+		}
+		h = &held{b: b, kept: slices.Contains(c.hosts, addr.URL)}
+		c.brokers[addr.URL] = h
+		if c.idle == nil && c.o.maxIdle > 0 {
+			c.idle = c.o.clock.AfterFunc(c.o.maxIdle, c.releaseIdle)
+		}
 	}
-	dial, opts := addr.URL, c.opts
-	if proxy != "" && proxy != addr.URL {
-		dial = proxy
-		opts = append(slices.Clip(opts), WithProxyToBroker(addr.URL))
+	if !slices.Contains(*uses, h) {
+		h.uses++
+		*uses = append(*uses, h)
 	}
-	b, err := Start(dial, opts...)
-	if err != nil {
-		return nil, err
+	return h.b, nil
+}
+
+// done ends a lookup's uses of the Client's Brokers, kept marking the one
+// LookupTopic returns, if any: it stops those that no other lookup uses
+// and the Client does not keep.
+func (c *Client) done(uses []*held, kept *Broker) {
+	var stop []*Broker
+	c.mu.Lock()
+	for _, h := range uses {
+		h.uses--
+		h.kept = h.kept || h.b == kept
+		if url := h.b.BrokerURL(); h.uses == 0 && !h.kept && c.brokers[url] == h {
+			delete(c.brokers, url)
+			stop = append(stop, h.b)
+		}
 	}
-	c.brokers[addr.URL] = b
-	return b, nil
+	stopNow := c.stopLater(stop)
+	c.mu.Unlock()
+	stopNow()
+}
+
+// releaseIdle stops the Brokers no lookup uses that have not been in use
+// for the max idle time, and arms the next check for when the first of
+// the others could be.
+func (c *Client) releaseIdle() {
+	c.mu.Lock()
+	c.idle = nil
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	now := c.o.clock.Now()
+	next := now.Add(c.o.maxIdle)
+	var stop []*Broker
+	for url, h := range c.brokers {
+		if h.uses > 0 {
+			continue
+		}
+		used, closing := h.b.e.CloseIfUnused(now.Add(-c.o.maxIdle))
+		if closing {
+			delete(c.brokers, url)
+			stop = append(stop, h.b)
+		} else if t := used.Add(c.o.maxIdle); t.Before(next) {
+			next = t
+		}
+	}
+	if len(c.brokers) > 0 {
+		c.idle = c.o.clock.AfterFunc(next.Sub(now), c.releaseIdle)
+	}
+	stopNow := c.stopLater(stop)
+	c.mu.Unlock()
+	stopNow()
+}
+
+// stopLater counts brokers, which the Client has just removed under its
+// lock, as stopping (Close waits for them), and returns the function that
+// stops them, to call once the lock is released.
+func (c *Client) stopLater(brokers []*Broker) func() {
+	if len(brokers) == 0 {
+		return func() {}
+	}
+	c.stopping.Add(1)
+	return func() {
+		defer c.stopping.Done()
+		_ = stopAll(context.Background(), brokers)
+	}
+}
+
+// stopAll stops brokers concurrently, within ctx.
+func stopAll(ctx context.Context, brokers []*Broker) error {
+	errs := make([]error, len(brokers))
+	var wg sync.WaitGroup
+	for i, b := range brokers {
+		wg.Go(func() { errs[i] = b.Stop(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // attempt waits until the Broker is connected, or its current connection
@@ -179,6 +285,15 @@ func (c *Client) acquire(ctx context.Context) (func(), error) {
 // ServiceNotReady, TooManyRequests, ...) are retried with backoff until
 // ctx or the operation timeout ends. With several service hosts, a host
 // whose connection attempt fails is passed over for the next at once.
+//
+// The Brokers the lookup was only redirected through, whether it succeeds
+// or fails, are stopped when it ends, unless another lookup uses them or
+// the Client keeps them (see Client). The Broker returned is kept, and
+// returned again for the same owner, until Close, or until it has been
+// idle for WithConnectionMaxIdleTime: the Client then stops it, calls on
+// it fail with ErrClosed, and the next LookupTopic starts a new one. A
+// caller that holds a Broker with no producer or consumer registered
+// should look the topic up again rather than hold it.
 func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error) {
 	release, err := c.acquire(ctx)
 	if err != nil {
@@ -186,12 +301,14 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 	}
 	defer release()
 	start := c.o.clock.Now()
-	m, end := c.run(ctx, lookup.Config{Topic: topic, TLS: c.tls, MaxRedirects: c.o.maxRedirects})
+	var uses []*held
+	m, end := c.run(ctx, &uses, lookup.Config{Topic: topic, TLS: c.tls, MaxRedirects: c.o.maxRedirects})
 	var owner *Broker
 	err = end.Err
 	if end.Kind == lookup.Done {
-		owner, err = c.broker(end.Target, end.Proxy)
+		owner, err = c.broker(&uses, end.Target, end.Proxy)
 	}
+	c.done(uses, owner)
 	if c.o.observer != nil {
 		ev := LookupCompleted{Topic: topic, Redirects: m.Redirects(), Latency: c.o.clock.Now().Sub(start), Err: err}
 		if owner != nil {
@@ -206,14 +323,17 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 // for a non-partitioned topic), asking a service host, with the same
 // retries as LookupTopic.
 func (c *Client) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
-	_, end := c.run(ctx, lookup.Config{Topic: topic, Partitions: true})
+	var uses []*held
+	_, end := c.run(ctx, &uses, lookup.Config{Topic: topic, Partitions: true})
+	c.done(uses, nil)
 	return end.Partitions, end.Err
 }
 
 // run drives a lookup machine (core/lookup) to its end, Done or Fail: it
 // carries out each Action with the Client's Brokers, reports what came of
-// it, and sleeps through its backoffs.
-func (c *Client) run(ctx context.Context, cfg lookup.Config) (*lookup.Machine, lookup.Action) {
+// it, and sleeps through its backoffs. The Brokers it uses are added to
+// uses (see done).
+func (c *Client) run(ctx context.Context, uses *[]*held, cfg lookup.Config) (*lookup.Machine, lookup.Action) {
 	cfg.Hosts, cfg.First = c.hosts, int(c.next.Load())
 	cfg.Timeout = c.o.operationTimeout
 	cfg.Backoff, _ = c.o.backoff() // checked by NewClient
@@ -231,7 +351,7 @@ func (c *Client) run(ctx context.Context, cfg lookup.Config) (*lookup.Machine, l
 			act = c.wait(ctx, m, act.Until)
 			continue
 		}
-		b, answer, err := c.carryOut(ctx, cfg, act, from)
+		b, answer, err := c.carryOut(ctx, uses, cfg, act, from)
 		if b != nil {
 			from = b
 		}
@@ -253,11 +373,11 @@ func (c *Client) run(ctx context.Context, cfg lookup.Config) (*lookup.Machine, l
 
 // carryOut performs a Connect or a Send with the Broker for its target,
 // which it returns; from is the Broker that answered last.
-func (c *Client) carryOut(ctx context.Context, cfg lookup.Config, act lookup.Action, from *Broker) (*Broker, lookup.Answer, error) {
+func (c *Client) carryOut(ctx context.Context, uses *[]*held, cfg lookup.Config, act lookup.Action, from *Broker) (*Broker, lookup.Answer, error) {
 	if act.Host >= 0 {
 		c.next.Store(int64(act.Host) + 1) // the next lookup asks the next host
 	}
-	b, err := c.broker(act.Target, act.Proxy)
+	b, err := c.broker(uses, act.Target, act.Proxy)
 	if err != nil {
 		return nil, lookup.Answer{}, err
 	}
@@ -329,14 +449,17 @@ func (c *Client) Metrics() ClientMetrics {
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
-	brokers := slices.Collect(maps.Values(c.brokers))
+	if c.idle != nil {
+		c.idle.Stop()
+		c.idle = nil
+	}
+	var brokers []*Broker
+	for _, h := range c.brokers {
+		brokers = append(brokers, h.b)
+	}
 	clear(c.brokers)
 	c.mu.Unlock()
-	errs := make([]error, len(brokers))
-	var wg sync.WaitGroup
-	for i, b := range brokers {
-		wg.Go(func() { errs[i] = b.Stop(ctx) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	err := stopAll(ctx, brokers)
+	c.stopping.Wait()
+	return err
 }

@@ -41,8 +41,8 @@ type ClientOption interface{ applyClient(*options) error }
 // Option is an option that both Start and NewClient take; a Client passes
 // its Options on to every Broker it starts. An option only one of them
 // takes is a BrokerOption (WithProxyToBroker) or a ClientOption
-// (WithMaxLookupRedirects, WithLookupLimit), so that passing it to the
-// other does not compile.
+// (WithMaxLookupRedirects, WithLookupLimit, WithConnectionMaxIdleTime), so
+// that passing it to the other does not compile.
 type Option interface {
 	BrokerOption
 	ClientOption
@@ -154,6 +154,7 @@ type options struct {
 	maxRedirects     int
 	maxLookups       int
 	maxQueuedLookups int
+	maxIdle          time.Duration
 }
 
 func defaultOptions() options {
@@ -169,6 +170,7 @@ func defaultOptions() options {
 		maxRedirects:       20,
 		maxLookups:         5000,
 		maxQueuedLookups:   50000,
+		maxIdle:            180 * time.Second,
 	}
 }
 
@@ -323,6 +325,18 @@ func WithLookupLimit(concurrent, queued int) ClientOption {
 	err := cmp.Or(check(concurrent > 0, "WithLookupLimit", "concurrent must be > 0, not %d", concurrent),
 		check(queued >= 0, "WithLookupLimit", "queued must be >= 0, not %d", queued))
 	return clientOnly(func(o *options) error { o.maxLookups, o.maxQueuedLookups = concurrent, queued; return err })
+}
+
+// WithConnectionMaxIdleTime makes a Client stop and remove a Broker it
+// keeps (a service host's, or one LookupTopic returned) that has had no
+// producer or consumer registered and no request in flight for d, as the
+// Pulsar clients' connection max idle time does: calls on that Broker then
+// fail with ErrClosed, and the next lookup starts a new one. The time runs
+// on the Client's clock (WithClock). d = 0 keeps them until Close; d must
+// not be negative. Default: 3 minutes.
+func WithConnectionMaxIdleTime(d time.Duration) ClientOption {
+	err := check(d >= 0, "WithConnectionMaxIdleTime", "d must be >= 0, not %v", d)
+	return clientOnly(func(o *options) error { o.maxIdle = d; return err })
 }
 
 // WithWriteQueueLimit bounds, in bytes, the frames a connection holds

@@ -19,8 +19,8 @@ import (
 // Compile-level guarantees, which this file relies on and checks where a
 // test can: Start takes BrokerOptions and NewClient ClientOptions; the
 // options both take return Option, which is both; WithProxyToBroker is a
-// BrokerOption only and WithMaxLookupRedirects and WithLookupLimit are
-// ClientOptions only, so that
+// BrokerOption only and WithMaxLookupRedirects, WithLookupLimit and
+// WithConnectionMaxIdleTime are ClientOptions only, so that
 //
 //	pulsarconn.NewClient(url, pulsarconn.WithProxyToBroker(u))  // does not compile
 //	pulsarconn.Start(url, pulsarconn.WithMaxLookupRedirects(3)) // does not compile
@@ -29,12 +29,13 @@ var (
 	_ pulsarconn.BrokerOption = pulsarconn.WithProxyToBroker("")
 	_ pulsarconn.ClientOption = pulsarconn.WithMaxLookupRedirects(0)
 	_ pulsarconn.ClientOption = pulsarconn.WithLookupLimit(0, 0)
+	_ pulsarconn.ClientOption = pulsarconn.WithConnectionMaxIdleTime(0)
 )
 
 func TestOneSidedOptionsAreOnlyThat(t *testing.T) {
 	_, ok := any(pulsarconn.WithProxyToBroker("pulsar://b:6650")).(pulsarconn.ClientOption)
 	assert.False(t, ok, "WithProxyToBroker is not a ClientOption")
-	for _, o := range []pulsarconn.ClientOption{pulsarconn.WithMaxLookupRedirects(1), pulsarconn.WithLookupLimit(1, 1)} {
+	for _, o := range []pulsarconn.ClientOption{pulsarconn.WithMaxLookupRedirects(1), pulsarconn.WithLookupLimit(1, 1), pulsarconn.WithConnectionMaxIdleTime(time.Minute)} {
 		_, ok := o.(pulsarconn.BrokerOption)
 		assert.False(t, ok, "%T is not a BrokerOption", o)
 	}
@@ -111,6 +112,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"negative redirects", pulsarconn.WithMaxLookupRedirects(-1), "WithMaxLookupRedirects: n must be >= 0, not -1"},
 		{"no concurrent lookups", pulsarconn.WithLookupLimit(0, 10), "WithLookupLimit: concurrent must be > 0, not 0"},
 		{"negative queued lookups", pulsarconn.WithLookupLimit(1, -1), "WithLookupLimit: queued must be >= 0, not -1"},
+		{"negative max idle time", pulsarconn.WithConnectionMaxIdleTime(-time.Second), "WithConnectionMaxIdleTime: d must be >= 0, not -1s"},
 	}
 	for _, tc := range clientOnly {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,7 +134,7 @@ func TestValidOptionsAtTheirBounds(t *testing.T) {
 		pulsarconn.WithTransport(memory.NewNetwork()),
 	}
 	var bopts []pulsarconn.BrokerOption
-	copts := []pulsarconn.ClientOption{pulsarconn.WithMaxLookupRedirects(0), pulsarconn.WithLookupLimit(1, 0)}
+	copts := []pulsarconn.ClientOption{pulsarconn.WithMaxLookupRedirects(0), pulsarconn.WithLookupLimit(1, 0), pulsarconn.WithConnectionMaxIdleTime(0)}
 	for _, o := range opts {
 		bopts, copts = append(bopts, o), append(copts, o)
 	}

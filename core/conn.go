@@ -690,6 +690,13 @@ func (c *Conn) Cancel(id uint64) bool {
 // Pending returns the number of requests awaiting an answer.
 func (c *Conn) Pending() int { return len(c.pending) }
 
+// InUse reports whether anything uses the connection: a request awaiting
+// an answer or a slot Reserved for one, or a registered producer or
+// consumer.
+func (c *Conn) InUse() bool {
+	return len(c.pending)+c.reserved+len(c.producers)+len(c.consumers) > 0
+}
+
 // NewProducerID returns a producer id not handed out before by this Conn.
 func (c *Conn) NewProducerID() uint64 {
 	c.lastProducer++

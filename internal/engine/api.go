@@ -84,6 +84,7 @@ func (b *Engine) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 		b.mu.Lock()
 		pending := b.core.Cancel(id)
 		if pending {
+			b.usedAt = b.cfg.Clock.Now()
 			b.wakeSlotsLocked()
 		}
 		b.mu.Unlock()
@@ -233,6 +234,7 @@ func (s *slot) give(b *Engine) {
 	if s.held {
 		b.core.Unreserve()
 		s.held = false
+		b.usedAt = b.cfg.Clock.Now()
 		b.wakeSlotsLocked()
 	}
 }

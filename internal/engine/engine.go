@@ -83,6 +83,11 @@ type Engine struct {
 	stopErr   error
 	stopDone  chan struct{}
 
+	// usedAt is when the core was last seen in use (core.Conn.InUse):
+	// before or after a step, or when a caller gave up its request or
+	// slot; see CloseIfUnused.
+	usedAt time.Time
+
 	framesIn  atomic.Uint64
 	bytesIn   atomic.Uint64
 	published atomic.Uint64
@@ -97,6 +102,7 @@ func New(cfg Config) *Engine {
 		dialing:  make(map[uint64]context.CancelFunc),
 		stateCh:  make(chan struct{}),
 		stopDone: make(chan struct{}),
+		usedAt:   cfg.Clock.Now(),
 	}
 	b.queue = deliver.New(&b.mu, cfg.DeliveryLimit)
 	b.notices.b = b
@@ -224,8 +230,35 @@ func (b *Engine) step(f func(now time.Time)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.cfg.Clock.Now()
+	inUse := b.core.InUse()
 	f(now)
+	if inUse || b.core.InUse() {
+		b.usedAt = now
+	}
 	return b.flushLocked(now)
+}
+
+// CloseIfUnused begins to close the Engine, as Stop does, if nothing has
+// used it since cutoff: no request in flight or waiting for a slot or the
+// connection, no producer or consumer registered, since then. A call made
+// after it fails with core.ErrClosed; the caller then calls Stop. It
+// reports whether the Engine is closing (or was already), and if not,
+// when it was last in use (now, if it still is).
+func (b *Engine) CloseIfUnused(cutoff time.Time) (lastUsed time.Time, closing bool) {
+	b.doDetached(func(now time.Time) {
+		switch st := b.core.State(); {
+		case st == core.StateClosing || st == core.StateClosed:
+			closing = true
+		case b.core.InUse():
+			lastUsed = now
+		case b.usedAt.After(cutoff):
+			lastUsed = b.usedAt
+		default:
+			b.core.BeginClose(now, nil)
+			closing = true
+		}
+	})
+	return lastUsed, closing
 }
 
 // flushLocked carries out the core's Ready: dials, closes and
