@@ -108,7 +108,7 @@ type Stats struct {
 
 type pending struct {
 	waiter   Waiter
-	deadline time.Time // zero: no operation timeout (producer not ready yet)
+	deadline time.Time
 	typ      pulsarpb.BaseCommand_Type
 }
 
@@ -516,7 +516,7 @@ func (c *Conn) lost(now time.Time, cause error) {
 func (c *Conn) failAll(err error) {
 	for _, id := range sortedKeys(c.pending) {
 		p := c.pending[id]
-		if plantedBug && p.deadline.IsZero() {
+		if plantedBug && p.typ == pulsarpb.BaseCommand_PRODUCER {
 			continue // the simulation's planted bug: see plantedbug_on.go
 		}
 		delete(c.pending, id)
@@ -949,13 +949,11 @@ func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 	if ps := cmd.GetProducerSuccess(); ps != nil && !ps.GetProducerReady() &&
 		cmd.GetType() == pulsarpb.BaseCommand_PRODUCER_SUCCESS && p.typ == pulsarpb.BaseCommand_PRODUCER {
 		// The producer waits for exclusive access: a second
-		// PRODUCER_SUCCESS will follow with the same id. Stop the
-		// operation timeout; the caller's context still bounds the wait.
-		// Only a PRODUCER waits so: any other request a "not ready"
-		// answers (a broker bug) is completed, not left without a
-		// timeout.
-		p.deadline = time.Time{}
-		c.pending[id] = p
+		// PRODUCER_SUCCESS will follow with the same id. The request
+		// stays pending, its operation timeout running: the timeout
+		// bounds the whole wait, as the Java client's producer creation
+		// does. Only a PRODUCER waits so: any other request a "not
+		// ready" answers (a broker bug) is completed.
 		return
 	}
 	delete(c.pending, id)
