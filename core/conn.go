@@ -950,10 +950,10 @@ func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 		cmd.GetType() == pulsarpb.BaseCommand_PRODUCER_SUCCESS && p.typ == pulsarpb.BaseCommand_PRODUCER {
 		// The producer waits for exclusive access: a second
 		// PRODUCER_SUCCESS will follow with the same id. The request
-		// stays pending, its operation timeout running: the timeout
-		// bounds the whole wait, as the Java client's producer creation
-		// does. Only a PRODUCER waits so: any other request a "not
-		// ready" answers (a broker bug) is completed.
+		// stays pending, its operation timeout running: the timeout,
+		// counted from the request, bounds the whole wait, as Request
+		// and RequestAsync promise. Only a PRODUCER waits so: any other
+		// request a "not ready" answers (a broker bug) is completed.
 		return
 	}
 	delete(c.pending, id)
