@@ -165,7 +165,10 @@ func (b *Broker) Metrics() Metrics { return Metrics(b.e.Metrics()) }
 // The wait ends at the answer, the operation timeout (ErrRequestTimeout),
 // the connection's loss (ErrDisconnected), or the end of ctx. An ERROR
 // answer, and the failure variants of the lookup, partitioned-metadata and
-// ack answers, are returned as a *ServerError along with the answer.
+// ack answers, are returned as a *ServerError along with the answer. A
+// PRODUCER answered producer_ready=false (queued for exclusive access) waits
+// for the broker's second answer, within the same operation timeout,
+// counted from the request.
 //
 // While disconnected, Request waits for the connection until ctx ends, or
 // fails at once with ErrDisconnected under WithFailFast.
@@ -197,8 +200,9 @@ func (b *Broker) Connection() uint64 { return b.e.Connection() }
 // the command is queued for writing, and done receives the answer, or the
 // request's failure, exactly once. ctx bounds the wait for the connection,
 // a request slot and room in the write queue, as for Request; once sent,
-// the request ends with its answer, the operation timeout
-// (WithOperationTimeout), the connection's loss or Stop. If RequestAsync
+// the request ends with its answer (for a PRODUCER queued for exclusive
+// access, the second one), the operation timeout (WithOperationTimeout,
+// counted from the request), the connection's loss or Stop. If RequestAsync
 // returns an error, the command was not sent and done is never called.
 //
 // done runs outside the Broker's lock, on the goroutine that delivers

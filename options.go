@@ -225,7 +225,8 @@ func WithConnectTimeout(d time.Duration) Option {
 }
 
 // WithOperationTimeout bounds each request's wait for its answer, on top
-// of the caller's context; d must be > 0. Default: 30s.
+// of the caller's context — for a PRODUCER queued for exclusive access, the
+// whole wait until it is ready; d must be > 0. Default: 30s.
 func WithOperationTimeout(d time.Duration) Option {
 	err := check(d > 0, "WithOperationTimeout", "timeout must be > 0, not %v", d)
 	return shared(func(o *options) error { o.operationTimeout = d; return err })

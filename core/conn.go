@@ -108,7 +108,7 @@ type Stats struct {
 
 type pending struct {
 	waiter   Waiter
-	deadline time.Time // zero: no operation timeout (producer not ready yet)
+	deadline time.Time
 	typ      pulsarpb.BaseCommand_Type
 }
 
@@ -340,6 +340,7 @@ func (c *Conn) ConnUp(now time.Time, gen uint64) {
 	// says otherwise, not what the previous connection's broker said.
 	c.maxMessageSize = frame.DefaultMaxMessageSize
 	c.rd.Output = c.rd.Output[:0]
+	c.rd.clearLatest()
 	c.authBusy, c.hasNext, c.authNext = false, false, nil
 	if c.cfg.AuthMethod != "" {
 		c.askAuth(AuthRequest{Gen: gen, Initial: true})
@@ -377,6 +378,7 @@ func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
 		c.lastErr = err
 		c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: err})
 		c.rd.Output = c.rd.Output[:0]
+		c.rd.clearLatest()
 		c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
 	}
 }
@@ -400,7 +402,7 @@ func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, 
 	if initial {
 		c.writeConnect(data)
 	} else {
-		c.write(&pulsarpb.BaseCommand{
+		c.writeLatest(latestAuthResponse, &pulsarpb.BaseCommand{
 			Type: pulsarpb.BaseCommand_AUTH_RESPONSE.Enum(),
 			AuthResponse: &pulsarpb.CommandAuthResponse{
 				ClientVersion:   proto.String(c.cfg.ClientVersion),
@@ -468,7 +470,7 @@ func (c *Conn) Tick(now time.Time) {
 			return
 		}
 		if !now.Before(c.nextPing) {
-			c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum(), Ping: &pulsarpb.CommandPing{}})
+			c.writeLatest(latestPing, &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum(), Ping: &pulsarpb.CommandPing{}})
 			c.nextPing = now.Add(c.cfg.KeepAliveInterval)
 		}
 		c.expireRequests(now)
@@ -502,6 +504,7 @@ func (c *Conn) lost(now time.Time, cause error) {
 	}
 	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: cause})
 	c.rd.Output = c.rd.Output[:0]
+	c.rd.clearLatest()
 	c.log(slog.LevelWarn, "connection lost", slog.String("address", c.cfg.Address), slog.Any("error", cause))
 	c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, cause))
 	c.reconnectAt = now.Add(c.backoff.Next())
@@ -513,7 +516,7 @@ func (c *Conn) lost(now time.Time, cause error) {
 func (c *Conn) failAll(err error) {
 	for _, id := range sortedKeys(c.pending) {
 		p := c.pending[id]
-		if plantedBug && p.deadline.IsZero() {
+		if plantedBug && p.typ == pulsarpb.BaseCommand_PRODUCER {
 			continue // the simulation's planted bug: see plantedbug_on.go
 		}
 		delete(c.pending, id)
@@ -579,6 +582,7 @@ func (c *Conn) FinishClose(now time.Time) {
 	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: ErrClosed})
 	c.up = false
 	c.rd.Output = c.rd.Output[:0]
+	c.rd.clearLatest()
 	c.setState(StateClosed)
 }
 
@@ -843,7 +847,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 	}
 	switch t {
 	case pulsarpb.BaseCommand_PING:
-		c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}})
+		c.writeLatest(latestPong, pongCmd)
 	case pulsarpb.BaseCommand_PONG:
 		// lastReceived is all a PONG is for.
 	case pulsarpb.BaseCommand_AUTH_CHALLENGE:
@@ -933,7 +937,7 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 		e := cmd.GetError()
 		c.lost(now, fmt.Errorf("handshake refused: %w", serverError(e.GetError(), e.GetMessage())))
 	case pulsarpb.BaseCommand_PING:
-		c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}})
+		c.writeLatest(latestPong, pongCmd)
 	case pulsarpb.BaseCommand_PONG:
 	default:
 		c.lost(now, fmt.Errorf("%w: %v before CONNECTED", ErrProtocol, cmd.GetType()))
@@ -952,13 +956,11 @@ func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 	if ps := cmd.GetProducerSuccess(); ps != nil && !ps.GetProducerReady() &&
 		cmd.GetType() == pulsarpb.BaseCommand_PRODUCER_SUCCESS && p.typ == pulsarpb.BaseCommand_PRODUCER {
 		// The producer waits for exclusive access: a second
-		// PRODUCER_SUCCESS will follow with the same id. Stop the
-		// operation timeout; the caller's context still bounds the wait.
-		// Only a PRODUCER waits so: any other request a "not ready"
-		// answers (a broker bug) is completed, not left without a
-		// timeout.
-		p.deadline = time.Time{}
-		c.pending[id] = p
+		// PRODUCER_SUCCESS will follow with the same id. The request
+		// stays pending, its operation timeout running: the timeout,
+		// counted from the request, bounds the whole wait, as Request
+		// and RequestAsync promise. Only a PRODUCER waits so: any other
+		// request a "not ready" answers (a broker bug) is completed.
 		return
 	}
 	delete(c.pending, id)
@@ -1057,6 +1059,22 @@ func (c *Conn) write(cmd *pulsarpb.BaseCommand) error {
 	}
 	c.framesOut++
 	return nil
+}
+
+// pongCmd is every PONG the Conn writes.
+var pongCmd = &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}}
+
+// writeLatest puts cmd in Ready.Latest's slot k, replacing what this step
+// put there before: only the latest of its kind is written.
+func (c *Conn) writeLatest(k int, cmd *pulsarpb.BaseCommand) {
+	out, err := frame.AppendCommand(c.rd.Latest[k][:0], cmd)
+	if err != nil {
+		out = out[:0] // a frame too large to encode is not written, as by write
+	}
+	if len(c.rd.Latest[k]) == 0 && len(out) > 0 {
+		c.framesOut++
+	}
+	c.rd.Latest[k] = out
 }
 
 func (c *Conn) complete(w Waiter, result *pulsarpb.BaseCommand, err error) {

@@ -28,8 +28,9 @@
 //  2. After the calls of a step, take Ready() and carry it out: Dials,
 //     Closes and Auths; then the notices — Completions, Deliveries,
 //     States, Logs — in the order Walk visits them; arm one timer for
-//     Deadline; write Output to the current connection. Then call
-//     Advance.
+//     Deadline; write Output to the current connection, then the Latest
+//     frames, keeping at most one of each kind unwritten (a newer one
+//     replaces an older one still waiting). Then call Advance.
 //  3. Report what happened: ConnUp or ConnFailed for a dial or a broken
 //     connection, HandleFrame for each frame read, AuthResult for each
 //     AuthRequest, Tick when the timer fires.

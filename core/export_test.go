@@ -53,15 +53,20 @@ type Effect struct {
 	Attrs []slog.Attr
 }
 
-// Output appends the Ready's bytes to dst and forgets them.
+// Output appends the Ready's bytes to dst, Output then Latest as the
+// driver writes them, and forgets them.
 func (c *Conn) Output(dst []byte) []byte {
 	dst = append(dst, c.rd.Output...)
+	for _, f := range c.rd.Latest {
+		dst = append(dst, f...)
+	}
 	c.rd.Output = c.rd.Output[:0]
+	c.rd.clearLatest()
 	return dst
 }
 
 // Effects appends the Ready's other items to dst, flattened, and forgets
-// them (the Output stays).
+// them (Output and Latest stay).
 func (c *Conn) Effects(dst []Effect) []Effect {
 	rd := c.Ready()
 	for _, d := range rd.Dials {
@@ -76,8 +81,15 @@ func (c *Conn) Effects(dst []Effect) []Effect {
 	f := flattener{rd: rd, dst: dst}
 	rd.Walk(&f)
 	out := append([]byte(nil), rd.Output...)
+	var latest [numLatest][]byte
+	for i, l := range rd.Latest {
+		latest[i] = append([]byte(nil), l...)
+	}
 	c.Advance()
 	c.rd.Output = append(c.rd.Output, out...)
+	for i, l := range latest {
+		c.rd.Latest[i] = append(c.rd.Latest[i], l...)
+	}
 	return f.dst
 }
 

@@ -1,6 +1,8 @@
 package core_test
 
 import (
+	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -105,4 +108,45 @@ func TestKeepaliveRestartsAfterReconnect(t *testing.T) {
 	h.writtenOne(pulsarpb.BaseCommand_PING)
 	h.advanceTo(connectedAt.Add(20*time.Second - time.Nanosecond))
 	assert.Equal(t, core.StateConnected, h.c.State(), "the old connection's silence does not count")
+}
+
+// TestOwnFramesKeepOnlyTheLatest: the frames the Conn writes on its own
+// that only the latest of matters — PONG, PING, AUTH_RESPONSE — go in
+// Ready.Latest, one per kind, written after Output: two PINGs read in one
+// step get one PONG, and two answers to challenges one AUTH_RESPONSE, the
+// latest.
+func TestOwnFramesKeepOnlyTheLatest(t *testing.T) {
+	h := newHarness(t, core.Config{AuthMethod: "token", KeepAliveInterval: 30 * time.Second})
+	h.connect()
+	h.effects()
+
+	h.c.HandleFrame(h.now, h.c.Gen(), decodeFrame(t, ping()))
+	h.c.HandleFrame(h.now, h.c.Gen(), decodeFrame(t, ping()))
+	_, err := h.c.Request(h.now, lookup("t"), &waiter{})
+	require.NoError(t, err)
+	rd := h.c.Ready()
+	assert.Equal(t, []pulsarpb.BaseCommand_Type{pulsarpb.BaseCommand_LOOKUP}, types(decodeAll(t, rd.Output)))
+	assert.Equal(t, []pulsarpb.BaseCommand_Type{pulsarpb.BaseCommand_PONG}, types(decodeAll(t, slices.Concat(rd.Latest[:]...))))
+	assert.EqualValues(t, 3, h.c.FramesOut(), "CONNECT, LOOKUP and one PONG")
+	h.c.Advance()
+
+	h.c.AuthResult(h.now, h.c.Gen(), false, []byte("first"), nil)
+	h.c.AuthResult(h.now, h.c.Gen(), false, []byte("second"), nil)
+	rd = h.c.Ready()
+	assert.Empty(t, rd.Output)
+	cmds := decodeAll(t, slices.Concat(rd.Latest[:]...))
+	require.Len(t, cmds, 1)
+	assert.Equal(t, "second", string(cmds[0].GetAuthResponse().GetResponse().GetAuthData()))
+	h.c.Advance()
+	assert.True(t, h.c.Ready().Empty())
+}
+
+// decodeFrame encodes cmd and decodes it as the reader would.
+func decodeFrame(t *testing.T, cmd *pulsarpb.BaseCommand) *frame.Frame {
+	t.Helper()
+	b, err := frame.AppendCommand(nil, cmd)
+	require.NoError(t, err)
+	f, err := frame.NewReader(bytes.NewReader(b), 0).Next()
+	require.NoError(t, err)
+	return f
 }

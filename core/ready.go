@@ -19,6 +19,15 @@ import (
 type Ready struct {
 	// Output is the bytes to write on the current connection.
 	Output []byte
+	// Latest holds the Conn's own frames of which only the latest
+	// unwritten one matters, encoded, one per kind: the PING of the
+	// keepalive, the PONG that answers the broker's PINGs, and the
+	// AUTH_RESPONSE to its latest challenge (empty: none this step). The
+	// driver writes them after Output and keeps at most one of each kind
+	// unwritten: a newer one replaces an older one still waiting, so
+	// however many PINGs or challenges a broker that stops reading sends,
+	// they hold one frame each.
+	Latest [numLatest][]byte
 	// Dials are connections to open.
 	Dials []Dial
 	// Closes are connections (or dials) to close.
@@ -171,9 +180,18 @@ func (r *Ready) next() uint32 {
 	return r.seq
 }
 
+// The kinds of Ready.Latest.
+const (
+	latestPing = iota
+	latestPong
+	latestAuthResponse
+	numLatest
+)
+
 // reset forgets what was carried out, keeping the slices' arrays.
 func (r *Ready) reset() {
 	r.Output = r.Output[:0]
+	r.clearLatest()
 	r.Dials = zero(r.Dials)
 	r.Closes = zero(r.Closes)
 	r.Auths = zero(r.Auths)
@@ -185,6 +203,13 @@ func (r *Ready) reset() {
 	r.seq = 0
 }
 
+// clearLatest empties Latest, keeping its arrays.
+func (r *Ready) clearLatest() {
+	for i := range r.Latest {
+		r.Latest[i] = r.Latest[i][:0]
+	}
+}
+
 // zero empties s, letting go of what its elements referenced.
 func zero[T any](s []T) []T {
 	clear(s)
@@ -194,6 +219,10 @@ func zero[T any](s []T) []T {
 // Empty reports whether there is nothing to carry out (the deadline
 // aside).
 func (r *Ready) Empty() bool {
-	return len(r.Output)+len(r.Dials)+len(r.Closes)+len(r.Auths)+len(r.Completions)+
+	n := 0
+	for _, f := range r.Latest {
+		n += len(f)
+	}
+	return n+len(r.Output)+len(r.Dials)+len(r.Closes)+len(r.Auths)+len(r.Completions)+
 		len(r.Deliveries)+len(r.States)+len(r.Logs) == 0
 }

@@ -25,7 +25,8 @@ package core_test
 //     model's count, so none is dropped silently;
 //   - no pending request is past its deadline, and NextDeadline is never
 //     after one, nor after the keepalive, connect and reconnect deadlines;
-//     only a PRODUCER answered producer_ready=false has no deadline;
+//     every request has one, a PRODUCER answered producer_ready=false too
+//     (the operation timeout bounds its wait for exclusive access);
 //   - pushes reach the handler registered for the id they name, of the
 //     right kind (each SEND_RECEIPT exactly once), never a removed one;
 //     PushDisconnected once per connection, to every handler, on a loss
@@ -307,7 +308,7 @@ type frameExpect struct {
 	answerID   uint64
 	complete   bool // request answerID completes in this step
 	wantErr    bool
-	notReady   bool // PRODUCER_SUCCESS with producer_ready=false: answerID stops timing out
+	notReady   bool // PRODUCER_SUCCESS with producer_ready=false: answerID stays pending, its deadline unchanged
 	push       core.PushKind
 	pushTo     *simHandler
 	payloadOK  bool
@@ -735,7 +736,7 @@ func (s *sim) onComplete(w *simWaiter, result *pulsarpb.BaseCommand, err error) 
 		}
 		o = outClosed
 	case errors.Is(err, core.ErrRequestTimeout):
-		if w.deadline.IsZero() || s.now.Before(w.deadline) {
+		if s.now.Before(w.deadline) {
 			s.failf("request %d (%v) timed out at %v, deadline %v", w.id, w.typ, s.rel(s.now), s.rel(w.deadline))
 		}
 		if s.cur.kind != stepTick {
@@ -858,10 +859,7 @@ func (s *sim) afterStep() {
 		}
 		for id, w := range s.reqs {
 			if w.deadline.IsZero() {
-				if w.typ != pulsarpb.BaseCommand_PRODUCER {
-					s.failf("request %d (%v) has no deadline", id, w.typ)
-				}
-				continue
+				s.failf("request %d (%v) has no deadline", id, w.typ)
 			}
 			if !s.now.Before(w.deadline) {
 				s.failf("request %d (%v) still pending at %v, past its deadline %v", id, w.typ, s.rel(s.now), s.rel(w.deadline))
@@ -1202,9 +1200,6 @@ func (s *sim) handleFrame(gen uint64, f *frame.Frame) {
 				s.unknownRequests++
 			}
 		}
-	}
-	if x.notReady {
-		s.reqs[x.answerID].deadline = time.Time{}
 	}
 	s.c.HandleFrame(s.now, gen, f)
 	s.collect()
@@ -2408,14 +2403,14 @@ func (s *sim) brokerConnected(l *link) {
 			s.brokerSendMessage(l, id, false)
 		}
 	case bDrop:
+		// A PRODUCER waiting for exclusive access too: its operation
+		// timeout bounds the wait.
 		i := s.rng.IntN(len(l.outstanding))
-		if !l.outstanding[i].notReady { // a waiting PRODUCER has no timeout: dropping it would wedge it
-			s.stats.faults[fDrop]++
-			if s.tracing {
-				s.tracef("broker gen=%d drops request %d", l.gen, l.outstanding[i].id)
-			}
-			l.outstanding = slices.Delete(l.outstanding, i, i+1)
+		s.stats.faults[fDrop]++
+		if s.tracing {
+			s.tracef("broker gen=%d drops request %d", l.gen, l.outstanding[i].id)
 		}
+		l.outstanding = slices.Delete(l.outstanding, i, i+1)
 	case bDuplicate:
 		s.stats.faults[fDuplicate]++
 		r := l.answered[s.rng.IntN(len(l.answered))]

@@ -26,7 +26,12 @@ import (
 // hands back a channel that the writer closes when it takes a batch, and
 // the caller waits on it after releasing the engine's lock. The
 // connection's own commands go through enqueue, which takes them whatever
-// the fill.
+// the fill: the core's Output (CONNECT, CLOSE_*: one per connection or
+// registration) into the queue, and its Latest frames (PING, PONG,
+// AUTH_RESPONSE) into one slot per kind, written after the queue, where a
+// newer frame replaces one not yet taken by the writer. However many PINGs
+// or challenges a broker that stops reading sends, it holds one PONG and
+// one AUTH_RESPONSE waiting, besides those of the write in progress.
 type connection struct {
 	gen   uint64
 	conn  ports.Conn
@@ -41,6 +46,7 @@ type connection struct {
 
 	wmu     sync.Mutex
 	pending []byte
+	latest  [len(core.Ready{}.Latest)][]byte // core.Ready.Latest's frames, written after pending
 	spare   []byte
 	closed  bool
 	writing bool // a writer goroutine runs (or a write failed: no new writer starts)
@@ -90,8 +96,10 @@ func newConnection(gen uint64, c ports.Conn, limit int, wg *sync.WaitGroup, fail
 // queue plus append's growth margin.
 func (c *connection) maxSpare() int { return max(minSpare, 2*c.limit) }
 
-// enqueue copies p into the write queue, whatever its fill.
-func (c *connection) enqueue(p []byte) error {
+// enqueue copies p into the write queue, whatever its fill, and each
+// frame of latest (which may be nil) that is not empty into its slot, in
+// place of the one there.
+func (c *connection) enqueue(p []byte, latest *[len(core.Ready{}.Latest)][]byte) error {
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
@@ -99,6 +107,13 @@ func (c *connection) enqueue(p []byte) error {
 	}
 	c.pending = append(c.pending, p...)
 	c.queued.Add(int64(len(p)))
+	if latest != nil {
+		for i, f := range latest {
+			if len(f) > 0 {
+				c.latest[i] = append(c.latest[i][:0], f...)
+			}
+		}
+	}
 	c.startWriterLocked()
 	c.wmu.Unlock()
 	return nil
@@ -231,6 +246,11 @@ func (c *connection) writeLoop() {
 		runtime.Gosched()
 		c.wmu.Lock()
 		buf := c.pending
+		queued := len(buf)
+		for i, f := range c.latest {
+			buf = append(buf, f...)
+			c.latest[i] = f[:0]
+		}
 		if len(buf) == 0 || c.closed {
 			c.writing = false
 			c.wmu.Unlock()
@@ -240,7 +260,7 @@ func (c *connection) writeLoop() {
 		c.spare = nil
 		// The batch leaves the queue: callers waiting for room may
 		// fill the next one while this one is written.
-		c.queued.Add(-int64(len(buf)))
+		c.queued.Add(-int64(queued))
 		if c.room != nil {
 			close(c.room)
 			c.room = nil

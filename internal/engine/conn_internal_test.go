@@ -3,12 +3,15 @@ package engine
 import (
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn/core"
 )
 
 // TestWriterReusesAndTrimsBuffers: the writer keeps its batch buffer for
@@ -76,7 +79,7 @@ func TestWriterRunsOnlyWhileThereIsSomethingToWrite(t *testing.T) {
 
 	read := make([]byte, 3)
 	for i := range 3 {
-		require.NoError(t, c.enqueue([]byte("abc")))
+		require.NoError(t, c.enqueue([]byte("abc"), nil))
 		_, err := ioReadFull(server, read)
 		require.NoError(t, err)
 		assert.Equal(t, "abc", string(read))
@@ -102,15 +105,49 @@ func TestWriterFailureStopsWriting(t *testing.T) {
 		assert.EqualValues(t, 7, gen)
 		failures <- err
 	}, &written)
-	require.NoError(t, c.enqueue([]byte("abc")))
+	require.NoError(t, c.enqueue([]byte("abc"), nil))
 	wg.Wait()
 	require.Len(t, failures, 1)
 	assert.ErrorIs(t, <-failures, io.ErrClosedPipe)
-	require.NoError(t, c.enqueue([]byte("def")), "queued, never written")
+	require.NoError(t, c.enqueue([]byte("def"), nil), "queued, never written")
 	c.wmu.Lock()
 	assert.True(t, c.writing, "no new writer after a failure")
 	c.wmu.Unlock()
 	wg.Wait()
 	assert.Empty(t, failures)
 	c.close()
+}
+
+// TestWriterKeepsOneOfEachLatest: while the writer is blocked in a write
+// (the peer reads nothing), each kind of Latest frame holds one slot: a
+// newer frame replaces the one waiting, and once the peer reads, the queue
+// goes out first, then one frame of each kind.
+func TestWriterKeepsOneOfEachLatest(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	var wg sync.WaitGroup
+	var written atomic.Uint64
+	c := newConnection(1, client, 0, &wg, func(uint64, error) {}, &written)
+	defer c.close()
+
+	var latest [len(core.Ready{}.Latest)][]byte
+	latest[1] = []byte("P0")
+	require.NoError(t, c.enqueue(nil, &latest))
+	got := make([]byte, 1+1+1000+4)
+	_, err := ioReadFull(server, got[:1]) // the writer took it: blocked in its write
+	require.NoError(t, err)
+	for i := range 1000 {
+		latest[1] = []byte{'P', byte('a' + i%26)}
+		latest[2] = []byte{'A', byte('a' + i%26)}
+		require.NoError(t, c.enqueue([]byte("q"), &latest))
+		latest = [len(latest)][]byte{}
+	}
+	c.wmu.Lock()
+	held := len(c.pending) + len(c.latest[0]) + len(c.latest[1]) + len(c.latest[2])
+	c.wmu.Unlock()
+	assert.LessOrEqual(t, held, 1000+2+2+2, "the queue and one frame of each kind")
+
+	_, err = ioReadFull(server, got[1:])
+	require.NoError(t, err)
+	assert.Equal(t, "P0"+strings.Repeat("q", 1000)+"Pl"+"Al", string(got), "the queue, then the latest PONG and AUTH_RESPONSE")
 }

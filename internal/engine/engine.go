@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,10 +295,10 @@ func (b *Engine) flushLocked(now time.Time) bool {
 			gate = b.core.MaxFrameSize()
 		}
 		c.setGate(gate)
-		if len(rd.Output) > 0 {
+		if len(rd.Output) > 0 || slices.ContainsFunc(rd.Latest[:], func(f []byte) bool { return len(f) > 0 }) {
 			// An error means the writer already failed; its goroutine
 			// reports that to the core.
-			_ = c.enqueue(rd.Output)
+			_ = c.enqueue(rd.Output, &rd.Latest)
 		}
 	}
 	b.core.Advance()
