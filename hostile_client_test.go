@@ -86,7 +86,10 @@ func testHostileRedirectsReleaseBrokers(t *testing.T) {
 	assert.Equal(t, "pulsar://service:6650", brokers[0].BrokerURL())
 	assert.Equal(t, 1, registered)
 	assert.LessOrEqual(t, g1-g0, 4, "goroutines")
-	assert.Less(t, heap, int64(mib/4), "heap held")
+	// Process-wide: other tests of the package running meanwhile count too,
+	// hence a bound well above the +0.03 MiB this test holds alone (and below
+	// the +1.7 MiB the Brokers it no longer keeps held).
+	assert.Less(t, heap, int64(mib), "heap held")
 	require.NoError(t, cl.Close(ctx))
 }
 
