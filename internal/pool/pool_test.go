@@ -1,0 +1,242 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn/adapters/memory"
+	"github.com/pulsarconn/pulsarconn/core"
+)
+
+// conn is a connection whose use the test sets: in use, or last used at
+// a time.
+type conn struct {
+	url string
+
+	mu       sync.Mutex
+	state    core.State
+	inUse    bool
+	lastUsed time.Time
+	checks   int // CloseIfUnused calls
+	stops    int
+}
+
+func (c *conn) State() core.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+func (c *conn) Stop(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state = core.StateClosed
+	c.stops++
+	return nil
+}
+
+func (c *conn) stopped() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stops
+}
+
+func (c *conn) use(inUse bool, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inUse, c.lastUsed = inUse, at
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// env is a Pool of conns on a fake clock; started lists what Start
+// started, and Start fails for the URL "bad".
+type env struct {
+	clock   *memory.Clock
+	p       *Pool[*conn]
+	started []*conn
+}
+
+// closeIfUnused is the Engine's rule, on the test's figures.
+func (e *env) closeIfUnused(c *conn, cutoff time.Time) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checks++
+	switch {
+	case c.inUse:
+		return e.clock.Now(), false
+	case c.lastUsed.After(cutoff):
+		return c.lastUsed, false
+	}
+	c.state = core.StateClosing
+	return time.Time{}, true
+}
+
+func newEnv(t *testing.T, maxIdle time.Duration, keep ...string) *env {
+	e := &env{clock: memory.NewClock(t0)}
+	e.p = New(Config[*conn]{
+		Start: func(url, proxy string) (*conn, error) {
+			if url == "bad" {
+				return nil, errors.New("bad URL")
+			}
+			c := &conn{url: url, state: core.StateConnecting, lastUsed: e.clock.Now()}
+			e.started = append(e.started, c)
+			return c, nil
+		},
+		CloseIfUnused: e.closeIfUnused,
+		Keep:          keep,
+		Clock:         e.clock,
+		MaxIdle:       maxIdle,
+	})
+	t.Cleanup(func() { _ = e.p.Close(context.Background()) })
+	return e
+}
+
+// TestLeaseUseCounts: a connection two Leases use is started once and
+// stopped when the last of them ends; one a Lease gets twice counts once.
+func TestLeaseUseCounts(t *testing.T) {
+	e := newEnv(t, 0)
+	l1, l2 := e.p.Lease(), e.p.Lease()
+	a, err := l1.Get("a", "")
+	require.NoError(t, err)
+	again, err := l1.Get("a", "")
+	require.NoError(t, err)
+	b, err := l2.Get("a", "")
+	require.NoError(t, err)
+	assert.Same(t, a, again)
+	assert.Same(t, a, b)
+	assert.Len(t, e.started, 1)
+
+	l1.End(nil)
+	assert.Zero(t, a.stopped(), "l2 still uses it")
+	assert.Equal(t, []*conn{a}, e.p.All())
+	l2.End(nil)
+	assert.Equal(t, 1, a.stopped())
+	assert.Empty(t, e.p.All())
+}
+
+// TestKeptEntries: a Keep URL's connection and the one End keeps stay
+// after the Lease ends, the others are stopped; a kept connection found
+// closed is replaced by a new entry, kept only if a Lease keeps it.
+func TestKeptEntries(t *testing.T) {
+	e := newEnv(t, 0, "host")
+	l := e.p.Lease()
+	host, err := l.Get("host", "")
+	require.NoError(t, err)
+	through, err := l.Get("through", "")
+	require.NoError(t, err)
+	owner, err := l.Get("owner", "")
+	require.NoError(t, err)
+	l.End(owner)
+	assert.Equal(t, 1, through.stopped())
+	assert.Zero(t, host.stopped())
+	assert.Zero(t, owner.stopped())
+	assert.Equal(t, []*conn{host, owner}, e.p.All(), "ordered by URL")
+
+	require.NoError(t, owner.Stop(context.Background()))
+	l = e.p.Lease()
+	again, err := l.Get("owner", "")
+	require.NoError(t, err)
+	assert.NotSame(t, owner, again)
+	l.End(nil)
+	assert.Equal(t, 1, again.stopped())
+	assert.Equal(t, []*conn{host}, e.p.All())
+}
+
+// TestStartFails: Start's error is Get's, and nothing is held.
+func TestStartFails(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	l := e.p.Lease()
+	_, err := l.Get("bad", "")
+	require.EqualError(t, err, "bad URL")
+	l.End(nil)
+	assert.Empty(t, e.p.All())
+	assert.Zero(t, e.clock.Pending(), "no idle timer for nothing held")
+}
+
+// TestIdleTimerRearmsForEarliest: the idle check stops what has been
+// unused for MaxIdle, skips what a Lease uses, and arms the next check for
+// when the first of the others could be.
+func TestIdleTimerRearmsForEarliest(t *testing.T) {
+	e := newEnv(t, 10*time.Second, "a", "b", "c")
+	l := e.p.Lease()
+	var cs []*conn
+	for _, url := range []string{"a", "b", "c"} {
+		c, err := l.Get(url, "")
+		require.NoError(t, err)
+		cs = append(cs, c)
+	}
+	a, b, c := cs[0], cs[1], cs[2]
+	l.End(nil)
+	inUse := e.p.Lease()
+	_, err := inUse.Get("c", "")
+	require.NoError(t, err)
+	a.use(false, t0.Add(3*time.Second))
+	b.use(false, t0.Add(7*time.Second))
+	next, ok := e.clock.NextDeadline()
+	require.True(t, ok)
+	assert.Equal(t, t0.Add(10*time.Second), next, "armed at the first start")
+
+	e.clock.Advance(10 * time.Second)
+	assert.Zero(t, a.stopped()+b.stopped())
+	assert.Zero(t, c.checks, "a Lease uses c")
+	next, _ = e.clock.NextDeadline()
+	assert.Equal(t, t0.Add(13*time.Second), next, "a's idleness ends first")
+
+	e.clock.Advance(3 * time.Second)
+	assert.Equal(t, 1, a.stopped())
+	assert.Zero(t, b.stopped())
+	next, _ = e.clock.NextDeadline()
+	assert.Equal(t, t0.Add(17*time.Second), next)
+
+	e.clock.Advance(4 * time.Second)
+	assert.Equal(t, 1, b.stopped())
+	assert.Equal(t, []*conn{c}, e.p.All())
+	next, _ = e.clock.NextDeadline()
+	assert.Equal(t, t0.Add(27*time.Second), next, "a full MaxIdle while only c, in use, is held")
+
+	inUse.End(nil)
+	c.use(true, time.Time{})
+	e.clock.Advance(10 * time.Second)
+	assert.Zero(t, c.stopped(), "in use (a registration)")
+	c.use(false, e.clock.Now())
+	e.clock.Advance(10 * time.Second)
+	assert.Equal(t, 1, c.stopped())
+	assert.Empty(t, e.p.All())
+	assert.Zero(t, e.clock.Pending(), "no check while nothing is held")
+}
+
+// TestCloseStopsEverything: Close stops the idle timer and what the Pool
+// holds; Get then fails with core.ErrClosed.
+func TestCloseStopsEverything(t *testing.T) {
+	e := newEnv(t, time.Minute, "a")
+	l := e.p.Lease()
+	a, err := l.Get("a", "")
+	require.NoError(t, err)
+	l.End(nil)
+	require.Equal(t, 1, e.clock.Pending())
+
+	require.NoError(t, e.p.Close(context.Background()))
+	assert.Equal(t, 1, a.stopped())
+	assert.Zero(t, e.clock.Pending(), "the idle timer is stopped")
+	assert.Empty(t, e.p.All())
+	_, err = e.p.Lease().Get("a", "")
+	assert.ErrorIs(t, err, core.ErrClosed)
+	assert.Len(t, e.started, 1)
+}
+
+// TestMaxIdleZero: with MaxIdle 0 no idle timer is armed.
+func TestMaxIdleZero(t *testing.T) {
+	e := newEnv(t, 0, "a")
+	l := e.p.Lease()
+	_, err := l.Get("a", "")
+	require.NoError(t, err)
+	l.End(nil)
+	assert.Zero(t, e.clock.Pending())
+}
