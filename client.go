@@ -123,27 +123,6 @@ func (c *Client) start(url, proxy string) (*Broker, error) {
 	return Start(dial, opts...)
 }
 
-// attempt waits until the Broker is connected, or its current connection
-// attempt has failed (it is disconnected with an error), or ctx ends.
-func (b *Broker) attempt(ctx context.Context) error {
-	for {
-		st, ch, last := b.e.Watch()
-		switch {
-		case st == StateConnected:
-			return nil
-		case st == StateClosing || st == StateClosed:
-			return ErrClosed
-		case st == StateDisconnected && last != nil:
-			return fmt.Errorf("%s: %w", b.addr.URL, last)
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // acquire takes a lookup slot, waiting in the bounded queue if all are
 // taken.
 func (c *Client) acquire(ctx context.Context) (func(), error) {
@@ -275,7 +254,7 @@ func (c *Client) carryOut(ctx context.Context, lease *pool.Lease[*Broker], cfg l
 	}
 	switch {
 	case act.Kind == lookup.Connect:
-		return b, lookup.Answer{}, b.attempt(ctx)
+		return b, lookup.Answer{}, b.e.Attempt(ctx)
 	case cfg.Partitions:
 		n, err := b.PartitionedTopicMetadata(ctx, cfg.Topic)
 		return b, lookup.Answer{Partitions: n}, err
