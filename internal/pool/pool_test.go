@@ -98,17 +98,22 @@ func newEnv(t *testing.T, maxIdle time.Duration, keep ...string) *env {
 	return e
 }
 
+// get is l.Get(url, ""), which must succeed.
+func get(t *testing.T, l *Lease[*conn], url string) *conn {
+	t.Helper()
+	c, err := l.Get(url, "")
+	require.NoError(t, err)
+	return c
+}
+
 // TestLeaseUseCounts: a connection two Leases use is started once and
 // stopped when the last of them ends; one a Lease gets twice counts once.
 func TestLeaseUseCounts(t *testing.T) {
 	e := newEnv(t, 0)
 	l1, l2 := e.p.Lease(), e.p.Lease()
-	a, err := l1.Get("a", "")
-	require.NoError(t, err)
-	again, err := l1.Get("a", "")
-	require.NoError(t, err)
-	b, err := l2.Get("a", "")
-	require.NoError(t, err)
+	a := get(t, l1, "a")
+	again := get(t, l1, "a")
+	b := get(t, l2, "a")
 	assert.Same(t, a, again)
 	assert.Same(t, a, b)
 	assert.Len(t, e.started, 1)
@@ -127,12 +132,9 @@ func TestLeaseUseCounts(t *testing.T) {
 func TestKeptEntries(t *testing.T) {
 	e := newEnv(t, 0, "host")
 	l := e.p.Lease()
-	host, err := l.Get("host", "")
-	require.NoError(t, err)
-	through, err := l.Get("through", "")
-	require.NoError(t, err)
-	owner, err := l.Get("owner", "")
-	require.NoError(t, err)
+	host := get(t, l, "host")
+	through := get(t, l, "through")
+	owner := get(t, l, "owner")
 	l.End(owner)
 	assert.Equal(t, 1, through.stopped())
 	assert.Zero(t, host.stopped())
@@ -141,8 +143,7 @@ func TestKeptEntries(t *testing.T) {
 
 	require.NoError(t, owner.Stop(context.Background()))
 	l = e.p.Lease()
-	again, err := l.Get("owner", "")
-	require.NoError(t, err)
+	again := get(t, l, "owner")
 	assert.NotSame(t, owner, again)
 	l.End(nil)
 	assert.Equal(t, 1, again.stopped())
@@ -166,17 +167,10 @@ func TestStartFails(t *testing.T) {
 func TestIdleTimerRearmsForEarliest(t *testing.T) {
 	e := newEnv(t, 10*time.Second, "a", "b", "c")
 	l := e.p.Lease()
-	var cs []*conn
-	for _, url := range []string{"a", "b", "c"} {
-		c, err := l.Get(url, "")
-		require.NoError(t, err)
-		cs = append(cs, c)
-	}
-	a, b, c := cs[0], cs[1], cs[2]
+	a, b, c := get(t, l, "a"), get(t, l, "b"), get(t, l, "c")
 	l.End(nil)
 	inUse := e.p.Lease()
-	_, err := inUse.Get("c", "")
-	require.NoError(t, err)
+	get(t, inUse, "c")
 	a.use(false, t0.Add(3*time.Second))
 	b.use(false, t0.Add(7*time.Second))
 	next, ok := e.clock.NextDeadline()
@@ -217,8 +211,7 @@ func TestIdleTimerRearmsForEarliest(t *testing.T) {
 func TestCloseStopsEverything(t *testing.T) {
 	e := newEnv(t, time.Minute, "a")
 	l := e.p.Lease()
-	a, err := l.Get("a", "")
-	require.NoError(t, err)
+	a := get(t, l, "a")
 	l.End(nil)
 	require.Equal(t, 1, e.clock.Pending())
 
@@ -226,7 +219,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	assert.Equal(t, 1, a.stopped())
 	assert.Zero(t, e.clock.Pending(), "the idle timer is stopped")
 	assert.Empty(t, e.p.All())
-	_, err = e.p.Lease().Get("a", "")
+	_, err := e.p.Lease().Get("a", "")
 	assert.ErrorIs(t, err, core.ErrClosed)
 	assert.Len(t, e.started, 1)
 }
@@ -235,8 +228,7 @@ func TestCloseStopsEverything(t *testing.T) {
 func TestMaxIdleZero(t *testing.T) {
 	e := newEnv(t, 0, "a")
 	l := e.p.Lease()
-	_, err := l.Get("a", "")
-	require.NoError(t, err)
+	get(t, l, "a")
 	l.End(nil)
 	assert.Zero(t, e.clock.Pending())
 }
