@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -25,6 +26,7 @@ type conn struct {
 	lastUsed time.Time
 	checks   int // CloseIfUnused calls
 	stops    int
+	gate     chan struct{} // if set, Stop waits for it to close
 }
 
 func (c *conn) State() core.State {
@@ -34,6 +36,9 @@ func (c *conn) State() core.State {
 }
 
 func (c *conn) Stop(context.Context) error {
+	if c.gate != nil {
+		<-c.gate
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.state = core.StateClosed
@@ -222,6 +227,31 @@ func TestCloseStopsEverything(t *testing.T) {
 	_, err := e.p.Lease().Get("a", "")
 	assert.ErrorIs(t, err, core.ErrClosed)
 	assert.Len(t, e.started, 1)
+}
+
+// TestCloseWaitsForReleased: Close returns only once the connections a
+// Lease's End released before it have stopped.
+func TestCloseWaitsForReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 0)
+		l := e.p.Lease()
+		x := get(t, l, "x")
+		x.gate = make(chan struct{})
+		go l.End(nil)
+		synctest.Wait() // End is in x.Stop
+		assert.Empty(t, e.p.All())
+		closed := make(chan error, 1)
+		go func() { closed <- e.p.Close(context.Background()) }()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a released connection was stopping")
+		default:
+		}
+		close(x.gate)
+		require.NoError(t, <-closed)
+		assert.Equal(t, 1, x.stopped())
+	})
 }
 
 // TestMaxIdleZero: with MaxIdle 0 no idle timer is armed.
