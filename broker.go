@@ -55,9 +55,6 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 			o.transport = tcp.New()
 		}
 	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
-	}
 	cfg := engine.Config{
 		Core: core.Config{
 			Address:           addr.HostPort,

@@ -5,14 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/core/lookup"
+	"github.com/pulsarconn/pulsarconn/internal/pool"
 	"github.com/pulsarconn/pulsarconn/ports"
 )
 
@@ -49,18 +48,7 @@ type Client struct {
 	queued atomic.Int64  // lookups waiting for a slot
 	next   atomic.Int64  // the service host to ask next, round robin
 
-	mu       sync.Mutex
-	brokers  map[string]*held // by BrokerURL
-	idle     ports.Timer      // the next idle check, while brokers is not empty
-	stopping sync.WaitGroup   // the Brokers removed and not yet stopped
-	closed   bool
-}
-
-// held is a Broker the Client holds.
-type held struct {
-	b    *Broker
-	uses int  // lookups in progress that use it
-	kept bool // a service host's, or returned by LookupTopic
+	pool *pool.Pool[*Broker] // the Brokers it holds, by BrokerURL
 }
 
 // NewClient returns a Client for serviceURL: pulsar:// or pulsar+ssl://
@@ -79,7 +67,7 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{o: o, brokers: make(map[string]*held)}
+	c := &Client{o: o}
 	for _, h := range strings.Split(hosts, ",") {
 		addr, err := ParseURL(scheme + "://" + strings.TrimSpace(h))
 		if err != nil {
@@ -90,6 +78,8 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 	c.o.registry = cmp.Or[ports.Registry](c.o.registry, NewRegistry())
 	c.opts = append(forward, WithRegistry(c.o.registry))
 	c.sem = make(chan struct{}, c.o.maxLookups)
+	c.pool = pool.New(pool.Config[*Broker]{Start: c.start, Keep: c.hosts, Clock: c.o.clock, MaxIdle: c.o.maxIdle,
+		CloseIfUnused: func(b *Broker, cutoff time.Time) (time.Time, bool) { return b.e.CloseIfUnused(cutoff) }})
 	return c, nil
 }
 
@@ -98,15 +88,7 @@ func (c *Client) Registry() ports.Registry { return c.o.registry }
 
 // Brokers returns the Client's live broker connections, ordered by URL
 // (see Client for which it keeps).
-func (c *Client) Brokers() []*Broker {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	brokers := make([]*Broker, 0, len(c.brokers))
-	for _, url := range slices.Sorted(maps.Keys(c.brokers)) {
-		brokers = append(brokers, c.brokers[url].b)
-	}
-	return brokers
-}
+func (c *Client) Brokers() []*Broker { return c.pool.All() }
 
 // Producers lists the producer ids registered on the Client's connection
 // to brokerURL.
@@ -122,137 +104,23 @@ func (c *Client) Consumers(brokerURL string) ([]uint64, error) {
 
 // broker returns the Broker for url (dialling proxy instead, naming url as
 // the proxy target, when proxy is set), starting it if needed, and counts
-// it among the lookup's uses (once).
-func (c *Client) broker(uses *[]*held, url, proxy string) (*Broker, error) {
+// it among the lease's uses (once).
+func (c *Client) broker(lease *pool.Lease[*Broker], url, proxy string) (*Broker, error) {
 	addr, err := ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("pulsarconn: broker URL from the cluster: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClosed
-	}
-	h, ok := c.brokers[addr.URL]
-	if !ok || h.b.State() == StateClosed {
-		dial, opts := addr.URL, c.opts
-		if proxy != "" && proxy != addr.URL {
-			dial = proxy
-			opts = append(slices.Clip(opts), WithProxyToBroker(addr.URL))
-		}
-		b, err := Start(dial, opts...)
-		if err != nil {
-			return nil, err
-		}
-		h = &held{b: b, kept: slices.Contains(c.hosts, addr.URL)}
-		c.brokers[addr.URL] = h
-		if c.idle == nil && c.o.maxIdle > 0 {
-			c.idle = c.o.clock.AfterFunc(c.o.maxIdle, c.releaseIdle)
-		}
-	}
-	if !slices.Contains(*uses, h) {
-		h.uses++
-		*uses = append(*uses, h)
-	}
-	return h.b, nil
+	return lease.Get(addr.URL, proxy)
 }
 
-// done ends a lookup's uses of the Client's Brokers, kept marking the one
-// LookupTopic returns, if any: it stops those that no other lookup uses
-// and the Client does not keep.
-func (c *Client) done(uses []*held, kept *Broker) {
-	var stop []*Broker
-	c.mu.Lock()
-	for _, h := range uses {
-		h.uses--
-		h.kept = h.kept || h.b == kept
-		if url := h.b.BrokerURL(); h.uses == 0 && !h.kept && c.brokers[url] == h {
-			delete(c.brokers, url)
-			stop = append(stop, h.b)
-		}
+// start starts the Broker for url, through proxy if set (pool.Config.Start).
+func (c *Client) start(url, proxy string) (*Broker, error) {
+	dial, opts := url, c.opts
+	if proxy != "" && proxy != url {
+		dial = proxy
+		opts = append(slices.Clip(opts), WithProxyToBroker(url))
 	}
-	stopNow := c.stopLater(stop)
-	c.mu.Unlock()
-	stopNow()
-}
-
-// releaseIdle stops the Brokers no lookup uses that have not been in use
-// for the max idle time, and arms the next check for when the first of
-// the others could be.
-func (c *Client) releaseIdle() {
-	c.mu.Lock()
-	c.idle = nil
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	now := c.o.clock.Now()
-	next := now.Add(c.o.maxIdle)
-	var stop []*Broker
-	for url, h := range c.brokers {
-		if h.uses > 0 {
-			continue
-		}
-		used, closing := h.b.e.CloseIfUnused(now.Add(-c.o.maxIdle))
-		if closing {
-			delete(c.brokers, url)
-			stop = append(stop, h.b)
-		} else if t := used.Add(c.o.maxIdle); t.Before(next) {
-			next = t
-		}
-	}
-	if len(c.brokers) > 0 {
-		c.idle = c.o.clock.AfterFunc(next.Sub(now), c.releaseIdle)
-	}
-	stopNow := c.stopLater(stop)
-	c.mu.Unlock()
-	stopNow()
-}
-
-// stopLater counts brokers, which the Client has just removed under its
-// lock, as stopping (Close waits for them), and returns the function that
-// stops them, to call once the lock is released.
-func (c *Client) stopLater(brokers []*Broker) func() {
-	if len(brokers) == 0 {
-		return func() {}
-	}
-	c.stopping.Add(1)
-	return func() {
-		defer c.stopping.Done()
-		_ = stopAll(context.Background(), brokers)
-	}
-}
-
-// stopAll stops brokers concurrently, within ctx.
-func stopAll(ctx context.Context, brokers []*Broker) error {
-	errs := make([]error, len(brokers))
-	var wg sync.WaitGroup
-	for i, b := range brokers {
-		wg.Go(func() { errs[i] = b.Stop(ctx) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// attempt waits until the Broker is connected, or its current connection
-// attempt has failed (it is disconnected with an error), or ctx ends.
-func (b *Broker) attempt(ctx context.Context) error {
-	for {
-		st, ch, last := b.e.Watch()
-		switch {
-		case st == StateConnected:
-			return nil
-		case st == StateClosing || st == StateClosed:
-			return ErrClosed
-		case st == StateDisconnected && last != nil:
-			return fmt.Errorf("%s: %w", b.addr.URL, last)
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return Start(dial, opts...)
 }
 
 // acquire takes a lookup slot, waiting in the bounded queue if all are
@@ -301,14 +169,14 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 	}
 	defer release()
 	start := c.o.clock.Now()
-	var uses []*held
-	m, end := c.run(ctx, &uses, lookup.Config{Topic: topic, TLS: c.tls, MaxRedirects: c.o.maxRedirects})
+	lease := c.pool.Lease()
+	m, end := c.run(ctx, lease, lookup.Config{Topic: topic, TLS: c.tls, MaxRedirects: c.o.maxRedirects})
 	var owner *Broker
 	err = end.Err
 	if end.Kind == lookup.Done {
-		owner, err = c.broker(&uses, end.Target, end.Proxy)
+		owner, err = c.broker(lease, end.Target, end.Proxy)
 	}
-	c.done(uses, owner)
+	lease.End(owner)
 	if c.o.observer != nil {
 		ev := LookupCompleted{Topic: topic, Redirects: m.Redirects(), Latency: c.o.clock.Now().Sub(start), Err: err}
 		if owner != nil {
@@ -323,17 +191,17 @@ func (c *Client) LookupTopic(ctx context.Context, topic string) (*Broker, error)
 // for a non-partitioned topic), asking a service host, with the same
 // retries as LookupTopic.
 func (c *Client) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
-	var uses []*held
-	_, end := c.run(ctx, &uses, lookup.Config{Topic: topic, Partitions: true})
-	c.done(uses, nil)
+	lease := c.pool.Lease()
+	_, end := c.run(ctx, lease, lookup.Config{Topic: topic, Partitions: true})
+	lease.End(nil)
 	return end.Partitions, end.Err
 }
 
 // run drives a lookup machine (core/lookup) to its end, Done or Fail: it
 // carries out each Action with the Client's Brokers, reports what came of
-// it, and sleeps through its backoffs. The Brokers it uses are added to
-// uses (see done).
-func (c *Client) run(ctx context.Context, uses *[]*held, cfg lookup.Config) (*lookup.Machine, lookup.Action) {
+// it, and sleeps through its backoffs. The Brokers it uses are counted
+// among lease's uses.
+func (c *Client) run(ctx context.Context, lease *pool.Lease[*Broker], cfg lookup.Config) (*lookup.Machine, lookup.Action) {
 	cfg.Hosts, cfg.First = c.hosts, int(c.next.Load())
 	cfg.Timeout = c.o.operationTimeout
 	cfg.Backoff, _ = c.o.backoff() // checked by NewClient
@@ -351,7 +219,7 @@ func (c *Client) run(ctx context.Context, uses *[]*held, cfg lookup.Config) (*lo
 			act = c.wait(ctx, m, act.Until)
 			continue
 		}
-		b, answer, err := c.carryOut(ctx, uses, cfg, act, from)
+		b, answer, err := c.carryOut(ctx, lease, cfg, act, from)
 		if b != nil {
 			from = b
 		}
@@ -373,11 +241,11 @@ func (c *Client) run(ctx context.Context, uses *[]*held, cfg lookup.Config) (*lo
 
 // carryOut performs a Connect or a Send with the Broker for its target,
 // which it returns; from is the Broker that answered last.
-func (c *Client) carryOut(ctx context.Context, uses *[]*held, cfg lookup.Config, act lookup.Action, from *Broker) (*Broker, lookup.Answer, error) {
+func (c *Client) carryOut(ctx context.Context, lease *pool.Lease[*Broker], cfg lookup.Config, act lookup.Action, from *Broker) (*Broker, lookup.Answer, error) {
 	if act.Host >= 0 {
 		c.next.Store(int64(act.Host) + 1) // the next lookup asks the next host
 	}
-	b, err := c.broker(uses, act.Target, act.Proxy)
+	b, err := c.broker(lease, act.Target, act.Proxy)
 	if err != nil {
 		return nil, lookup.Answer{}, err
 	}
@@ -386,7 +254,7 @@ func (c *Client) carryOut(ctx context.Context, uses *[]*held, cfg lookup.Config,
 	}
 	switch {
 	case act.Kind == lookup.Connect:
-		return b, lookup.Answer{}, b.attempt(ctx)
+		return b, lookup.Answer{}, b.e.Attempt(ctx)
 	case cfg.Partitions:
 		n, err := b.PartitionedTopicMetadata(ctx, cfg.Topic)
 		return b, lookup.Answer{Partitions: n}, err
@@ -446,20 +314,4 @@ func (c *Client) Metrics() ClientMetrics {
 
 // Close stops every Broker of the Client gracefully (see Broker.Stop),
 // concurrently, within ctx.
-func (c *Client) Close(ctx context.Context) error {
-	c.mu.Lock()
-	c.closed = true
-	if c.idle != nil {
-		c.idle.Stop()
-		c.idle = nil
-	}
-	var brokers []*Broker
-	for _, h := range c.brokers {
-		brokers = append(brokers, h.b)
-	}
-	clear(c.brokers)
-	c.mu.Unlock()
-	err := stopAll(ctx, brokers)
-	c.stopping.Wait()
-	return err
-}
+func (c *Client) Close(ctx context.Context) error { return c.pool.Close(ctx) }

@@ -160,6 +160,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		clock:              clock.System{},
+		logger:             slog.New(slog.DiscardHandler),
 		clientVersion:      "pulsarconn-go/" + Version,
 		rand:               rand.Float64,
 		maxRejected:        50,

@@ -126,28 +126,42 @@ func (b *Engine) WatchState() (core.State, <-chan struct{}) {
 	return b.core.State(), b.stateCh
 }
 
-// Watch returns the state, a channel closed at its next change, and why
+// watch returns the state, a channel closed at its next change, and why
 // the last connection or attempt ended.
-func (b *Engine) Watch() (core.State, <-chan struct{}, error) {
+func (b *Engine) watch() (core.State, <-chan struct{}, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.core.State(), b.stateCh, b.core.LastError()
 }
 
 // WaitConnected: see Broker.WaitConnected in the root package.
-func (b *Engine) WaitConnected(ctx context.Context) error {
+func (b *Engine) WaitConnected(ctx context.Context) error { return b.wait(ctx, false) }
+
+// Attempt waits until the Engine is connected, or its current connection
+// attempt has failed (it is disconnected with an error), or ctx ends.
+func (b *Engine) Attempt(ctx context.Context) error { return b.wait(ctx, true) }
+
+// wait waits until the Engine is connected (nil), closing or closed
+// (core.ErrClosed), or, for an attempt, disconnected with an error; or
+// until ctx ends.
+func (b *Engine) wait(ctx context.Context, attempt bool) error {
 	for {
-		st, ch, last := b.Watch()
-		switch st {
-		case core.StateConnected:
+		st, ch, last := b.watch()
+		switch {
+		case st == core.StateConnected:
 			return nil
-		case core.StateClosing, core.StateClosed:
+		case st == core.StateClosing || st == core.StateClosed:
 			return core.ErrClosed
+		case attempt && st == core.StateDisconnected && last != nil:
+			return fmt.Errorf("%s: %w", b.cfg.URL, last)
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			if last != nil {
+			switch {
+			case attempt:
+				return ctx.Err()
+			case last != nil:
 				return fmt.Errorf("pulsarconn: not connected to %s (last error: %w): %w", b.cfg.URL, last, ctx.Err())
 			}
 			return fmt.Errorf("pulsarconn: not connected to %s: %w", b.cfg.URL, ctx.Err())
