@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -173,6 +174,11 @@ type Conn struct {
 	authBusy bool
 	hasNext  bool
 	authNext []byte
+
+	// secrets are the credentials the Conn has sent (see remember), the
+	// latest maxSecrets, oldest first: the broker's text is redacted of
+	// them before the Conn logs or returns it.
+	secrets []string
 }
 
 // New returns a Conn in StateDisconnected. Call Start to begin.
@@ -400,6 +406,7 @@ func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, 
 	if initial {
 		c.writeConnect(data)
 	} else {
+		c.remember(data)
 		c.write(&pulsarpb.BaseCommand{
 			Type: pulsarpb.BaseCommand_AUTH_RESPONSE.Enum(),
 			AuthResponse: &pulsarpb.CommandAuthResponse{
@@ -430,6 +437,7 @@ func (c *Conn) writeConnect(authData []byte) {
 	if c.cfg.AuthMethod != "" {
 		cmd.AuthMethodName = proto.String(c.cfg.AuthMethod)
 		cmd.AuthData = authData
+		c.remember(authData)
 	}
 	if c.cfg.ProxyToBrokerURL != "" {
 		cmd.ProxyToBrokerUrl = proto.String(c.cfg.ProxyToBrokerURL)
@@ -847,7 +855,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 	case pulsarpb.BaseCommand_SEND_ERROR:
 		se := cmd.GetSendError()
 		c.toProducer(se.GetProducerId(), Push{Kind: PushSendError, ID: se.GetProducerId(), Command: cmd,
-			Err: serverError(se.GetError(), se.GetMessage())})
+			Err: c.serverError(se.GetError(), &se.Message)})
 	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
 		cp := cmd.GetCloseProducer()
 		c.toProducer(cp.GetProducerId(), Push{Kind: PushClosed, ID: cp.GetProducerId(), Command: cmd,
@@ -903,7 +911,7 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 	switch cmd.GetType() {
 	case pulsarpb.BaseCommand_CONNECTED:
 		cd := cmd.GetConnected()
-		c.serverVersion = cd.GetServerVersion()
+		c.serverVersion = c.redact(cd.GetServerVersion())
 		c.serverProtocol = cd.GetProtocolVersion()
 		if n := int(cd.GetMaxMessageSize()); n > 0 {
 			c.maxMessageSize = n
@@ -924,7 +932,10 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 		c.askAuth(AuthRequest{Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_ERROR:
 		e := cmd.GetError()
-		c.lost(now, fmt.Errorf("handshake refused: %w", serverError(e.GetError(), e.GetMessage())))
+		if e == nil {
+			e = &pulsarpb.CommandError{}
+		}
+		c.lost(now, fmt.Errorf("handshake refused: %w", c.serverError(e.GetError(), &e.Message)))
 	case pulsarpb.BaseCommand_PING:
 		c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}})
 	case pulsarpb.BaseCommand_PONG:
@@ -955,7 +966,7 @@ func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 		return
 	}
 	delete(c.pending, id)
-	err := answerError(cmd)
+	err := c.answerError(cmd)
 	c.complete(p.waiter, cmd, err)
 	if errors.Is(err, ErrTooManyRequests) {
 		c.rejected(now)
@@ -981,36 +992,96 @@ func (c *Conn) rejected(now time.Time) {
 	}
 }
 
-// answerError returns the error an answer carries, or nil.
-func answerError(cmd *pulsarpb.BaseCommand) error {
+// answerError returns the error an answer carries, or nil. The answer's
+// message is redacted (serverError), in the answer too.
+func (c *Conn) answerError(cmd *pulsarpb.BaseCommand) error {
 	switch cmd.GetType() {
 	case pulsarpb.BaseCommand_ERROR:
 		e := cmd.GetError()
-		return serverError(e.GetError(), e.GetMessage())
+		return c.serverError(e.GetError(), &e.Message)
 	case pulsarpb.BaseCommand_LOOKUP_RESPONSE:
 		r := cmd.GetLookupTopicResponse()
 		if r.GetResponse() == pulsarpb.CommandLookupTopicResponse_Failed {
-			return serverError(r.GetError(), r.GetMessage())
+			return c.serverError(r.GetError(), &r.Message)
 		}
 	case pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE:
 		r := cmd.GetPartitionMetadataResponse()
 		if r.GetResponse() == pulsarpb.CommandPartitionedTopicMetadataResponse_Failed {
-			return serverError(r.GetError(), r.GetMessage())
+			return c.serverError(r.GetError(), &r.Message)
 		}
 	case pulsarpb.BaseCommand_ACK_RESPONSE:
 		if r := cmd.GetAckResponse(); r.Error != nil {
-			return serverError(r.GetError(), r.GetMessage())
+			return c.serverError(r.GetError(), &r.Message)
 		}
 	case pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE:
 		if r := cmd.GetGetSchemaResponse(); r.ErrorCode != nil {
-			return serverError(r.GetErrorCode(), r.GetErrorMessage())
+			return c.serverError(r.GetErrorCode(), &r.ErrorMessage)
 		}
 	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
 		if r := cmd.GetGetOrCreateSchemaResponse(); r.ErrorCode != nil {
-			return serverError(r.GetErrorCode(), r.GetErrorMessage())
+			return c.serverError(r.GetErrorCode(), &r.ErrorMessage)
 		}
 	}
 	return nil
+}
+
+// serverError is the ServerError of a broker's answer whose message field
+// is *msg. A broker may repeat in it the credentials it was sent (say, a
+// token it refuses): the message is redacted of them, in the answer too,
+// before anyone sees either.
+func (c *Conn) serverError(code pulsarpb.ServerError, msg **string) error {
+	var m string
+	if *msg != nil {
+		m = c.redact(**msg)
+		if m != **msg {
+			*msg = &m
+		}
+	}
+	return &ServerError{Code: code, Message: m}
+}
+
+// Redacted stands in for a credential the Conn sent wherever the broker's
+// text (an error message, its server version) repeats it.
+const Redacted = "[redacted]"
+
+// maxSecrets bounds the credentials remembered for redaction: a refresh
+// answered with a new token replaces the oldest.
+const maxSecrets = 8
+
+// remember keeps the auth_data of a CONNECT or AUTH_RESPONSE the Conn
+// writes, and for the method "basic" ("user:password") the password
+// alone, for redact.
+func (c *Conn) remember(data []byte) {
+	c.addSecret(string(data))
+	if c.cfg.AuthMethod == "basic" {
+		if _, password, ok := strings.Cut(string(data), ":"); ok {
+			c.addSecret(password)
+		}
+	}
+}
+
+func (c *Conn) addSecret(s string) {
+	if s == "" || slices.Contains(c.secrets, s) {
+		return
+	}
+	if len(c.secrets) == maxSecrets {
+		c.secrets = slices.Delete(c.secrets, 0, 1)
+	}
+	c.secrets = append(c.secrets, s)
+}
+
+// redact returns s with each credential the Conn sent replaced by
+// Redacted, the longest first, so that one containing another is not left
+// half shown.
+func (c *Conn) redact(s string) string {
+	if len(c.secrets) == 0 || s == "" {
+		return s
+	}
+	longest := slices.SortedStableFunc(slices.Values(c.secrets), func(a, b string) int { return len(b) - len(a) })
+	for _, secret := range longest {
+		s = strings.ReplaceAll(s, secret, Redacted)
+	}
+	return s
 }
 
 func (c *Conn) toProducer(id uint64, p Push) {

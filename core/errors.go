@@ -108,7 +108,3 @@ func IsRetryable(err error) bool {
 	}
 	return false
 }
-
-func serverError(code pulsarpb.ServerError, msg string) error {
-	return &ServerError{Code: code, Message: msg}
-}

@@ -354,7 +354,7 @@ func TestHandshakeRefusedWithERROR(t *testing.T) {
 	h := newHarness(t, core.Config{AuthMethod: "token"})
 	h.start()
 	h.connUp()
-	h.authResult(true, "expired", nil)
+	h.authResult(true, "a-token", nil)
 	h.written()
 	h.effects()
 
