@@ -137,7 +137,7 @@ func (b *Broker) attempt(ctx context.Context) error {
 		case st == StateConnected:
 			return nil
 		case st == StateClosing || st == StateClosed:
-			return ErrClosed
+			return last // ErrClosed, or the broker's refusal of the credentials
 		case st == StateDisconnected && last != nil:
 			return fmt.Errorf("%s: %w", b.addr.URL, last)
 		}

@@ -175,6 +175,10 @@ type Conn struct {
 	hasNext  bool
 	authNext []byte
 
+	// refusal is why the broker's refusal of the credentials ended the
+	// Conn for good (see refused); nil unless it did.
+	refusal error
+
 	// secrets are the credentials the Conn has sent (see remember), the
 	// latest maxSecrets, oldest first: the broker's text is redacted of
 	// them before the Conn logs or returns it.
@@ -516,6 +520,44 @@ func (c *Conn) lost(now time.Time, cause error) {
 	c.setState(StateDisconnected)
 }
 
+// refused ends the Conn for good, as FinishClose does, because the broker
+// refused its credentials (cause): reconnecting with the same ones would be
+// refused again, and a wrong credential must not be retried forever. Every
+// pending request and every later call fails with an error matching both
+// ErrClosed and cause (so ErrAuthenticationError), every handler is told
+// with it, and the connection is closed. An Authenticator's own failure
+// (ErrAuthentication) is not a refusal: it is retried after the backoff.
+func (c *Conn) refused(cause error) {
+	c.up = false
+	c.lastErr = cause
+	c.refusal = fmt.Errorf("%w, not reconnecting: %w", ErrClosed, cause)
+	if c.state != StateConnected {
+		c.stats.HandshakeFailures++
+	}
+	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: cause})
+	c.rd.Output = c.rd.Output[:0]
+	c.log(slog.LevelError, "the broker refused the credentials; not reconnecting", slog.String("address", c.cfg.Address), slog.Any("error", cause))
+	c.handlersLive = true // every handler learns of the end, as at a stop
+	c.failAll(c.refusal)
+	clear(c.producers)
+	clear(c.consumers)
+	c.setState(StateClosed)
+}
+
+// Final returns why the Conn ended for good, nil unless it is closing or
+// closed: ErrClosed after a stop, or the broker's refusal of the
+// credentials (an error matching both ErrClosed and
+// ErrAuthenticationError).
+func (c *Conn) Final() error {
+	switch {
+	case c.state < StateClosing:
+		return nil
+	case c.refusal != nil:
+		return c.refusal
+	}
+	return ErrClosed
+}
+
 // failAll fails every pending request with err and tells every handler,
 // once per connection, that the connection is gone.
 func (c *Conn) failAll(err error) {
@@ -603,13 +645,13 @@ func (c *Conn) setState(s State) {
 	switch {
 	case s == StateConnected:
 		ch.Event, ch.Reconnect = EventOpened, c.stats.Reconnects > 0
-	case from == StateConnected && s == StateDisconnected:
+	case from == StateConnected && (s == StateDisconnected || c.refusal != nil):
 		ch.Event, ch.Cause = EventClosed, c.lastErr
 	case from == StateConnected && s == StateClosing:
 		c.stoppedConnected = true // reported when closed
 	case s == StateClosed && c.stoppedConnected:
 		ch.Event, ch.Cause = EventClosed, ErrClosed
-	case (from == StateConnecting || from == StateHandshaking) && s == StateDisconnected:
+	case (from == StateConnecting || from == StateHandshaking) && (s == StateDisconnected || c.refusal != nil):
 		ch.Event, ch.Cause = EventHandshakeFailed, c.lastErr
 	}
 	c.rd.States = append(c.rd.States, ch)
@@ -625,7 +667,7 @@ func (c *Conn) usable() error {
 	case StateConnected:
 		return nil
 	case StateClosing, StateClosed:
-		return ErrClosed
+		return c.Final()
 	}
 	if c.lastErr != nil {
 		return fmt.Errorf("%w: %w", ErrDisconnected, c.lastErr)
@@ -755,7 +797,7 @@ func (c *Conn) AddConsumer(id uint64, h Handler) error {
 
 func (c *Conn) add(m map[uint64]Handler, kind string, id uint64, h Handler) error {
 	if c.state >= StateClosing {
-		return ErrClosed
+		return c.Final()
 	}
 	if _, ok := m[id]; ok {
 		return fmt.Errorf("%w: %s %d", ErrDuplicateID, kind, id)
@@ -935,7 +977,12 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 		if e == nil {
 			e = &pulsarpb.CommandError{}
 		}
-		c.lost(now, fmt.Errorf("handshake refused: %w", c.serverError(e.GetError(), &e.Message)))
+		err := fmt.Errorf("handshake refused: %w", c.serverError(e.GetError(), &e.Message))
+		if e.GetError() == pulsarpb.ServerError_AuthenticationError {
+			c.refused(err)
+			return
+		}
+		c.lost(now, err)
 	case pulsarpb.BaseCommand_PING:
 		c.write(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PONG.Enum(), Pong: &pulsarpb.CommandPong{}})
 	case pulsarpb.BaseCommand_PONG:
@@ -948,6 +995,13 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 	id, ok := frame.RequestID(cmd)
 	p, found := c.pending[id]
+	if e := cmd.GetError(); !found && c.state == StateConnected && e.GetError() == pulsarpb.ServerError_AuthenticationError {
+		// An ERROR that answers no request: the broker refuses the
+		// credentials of a live connection (a refresh's, or expired
+		// ones), as it does with request id -1 before it closes it.
+		c.refused(fmt.Errorf("credentials refused: %w", c.serverError(e.GetError(), &e.Message)))
+		return
+	}
 	if !ok || !found {
 		c.stats.UnknownRequests++
 		c.log(slog.LevelWarn, "ignoring answer to an unknown request", slog.String("type", cmd.GetType().String()), slog.Uint64("request_id", id))
