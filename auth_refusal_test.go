@@ -109,6 +109,10 @@ func testRefusedCredentialsAreFinal(t *testing.T) {
 		&pulsarpb.MessageMetadata{ProducerName: proto.String("p"), SequenceId: proto.Uint64(1), PublishTime: proto.Uint64(1)}, []byte("x"))
 	require.NoError(t, err)
 	assertRefusal(t, b.PublishMessage(ctx, msg), "PublishMessage")
+	assertRefusal(t, b.PublishMessageOn(ctx, 1, msg), "PublishMessageOn")
+	_, err = b.RequestOn(ctx, 1, &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP.Enum(),
+		LookupTopic: &pulsarpb.CommandLookupTopic{Topic: proto.String("t")}})
+	assertRefusal(t, err, "RequestOn")
 	_, err = b.RegisterConsumer(ctx, 2, contracttest.NewPushLog())
 	assertRefusal(t, err, "RegisterConsumer")
 
