@@ -896,6 +896,9 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd})
 	case pulsarpb.BaseCommand_SEND_ERROR:
 		se := cmd.GetSendError()
+		if se == nil {
+			se = &pulsarpb.CommandSendError{} // a SEND_ERROR without its body: no message to redact
+		}
 		c.toProducer(se.GetProducerId(), Push{Kind: PushSendError, ID: se.GetProducerId(), Command: cmd,
 			Err: c.serverError(se.GetError(), &se.Message)})
 	case pulsarpb.BaseCommand_CLOSE_PRODUCER:

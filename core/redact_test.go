@@ -89,3 +89,19 @@ func TestBasicPasswordRedactedAlone(t *testing.T) {
 	assert.Contains(t, h.c.LastError().Error(), "user alice: password [redacted] is wrong")
 	assert.NotContains(t, shown(effs), "pa55-word")
 }
+
+// TestBodylessErrorsTolerated: an ERROR in the handshake and a SEND_ERROR
+// that carry no body have no message to redact, and do not crash the Conn.
+func TestBodylessErrorsTolerated(t *testing.T) {
+	h := newHarness(t, core.Config{AuthMethod: "token"})
+	h.connect()
+	h.recv(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEND_ERROR.Enum()})
+	assert.Equal(t, core.StateConnected, h.c.State())
+
+	h = newHarness(t, core.Config{AuthMethod: "token"})
+	h.start()
+	h.connUp()
+	h.authResult(true, "a-token", nil)
+	h.recv(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_ERROR.Enum()})
+	assert.Equal(t, core.StateDisconnected, h.c.State(), "an ERROR of no kind is not a refusal of the credentials")
+}
