@@ -1,6 +1,8 @@
 package pulsarconn_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,28 +17,44 @@ import (
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
-// TestBadTokenBacksOffNotAStorm: a broker that refuses the token gets one
-// CONNECT per backoff delay, the delays doubling, and never a tight loop.
-func TestBadTokenBacksOffNotAStorm(t *testing.T) { synctest.Test(t, testBadTokenBacksOffNotAStorm) }
+// failingAuth is an Authenticator that cannot produce credentials (a token
+// file that is missing, say); each call is reported on calls.
+type failingAuth struct{ calls chan struct{} }
 
-func testBadTokenBacksOffNotAStorm(t *testing.T) {
+var errNoCredentials = errors.New("no token file")
+
+func (failingAuth) Name() string { return "token" }
+func (a failingAuth) Initial(context.Context) ([]byte, error) {
+	a.calls <- struct{}{}
+	return nil, errNoCredentials
+}
+func (a failingAuth) Challenge(ctx context.Context, _ []byte) ([]byte, error) { return a.Initial(ctx) }
+
+// TestFailingAuthenticatorBacksOffNotAStorm: an Authenticator that keeps
+// failing (ErrAuthentication, unlike the broker's refusal, is retried)
+// gets one attempt per backoff delay, the delays doubling, and never a
+// tight loop.
+func TestFailingAuthenticatorBacksOffNotAStorm(t *testing.T) {
+	synctest.Test(t, testFailingAuthenticatorBacksOffNotAStorm)
+}
+
+func testFailingAuthenticatorBacksOffNotAStorm(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("right"))
 	clk := memory.NewClock(time.Unix(1_700_000_000, 0))
 	obs := &events{}
+	auth := failingAuth{calls: make(chan struct{}, 16)}
 	b := e.start(t,
 		pulsarconn.WithClock(clk),
-		pulsarconn.WithAuthenticator(staticToken("wrong")),
+		pulsarconn.WithAuthenticator(auth),
 		pulsarconn.WithBackoff(100*time.Millisecond, 2*time.Second),
 		pulsarconn.WithObserver(obs))
-	ctx := testContext(t)
-
 	const attempts = 8
 	var dialedAt []time.Time
 	for i := 1; i <= attempts; i++ {
-		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, i))
+		<-auth.calls
 		dialedAt = append(dialedAt, clk.Now())
 		testenv.WaitState(t, b, pulsarconn.StateDisconnected)
-		assert.Equal(t, i, e.srv.Received(pulsarpb.BaseCommand_CONNECT), "one CONNECT per attempt")
+		assert.Empty(t, auth.calls, "one attempt at a time")
 		next, ok := clk.NextDeadline()
 		require.True(t, ok, "a reconnect is scheduled")
 		if i < attempts {
@@ -57,6 +75,8 @@ func testBadTokenBacksOffNotAStorm(t *testing.T) {
 	failed := ofType[pulsarconn.HandshakeFailed](obs.list())
 	require.Len(t, failed, attempts)
 	for _, f := range failed {
-		assert.ErrorIs(t, f.Err, pulsarconn.ErrAuthenticationError)
+		assert.ErrorIs(t, f.Err, pulsarconn.ErrAuthentication)
+		assert.ErrorIs(t, f.Err, errNoCredentials)
 	}
+	assert.Zero(t, e.srv.Received(pulsarpb.BaseCommand_CONNECT), "no CONNECT without credentials")
 }

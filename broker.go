@@ -92,6 +92,12 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 	if o.observer != nil {
 		cfg.Observe = observeAs(o.observer, logical)
 	}
+	if reg := o.registry; reg != nil {
+		// Refused credentials end the Broker without a Stop: it leaves
+		// the Registry then (a no-op if that comes before the Add below,
+		// which then sees the Broker closed).
+		cfg.Ended = func() { reg.Remove(b) }
+	}
 	// The engine exists before the Broker is listed: a reader of the
 	// Registry may call it at once.
 	b.e = engine.New(cfg)
@@ -101,6 +107,9 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 			return nil, fmt.Errorf("pulsarconn: start %s: %w", addr.URL, err)
 		}
 		b.registry = o.registry
+		if b.State() == StateClosed {
+			o.registry.Remove(b) // refused before it was listed
+		}
 	}
 	return b, nil
 }
@@ -139,7 +148,9 @@ func (b *Broker) State() State { return b.e.State() }
 func (b *Broker) WatchState() (State, <-chan struct{}) { return b.e.WatchState() }
 
 // WaitConnected waits until the Broker is connected, or ctx ends, or the
-// Broker is stopped. A context error is wrapped together with the last
+// Broker is stopped (ErrClosed) or ended by the broker's refusal of the
+// credentials (that refusal, matching ErrAuthenticationError: see
+// WithAuthenticator). A context error is wrapped together with the last
 // connection error, if any.
 func (b *Broker) WaitConnected(ctx context.Context) error { return b.e.WaitConnected(ctx) }
 

@@ -35,6 +35,8 @@ var (
 )
 
 // Code sentinels: a *ServerError matches the one with its code.
+// ErrAuthenticationError is also the broker's refusal of the credentials,
+// which ends a Broker for good (see WithAuthenticator).
 var (
 	ErrUnknownServerError  = core.ErrUnknownServerError
 	ErrMetadata            = core.ErrMetadata
@@ -54,9 +56,13 @@ var (
 // IsRetryable reports whether an operation that failed with err may succeed
 // if tried again: connection loss, timeouts, a full write queue or request
 // table, and the broker's ServiceNotReady, TooManyRequests, MetadataError
-// and PersistenceError.
+// and PersistenceError. An error that matches ErrClosed or
+// ErrAuthenticationError is not, whatever wraps it: the broker's refusal of
+// the credentials ends a Broker for good (see WithAuthenticator), while an
+// Authenticator's own failure (ErrAuthentication) is retried by the Broker,
+// and a call that fails with it while disconnected is retryable.
 func IsRetryable(err error) bool {
-	if errors.Is(err, ErrClosed) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrAuthenticationError) {
 		return false
 	}
 	return core.IsRetryable(err) || errors.Is(err, ErrQueueFull) || errors.Is(err, ErrTooManyPendingRequests)

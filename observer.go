@@ -43,14 +43,17 @@ type ConnectionOpened struct {
 type ConnectionClosed struct {
 	BrokerURL string
 	// Err says why: it matches ErrDisconnected causes such as
-	// ErrKeepaliveTimeout or ErrProtocol, or ErrClosed at Stop.
+	// ErrKeepaliveTimeout or ErrProtocol, ErrClosed at Stop, or
+	// ErrAuthenticationError when the broker refused the credentials of
+	// the live connection (the Broker then ends, closed).
 	Err error
 }
 
 // HandshakeFailed: a connection attempt ended before CONNECTED — the dial
 // failed, the broker refused the credentials (Err matches
-// ErrAuthenticationError), the Authenticator failed (ErrAuthentication),
-// or the connect timeout passed (ErrConnectTimeout).
+// ErrAuthenticationError; the Broker then ends, closed, instead of
+// retrying), the Authenticator failed (ErrAuthentication), or the connect
+// timeout passed (ErrConnectTimeout).
 type HandshakeFailed struct {
 	BrokerURL string
 	Err       error

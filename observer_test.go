@@ -127,12 +127,12 @@ func testObserverSeesHandshakeFailures(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("right"))
 	obs := &events{}
 	b := e.start(t, pulsarconn.WithObserver(obs), pulsarconn.WithAuthenticator(staticToken("wrong")))
-	testenv.WaitState(t, b, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, b, pulsarconn.StateClosed) // a refusal of the credentials is final
 	obs.waitUntil(t, func(evs []pulsarconn.Event) bool {
 		return len(ofType[pulsarconn.HandshakeFailed](evs)) > 0
 	})
 	failed := ofType[pulsarconn.HandshakeFailed](obs.list())
-	require.NotEmpty(t, failed)
+	require.Len(t, failed, 1)
 	assert.ErrorIs(t, failed[0].Err, pulsarconn.ErrAuthenticationError)
 	assert.Empty(t, ofType[pulsarconn.ConnectionOpened](obs.list()))
 }
@@ -222,7 +222,7 @@ func testLogsCarryNoCredentials(t *testing.T) {
 	<-changed
 	require.NoError(t, b.WaitConnected(ctx))
 	bad := e.start(t, pulsarconn.WithAuthenticator(staticToken(secret+"-wrong")), pulsarconn.WithLogger(logger))
-	testenv.WaitState(t, bad, pulsarconn.StateDisconnected)
+	testenv.WaitState(t, bad, pulsarconn.StateClosed)
 	wctx, cancel := context.WithCancel(ctx)
 	cancel()
 	err := bad.WaitConnected(wctx)

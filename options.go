@@ -197,6 +197,17 @@ func WithClock(c ports.Clock) Option {
 // WithAuthenticator sets the credentials presented in CONNECT and in
 // answers to AUTH_CHALLENGE. Default: none (no auth_method_name is sent).
 // a must not be nil.
+//
+// If the broker refuses the credentials (ERROR AuthenticationError, in
+// the handshake or on a live connection, as at a refresh), the Broker does
+// not reconnect: it ends in StateClosed, as if stopped, leaves its
+// Registry, and every waiting, pending and later call fails with the
+// refusal, an error matching both ErrAuthenticationError and ErrClosed,
+// which IsRetryable reports false (Stop still returns nil). A Client
+// starts a new Broker at the next lookup that needs one, which presents
+// the credentials as they are then. If a fails to produce credentials
+// (ErrAuthentication: a token file missing, a token endpoint down), the
+// Broker retries after the backoff as for any connection failure.
 func WithAuthenticator(a ports.Authenticator) Option {
 	err := check(a != nil, "WithAuthenticator", "nil Authenticator")
 	return shared(func(o *options) error { o.auth = a; return err })

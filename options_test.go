@@ -2,6 +2,7 @@ package pulsarconn_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/internal/testenv"
-	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
@@ -175,15 +175,15 @@ func (r *recordingBackoff) counts() (next, resets int) {
 }
 
 // TestBackoffPolicyDelaysAreTheReconnectDelays: with WithBackoffPolicy,
-// the Broker waits exactly the policy's delays between attempts (here to
-// a broker refusing its token, on the fake clock), and resets the policy
-// once it is connected.
+// the Broker waits exactly the policy's delays between attempts (here with
+// an Authenticator that fails until it has a token, on the fake clock),
+// and resets the policy once it is connected.
 func TestBackoffPolicyDelaysAreTheReconnectDelays(t *testing.T) {
 	e := memoryEnv(t, pulsartest.WithToken("right"))
 	clk := memory.NewClock(time.Unix(1_700_000_000, 0))
 	policy := &recordingBackoff{delays: []time.Duration{3 * time.Second, 250 * time.Millisecond, 7 * time.Second, time.Minute}}
 	made := 0
-	token := &switchToken{token: "wrong"}
+	token := &switchToken{calls: make(chan struct{}, 16)}
 	b := e.start(t,
 		pulsarconn.WithClock(clk),
 		pulsarconn.WithAuthenticator(token),
@@ -193,7 +193,11 @@ func TestBackoffPolicyDelaysAreTheReconnectDelays(t *testing.T) {
 
 	var dialedAt []time.Time
 	for i := 1; i <= len(policy.delays); i++ {
-		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CONNECT, i))
+		select {
+		case <-token.calls:
+		case <-ctx.Done():
+			t.Fatalf("attempt %d: no call of the Authenticator", i)
+		}
 		dialedAt = append(dialedAt, clk.Now())
 		testenv.WaitState(t, b, pulsarconn.StateDisconnected)
 		next, ok := clk.NextDeadline()
@@ -212,10 +216,13 @@ func TestBackoffPolicyDelaysAreTheReconnectDelays(t *testing.T) {
 	assert.Equal(t, 1, resets, "Reset once connected")
 }
 
-// switchToken presents a token that the test can change.
+// switchToken presents a token that the test can change; while it has
+// none, it fails (as with a token file not written yet). Each call is
+// reported on calls, if set.
 type switchToken struct {
 	mu    sync.Mutex
 	token string
+	calls chan struct{}
 }
 
 func (s *switchToken) set(tok string) {
@@ -228,6 +235,12 @@ func (*switchToken) Name() string { return "token" }
 func (s *switchToken) Initial(context.Context) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.calls != nil {
+		s.calls <- struct{}{}
+	}
+	if s.token == "" {
+		return nil, errors.New("no token yet")
+	}
 	return []byte(s.token), nil
 }
 func (s *switchToken) Challenge(ctx context.Context, _ []byte) ([]byte, error) { return s.Initial(ctx) }

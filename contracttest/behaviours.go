@@ -75,11 +75,11 @@ func testHandshakeWithToken(t *testing.T, e *env) {
 	l := NewPushLog()
 	_, err := bad.RegisterProducer(ctx, 1, l)
 	require.NoError(t, err)
-	testenv.WaitState(t, bad, pulsarconn.StateDisconnected)
-	wctx, cancel := context.WithCancel(ctx)
-	cancel()
-	err = bad.WaitConnected(wctx)
+	// A refusal of the credentials is final: the Broker is closed.
+	testenv.WaitState(t, bad, pulsarconn.StateClosed)
+	err = bad.WaitConnected(ctx)
 	assert.ErrorIs(t, err, pulsarconn.ErrAuthenticationError)
+	assert.False(t, pulsarconn.IsRetryable(err))
 	assert.NotContains(t, err.Error(), "wrong", "credentials stay out of errors")
 }
 

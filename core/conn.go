@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -173,6 +174,15 @@ type Conn struct {
 	authBusy bool
 	hasNext  bool
 	authNext []byte
+
+	// refusal is why the broker's refusal of the credentials ended the
+	// Conn for good (see refused); nil unless it did.
+	refusal error
+
+	// secrets are the credentials the Conn has sent (see remember), the
+	// latest maxSecrets, oldest first: the broker's text is redacted of
+	// them before the Conn logs or returns it.
+	secrets []string
 }
 
 // New returns a Conn in StateDisconnected. Call Start to begin.
@@ -402,6 +412,7 @@ func (c *Conn) AuthResult(now time.Time, gen uint64, initial bool, data []byte, 
 	if initial {
 		c.writeConnect(data)
 	} else {
+		c.remember(data)
 		c.writeLatest(latestAuthResponse, &pulsarpb.BaseCommand{
 			Type: pulsarpb.BaseCommand_AUTH_RESPONSE.Enum(),
 			AuthResponse: &pulsarpb.CommandAuthResponse{
@@ -432,6 +443,7 @@ func (c *Conn) writeConnect(authData []byte) {
 	if c.cfg.AuthMethod != "" {
 		cmd.AuthMethodName = proto.String(c.cfg.AuthMethod)
 		cmd.AuthData = authData
+		c.remember(authData)
 	}
 	if c.cfg.ProxyToBrokerURL != "" {
 		cmd.ProxyToBrokerUrl = proto.String(c.cfg.ProxyToBrokerURL)
@@ -509,6 +521,44 @@ func (c *Conn) lost(now time.Time, cause error) {
 	c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, cause))
 	c.reconnectAt = now.Add(c.backoff.Next())
 	c.setState(StateDisconnected)
+}
+
+// refused ends the Conn for good, as FinishClose does, because the broker
+// refused its credentials (cause): reconnecting with the same ones would be
+// refused again, and a wrong credential must not be retried forever. Every
+// pending request and every later call fails with an error matching both
+// ErrClosed and cause (so ErrAuthenticationError), every handler is told
+// with it, and the connection is closed. An Authenticator's own failure
+// (ErrAuthentication) is not a refusal: it is retried after the backoff.
+func (c *Conn) refused(cause error) {
+	c.up = false
+	c.lastErr = cause
+	c.refusal = fmt.Errorf("%w, not reconnecting: %w", ErrClosed, cause)
+	if c.state != StateConnected {
+		c.stats.HandshakeFailures++
+	}
+	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: cause})
+	c.rd.Output = c.rd.Output[:0]
+	c.log(slog.LevelError, "the broker refused the credentials; not reconnecting", slog.String("address", c.cfg.Address), slog.Any("error", cause))
+	c.handlersLive = true // every handler learns of the end, as at a stop
+	c.failAll(c.refusal)
+	clear(c.producers)
+	clear(c.consumers)
+	c.setState(StateClosed)
+}
+
+// Final returns why the Conn ended for good, nil unless it is closing or
+// closed: ErrClosed after a stop, or the broker's refusal of the
+// credentials (an error matching both ErrClosed and
+// ErrAuthenticationError).
+func (c *Conn) Final() error {
+	switch {
+	case c.state < StateClosing:
+		return nil
+	case c.refusal != nil:
+		return c.refusal
+	}
+	return ErrClosed
 }
 
 // failAll fails every pending request with err and tells every handler,
@@ -599,13 +649,13 @@ func (c *Conn) setState(s State) {
 	switch {
 	case s == StateConnected:
 		ch.Event, ch.Reconnect = EventOpened, c.stats.Reconnects > 0
-	case from == StateConnected && s == StateDisconnected:
+	case from == StateConnected && (s == StateDisconnected || c.refusal != nil):
 		ch.Event, ch.Cause = EventClosed, c.lastErr
 	case from == StateConnected && s == StateClosing:
 		c.stoppedConnected = true // reported when closed
 	case s == StateClosed && c.stoppedConnected:
 		ch.Event, ch.Cause = EventClosed, ErrClosed
-	case (from == StateConnecting || from == StateHandshaking) && s == StateDisconnected:
+	case (from == StateConnecting || from == StateHandshaking) && (s == StateDisconnected || c.refusal != nil):
 		ch.Event, ch.Cause = EventHandshakeFailed, c.lastErr
 	}
 	c.rd.States = append(c.rd.States, ch)
@@ -621,7 +671,7 @@ func (c *Conn) usable() error {
 	case StateConnected:
 		return nil
 	case StateClosing, StateClosed:
-		return ErrClosed
+		return c.Final()
 	}
 	if c.lastErr != nil {
 		return fmt.Errorf("%w: %w", ErrDisconnected, c.lastErr)
@@ -758,7 +808,7 @@ func (c *Conn) AddConsumer(id uint64, h Handler) error {
 
 func (c *Conn) add(m map[uint64]Handler, kind string, id uint64, h Handler) error {
 	if c.state >= StateClosing {
-		return ErrClosed
+		return c.Final()
 	}
 	if _, ok := m[id]; ok {
 		return fmt.Errorf("%w: %s %d", ErrDuplicateID, kind, id)
@@ -857,8 +907,11 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd})
 	case pulsarpb.BaseCommand_SEND_ERROR:
 		se := cmd.GetSendError()
+		if se == nil {
+			se = &pulsarpb.CommandSendError{} // a SEND_ERROR without its body: no message to redact
+		}
 		c.toProducer(se.GetProducerId(), Push{Kind: PushSendError, ID: se.GetProducerId(), Command: cmd,
-			Err: serverError(se.GetError(), se.GetMessage())})
+			Err: c.serverError(se.GetError(), &se.Message)})
 	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
 		cp := cmd.GetCloseProducer()
 		c.toProducer(cp.GetProducerId(), Push{Kind: PushClosed, ID: cp.GetProducerId(), Command: cmd,
@@ -914,7 +967,7 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 	switch cmd.GetType() {
 	case pulsarpb.BaseCommand_CONNECTED:
 		cd := cmd.GetConnected()
-		c.serverVersion = cd.GetServerVersion()
+		c.serverVersion = c.redact(cd.GetServerVersion())
 		c.serverProtocol = cd.GetProtocolVersion()
 		if n := int(cd.GetMaxMessageSize()); n > 0 {
 			c.maxMessageSize = n
@@ -935,7 +988,15 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 		c.askAuth(AuthRequest{Gen: c.gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_ERROR:
 		e := cmd.GetError()
-		c.lost(now, fmt.Errorf("handshake refused: %w", serverError(e.GetError(), e.GetMessage())))
+		if e == nil {
+			e = &pulsarpb.CommandError{}
+		}
+		err := fmt.Errorf("handshake refused: %w", c.serverError(e.GetError(), &e.Message))
+		if e.GetError() == pulsarpb.ServerError_AuthenticationError {
+			c.refused(err)
+			return
+		}
+		c.lost(now, err)
 	case pulsarpb.BaseCommand_PING:
 		c.writeLatest(latestPong, pongCmd)
 	case pulsarpb.BaseCommand_PONG:
@@ -948,6 +1009,13 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 	id, ok := frame.RequestID(cmd)
 	p, found := c.pending[id]
+	if e := cmd.GetError(); !found && c.state == StateConnected && e.GetError() == pulsarpb.ServerError_AuthenticationError {
+		// An ERROR that answers no request: the broker refuses the
+		// credentials of a live connection (a refresh's, or expired
+		// ones), as it does with request id -1 before it closes it.
+		c.refused(fmt.Errorf("credentials refused: %w", c.serverError(e.GetError(), &e.Message)))
+		return
+	}
 	if !ok || !found {
 		c.stats.UnknownRequests++
 		c.log(slog.LevelWarn, "ignoring answer to an unknown request", slog.String("type", cmd.GetType().String()), slog.Uint64("request_id", id))
@@ -964,7 +1032,7 @@ func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 		return
 	}
 	delete(c.pending, id)
-	err := answerError(cmd)
+	err := c.answerError(cmd)
 	c.complete(p.waiter, cmd, err)
 	if errors.Is(err, ErrTooManyRequests) {
 		c.rejected(now)
@@ -990,36 +1058,96 @@ func (c *Conn) rejected(now time.Time) {
 	}
 }
 
-// answerError returns the error an answer carries, or nil.
-func answerError(cmd *pulsarpb.BaseCommand) error {
+// answerError returns the error an answer carries, or nil. The answer's
+// message is redacted (serverError), in the answer too.
+func (c *Conn) answerError(cmd *pulsarpb.BaseCommand) error {
 	switch cmd.GetType() {
 	case pulsarpb.BaseCommand_ERROR:
 		e := cmd.GetError()
-		return serverError(e.GetError(), e.GetMessage())
+		return c.serverError(e.GetError(), &e.Message)
 	case pulsarpb.BaseCommand_LOOKUP_RESPONSE:
 		r := cmd.GetLookupTopicResponse()
 		if r.GetResponse() == pulsarpb.CommandLookupTopicResponse_Failed {
-			return serverError(r.GetError(), r.GetMessage())
+			return c.serverError(r.GetError(), &r.Message)
 		}
 	case pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE:
 		r := cmd.GetPartitionMetadataResponse()
 		if r.GetResponse() == pulsarpb.CommandPartitionedTopicMetadataResponse_Failed {
-			return serverError(r.GetError(), r.GetMessage())
+			return c.serverError(r.GetError(), &r.Message)
 		}
 	case pulsarpb.BaseCommand_ACK_RESPONSE:
 		if r := cmd.GetAckResponse(); r.Error != nil {
-			return serverError(r.GetError(), r.GetMessage())
+			return c.serverError(r.GetError(), &r.Message)
 		}
 	case pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE:
 		if r := cmd.GetGetSchemaResponse(); r.ErrorCode != nil {
-			return serverError(r.GetErrorCode(), r.GetErrorMessage())
+			return c.serverError(r.GetErrorCode(), &r.ErrorMessage)
 		}
 	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
 		if r := cmd.GetGetOrCreateSchemaResponse(); r.ErrorCode != nil {
-			return serverError(r.GetErrorCode(), r.GetErrorMessage())
+			return c.serverError(r.GetErrorCode(), &r.ErrorMessage)
 		}
 	}
 	return nil
+}
+
+// serverError is the ServerError of a broker's answer whose message field
+// is *msg. A broker may repeat in it the credentials it was sent (say, a
+// token it refuses): the message is redacted of them, in the answer too,
+// before anyone sees either.
+func (c *Conn) serverError(code pulsarpb.ServerError, msg **string) error {
+	var m string
+	if *msg != nil {
+		m = c.redact(**msg)
+		if m != **msg {
+			*msg = &m
+		}
+	}
+	return &ServerError{Code: code, Message: m}
+}
+
+// Redacted stands in for a credential the Conn sent wherever the broker's
+// text (an error message, its server version) repeats it.
+const Redacted = "[redacted]"
+
+// maxSecrets bounds the credentials remembered for redaction: a refresh
+// answered with a new token replaces the oldest.
+const maxSecrets = 8
+
+// remember keeps the auth_data of a CONNECT or AUTH_RESPONSE the Conn
+// writes, and for the method "basic" ("user:password") the password
+// alone, for redact.
+func (c *Conn) remember(data []byte) {
+	c.addSecret(string(data))
+	if c.cfg.AuthMethod == "basic" {
+		if _, password, ok := strings.Cut(string(data), ":"); ok {
+			c.addSecret(password)
+		}
+	}
+}
+
+func (c *Conn) addSecret(s string) {
+	if s == "" || slices.Contains(c.secrets, s) {
+		return
+	}
+	if len(c.secrets) == maxSecrets {
+		c.secrets = slices.Delete(c.secrets, 0, 1)
+	}
+	c.secrets = append(c.secrets, s)
+}
+
+// redact returns s with each credential the Conn sent replaced by
+// Redacted, the longest first, so that one containing another is not left
+// half shown.
+func (c *Conn) redact(s string) string {
+	if len(c.secrets) == 0 || s == "" {
+		return s
+	}
+	longest := slices.SortedStableFunc(slices.Values(c.secrets), func(a, b string) int { return len(b) - len(a) })
+	for _, secret := range longest {
+		s = strings.ReplaceAll(s, secret, Redacted)
+	}
+	return s
 }
 
 func (c *Conn) toProducer(id uint64, p Push) {

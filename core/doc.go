@@ -18,7 +18,9 @@
 //
 // A lost connection, a failed dial, a refused or timed-out handshake or a
 // keepalive expiry goes back to disconnected, and after the backoff delay to
-// connecting again.
+// connecting again; but the broker's refusal of the credentials (ERROR
+// AuthenticationError in the handshake, or answering no request on a live
+// connection) goes to closed, for good (see Final).
 //
 // # Usage
 //

@@ -32,7 +32,9 @@ var (
 	// ErrKeepaliveTimeout: nothing was received for two keepalive
 	// intervals, so the connection was declared dead. Retryable.
 	ErrKeepaliveTimeout = errors.New("pulsarconn: keepalive timed out")
-	// ErrAuthentication: the Authenticator failed to produce credentials.
+	// ErrAuthentication: the Authenticator failed to produce credentials
+	// (not the broker's refusal of them: ErrAuthenticationError). The
+	// connection attempt is retried after the backoff.
 	ErrAuthentication = errors.New("pulsarconn: authentication failed")
 	// ErrTooManyPending: Config.MaxPending requests are in flight.
 	// Retryable.
@@ -70,6 +72,8 @@ func (e *ServerError) Is(target error) bool {
 }
 
 // Code sentinels for the broker errors callers most often branch on.
+// ErrAuthenticationError is also the broker's refusal of the credentials,
+// which ends a Conn for good (its Final error matches it and ErrClosed).
 var (
 	ErrUnknownServerError  = &ServerError{Code: pulsarpb.ServerError_UnknownError}
 	ErrMetadata            = &ServerError{Code: pulsarpb.ServerError_MetadataError}
@@ -89,12 +93,14 @@ var (
 // IsRetryable reports whether the operation that failed with err may
 // succeed if tried again (after a backoff, and for lookups a fresh lookup):
 // connection loss, timeouts, and the broker's ServiceNotReady,
-// TooManyRequests, MetadataError and PersistenceError.
+// TooManyRequests, MetadataError and PersistenceError. An error that
+// matches ErrClosed or ErrAuthenticationError (the broker refused the
+// credentials) is not, whatever wraps it.
 func IsRetryable(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrAuthenticationError):
 		return false
 	case errors.Is(err, ErrDisconnected),
 		errors.Is(err, ErrRequestTimeout),
@@ -107,8 +113,4 @@ func IsRetryable(err error) bool {
 		return true
 	}
 	return false
-}
-
-func serverError(code pulsarpb.ServerError, msg string) error {
-	return &ServerError{Code: code, Message: msg}
 }

@@ -102,6 +102,8 @@ func TestIsRetryable(t *testing.T) {
 		{"wrapped ServiceNotReady", fmt.Errorf("lookup: %w", se(pulsarpb.ServerError_ServiceNotReady)), true},
 		{"TopicNotFound", se(pulsarpb.ServerError_TopicNotFound), false},
 		{"AuthenticationError", se(pulsarpb.ServerError_AuthenticationError), false},
+		{"a refusal of the credentials, wrapped as a disconnection",
+			fmt.Errorf("%w: %w", core.ErrDisconnected, se(pulsarpb.ServerError_AuthenticationError)), false},
 		{"AuthorizationError", se(pulsarpb.ServerError_AuthorizationError), false},
 		{"ProducerBusy", se(pulsarpb.ServerError_ProducerBusy), false},
 		{"TopicTerminated", se(pulsarpb.ServerError_TopicTerminatedError), false},

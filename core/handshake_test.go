@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -350,17 +351,19 @@ func TestAuthResultOfStaleGenerationIgnored(t *testing.T) {
 	assert.Equal(t, core.StateHandshaking, h.c.State())
 }
 
+// TestHandshakeRefusedWithERROR: the broker's refusal of the credentials
+// ends the Conn for good: closed, the connection closed, no reconnection.
 func TestHandshakeRefusedWithERROR(t *testing.T) {
 	h := newHarness(t, core.Config{AuthMethod: "token"})
 	h.start()
 	h.connUp()
-	h.authResult(true, "expired", nil)
+	h.authResult(true, "a-token", nil)
 	h.written()
 	h.effects()
 
 	h.recv(errorAnswer(0, pulsarpb.ServerError_AuthenticationError, "token expired"))
 
-	assert.Equal(t, core.StateDisconnected, h.c.State())
+	assert.Equal(t, core.StateClosed, h.c.State())
 	err := h.c.LastError()
 	var se *core.ServerError
 	require.ErrorAs(t, err, &se)
@@ -373,10 +376,79 @@ func TestHandshakeRefusedWithERROR(t *testing.T) {
 	require.Equal(t, []core.EffectKind{core.EffectClose, core.EffectState}, kinds(effs))
 	assert.Equal(t, uint64(1), effs[0].Gen)
 	assert.ErrorIs(t, effs[0].Err, core.ErrAuthenticationError)
-	assert.Equal(t, core.StateDisconnected, effs[1].State)
+	assert.Equal(t, core.StateClosed, effs[1].State)
+	assert.Equal(t, core.EventHandshakeFailed, effs[1].Event)
 	assert.Equal(t, uint64(1), h.c.Stats().HandshakeFailures)
+	assert.True(t, h.c.NextDeadline().IsZero(), "no reconnection is scheduled")
+
+	final := h.c.Final()
+	assert.ErrorIs(t, final, core.ErrClosed)
+	assert.ErrorIs(t, final, core.ErrAuthenticationError)
+	assert.False(t, core.IsRetryable(final))
+	_, err = h.c.Request(h.now, lookup("t"), &waiter{})
+	assert.ErrorIs(t, err, core.ErrAuthenticationError, "later calls fail with the refusal")
+	assert.NotErrorIs(t, err, core.ErrDisconnected)
+	h.advance(time.Hour)
+	assert.Empty(t, only(h.effects(), core.EffectDial))
+}
+
+// TestHandshakeErrorOtherThanAuthenticationRetries: an ERROR of another
+// kind in the handshake (the broker is not ready) is not a refusal of the
+// credentials: the Conn reconnects after the backoff.
+func TestHandshakeErrorOtherThanAuthenticationRetries(t *testing.T) {
+	h := newHarness(t, core.Config{AuthMethod: "token"})
+	h.start()
+	h.connUp()
+	h.authResult(true, "a-token", nil)
+	h.effects()
+
+	h.recv(errorAnswer(0, pulsarpb.ServerError_ServiceNotReady, "loading"))
+
+	assert.Equal(t, core.StateDisconnected, h.c.State())
+	assert.ErrorIs(t, h.c.LastError(), core.ErrServiceNotReady)
+	assert.NoError(t, h.c.Final())
 	next := h.c.NextDeadline().Sub(h.now)
 	assert.True(t, next >= 50*time.Millisecond && next <= 100*time.Millisecond, "reconnect after %v", next)
+	h.redial()
+}
+
+// TestLiveCredentialsRefused: on a live connection, an ERROR
+// AuthenticationError that answers no request (request id -1, as a broker
+// refuses a refresh's credentials before it closes the connection) ends the
+// Conn for good: the pending request and every handler get the refusal,
+// which is not retryable, and nothing reconnects. An Authenticator's own
+// failure, by contrast, is retried (TestAuthenticatorErrorLosesConnection).
+func TestLiveCredentialsRefused(t *testing.T) {
+	h := newHarness(t, core.Config{AuthMethod: "token"})
+	h.connect()
+	r := &recorder{}
+	require.NoError(t, h.c.AddProducer(1, r))
+	_, w := h.request(lookup("t"))
+	h.recv(authChallenge("token", "PulsarAuthRefresh"))
+	h.authResult(false, "refreshed", nil)
+	h.written()
+	h.effects()
+
+	h.recv(errorAnswer(math.MaxUint64, pulsarpb.ServerError_AuthenticationError, "refresh refused"))
+
+	assert.Equal(t, core.StateClosed, h.c.State())
+	effs := withoutLogs(h.effects())
+	require.Equal(t, []core.EffectKind{core.EffectClose, core.EffectComplete, core.EffectDeliver, core.EffectState}, kinds(effs))
+	assert.Equal(t, core.EventClosed, effs[3].Event)
+	assert.ErrorIs(t, effs[3].Err, core.ErrAuthenticationError)
+	require.Equal(t, 1, w.calls)
+	for _, err := range []error{w.err, r.pushes[len(r.pushes)-1].Err, h.c.Final()} {
+		assert.ErrorIs(t, err, core.ErrAuthenticationError)
+		assert.ErrorIs(t, err, core.ErrClosed)
+		assert.NotErrorIs(t, err, core.ErrDisconnected)
+		assert.False(t, core.IsRetryable(err))
+		assert.Contains(t, err.Error(), "refresh refused")
+	}
+	assert.Equal(t, core.PushDisconnected, r.pushes[len(r.pushes)-1].Kind)
+	assert.Empty(t, h.c.Producers(), "registrations end with the Conn")
+	assert.Equal(t, uint64(0), h.c.Stats().UnknownRequests, "a refusal, not an unknown answer")
+	assert.True(t, h.c.NextDeadline().IsZero())
+	assert.ErrorIs(t, h.c.Send(h.now, ping()), core.ErrAuthenticationError)
 }
 
 func TestCommandBeforeCONNECTEDIsProtocolError(t *testing.T) {

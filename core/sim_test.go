@@ -179,8 +179,8 @@ func logStats(t *testing.T, st *simStats) {
 		fmt.Fprintf(&b, " %s=%d", outcomeNames[o], st.outcomes[o])
 	}
 	fmt.Fprintf(&b, "; refused at once=%d, cancelled=%d\n", st.rejected, st.cancelled)
-	fmt.Fprintf(&b, "pushes delivered: %d, handshakes completed: %d, keepalive drops: %d, rejection drops: %d, refused at the request limit: %d, slowest settling: %v\n",
-		st.pushes, st.connects, st.keepaliveDrops, st.rejectDrops, st.limited, st.settleMax)
+	fmt.Fprintf(&b, "pushes delivered: %d, handshakes completed: %d, keepalive drops: %d, rejection drops: %d, refused at the request limit: %d, ended by a refusal of the credentials: %d, slowest settling: %v\n",
+		st.pushes, st.connects, st.keepaliveDrops, st.rejectDrops, st.limited, st.refusals, st.settleMax)
 	b.WriteString("faults injected by kind:")
 	for f := range numFaults {
 		fmt.Fprintf(&b, " %s=%d", faultNames[f], st.faults[f])

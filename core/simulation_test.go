@@ -21,7 +21,8 @@ package core_test
 //     when Request refused it, and only as: its own answer (in the step that
 //     fed it; error iff the answer carries one), a timeout (at or after its
 //     deadline, in Tick), ErrDisconnected (in a step that lost the
-//     connection) or ErrClosed (in FinishClose); Pending() equals the
+//     connection) or ErrClosed (in FinishClose, or with the broker's
+//     refusal of the credentials); Pending() equals the
 //     model's count, so none is dropped silently;
 //   - no pending request is past its deadline, and NextDeadline is never
 //     after one, nor after the keepalive, connect and reconnect deadlines;
@@ -30,7 +31,11 @@ package core_test
 //   - pushes reach the handler registered for the id they name, of the
 //     right kind (each SEND_RECEIPT exactly once), never a removed one;
 //     PushDisconnected once per connection, to every handler, on a loss
-//     from connected; ErrClosed once, in FinishClose;
+//     from connected; ErrClosed once, in FinishClose or at a refusal;
+//   - the broker's refusal of the credentials (ERROR AuthenticationError
+//     in the handshake, or answering no request on a live connection)
+//     ends the Conn for good: closed, with everything failed, every
+//     handler told, and no reconnection; any other refusal is retried;
 //   - every state transition is legal, State() agrees with the effects,
 //     bytes are written only on an established connection, and each frame
 //     does exactly what the protocol says (frames of an old generation or
@@ -48,6 +53,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
@@ -76,7 +82,7 @@ const (
 	fDialFail                   // dials fail
 	fSlow                       // dials and the Authenticator are slow, past the connect timeout
 	fStale                      // late events of old generations: ConnUp, ConnFailed, frames, AuthResult
-	fRefuse                     // the broker refuses the handshake with ERROR
+	fRefuse                     // the broker refuses the handshake with ERROR, or the credentials of a live connection
 	fAuthFail                   // the Authenticator fails
 	fAuthChallenge              // the broker sends AUTH_CHALLENGE, in the handshake and later
 	fSilence                    // the broker goes silent for a while: a wedged link
@@ -161,6 +167,7 @@ type simStats struct {
 	settleMax      time.Duration
 	keepaliveDrops int
 	rejectDrops    int // connections dropped for too many TooManyRequests
+	refusals       int // Conns ended by the broker's refusal of the credentials
 	limited        int // requests refused at the request limit
 }
 
@@ -180,6 +187,7 @@ func (a *simStats) add(b *simStats) {
 	a.settleMax = max(a.settleMax, b.settleMax)
 	a.keepaliveDrops += b.keepaliveDrops
 	a.rejectDrops += b.rejectDrops
+	a.refusals += b.refusals
 	a.limited += b.limited
 }
 
@@ -315,6 +323,10 @@ type frameExpect struct {
 	pong       bool
 	auth       bool
 	challenge  []byte
+	// refused: the frame is the broker's refusal of the credentials,
+	// which fails the failAll requests pending and ends the Conn.
+	refused bool
+	failAll int
 }
 
 // stepRecord is what one input to the Conn produced, as the oracle saw it.
@@ -629,6 +641,14 @@ func (s *sim) checkEvent(e *core.Effect) {
 		want = core.EventClosed
 	case from == core.StateConnected && to == core.StateClosing:
 		s.stoppedConnected = true
+	case to == core.StateClosed && s.cur.exp.refused:
+		want = core.EventHandshakeFailed
+		if from == core.StateConnected {
+			want = core.EventClosed
+		}
+		if !errors.Is(e.Err, core.ErrAuthenticationError) {
+			s.failf("closed at a refusal with cause %v, want ErrAuthenticationError", e.Err)
+		}
 	case to == core.StateClosed && s.stoppedConnected:
 		want = core.EventClosed
 		if !errors.Is(e.Err, core.ErrClosed) {
@@ -661,6 +681,9 @@ var legal = map[[2]core.State]bool{
 	{core.StateHandshaking, core.StateClosing}:      true,
 	{core.StateConnected, core.StateClosing}:        true,
 	{core.StateClosing, core.StateClosed}:           true,
+	// The broker's refusal of the credentials.
+	{core.StateHandshaking, core.StateClosed}: true,
+	{core.StateConnected, core.StateClosed}:   true,
 }
 
 func (s *sim) transition(to core.State) {
@@ -731,8 +754,11 @@ func (s *sim) onComplete(w *simWaiter, result *pulsarpb.BaseCommand, err error) 
 		o = outDisconnected
 		s.cur.disconnects++
 	case errors.Is(err, core.ErrClosed):
-		if s.cur.kind != stepFinishClose {
-			s.failf("request %d completed with ErrClosed outside FinishClose", w.id)
+		if s.cur.kind != stepFinishClose && !s.cur.exp.refused {
+			s.failf("request %d completed with ErrClosed outside FinishClose and a refusal", w.id)
+		}
+		if s.cur.exp.refused && !errors.Is(err, core.ErrAuthenticationError) {
+			s.failf("request %d failed at a refusal with %v", w.id, err)
 		}
 		o = outClosed
 	case errors.Is(err, core.ErrRequestTimeout):
@@ -782,8 +808,8 @@ func (s *sim) onPush(h *simHandler, p core.Push) {
 		s.cur.lostPushes++
 		switch {
 		case errors.Is(p.Err, core.ErrClosed):
-			if s.cur.kind != stepFinishClose || h.toldClosed {
-				s.failf("%s %d told of the final stop outside FinishClose, or twice", who, h.id)
+			if s.cur.kind != stepFinishClose && !s.cur.exp.refused || h.toldClosed {
+				s.failf("%s %d told of the final stop outside FinishClose and a refusal, or twice", who, h.id)
 			}
 			h.toldClosed = true
 		case errors.Is(p.Err, core.ErrDisconnected):
@@ -875,7 +901,7 @@ func (s *sim) afterStep() {
 	if s.cur.disconnects > 0 && !s.cur.lost && !lostInClosing {
 		s.failf("%d requests failed as disconnected in a step that lost nothing", s.cur.disconnects)
 	}
-	if s.cur.lostPushes > 0 && !s.cur.lost && !lostInClosing && s.cur.kind != stepFinishClose {
+	if s.cur.lostPushes > 0 && !s.cur.lost && !lostInClosing && s.cur.kind != stepFinishClose && !s.cur.exp.refused {
 		s.failf("%d handlers told of a loss in a step that lost nothing", s.cur.lostPushes)
 	}
 	if s.cur.rejectDrop != (s.cur.lost && errors.Is(s.cur.cause, core.ErrTooManyRequests)) {
@@ -893,7 +919,7 @@ func (s *sim) afterStep() {
 			}
 		}
 	}
-	if s.steps%8 == 0 && s.cur.kind != stepFinishClose {
+	if s.steps%8 == 0 && s.cur.kind != stepFinishClose && !s.cur.exp.refused {
 		s.checkRegistrations()
 	}
 }
@@ -1069,6 +1095,8 @@ func (s *sim) expectFrame(gen uint64, f *frame.Frame) frameExpect {
 		case pulsarpb.BaseCommand_PING:
 			x.pong = true
 		case pulsarpb.BaseCommand_PONG:
+		case pulsarpb.BaseCommand_ERROR:
+			s.expectRefusal(&x, cmd)
 		default:
 			x.stateAfter = core.StateDisconnected
 		}
@@ -1119,6 +1147,9 @@ func (s *sim) expectFrame(gen uint64, f *frame.Frame) frameExpect {
 		}
 		id, ok := frame.RequestID(cmd)
 		w := s.reqs[id]
+		if ok && w == nil && st == core.StateConnected && cmd.GetError().GetError() == pulsarpb.ServerError_AuthenticationError {
+			s.expectRefusal(&x, cmd)
+		}
 		if !ok || w == nil {
 			break
 		}
@@ -1196,7 +1227,7 @@ func (s *sim) handleFrame(gen uint64, f *frame.Frame) {
 			switch t := f.Command.GetType(); {
 			case t == pulsarpb.BaseCommand_MESSAGE && f.Payload != nil && !f.Payload.ChecksumOK:
 				s.badChecksums++
-			case isAnswer(t) && !x.complete && !x.notReady:
+			case isAnswer(t) && !x.complete && !x.notReady && !x.refused:
 				s.unknownRequests++
 			}
 		}
@@ -1213,8 +1244,12 @@ func (s *sim) handleFrame(gen uint64, f *frame.Frame) {
 		x.stateAfter = core.StateDisconnected
 		c.completions -= c.disconnects
 	}
-	if want := b2i(x.complete); c.completions != want {
+	if want := b2i(x.complete) + x.failAll; c.completions != want {
 		s.failf("%v for request %d: %d completions, want %d", f.Command.GetType(), x.answerID, c.completions, want)
+	}
+	if x.refused {
+		s.stats.refusals++
+		s.ended("the refusal of the credentials")
 	}
 	if c.from == core.StateHandshaking && s.state == core.StateConnected {
 		if n := int(f.Command.GetConnected().GetMaxMessageSize()); n > 0 {
@@ -1236,6 +1271,20 @@ func (s *sim) handleFrame(gen uint64, f *frame.Frame) {
 	if s.state != x.stateAfter {
 		s.failf("%v in state %v: state %v after, want %v", f.Command.GetType(), c.from, s.state, x.stateAfter)
 	}
+}
+
+// expectRefusal: an ERROR in the handshake, or one that answers no request
+// on a live connection (the second only with AuthenticationError), ends
+// the connection; with AuthenticationError it is the broker's refusal of
+// the credentials, which ends the Conn for good.
+func (s *sim) expectRefusal(x *frameExpect, cmd *pulsarpb.BaseCommand) {
+	if cmd.GetError().GetError() != pulsarpb.ServerError_AuthenticationError {
+		x.stateAfter = core.StateDisconnected
+		return
+	}
+	x.stateAfter = core.StateClosed
+	x.refused = true
+	x.failAll = len(s.reqs)
 }
 
 // expectChallenge: an AUTH_CHALLENGE is asked for at once unless an ask is
@@ -2228,13 +2277,19 @@ func (s *sim) finishClose() {
 	}
 	s.c.FinishClose(s.now)
 	s.collect()
+	s.ended("FinishClose")
+}
+
+// ended checks the end of the Conn for good, by FinishClose or a refusal:
+// closed, nothing pending, every handler told and removed.
+func (s *sim) ended(by string) {
 	if s.state != core.StateClosed || len(s.reqs) != 0 {
-		s.failf("FinishClose: state %v, %d pending", s.state, len(s.reqs))
+		s.failf("%s: state %v, %d pending", by, s.state, len(s.reqs))
 	}
 	for _, hs := range [][]*simHandler{s.producers, s.consumers} {
 		for _, h := range hs {
 			if !h.toldClosed {
-				s.failf("handler %d not told of the final stop", h.id)
+				s.failf("%s: handler %d not told of the final stop", by, h.id)
 			}
 			h.removed = true
 		}
@@ -2274,7 +2329,13 @@ func (s *sim) brokerHandshake(l *link) {
 			s.tracef("broker gen=%d silent until %v", l.gen, s.rel(l.silentUntil))
 		}
 	case s.inject(fRefuse, 1, 6):
-		s.brokerSend(l, errorAnswer(0, pulsarpb.ServerError_AuthenticationError, "sim: refused"))
+		// Mostly a refusal to retry; one in ten refuses the
+		// credentials, which ends the Conn (and the seed's run).
+		code := pulsarpb.ServerError_ServiceNotReady
+		if s.chance(1, 10) {
+			code = pulsarpb.ServerError_AuthenticationError
+		}
+		s.brokerSend(l, errorAnswer(math.MaxUint64, code, "sim: refused"))
 	case s.cfg.AuthMethod != "" && !l.challenged && s.inject(fAuthChallenge, 1, 3):
 		l.challenged = true
 		l.awaitAuth = true
@@ -2316,6 +2377,7 @@ const (
 	bChallenge
 	bProtocol
 	bSilence
+	bRefuse
 	numBrokerMoves
 )
 
@@ -2357,6 +2419,9 @@ func (s *sim) brokerConnected(l *link) {
 	}
 	if s.has(fSilence) {
 		w[bSilence] = 1
+	}
+	if s.has(fRefuse) && s.chance(1, 10) {
+		w[bRefuse] = 1
 	}
 	total := 0
 	for _, x := range w {
@@ -2431,6 +2496,10 @@ func (s *sim) brokerConnected(l *link) {
 	case bProtocol:
 		s.stats.faults[fProtocol]++
 		s.brokerProtocol(l)
+	case bRefuse:
+		// As a broker refuses a refresh's credentials, or expired ones.
+		s.stats.faults[fRefuse]++
+		s.brokerSend(l, errorAnswer(math.MaxUint64, pulsarpb.ServerError_AuthenticationError, "sim: credentials refused"))
 	case bSilence:
 		s.stats.faults[fSilence]++
 		l.silentUntil = s.now.Add(s.cfg.KeepAliveInterval/2 + time.Duration(s.rng.Int64N(int64(3*s.cfg.KeepAliveInterval))))
@@ -2550,6 +2619,9 @@ func (s *sim) settle() {
 	for i := 0; ; i++ {
 		if i > 100_000 {
 			s.failf("settling: no progress after %d steps", i)
+		}
+		if s.state == core.StateClosed {
+			return // a refusal of the credentials, sent before the faults stopped, ended the Conn
 		}
 		if s.convergedAt.IsZero() && s.state == core.StateConnected &&
 			(!s.connectedAt.Before(s.calmStart) || !s.now.Before(s.calmStart.Add(2*ka))) {

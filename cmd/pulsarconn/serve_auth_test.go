@@ -33,7 +33,7 @@ func refused(t *testing.T, b *pulsarconn.Broker) {
 	t.Helper()
 	for {
 		st, changed := b.WatchState()
-		if st == pulsarconn.StateDisconnected {
+		if st == pulsarconn.StateClosed { // a refusal of the credentials is final
 			break
 		}
 		<-changed

@@ -143,7 +143,7 @@ func TestServeRequiresToken(t *testing.T) {
 	defer bad.Stop(context.Background())
 	for {
 		st, changed := bad.WatchState()
-		if st == pulsarconn.StateDisconnected {
+		if st == pulsarconn.StateClosed { // a refusal of the credentials is final
 			break
 		}
 		<-changed

@@ -53,6 +53,9 @@ func (b *Engine) connGone(conn uint64) error {
 // still the established connection.
 func (b *Engine) onConnLocked(conn uint64) error {
 	if conn != 0 && (b.core.State() != core.StateConnected || b.core.Gen() != conn) {
+		if err := b.core.Final(); err != nil {
+			return err // no connection will come back
+		}
 		return b.connGone(conn)
 	}
 	return nil

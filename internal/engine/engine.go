@@ -30,6 +30,10 @@ type Config struct {
 	// Observe, when set, receives the events, from the delivery queue or
 	// the caller's goroutine, never under the lock.
 	Observe func(Event)
+	// Ended, when set, runs once, from the delivery queue, if the core
+	// ends the connection for good without a Stop (the broker refused the
+	// credentials).
+	Ended func()
 }
 
 // EventKind says what an Event reports.
@@ -127,10 +131,14 @@ func (b *Engine) WatchState() (core.State, <-chan struct{}) {
 }
 
 // watch returns the state, a channel closed at its next change, and why
-// the last connection or attempt ended.
+// the last connection or attempt ended, or, once closing or closed, why
+// the Engine ended (core.Conn.Final).
 func (b *Engine) watch() (core.State, <-chan struct{}, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.core.Final(); err != nil {
+		return b.core.State(), b.stateCh, err
+	}
 	return b.core.State(), b.stateCh, b.core.LastError()
 }
 
@@ -151,7 +159,7 @@ func (b *Engine) wait(ctx context.Context, attempt bool) error {
 		case st == core.StateConnected:
 			return nil
 		case st == core.StateClosing || st == core.StateClosed:
-			return core.ErrClosed
+			return last // ErrClosed, or the broker's refusal of the credentials (Final)
 		case attempt && st == core.StateDisconnected && last != nil:
 			return fmt.Errorf("%s: %w", b.cfg.URL, last)
 		}
@@ -300,6 +308,9 @@ func (b *Engine) flushLocked(now time.Time) bool {
 	// see a request, its deadline is already set (tests that advance a
 	// fake clock on seeing a frame rely on this order).
 	b.armTimer(now, rd.Deadline)
+	if !b.stopped && b.core.State() == core.StateClosed {
+		b.endedLocked()
+	}
 	if c := b.conn.Load(); c != nil {
 		// Before the step's output is queued: a publish on the path
 		// without the lock must not follow what ends the connection's
@@ -317,6 +328,22 @@ func (b *Engine) flushLocked(now time.Time) bool {
 	}
 	b.core.Advance()
 	return b.queue.ClaimLocked()
+}
+
+// endedLocked carries out the core's ending for good without a Stop (the
+// broker refused the credentials): no timer, dial or authentication goes
+// on, and Ended runs after the step's notices. Stop still waits for the
+// goroutines.
+func (b *Engine) endedLocked() {
+	b.stopped = true
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.cancel()
+	if b.cfg.Ended != nil {
+		b.queue.PushLocked(deliver.Item{Run: b.cfg.Ended})
+	}
 }
 
 // notices carries out a step's notices, in order, under the lock:

@@ -36,7 +36,7 @@ func TestBasicAgainstBroker(t *testing.T) {
 	defer b2.Stop(context.Background())
 	for {
 		st, changed := b2.WatchState()
-		if st == pulsarconn.StateDisconnected {
+		if st == pulsarconn.StateClosed { // a refusal of the credentials is final
 			break
 		}
 		<-changed
