@@ -151,9 +151,15 @@ func TestHostileAuthChallengeFlood(t *testing.T) {
 	require.NoError(t, b.Stop(ctx))
 	respMu.Lock()
 	defer respMu.Unlock()
-	if assert.Equal(t, 2, len(responses), "AUTH_RESPONSEs") {
-		assert.Equal(t, []string{"answer to challenge 0", "answer to " + latest}, responses,
-			"the first challenge and the latest are answered, the rest merged")
+	// The answer to challenge 0 may be replaced by the answer to the
+	// latest before the writer takes it (one unwritten AUTH_RESPONSE at a
+	// time, the latest kept), so the broker reads one or both.
+	if assert.NotEmpty(t, responses, "AUTH_RESPONSEs") {
+		assert.LessOrEqual(t, len(responses), 2, "AUTH_RESPONSEs")
+		assert.Equal(t, "answer to "+latest, responses[len(responses)-1], "the latest challenge is answered last")
+		if len(responses) == 2 {
+			assert.Equal(t, "answer to challenge 0", responses[0], "the rest merged")
+		}
 	}
 	assert.EqualValues(t, 2, auth.calls.Load())
 	assert.EqualValues(t, 1, auth.peak.Load())
