@@ -147,6 +147,30 @@ func waitRefused(t *testing.T, b *pulsarconn.Broker) error {
 	return err
 }
 
+// waitFinal checks that a Broker whose credentials the broker refused has
+// ended: WaitConnected returns the refusal at once (well before a context
+// of refusedWithin ends), an error matching ErrAuthenticationError and
+// ErrClosed that IsRetryable reports false for, and the Broker is closed.
+func waitFinal(t *testing.T, b *pulsarconn.Broker) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), refusedWithin)
+	defer cancel()
+	err := b.WaitConnected(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("WaitConnected: %v (context: %v); want the refusal before the context ends", err, ctx.Err())
+	}
+	if !errors.Is(err, pulsarconn.ErrAuthenticationError) || !errors.Is(err, pulsarconn.ErrClosed) {
+		t.Errorf("WaitConnected: %v; want it to match ErrAuthenticationError and ErrClosed", err)
+	}
+	if pulsarconn.IsRetryable(err) {
+		t.Errorf("IsRetryable(%v) = true; a refusal is final", err)
+	}
+	if st := b.State(); st != pulsarconn.StateClosed {
+		t.Errorf("State = %v after a refusal; want %v", st, pulsarconn.StateClosed)
+	}
+	return err
+}
+
 // TestTLSVerifiedConnection connects to the broker's TLS port, verifying
 // its certificate against the CA of this run, under both names the
 // certificate holds, and asks it a LOOKUP: the answer names the broker's

@@ -124,8 +124,6 @@ func TestTLSAuthentication(t *testing.T) {
 		if n := ev.count(isOpened); n != 0 {
 			t.Errorf("%d connections opened without a client certificate", n)
 		}
-		if st := b.State(); st == pulsarconn.StateConnected {
-			t.Errorf("State = %v without a client certificate", st)
-		}
+		waitFinal(t, b)
 	})
 }
