@@ -368,3 +368,52 @@ func remoteOf(line string) string {
 	}
 	return rest[:j]
 }
+
+// TestTokenRefreshRefusedIsFinal connects with a token that expires after
+// three seconds; when the broker challenges for fresh credentials, the
+// token function answers with a token signed by another key. The broker
+// refuses it, and the refusal is final: the Broker ends in StateClosed
+// with an error matching ErrAuthenticationError (whether the broker
+// refuses the AUTH_RESPONSE on the live connection, or drops it and
+// refuses the next CONNECT), and dials no more.
+func TestTokenRefreshRefusedIsFinal(t *testing.T) {
+	rb := env(t)
+	key := readKey(t, rb)
+	otherKey := make([]byte, 32)
+	if _, err := rand.Read(otherKey); err != nil {
+		t.Fatal(err)
+	}
+	role := uniqueRole(t)
+	const life = 3 * time.Second
+	var calls atomic.Int64
+	auth := token.FromFunc(func(ctx context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			return signToken(key, role, time.Now().Add(life)), nil
+		}
+		return signToken(otherKey, role, time.Now().Add(time.Hour)), nil
+	})
+	ev := newEvents()
+	b := start(t, rb.ServiceURL, pulsarconn.WithAuthenticator(auth), pulsarconn.WithObserver(ev))
+	_, ch := b.WatchState()
+	for st := b.State(); st != pulsarconn.StateClosed; st, ch = b.WatchState() {
+		select {
+		case <-ch:
+		case <-time.After(life + 15*time.Second):
+			t.Fatalf("State = %v %v after the connection; want closed by the refused refresh", st, life+15*time.Second)
+		}
+	}
+	err := b.WaitConnected(bounded(t))
+	t.Logf("after %d token calls: %v", calls.Load(), err)
+	if !errors.Is(err, pulsarconn.ErrAuthenticationError) || !errors.Is(err, pulsarconn.ErrClosed) {
+		t.Errorf("WaitConnected: %v; want the refusal (ErrAuthenticationError, ErrClosed)", err)
+	}
+	if pulsarconn.IsRetryable(err) {
+		t.Errorf("IsRetryable(%v) = true; a refusal is final", err)
+	}
+	if n := ev.count(isOpened); n != 1 {
+		t.Errorf("%d connections opened; want 1 (none after the refusal)", n)
+	}
+	if n := calls.Load(); n > 3 {
+		t.Errorf("token function called %d times; want the CONNECT token, the refused refresh and at most one CONNECT after it", n)
+	}
+}
