@@ -100,15 +100,7 @@ func TestBrokerNoClientCertificate(t *testing.T) {
 
 	t.Run("transport without the certificate", func(t *testing.T) {
 		b, failed := start(t, url, a, tlstransport.New(tlstransport.WithRootCAs(pki.Roots())))
-		ctx := authtest.Context(t)
-		select {
-		case f := <-failed:
-			require.ErrorIs(t, f.Err, pulsarconn.ErrAuthenticationError)
-			t.Log(f.Err)
-		case <-ctx.Done():
-			t.Fatal("no handshake failure")
-		}
-		assert.NotEqual(t, pulsarconn.StateConnected, b.State())
+		refused(t, b, failed)
 		assert.Equal(t, "tls", srv.LastConnect().GetAuthMethodName())
 		assert.Empty(t, srv.Roles())
 	})
@@ -118,15 +110,21 @@ func TestBrokerNoClientCertificate(t *testing.T) {
 		b, failed := start(t, url, rogue, tlstransport.New(
 			tlstransport.WithRootCAs(pki.Roots()),
 			tlstransport.WithClientCertificate(rogue.Certificate())))
-		ctx := authtest.Context(t)
-		select {
-		case f := <-failed:
-			require.ErrorIs(t, f.Err, pulsarconn.ErrAuthenticationError)
-			t.Log(f.Err)
-		case <-ctx.Done():
-			t.Fatal("no handshake failure")
-		}
-		assert.NotEqual(t, pulsarconn.StateConnected, b.State())
+		refused(t, b, failed)
 		assert.Empty(t, srv.Roles())
 	})
+}
+
+// refused waits for the handshake failure reported to the Observer and
+// checks that the broker refused the credentials.
+func refused(t *testing.T, b *pulsarconn.Broker, failed <-chan pulsarconn.HandshakeFailed) {
+	t.Helper()
+	select {
+	case f := <-failed:
+		require.ErrorIs(t, f.Err, pulsarconn.ErrAuthenticationError)
+		t.Log(f.Err)
+	case <-authtest.Context(t).Done():
+		t.Fatal("no handshake failure")
+	}
+	assert.NotEqual(t, pulsarconn.StateConnected, b.State())
 }
