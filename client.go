@@ -86,8 +86,10 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 // Registry returns the Registry the Client's Brokers are listed in.
 func (c *Client) Registry() ports.Registry { return c.o.registry }
 
-// Brokers returns the Client's live broker connections, ordered by URL
-// (see Client for which it keeps).
+// Brokers returns the broker connections the Client holds, ordered by URL
+// (see Client for which it keeps). One that the broker's refusal of the
+// credentials closed stays listed until a lookup replaces it or the idle
+// release removes it.
 func (c *Client) Brokers() []*Broker { return c.pool.All() }
 
 // Producers lists the producer ids registered on the Client's connection

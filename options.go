@@ -198,16 +198,17 @@ func WithClock(c ports.Clock) Option {
 // answers to AUTH_CHALLENGE. Default: none (no auth_method_name is sent).
 // a must not be nil.
 //
-// If the broker refuses the credentials (ERROR AuthenticationError, in
-// the handshake or on a live connection, as at a refresh), the Broker does
-// not reconnect: it ends in StateClosed, as if stopped, leaves its
-// Registry, and every waiting, pending and later call fails with the
-// refusal, an error matching both ErrAuthenticationError and ErrClosed,
-// which IsRetryable reports false (Stop still returns nil). A Client
-// starts a new Broker at the next lookup that needs one, which presents
-// the credentials as they are then. If a fails to produce credentials
-// (ErrAuthentication: a token file missing, a token endpoint down), the
-// Broker retries after the backoff as for any connection failure.
+// If the broker refuses the credentials (ERROR AuthenticationError in the
+// handshake, or on a live connection one that answers no request, as at a
+// refresh), the Broker does not reconnect: it ends in StateClosed, as if
+// stopped, leaves its Registry, and every waiting, pending and later call
+// fails with the refusal, an error matching both ErrAuthenticationError
+// and ErrClosed, which IsRetryable reports false (Stop still returns
+// nil). A Client starts a new Broker at the next lookup that needs one,
+// which presents the credentials as they are then. If a fails to produce
+// credentials (ErrAuthentication: a token file missing, a token endpoint
+// down), the Broker retries after the backoff as for any connection
+// failure.
 func WithAuthenticator(a ports.Authenticator) Option {
 	err := check(a != nil, "WithAuthenticator", "nil Authenticator")
 	return shared(func(o *options) error { o.auth = a; return err })
@@ -362,10 +363,13 @@ func WithConnectionMaxIdleTime(d time.Duration) ClientOption {
 // forever. The commands the connection writes on its own (CONNECT, PING,
 // PONG, AUTH_RESPONSE, CLOSE_PRODUCER and CLOSE_CONSUMER) never wait: they
 // are small, and are queued even beyond the limit, so that a full queue
-// never blocks anyone holding the Broker's lock; likewise Send and Request
-// wait only while the queue is at or over the limit, so each may overshoot
-// it by one command. Default: 1 MiB (DefaultWriteQueueLimit); n = 0
-// removes the limit; n must not be negative.
+// never blocks anyone holding the Broker's lock; they are bounded
+// otherwise (one CONNECT per connection, one close per registration, and
+// at most one PING, one PONG and one AUTH_RESPONSE waiting, a newer one
+// replacing the older). Likewise Send and Request wait only while the
+// queue is at or over the limit, so each may overshoot it by one command.
+// Default: 1 MiB (DefaultWriteQueueLimit); n = 0 removes the limit; n
+// must not be negative.
 func WithWriteQueueLimit(n int) Option {
 	err := check(n >= 0, "WithWriteQueueLimit", "n must be >= 0, not %d", n)
 	return shared(func(o *options) error { o.writeQueueLimit = n; return err })

@@ -18,8 +18,9 @@ var (
 	ErrClosed = errors.New("pulsarconn: closed")
 	// ErrRequestTimeout: no answer within the operation timeout. Retryable.
 	ErrRequestTimeout = errors.New("pulsarconn: request timed out")
-	// ErrMessageTooLarge: a frame to publish exceeds the broker's max
-	// message size plus frame padding.
+	// ErrMessageTooLarge: a message to publish has a payload larger than
+	// the broker's max message size, or a frame larger than that plus
+	// frame padding.
 	ErrMessageTooLarge = errors.New("pulsarconn: message too large")
 	// ErrFrameTooLarge: a received frame exceeds the max frame size.
 	ErrFrameTooLarge = frame.ErrFrameTooLarge
@@ -34,7 +35,8 @@ var (
 	ErrKeepaliveTimeout = errors.New("pulsarconn: keepalive timed out")
 	// ErrAuthentication: the Authenticator failed to produce credentials
 	// (not the broker's refusal of them: ErrAuthenticationError). The
-	// connection attempt is retried after the backoff.
+	// handshake fails, or the live connection is dropped, and the Conn
+	// connects again after the backoff.
 	ErrAuthentication = errors.New("pulsarconn: authentication failed")
 	// ErrTooManyPending: Config.MaxPending requests are in flight.
 	// Retryable.

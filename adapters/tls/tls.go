@@ -107,10 +107,11 @@ func WithRootCAFile(path string) Option {
 }
 
 // WithClientCertificate adds a certificate (with its private key) that the
-// transport presents when the broker asks for one, for mutual TLS
-// (Pulsar's AuthenticationTls). Repeat it to offer several; crypto/tls
-// picks the first that the broker accepts. Default: none (with WithConfig,
-// the base config's Certificates).
+// transport presents when the broker asks for one, for mutual TLS; for
+// Pulsar's TLS authentication CONNECT must also name the method "tls"
+// (adapters/auth/tlsauth, whose Certificate this takes). Repeat it to
+// offer several; crypto/tls picks the first that the broker accepts.
+// Default: none (with WithConfig, the base config's Certificates).
 func WithClientCertificate(cert ctls.Certificate) Option {
 	return func(t *Transport) { t.certificates = append(t.certificates, cert) }
 }
