@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -166,4 +167,45 @@ func TestHostileAuthChallengeFlood(t *testing.T) {
 	auth.mu.Lock()
 	assert.Equal(t, latest, auth.last, "the second call answers the latest challenge")
 	auth.mu.Unlock()
+}
+
+// hungInitial is an Authenticator whose Initial never returns of itself:
+// it waits for its context, counting the calls in flight and their peak.
+type hungInitial struct{ inFlight, peak, calls atomic.Int64 }
+
+func (*hungInitial) Name() string { return "token" }
+
+func (a *hungInitial) Initial(ctx context.Context) ([]byte, error) {
+	a.calls.Add(1)
+	n := a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	for p := a.peak.Load(); n > p && !a.peak.CompareAndSwap(p, n); p = a.peak.Load() {
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (a *hungInitial) Challenge(ctx context.Context, _ []byte) ([]byte, error) { return a.Initial(ctx) }
+
+// TestHungAuthenticatorAcrossAttempts: an Authenticator whose Initial
+// hangs makes every handshake end at the connect timeout; each attempt's
+// call is cancelled when its attempt ends, so the calls in flight, and
+// the goroutines, do not grow with the attempts (they grew by one per
+// attempt when the calls had the Broker's context).
+func TestHungAuthenticatorAcrossAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		auth := &hungInitial{}
+		b := e.start(t, pulsarconn.WithAuthenticator(auth))
+		synctest.Wait()
+		g0 := runtime.NumGoroutine()
+		time.Sleep(10 * time.Minute) // fake time: connect timeouts and backoffs pass
+		synctest.Wait()
+		calls, g1 := auth.calls.Load(), runtime.NumGoroutine()
+		t.Logf("%d attempts, calls in flight at most %d, goroutines %+d", calls, auth.peak.Load(), g1-g0)
+		assert.GreaterOrEqual(t, calls, int64(5), "attempts made")
+		assert.EqualValues(t, 1, auth.peak.Load(), "Initial calls in flight at once")
+		assert.LessOrEqual(t, g1-g0, 2, "goroutine growth")
+		assert.NotEqual(t, pulsarconn.StateConnected, b.State())
+	})
 }

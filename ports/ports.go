@@ -65,9 +65,11 @@ type Clock interface {
 // Challenge returns the answer to a broker's AUTH_CHALLENGE, which may come
 // during the handshake (several rounds) or at any time on a live connection
 // (credential refresh); challenge holds the broker's auth_data. Both may
-// block (reading a file, calling a token endpoint) and must honour ctx. An
-// error fails the handshake, or drops a live connection, and the driver
-// backs off before trying again. Implementations must be safe for
+// block (reading a file, calling a token endpoint) and must honour ctx,
+// which ends with the connection or connection attempt the call is for.
+// An error fails the handshake, or drops a live connection, and the
+// driver backs off before trying again (a broker's refusal of the
+// credentials, by contrast, is final). Implementations must be safe for
 // concurrent use and must never put credentials in their error strings.
 type Authenticator interface {
 	Name() string

@@ -74,6 +74,7 @@ type Engine struct {
 	// under mu, read without it by PublishMessage's path (the gate).
 	conn    atomic.Pointer[connection]
 	dialing map[uint64]context.CancelFunc
+	authing map[uint64]context.CancelFunc // the Authenticator call of a connection, at most one (core)
 	timer   ports.Timer
 	timerAt time.Time
 	stateCh chan struct{} // closed and replaced at every state change
@@ -105,6 +106,7 @@ func New(cfg Config) *Engine {
 		cfg:      cfg,
 		core:     core.New(cfg.Core),
 		dialing:  make(map[uint64]context.CancelFunc),
+		authing:  make(map[uint64]context.CancelFunc),
 		stateCh:  make(chan struct{}),
 		stopDone: make(chan struct{}),
 		usedAt:   cfg.Clock.Now(),

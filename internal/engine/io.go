@@ -61,6 +61,9 @@ func (b *Engine) closeGen(gen uint64) {
 	if cancel, ok := b.dialing[gen]; ok {
 		cancel()
 	}
+	if cancel, ok := b.authing[gen]; ok {
+		cancel() // an Authenticator call outlives no attempt
+	}
 	if c := b.conn.Load(); c != nil && c.gen == gen {
 		c.close()
 		b.conn.Store(nil)
@@ -68,10 +71,16 @@ func (b *Engine) closeGen(gen uint64) {
 	}
 }
 
+// startAuth calls the Authenticator for connection gen, with a context
+// that ends with that connection or attempt (closeGen), so that a call
+// that hangs is not left behind by every connect timeout.
 func (b *Engine) startAuth(gen uint64, initial bool, challenge []byte) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	b.authing[gen] = cancel
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		defer cancel()
 		var data []byte
 		var err error
 		switch {
@@ -80,11 +89,14 @@ func (b *Engine) startAuth(gen uint64, initial bool, challenge []byte) {
 			// credentials: answer with none rather than leave it
 			// hanging.
 		case initial:
-			data, err = b.cfg.Auth.Initial(b.ctx)
+			data, err = b.cfg.Auth.Initial(ctx)
 		default:
-			data, err = b.cfg.Auth.Challenge(b.ctx, challenge)
+			data, err = b.cfg.Auth.Challenge(ctx, challenge)
 		}
-		b.do(func(now time.Time) { b.core.AuthResult(now, gen, initial, data, err) })
+		b.do(func(now time.Time) {
+			delete(b.authing, gen)
+			b.core.AuthResult(now, gen, initial, data, err)
+		})
 	}()
 }
 
