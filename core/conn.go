@@ -1070,6 +1070,10 @@ func (c *Conn) answerError(cmd *pulsarpb.BaseCommand) error {
 		if r.GetResponse() == pulsarpb.CommandLookupTopicResponse_Failed {
 			return c.serverError(r.GetError(), &r.Message)
 		}
+		// The broker URLs go on into errors and logs, and are dialled: a
+		// credential in them is redacted (and the URL then fails to parse).
+		c.redactField(&r.BrokerServiceUrl)
+		c.redactField(&r.BrokerServiceUrlTls)
 	case pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE:
 		r := cmd.GetPartitionMetadataResponse()
 		if r.GetResponse() == pulsarpb.CommandPartitionedTopicMetadataResponse_Failed {
@@ -1096,14 +1100,21 @@ func (c *Conn) answerError(cmd *pulsarpb.BaseCommand) error {
 // token it refuses): the message is redacted of them, in the answer too,
 // before anyone sees either.
 func (c *Conn) serverError(code pulsarpb.ServerError, msg **string) error {
+	c.redactField(msg)
 	var m string
 	if *msg != nil {
-		m = c.redact(**msg)
-		if m != **msg {
-			*msg = &m
-		}
+		m = **msg
 	}
 	return &ServerError{Code: code, Message: m}
+}
+
+// redactField redacts *field in place, if set.
+func (c *Conn) redactField(field **string) {
+	if *field != nil {
+		if r := c.redact(**field); r != **field {
+			*field = &r
+		}
+	}
 }
 
 // Redacted stands in for a credential the Conn sent wherever the broker's

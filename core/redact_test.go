@@ -105,3 +105,24 @@ func TestBodylessErrorsTolerated(t *testing.T) {
 	h.recv(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_ERROR.Enum()})
 	assert.Equal(t, core.StateDisconnected, h.c.State(), "an ERROR of no kind is not a refusal of the credentials")
 }
+
+// TestLookupURLsRedacted: a broker that puts the credentials it was sent
+// in a LOOKUP answer's broker URLs gets them redacted in the answer, which
+// the Client quotes in its errors and logs and would dial.
+func TestLookupURLsRedacted(t *testing.T) {
+	const tok = "tok-in-a-url-789"
+	h := newHarness(t, core.Config{AuthMethod: "token"})
+	h.start()
+	h.connUp()
+	h.authResult(true, tok, nil)
+	h.recv(connected("Pulsar", 0))
+	for _, answer := range []func(uint64, string) *pulsarpb.BaseCommand{lookupRedirect, lookupConnect} {
+		id, w := h.request(lookup("t"))
+		h.written()
+		h.recv(answer(id, "pulsar://"+tok+".example:6650"))
+		require.Equal(t, 1, w.calls)
+		require.NoError(t, w.err)
+		assert.Equal(t, "pulsar://[redacted].example:6650", w.result.GetLookupTopicResponse().GetBrokerServiceUrl())
+		assert.NotContains(t, fmt.Sprint(w.result), tok)
+	}
+}
