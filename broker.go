@@ -171,9 +171,10 @@ func (b *Broker) Metrics() Metrics { return Metrics(b.e.Metrics()) }
 // Request sends cmd, a request-bearing command, and waits for its answer.
 // The request id is assigned here (any id already in cmd is overwritten).
 // The wait ends at the answer, the operation timeout (ErrRequestTimeout),
-// the connection's loss (ErrDisconnected), or the end of ctx. An ERROR
-// answer, and the failure variants of the lookup, partitioned-metadata and
-// ack answers, are returned as a *ServerError along with the answer. A
+// the connection's loss (ErrDisconnected), the Broker's end (ErrClosed: Stop,
+// or the broker's refusal of the credentials), or the end of ctx. An ERROR
+// answer, and the failure variants of the lookup, partitioned-metadata, ack
+// and schema answers, are returned as a *ServerError along with the answer. A
 // PRODUCER answered producer_ready=false (queued for exclusive access) waits
 // for the broker's second answer, within the same operation timeout,
 // counted from the request.
@@ -210,7 +211,8 @@ func (b *Broker) Connection() uint64 { return b.e.Connection() }
 // a request slot and room in the write queue, as for Request; once sent,
 // the request ends with its answer (for a PRODUCER queued for exclusive
 // access, the second one), the operation timeout (WithOperationTimeout,
-// counted from the request), the connection's loss or Stop. If RequestAsync
+// counted from the request), the connection's loss, or the Broker's end
+// (Stop, or a refusal of the credentials). If RequestAsync
 // returns an error, the command was not sent and done is never called.
 //
 // done runs outside the Broker's lock, on the goroutine that delivers
