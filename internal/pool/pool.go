@@ -38,6 +38,12 @@ type Config[C Conn] struct {
 	Keep          []string      // the URLs whose connections are kept (the service hosts')
 	Clock         ports.Clock   // runs the idle timer
 	MaxIdle       time.Duration // how long a kept connection may be unused; 0: no limit
+
+	// Forget, when set, runs under the Pool's lock as soon as the Pool
+	// lets go of c (before c is stopped, or when a closed c is
+	// replaced): it unlists c, so that the connection started next for
+	// the same URL can be listed at once.
+	Forget func(c C)
 }
 
 // Pool holds connections by URL. Its methods are safe for concurrent use.
@@ -87,6 +93,9 @@ func (l *Lease[C]) Get(url, proxy string) (C, error) {
 	}
 	e, ok := p.held[url]
 	if !ok || e.c.State() == core.StateClosed {
+		if ok {
+			p.forget(e.c)
+		}
 		c, err := p.cfg.Start(url, proxy)
 		if err != nil {
 			return c, err
@@ -116,6 +125,7 @@ func (l *Lease[C]) End(keep C) {
 		e.kept = e.kept || e.c == keep
 		if e.uses == 0 && !e.kept && p.held[e.url] == e {
 			delete(p.held, e.url)
+			p.forget(e.c)
 			stop = append(stop, e.c)
 		}
 	}
@@ -145,6 +155,7 @@ func (p *Pool[C]) releaseIdle() {
 		used, closing := p.cfg.CloseIfUnused(e.c, now.Add(-p.cfg.MaxIdle))
 		if closing {
 			delete(p.held, url)
+			p.forget(e.c)
 			stop = append(stop, e.c)
 		} else if t := used.Add(p.cfg.MaxIdle); t.Before(next) {
 			next = t
@@ -156,6 +167,13 @@ func (p *Pool[C]) releaseIdle() {
 	stopNow := p.stopLater(stop)
 	p.mu.Unlock()
 	stopNow()
+}
+
+// forget runs Config.Forget for c, if set; called with the lock held.
+func (p *Pool[C]) forget(c C) {
+	if p.cfg.Forget != nil {
+		p.cfg.Forget(c)
+	}
 }
 
 // stopLater counts conns, which the Pool has just removed under its lock,
