@@ -314,3 +314,45 @@ func testClientReplacesRefusedBrokerAtOnce(t *testing.T) {
 	close(reg.release)
 	require.NoError(t, err)
 }
+
+// TestClientIdleFromAnswer: a kept Broker whose request is answered is
+// idle from the answer on, not from the request: it used to be released
+// at the first idle check after the answer (here 10 s after it), since an
+// answer read from the connection did not count as a use.
+func TestClientIdleFromAnswer(t *testing.T) { synctest.Test(t, testClientIdleFromAnswer) }
+
+func testClientIdleFromAnswer(t *testing.T) {
+	const idle = time.Minute
+	c := newCluster(t, "service", "owner")
+	redirectTo(c.servers["service"], "pulsar://owner:6650", true)
+	clock := memory.NewClock(time.Unix(1_700_000_000, 0))
+	// No keepalive tick in the test's time: a tick that sees the request
+	// in flight counts as a use too.
+	cl := c.client(t, "pulsar://service", pulsarconn.WithClock(clock), pulsarconn.WithConnectionMaxIdleTime(idle),
+		pulsarconn.WithOperationTimeout(10*idle), pulsarconn.WithKeepAlive(10*idle))
+	ctx := testenv.Context(t)
+	advance := func(d time.Duration) {
+		clock.Advance(d)
+		synctest.Wait()
+	}
+	listed := func() bool {
+		_, ok := cl.Registry().Get("pulsar://owner:6650")
+		return ok
+	}
+
+	owner, err := cl.LookupTopic(ctx, "t")
+	require.NoError(t, err)
+	require.NoError(t, owner.WaitConnected(ctx))
+	held := c.servers["owner"].Hold(pulsarpb.BaseCommand_LOOKUP)
+	answered := make(chan error, 1)
+	go func() { _, err := owner.LookupTopic(ctx, "t", false); answered <- err }()
+	<-held.Arrived()
+	advance(idle) // an idle check: in use
+	advance(idle - 10*time.Second)
+	held.Release()
+	require.NoError(t, <-answered)
+	advance(10 * time.Second) // the next idle check, 10 s after the answer
+	assert.True(t, listed(), "idle for 10 s only")
+	advance(idle)
+	assert.False(t, listed(), "idle for the max idle time")
+}
