@@ -8,6 +8,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -214,7 +215,7 @@ func (p *Pool[C]) All() []C {
 
 // Close stops the idle timer and every connection the Pool holds,
 // concurrently, within ctx, and waits for those it released before to
-// stop. Get fails from then on.
+// stop, within ctx too. Get fails from then on.
 func (p *Pool[C]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
@@ -229,6 +230,15 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 	clear(p.held)
 	p.mu.Unlock()
 	err := stopAll(ctx, conns)
-	p.stopping.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		p.stopping.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("pulsarconn: close: connections released before still stopping: %w", ctx.Err()))
+	}
 	return err
 }
