@@ -79,7 +79,8 @@ func NewClient(serviceURL string, opts ...ClientOption) (*Client, error) {
 	c.opts = append(forward, WithRegistry(c.o.registry))
 	c.sem = make(chan struct{}, c.o.maxLookups)
 	c.pool = pool.New(pool.Config[*Broker]{Start: c.start, Keep: c.hosts, Clock: c.o.clock, MaxIdle: c.o.maxIdle,
-		CloseIfUnused: func(b *Broker, cutoff time.Time) (time.Time, bool) { return b.e.CloseIfUnused(cutoff) }})
+		CloseIfUnused: func(b *Broker, cutoff time.Time) (time.Time, bool) { return b.e.CloseIfUnused(cutoff) },
+		Forget:        func(b *Broker) { c.o.registry.Remove(b) }})
 	return c, nil
 }
 

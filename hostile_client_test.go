@@ -244,3 +244,115 @@ func testClientKeepsBrokersLookupsUse(t *testing.T) {
 	require.NoError(t, <-slow)
 	assert.Equal(t, []string{"pulsar://owner:6650", "pulsar://service:6650"}, urls(), "the hop, used by no lookup, is stopped")
 }
+
+// slowRemove is a Registry whose first Remove of a stopped Broker of url
+// (Stop's) waits for release: it stands for the time a released Broker's
+// Stop takes before it leaves the Registry.
+type slowRemove struct {
+	*pulsarconn.Registry
+	url     string
+	release chan struct{}
+	once    atomic.Bool
+}
+
+func (r *slowRemove) Remove(l ports.Listing) {
+	if b := l.(*pulsarconn.Broker); b.BrokerURL() == r.url && b.State() == pulsarconn.StateClosed && r.once.CompareAndSwap(false, true) {
+		<-r.release
+	}
+	r.Registry.Remove(l)
+}
+
+// TestClientRestartsReleasedBrokerAtOnce: a lookup that passes through a
+// broker the Client is releasing (the last lookup through it ended; its
+// Stop has not yet taken it out of the Registry) starts a new Broker for
+// it. It used to fail: the new Broker could not be listed under the URL
+// the one being stopped still held (ErrAlreadyRegistered).
+func TestClientRestartsReleasedBrokerAtOnce(t *testing.T) {
+	synctest.Test(t, testClientRestartsReleasedBrokerAtOnce)
+}
+
+func testClientRestartsReleasedBrokerAtOnce(t *testing.T) {
+	c := newCluster(t, "service", "hop", "owner")
+	redirectTo(c.servers["service"], "pulsar://hop:6650", false)
+	redirectTo(c.servers["hop"], "pulsar://owner:6650", true)
+	reg := &slowRemove{Registry: pulsarconn.NewRegistry(), url: "pulsar://hop:6650", release: make(chan struct{})}
+	cl := c.client(t, "pulsar://service", pulsarconn.WithRegistry(reg))
+	ctx := testenv.Context(t)
+
+	first := make(chan error, 1)
+	go func() { _, err := cl.LookupTopic(ctx, "first"); first <- err }()
+	synctest.Wait() // the first lookup has ended; the hop's Broker is being stopped
+	_, err := cl.LookupTopic(ctx, "second")
+	close(reg.release)
+	require.NoError(t, err, "the second lookup, through the hop again")
+	require.NoError(t, <-first)
+}
+
+// TestClientReplacesRefusedBrokerAtOnce: the lookup after one the broker
+// refused the credentials of starts a new Broker even while the refused
+// one has not yet left the Registry (its Ended hook runs later, from its
+// delivery queue). It used to fail with ErrAlreadyRegistered.
+func TestClientReplacesRefusedBrokerAtOnce(t *testing.T) {
+	synctest.Test(t, testClientReplacesRefusedBrokerAtOnce)
+}
+
+func testClientReplacesRefusedBrokerAtOnce(t *testing.T) {
+	e := memoryEnv(t, pulsartest.WithToken("right"))
+	tok := &switchToken{token: "wrong"}
+	reg := &slowRemove{Registry: pulsarconn.NewRegistry(), url: e.url, release: make(chan struct{})}
+	c, err := pulsarconn.NewClient(e.url, pulsarconn.WithTransport(e.transport), pulsarconn.WithAuthenticator(tok),
+		pulsarconn.WithRegistry(reg))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close(context.Background()) })
+	ctx := testenv.Context(t)
+
+	_, err = c.LookupTopic(ctx, "persistent://public/default/t")
+	require.ErrorIs(t, err, pulsarconn.ErrAuthenticationError)
+	synctest.Wait() // the refused Broker's Ended hook waits in Remove
+	tok.set("right")
+	_, err = c.LookupTopic(ctx, "persistent://public/default/t")
+	close(reg.release)
+	require.NoError(t, err)
+}
+
+// TestClientIdleFromAnswer: a kept Broker whose request is answered is
+// idle from the answer on, not from the request: it used to be released
+// at the first idle check after the answer (here 10 s after it), since an
+// answer read from the connection did not count as a use.
+func TestClientIdleFromAnswer(t *testing.T) { synctest.Test(t, testClientIdleFromAnswer) }
+
+func testClientIdleFromAnswer(t *testing.T) {
+	const idle = time.Minute
+	c := newCluster(t, "service", "owner")
+	redirectTo(c.servers["service"], "pulsar://owner:6650", true)
+	clock := memory.NewClock(time.Unix(1_700_000_000, 0))
+	// No keepalive tick in the test's time: a tick that sees the request
+	// in flight counts as a use too.
+	cl := c.client(t, "pulsar://service", pulsarconn.WithClock(clock), pulsarconn.WithConnectionMaxIdleTime(idle),
+		pulsarconn.WithOperationTimeout(10*idle), pulsarconn.WithKeepAlive(10*idle))
+	ctx := testenv.Context(t)
+	advance := func(d time.Duration) {
+		clock.Advance(d)
+		synctest.Wait()
+	}
+	listed := func() bool {
+		_, ok := cl.Registry().Get("pulsar://owner:6650")
+		return ok
+	}
+
+	owner, err := cl.LookupTopic(ctx, "t")
+	require.NoError(t, err)
+	require.NoError(t, owner.WaitConnected(ctx))
+	held := c.servers["owner"].Hold(pulsarpb.BaseCommand_LOOKUP)
+	answered := make(chan error, 1)
+	go func() { _, err := owner.LookupTopic(ctx, "t", false); answered <- err }()
+	<-held.Arrived()
+	advance(idle) // an idle check: in use
+	advance(idle - 10*time.Second)
+	held.Release()
+	require.NoError(t, <-answered)
+	advance(10 * time.Second) // the next idle check, 10 s after the answer
+	assert.True(t, listed(), "idle for 10 s only")
+	advance(idle)
+	assert.False(t, listed(), "idle for the max idle time")
+}

@@ -163,9 +163,13 @@ func (b *Engine) readBatch(fr *frame.Reader, batch []*frame.Frame) ([]*frame.Fra
 func (b *Engine) handleBatch(c *connection, batch []*frame.Frame) int {
 	b.mu.Lock()
 	now := b.cfg.Clock.Now()
+	inUse := b.core.InUse()
 	for i, f := range batch {
 		b.core.HandleFrame(now, c.gen, f)
 		batch[i] = nil
+	}
+	if inUse || b.core.InUse() { // as step does: an answer ends a use
+		b.usedAt = now
 	}
 	max := b.core.MaxFrameSize()
 	drain := b.flushLocked(now)

@@ -8,6 +8,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -38,6 +39,12 @@ type Config[C Conn] struct {
 	Keep          []string      // the URLs whose connections are kept (the service hosts')
 	Clock         ports.Clock   // runs the idle timer
 	MaxIdle       time.Duration // how long a kept connection may be unused; 0: no limit
+
+	// Forget, when set, runs under the Pool's lock as soon as the Pool
+	// lets go of c (before c is stopped, or when a closed c is
+	// replaced): it unlists c, so that the connection started next for
+	// the same URL can be listed at once.
+	Forget func(c C)
 }
 
 // Pool holds connections by URL. Its methods are safe for concurrent use.
@@ -87,6 +94,9 @@ func (l *Lease[C]) Get(url, proxy string) (C, error) {
 	}
 	e, ok := p.held[url]
 	if !ok || e.c.State() == core.StateClosed {
+		if ok {
+			p.forget(e.c)
+		}
 		c, err := p.cfg.Start(url, proxy)
 		if err != nil {
 			return c, err
@@ -116,6 +126,7 @@ func (l *Lease[C]) End(keep C) {
 		e.kept = e.kept || e.c == keep
 		if e.uses == 0 && !e.kept && p.held[e.url] == e {
 			delete(p.held, e.url)
+			p.forget(e.c)
 			stop = append(stop, e.c)
 		}
 	}
@@ -145,6 +156,7 @@ func (p *Pool[C]) releaseIdle() {
 		used, closing := p.cfg.CloseIfUnused(e.c, now.Add(-p.cfg.MaxIdle))
 		if closing {
 			delete(p.held, url)
+			p.forget(e.c)
 			stop = append(stop, e.c)
 		} else if t := used.Add(p.cfg.MaxIdle); t.Before(next) {
 			next = t
@@ -156,6 +168,13 @@ func (p *Pool[C]) releaseIdle() {
 	stopNow := p.stopLater(stop)
 	p.mu.Unlock()
 	stopNow()
+}
+
+// forget runs Config.Forget for c, if set; called with the lock held.
+func (p *Pool[C]) forget(c C) {
+	if p.cfg.Forget != nil {
+		p.cfg.Forget(c)
+	}
 }
 
 // stopLater counts conns, which the Pool has just removed under its lock,
@@ -196,7 +215,7 @@ func (p *Pool[C]) All() []C {
 
 // Close stops the idle timer and every connection the Pool holds,
 // concurrently, within ctx, and waits for those it released before to
-// stop. Get fails from then on.
+// stop, within ctx too. Get fails from then on.
 func (p *Pool[C]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
@@ -211,6 +230,15 @@ func (p *Pool[C]) Close(ctx context.Context) error {
 	clear(p.held)
 	p.mu.Unlock()
 	err := stopAll(ctx, conns)
-	p.stopping.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		p.stopping.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("pulsarconn: close: connections released before still stopping: %w", ctx.Err()))
+	}
 	return err
 }

@@ -262,3 +262,23 @@ func TestMaxIdleZero(t *testing.T) {
 	l.End(nil)
 	assert.Zero(t, e.clock.Pending())
 }
+
+// TestCloseWaitsWithinContext: Close waits for a connection released
+// before, whose stop does not end, only until its context ends (Close
+// promises to stop everything within ctx); it used to wait for it without
+// bound.
+func TestCloseWaitsWithinContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 0)
+		l := e.p.Lease()
+		x := get(t, l, "x")
+		x.gate = make(chan struct{})
+		defer close(x.gate)
+		go l.End(nil)
+		synctest.Wait() // End is in x.Stop
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := e.p.Close(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	})
+}
