@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -539,6 +540,7 @@ func (c *Conn) refused(cause error) {
 	}
 	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: cause})
 	c.rd.Output = c.rd.Output[:0]
+	c.rd.clearLatest()
 	c.log(slog.LevelError, "the broker refused the credentials; not reconnecting", slog.String("address", c.cfg.Address), slog.Any("error", cause))
 	c.handlersLive = true // every handler learns of the end, as at a stop
 	c.failAll(c.refusal)
@@ -1009,10 +1011,11 @@ func (c *Conn) handshakeFrame(now time.Time, cmd *pulsarpb.BaseCommand) {
 func (c *Conn) response(now time.Time, cmd *pulsarpb.BaseCommand) {
 	id, ok := frame.RequestID(cmd)
 	p, found := c.pending[id]
-	if e := cmd.GetError(); !found && c.state == StateConnected && e.GetError() == pulsarpb.ServerError_AuthenticationError {
-		// An ERROR that answers no request: the broker refuses the
-		// credentials of a live connection (a refresh's, or expired
-		// ones), as it does with request id -1 before it closes it.
+	if e := cmd.GetError(); !found && id == math.MaxUint64 && c.state == StateConnected && e.GetError() == pulsarpb.ServerError_AuthenticationError {
+		// An ERROR with request id -1, the one a broker sends before it
+		// closes a live connection whose credentials (a refresh's, or
+		// expired ones) it refuses. A late answer to a request that timed
+		// out or was cancelled, with an id of its own, is not a refusal.
 		c.refused(fmt.Errorf("credentials refused: %w", c.serverError(e.GetError(), &e.Message)))
 		return
 	}

@@ -578,3 +578,24 @@ func TestConnFailedDuringDialAndHandshake(t *testing.T) {
 		})
 	}
 }
+
+// TestLateAuthenticationErrorIsNotARefusal: an ERROR AuthenticationError
+// with a request id of its own that answers no pending request (a late
+// answer to a request that timed out or was cancelled) is an unknown
+// answer, counted and dropped; only request id -1 refuses a live
+// connection's credentials.
+func TestLateAuthenticationErrorIsNotARefusal(t *testing.T) {
+	h := newHarness(t, core.Config{AuthMethod: "token"})
+	h.connect()
+	id, w := h.request(lookup("t"))
+	h.written()
+	require.True(t, h.c.Cancel(id))
+	h.effects()
+
+	h.recv(errorAnswer(id, pulsarpb.ServerError_AuthenticationError, "late"))
+
+	assert.Equal(t, core.StateConnected, h.c.State())
+	assert.Zero(t, w.calls)
+	assert.NoError(t, h.c.Final())
+	assert.Equal(t, uint64(1), h.c.Stats().UnknownRequests)
+}
