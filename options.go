@@ -199,7 +199,7 @@ func WithClock(c ports.Clock) Option {
 // a must not be nil.
 //
 // If the broker refuses the credentials (ERROR AuthenticationError in the
-// handshake, or on a live connection one that answers no request, as at a
+// handshake, or on a live connection one with request id -1, as at a
 // refresh), the Broker does not reconnect: it ends in StateClosed, as if
 // stopped, leaves its Registry, and every waiting, pending and later call
 // fails with the refusal, an error matching both ErrAuthenticationError

@@ -19,7 +19,7 @@
 // A lost connection, a failed dial, a refused or timed-out handshake or a
 // keepalive expiry goes back to disconnected, and after the backoff delay to
 // connecting again; but the broker's refusal of the credentials (ERROR
-// AuthenticationError in the handshake, or answering no request on a live
+// AuthenticationError in the handshake, or with request id -1 on a live
 // connection) goes to closed, for good (see Final).
 //
 // # Usage
