@@ -224,6 +224,12 @@ func TestAdminTerminate(t *testing.T) {
 	sendAll(t, prod, []string{"before"})
 	adminCall(t, srv, "POST", "/admin/v2/persistent/public/default/"+topic+"/terminate", "", http.StatusOK)
 	waitReceived(t, srv, pulsarpb.BaseCommand_PRODUCER, 2) // the reattach, refused
+	// The client closes the producer on that refusal, and says so with a
+	// CLOSE_PRODUCER once it counts as closing. A Send before then races
+	// the close inside pulsar-client-go v0.19.0 (its event loop closes the
+	// data channel a Send may be writing to: seen by -race under load, the
+	// Send then blocking until its context ended).
+	waitReceived(t, srv, pulsarpb.BaseCommand_CLOSE_PRODUCER, 1)
 	_, err = prod.Send(bounded(t), &pulsar.ProducerMessage{Payload: []byte("after")})
 	if !errors.Is(err, pulsar.ErrTopicTerminated) && !errors.Is(err, pulsar.ErrProducerClosed) {
 		t.Fatalf("send after termination: %v, want ErrTopicTerminated or ErrProducerClosed", err)
