@@ -1,0 +1,257 @@
+package refclient
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// ConsumerOptions configure a Consumer. The zero value is usable: an
+// Exclusive subscription that starts at the latest message, a receiver
+// queue of 1000.
+type ConsumerOptions struct {
+	// Type is the subscription type: Exclusive (the zero value), Shared,
+	// Failover or Key_Shared.
+	Type pulsarpb.CommandSubscribe_SubType
+	// InitialPosition is where a new subscription starts: Latest (the
+	// zero value) or Earliest.
+	InitialPosition pulsarpb.CommandSubscribe_InitialPosition
+	// Name is the consumer's name; empty: the broker assigns one.
+	Name string
+	// ReceiverQueueSize is how many messages the broker may send ahead of
+	// Receive (the permits granted with FLOW). Default 1000.
+	ReceiverQueueSize int
+}
+
+// ConsumerStats count what a Consumer went through.
+type ConsumerStats struct {
+	// Subscribed counts the SUBSCRIBEs that succeeded: the first and
+	// every re-subscription.
+	Subscribed int
+	// Dropped counts the messages received but not yet returned by
+	// Receive when the consumer was lost: the broker sends them again.
+	Dropped int
+	// Corrupt counts the messages whose checksum did not match: not
+	// returned, and asked for again.
+	Corrupt int
+	// Purged counts the messages dropped from the queue because an Ack
+	// of the same message id had succeeded: copies the broker sent again
+	// before it had the Ack.
+	Purged int
+}
+
+// Consumer receives the messages of one subscription of a topic. It
+// grants the broker permits as Receive takes messages, acknowledges them,
+// and re-subscribes after a reconnection, a close by the broker or a
+// move of the topic. All its methods are safe for concurrent use.
+type Consumer struct {
+	l          *link
+	sub        string
+	opts       ConsumerOptions
+	background sync.WaitGroup // REDELIVERs being sent
+
+	// Guarded by l.mu.
+	queue    []*Message    // received, not yet returned by Receive
+	arrived  chan struct{} // closed at the next arrival, while Receive waits
+	consumed int           // returned by Receive since the last FLOW
+	stats    ConsumerStats
+}
+
+// NewConsumer looks topic up with client, registers on the broker that
+// serves it, subscribes (SUBSCRIBE) as subscription and grants the
+// receiver queue's permits (FLOW), within ctx.
+func NewConsumer(ctx context.Context, client *pulsarconn.Client, topic, subscription string, opts ConsumerOptions) (*Consumer, error) {
+	if opts.ReceiverQueueSize <= 0 {
+		opts.ReceiverQueueSize = 1000
+	}
+	c := &Consumer{sub: subscription, opts: opts}
+	c.l = newLink(client, topic, "consumer", c)
+	if err := c.l.start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Stats returns the consumer's counters.
+func (c *Consumer) Stats() ConsumerStats {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	return c.stats
+}
+
+// create implements owner: SUBSCRIBE, then FLOW for the whole receiver
+// queue (it is empty: what it held was dropped when the consumer was
+// lost, and the broker sends it again).
+func (c *Consumer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, epoch uint64) error {
+	if _, err := b.RequestOn(ctx, conn, subscribeCommand(c.l.topic, c.sub, id, &c.opts)); err != nil {
+		return err
+	}
+	c.l.mu.Lock()
+	bound := c.l.bindLocked(epoch, conn)
+	if bound {
+		c.stats.Subscribed++
+		c.consumed = 0
+	}
+	c.l.mu.Unlock()
+	if !bound {
+		return nil
+	}
+	return ignoreLoss(b.Send(ctx, flowCommand(id, c.opts.ReceiverQueueSize)))
+}
+
+// ignoreLoss returns nil for a failure the link recovers from by itself:
+// the connection's loss, after which the consumer subscribes again.
+func ignoreLoss(err error) error {
+	if errors.Is(err, pulsarconn.ErrDisconnected) {
+		return nil
+	}
+	return err
+}
+
+// pushLocked implements owner: messages.
+func (c *Consumer) pushLocked(p pulsarconn.Push) func() {
+	if p.Kind != pulsarconn.PushMessage {
+		return nil
+	}
+	cmd := p.Command.GetMessage()
+	if !p.Payload.ChecksumOK {
+		c.stats.Corrupt++
+		c.consumed++ // its permit is used up
+		b, id := c.l.broker, c.l.id
+		mid := messageID(cmd.GetMessageId())
+		// Not from the Handler, which must not wait for room in the
+		// write queue or for a connection.
+		c.background.Add(1)
+		return func() {
+			go func() {
+				defer c.background.Done()
+				_ = b.Send(c.l.life, redeliverCommand(id, mid))
+			}()
+		}
+	}
+	msgs, err := decodeMessages(cmd, p.Payload)
+	if err != nil {
+		// Not for this client: its permit is used up, and it stays
+		// unacknowledged.
+		c.consumed++
+		return nil
+	}
+	c.queue = append(c.queue, msgs...)
+	if c.arrived != nil {
+		close(c.arrived)
+		c.arrived = nil
+	}
+	return nil
+}
+
+// lostLocked implements owner: what the queue holds is dropped (the
+// broker sends it again); at the end, Receive fails.
+func (c *Consumer) lostLocked(end error) func() {
+	c.stats.Dropped += len(c.queue)
+	c.queue = nil
+	if end != nil && c.arrived != nil {
+		close(c.arrived)
+		c.arrived = nil
+	}
+	return nil
+}
+
+// Receive returns the next message, waiting for one within ctx. Once the
+// application has taken half the receiver queue, Receive grants the
+// broker that many permits again (FLOW). It fails with ErrClosed after
+// Close.
+func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
+	for {
+		c.l.mu.Lock()
+		if err := c.l.err; err != nil {
+			c.l.mu.Unlock()
+			return nil, err
+		}
+		if len(c.queue) > 0 {
+			m := c.queue[0]
+			c.queue = c.queue[1:]
+			c.consumed++
+			var flow int
+			b, id := c.l.broker, c.l.id
+			if c.l.conn != 0 && c.consumed >= max(c.opts.ReceiverQueueSize/2, 1) {
+				flow, c.consumed = c.consumed, 0
+			}
+			c.l.mu.Unlock()
+			// A FLOW lost with the connection is no loss: the
+			// re-subscription grants the whole queue again. One not
+			// sent (ctx ended) is sent by a later Receive.
+			if flow > 0 && ignoreLoss(b.Send(ctx, flowCommand(id, flow))) != nil {
+				c.l.mu.Lock()
+				c.consumed += flow
+				c.l.mu.Unlock()
+			}
+			return m, nil
+		}
+		if c.arrived == nil {
+			c.arrived = make(chan struct{})
+		}
+		arrived := c.arrived
+		c.l.mu.Unlock()
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Ack acknowledges m and waits for the broker's confirmation
+// (ACK_RESPONSE), within ctx. If the connection is lost first, it
+// acknowledges again once the consumer has subscribed again. Once Ack
+// has returned nil, Receive never returns m again: a copy the broker
+// sent before it had the Ack is dropped.
+func (c *Consumer) Ack(ctx context.Context, m *Message) error {
+	for {
+		b, id, _, err := c.l.waitReady(ctx)
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		err = b.RequestAsync(ctx, ackCommand(id, m.ID), func(_ *pulsarpb.BaseCommand, err error) {
+			if err == nil {
+				// Runs after every push the broker sent before its
+				// answer: any copy of m it sent is in the queue.
+				c.purge(m.ID)
+			}
+			done <- err
+		})
+		if err == nil {
+			select {
+			case err = <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err == nil || !pulsarconn.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// purge drops the queued copies of message id.
+func (c *Consumer) purge(id MessageID) {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	n := len(c.queue)
+	c.queue = slices.DeleteFunc(c.queue, func(m *Message) bool { return m.ID == id })
+	c.stats.Purged += n - len(c.queue)
+	c.consumed += n - len(c.queue) // their permits are used up
+}
+
+// Close closes the consumer on the broker (CLOSE_CONSUMER) within ctx.
+// The messages received and not acknowledged go back to the subscription.
+// Receive and Ack fail with ErrClosed once Close has begun.
+func (c *Consumer) Close(ctx context.Context) error {
+	err := c.l.close(ctx)
+	c.background.Wait() // they end with the link
+	return err
+}
