@@ -87,7 +87,7 @@ func (c *Consumer) Stats() ConsumerStats {
 // queue (it is empty: what it held was dropped when the consumer was
 // lost, and the broker sends it again).
 func (c *Consumer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, epoch uint64) error {
-	if _, err := b.RequestOn(ctx, conn, subscribeCommand(c.l.topic, c.sub, id, &c.opts)); err != nil {
+	if _, err := requestOn(ctx, b, conn, subscribeCommand(c.l.topic, c.sub, id, &c.opts)); err != nil {
 		return err
 	}
 	c.l.mu.Lock()

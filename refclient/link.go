@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
 // owner is a Producer or a Consumer, as its link sees it.
@@ -322,5 +323,37 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// requestOn sends cmd, a PRODUCER or SUBSCRIBE, on connection conn of b
+// and waits for the answer within ctx. Unlike Broker.RequestOn, it
+// returns only once every push the broker sent before the answer has
+// been handled (RequestAsync's order): the receipts of the messages sent
+// on conn before the PRODUCER are in, so a re-created producer sends again
+// only what was not receipted. If conn was not, or is no longer, the
+// current connection, it fails with an error matching ErrDisconnected.
+func requestOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	type answer struct {
+		resp *pulsarpb.BaseCommand
+		err  error
+	}
+	ch := make(chan answer, 1)
+	if b.Connection() != conn || conn == 0 {
+		return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
+	}
+	if err := b.RequestAsync(ctx, cmd, func(resp *pulsarpb.BaseCommand, err error) { ch <- answer{resp, err} }); err != nil {
+		return nil, err
+	}
+	select {
+	case a := <-ch:
+		if a.err == nil && b.Connection() != conn {
+			// The connection was replaced while the request waited or
+			// after its answer: bind to nothing.
+			return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
+		}
+		return a.resp, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }

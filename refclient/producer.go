@@ -192,7 +192,7 @@ func (p *Producer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, e
 	p.l.mu.Lock()
 	name := p.name
 	p.l.mu.Unlock()
-	resp, err := b.RequestOn(ctx, conn, producerCommand(p.l.topic, id, name))
+	resp, err := requestOn(ctx, b, conn, producerCommand(p.l.topic, id, name))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,181 @@
+package refclient
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// earliest subscribes from the first message.
+var earliest = ConsumerOptions{InitialPosition: pulsarpb.CommandSubscribe_Earliest}
+
+// produce stores n messages "0".."n-1" on topic.
+func produce(t *testing.T, ctx context.Context, e *env, n int) {
+	t.Helper()
+	p, err := NewProducer(ctx, e.client, topic, ProducerOptions{})
+	require.NoError(t, err)
+	for i := range n {
+		_, err := p.Send(ctx, msg(fmt.Sprint(i)))
+		require.NoError(t, err)
+	}
+	require.NoError(t, p.Close(ctx))
+}
+
+func receive(t *testing.T, ctx context.Context, c *Consumer) *Message {
+	t.Helper()
+	m, err := c.Receive(ctx)
+	require.NoError(t, err)
+	return m
+}
+
+// TestRedeliveryAfterDrop: a message received but not acknowledged when
+// the connection is lost is received again, with the same id, after the
+// consumer has subscribed again; what was queued and not yet received is
+// dropped and comes again too.
+func TestRedeliveryAfterDrop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ctx := testContext(t)
+		produce(t, ctx, e, 3)
+		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
+		require.NoError(t, err)
+		first := receive(t, ctx, c)
+		assert.Equal(t, "0", string(first.Payload))
+		synctest.Wait() // 1 and 2 are queued
+
+		e.network.DropAll()
+		synctest.Wait() // the consumer knows: what it queued is dropped
+		again := receive(t, ctx, c)
+		assert.Equal(t, first.ID, again.ID)
+		assert.Equal(t, "0", string(again.Payload))
+		for _, want := range []string{"1", "2"} {
+			m := receive(t, ctx, c)
+			assert.Equal(t, want, string(m.Payload))
+			require.NoError(t, c.Ack(ctx, m))
+		}
+		require.NoError(t, c.Ack(ctx, again))
+		assert.Equal(t, ConsumerStats{Subscribed: 2, Dropped: 2}, c.Stats())
+		st, _ := e.srv.Subscription(topic, "s")
+		assert.Equal(t, int64(2), st.MarkDelete, "all three acknowledged")
+		require.NoError(t, c.Close(ctx))
+	})
+}
+
+// TestAckAcrossDrop: an Ack made while the consumer is lost waits for the
+// re-subscription and is confirmed; the copy the broker sent again before
+// it had the Ack is dropped, so Receive never returns an acknowledged
+// message.
+func TestAckAcrossDrop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ctx := testContext(t)
+		produce(t, ctx, e, 2)
+		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
+		require.NoError(t, err)
+		first := receive(t, ctx, c)
+		synctest.Wait()
+		e.network.DropAll()
+		synctest.Wait()
+		require.NoError(t, c.Ack(ctx, first))
+		m := receive(t, ctx, c)
+		assert.Equal(t, "1", string(m.Payload), "0 is not received again")
+		require.NoError(t, c.Ack(ctx, m))
+		st, _ := e.srv.Subscription(topic, "s")
+		assert.Equal(t, int64(1), st.MarkDelete)
+		require.NoError(t, c.Close(ctx))
+	})
+}
+
+// TestFlowRefill: the consumer grants the receiver queue's permits at
+// subscription, then, as Receive takes messages, half the queue at a time.
+func TestFlowRefill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ctx := testContext(t)
+		produce(t, ctx, e, 30)
+		opts := earliest
+		opts.ReceiverQueueSize = 10
+		c, err := NewConsumer(ctx, e.client, topic, "s", opts)
+		require.NoError(t, err)
+		for i := range 30 {
+			m := receive(t, ctx, c)
+			assert.Equal(t, fmt.Sprint(i), string(m.Payload))
+			require.NoError(t, c.Ack(ctx, m))
+		}
+		synctest.Wait()
+		var permits []uint32
+		for _, f := range e.srv.Frames() {
+			if f.Type == pulsarpb.BaseCommand_FLOW {
+				permits = append(permits, f.Command.GetFlow().GetMessagePermits())
+			}
+		}
+		assert.Equal(t, []uint32{10, 5, 5, 5, 5, 5, 5}, permits)
+		require.NoError(t, c.Close(ctx))
+	})
+}
+
+// TestConsumerResubscribesAfterUnload: the broker closes the consumer
+// (CLOSE_CONSUMER, a topic unload); it subscribes again and gets the
+// unacknowledged messages again.
+func TestConsumerResubscribesAfterUnload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ctx := testContext(t)
+		produce(t, ctx, e, 2)
+		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
+		require.NoError(t, err)
+		m := receive(t, ctx, c)
+		require.NoError(t, c.Ack(ctx, m))
+		unacked := receive(t, ctx, c)
+		assert.Equal(t, 1, e.srv.Unload(topic))
+		again := receive(t, ctx, c)
+		assert.Equal(t, unacked.ID, again.ID)
+		require.NoError(t, c.Ack(ctx, again))
+		assert.Equal(t, 2, c.Stats().Subscribed)
+		require.NoError(t, c.Close(ctx))
+	})
+}
+
+// TestReceiveAfterClose: Receive and Ack fail with ErrClosed once the
+// consumer is closed; the broker got CLOSE_CONSUMER.
+func TestReceiveAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ctx := testContext(t)
+		produce(t, ctx, e, 1)
+		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
+		require.NoError(t, err)
+		m := receive(t, ctx, c)
+		require.NoError(t, c.Close(ctx))
+		_, err = c.Receive(ctx)
+		assert.ErrorIs(t, err, ErrClosed)
+		assert.ErrorIs(t, c.Ack(ctx, m), ErrClosed)
+		synctest.Wait()
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER))
+	})
+}
+
+// TestCorruptMessageIsAskedAgain: a message whose checksum does not match
+// is not returned; the consumer asks for it again and receives it intact.
+func TestCorruptMessageIsAskedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		ctx := testContext(t)
+		produce(t, ctx, e, 1)
+		e.srv.CorruptNextMessageChecksum()
+		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
+		require.NoError(t, err)
+		m := receive(t, ctx, c)
+		assert.Equal(t, "0", string(m.Payload))
+		require.NoError(t, c.Ack(ctx, m))
+		assert.Equal(t, 1, c.Stats().Corrupt)
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES))
+		require.NoError(t, c.Close(ctx))
+	})
+}
