@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -38,6 +39,9 @@ type ConsumerStats struct {
 	// Corrupt counts the messages whose checksum did not match: not
 	// returned, and asked for again.
 	Corrupt int
+	// Skipped counts the messages this consumer does not decode
+	// (batched or compressed): not returned, left unacknowledged.
+	Skipped int
 	// Purged counts the messages dropped from the queue because an Ack
 	// of the same message id had succeeded: copies the broker sent again
 	// before it had the Ack.
@@ -137,6 +141,7 @@ func (c *Consumer) pushLocked(p pulsarconn.Push) func() {
 	if err != nil {
 		// Not for this client: its permit is used up, and it stays
 		// unacknowledged.
+		c.stats.Skipped++
 		c.consumed++
 		return nil
 	}
@@ -211,27 +216,24 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 // sent before it had the Ack is dropped.
 func (c *Consumer) Ack(ctx context.Context, m *Message) error {
 	for {
-		b, id, _, err := c.l.waitReady(ctx)
+		b, id, conn, err := c.l.waitReady(ctx)
 		if err != nil {
 			return err
 		}
-		done := make(chan error, 1)
-		err = b.RequestAsync(ctx, ackCommand(id, m.ID), func(_ *pulsarpb.BaseCommand, err error) {
-			if err == nil {
-				// Runs after every push the broker sent before its
-				// answer: any copy of m it sent is in the queue.
-				c.purge(m.ID)
-			}
-			done <- err
-		})
+		// On the connection the consumer lives on: a broker ignores an
+		// ACK for a consumer it does not have, and would never answer.
+		_, err = requestOn(ctx, b, conn, ackCommand(id, m.ID))
 		if err == nil {
-			select {
-			case err = <-done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			// requestOn returned after every push the broker sent
+			// before its answer: any copy of m it sent is queued.
+			c.purge(m.ID)
+			return nil
 		}
-		if err == nil || !pulsarconn.IsRetryable(err) || ctx.Err() != nil {
+		if !pulsarconn.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		// Lost: wait for the consumer to be told, and subscribe again.
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
 			return err
 		}
 	}

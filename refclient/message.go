@@ -8,13 +8,12 @@ import (
 
 // Errors of this package; match them with errors.Is.
 var (
-	// ErrClosed: the producer or consumer was closed (Close), or its
-	// Client was.
+	// ErrClosed: the producer or consumer was closed (Close).
 	ErrClosed = errors.New("refclient: closed")
-	// ErrUnsupported: the broker sent something this reference client
-	// does not handle (a batched or compressed message).
-	ErrUnsupported = errors.New("refclient: unsupported")
 )
+
+// errUnsupported: a message this reference client does not decode.
+var errUnsupported = errors.New("refclient: batched or compressed message")
 
 // Message is a message to send (Payload, Key, Properties, EventTime) or
 // one received, which has every field set by the consumer.

@@ -119,7 +119,7 @@ func decodeMessages(cmd *pulsarpb.CommandMessage, p *frame.Payload) ([]*Message,
 		return nil, err
 	}
 	if md.NumMessagesInBatch != nil || md.GetCompression() != pulsarpb.CompressionType_NONE {
-		return nil, fmt.Errorf("%w: batched or compressed messages", ErrUnsupported)
+		return nil, errUnsupported
 	}
 	m := &Message{
 		ID:              messageID(cmd.GetMessageId()),

@@ -176,8 +176,8 @@ func (w workload) run(t *testing.T, ctx context.Context, client *pulsarconn.Clie
 }
 
 func (o outcome) String() string {
-	return fmt.Sprintf("%d entries stored (%d repeats of a message sent again; %d distinct messages, %d sends, sent again); "+
+	return fmt.Sprintf("%d entries stored (%d of them a second copy of a message); %d sends again (of %d distinct messages); "+
 		"producer created %d times, %d stray receipts; consumer subscribed %d times, %d queued messages dropped at losses, %d copies purged by an Ack",
-		o.stored, o.storedTwice, o.resent, o.producer.Resent, o.producer.Created, o.producer.StrayReceipts,
+		o.stored, o.storedTwice, o.producer.Resent, o.resent, o.producer.Created, o.producer.StrayReceipts,
 		o.consumer.Subscribed, o.consumer.Dropped, o.consumer.Purged)
 }
