@@ -46,6 +46,11 @@
 //     next receives each stored entry exactly once; the duplicates it can
 //     see are the producer's second copies (another MessageID, the same
 //     producer name and sequence id).
+//   - A message whose checksum does not match is not returned: the
+//     consumer asks for it again (REDELIVER_UNACKNOWLEDGED_MESSAGES). On
+//     an Exclusive or Failover subscription the broker then sends every
+//     unacknowledged message again, so those already queued may be
+//     received twice.
 //
 // The tests check these on pulsartest, across connection resets
 // (in memory, under testing/synctest) and through internal/chaos's TCP

@@ -206,13 +206,10 @@ func (l *link) handle(gen uint64, p pulsarconn.Push) {
 	var after func()
 	switch p.Kind {
 	case pulsarconn.PushDisconnected:
-		// A PushDisconnected comes after everything its connection
-		// delivered. One that comes once the keeper has re-created the
-		// object on a newer connection (which it may do first, woken by
-		// a PushClosed) is about the older one: ignored.
-		if l.conn == 0 || l.broker.Connection() != l.conn {
-			after = l.lostLocked(errors.Is(p.Err, pulsarconn.ErrClosed))
-		}
+		// It comes after everything its connection delivered, and
+		// before the answer of any request on a newer one (requestOn):
+		// a create that waits for it sees the loss and starts over.
+		after = l.lostLocked(errors.Is(p.Err, pulsarconn.ErrClosed))
 	case pulsarconn.PushClosed, pulsarconn.PushTopicMigrated:
 		after = l.lostLocked(true)
 	default:

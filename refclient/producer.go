@@ -125,6 +125,8 @@ func (p *Producer) Send(ctx context.Context, m Message) (MessageID, error) {
 func (p *Producer) SendAsync(ctx context.Context, m Message, done func(MessageID, error)) error {
 	select {
 	case p.slots <- struct{}{}:
+	case <-p.l.ended:
+		return p.l.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -220,15 +222,12 @@ func (p *Producer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, e
 		if probe != nil {
 			probe(o.seq)
 		}
-		if err := p.publish(ctx, b, id, conn, o); err != nil {
-			// Lost again (ErrDisconnected): the next creation sends
-			// the rest. Refused: it fails.
-			if !errors.Is(err, pulsarconn.ErrDisconnected) {
-				p.complete(o.seq, MessageID{}, err)
-			}
-			if pulsarconn.IsRetryable(err) {
-				break
-			}
+		err := p.publish(ctx, b, id, conn, o)
+		if errors.Is(err, pulsarconn.ErrDisconnected) {
+			break // lost again: the next creation sends the rest
+		}
+		if err != nil {
+			p.complete(o.seq, MessageID{}, err) // refused: it fails
 		}
 	}
 	return nil
