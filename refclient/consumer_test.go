@@ -39,12 +39,9 @@ func receive(t *testing.T, ctx context.Context, c *Consumer) *Message {
 // consumer has subscribed again; what was queued and not yet received is
 // dropped and comes again too.
 func TestRedeliveryAfterDrop(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		produce(t, ctx, e, 3)
-		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
-		require.NoError(t, err)
+		c := e.consumer(t, ctx, earliest)
 		first := receive(t, ctx, c)
 		assert.Equal(t, "0", string(first.Payload))
 		synctest.Wait() // 1 and 2 are queued
@@ -72,12 +69,9 @@ func TestRedeliveryAfterDrop(t *testing.T) {
 // it had the Ack is dropped, so Receive never returns an acknowledged
 // message.
 func TestAckAcrossDrop(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		produce(t, ctx, e, 2)
-		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
-		require.NoError(t, err)
+		c := e.consumer(t, ctx, earliest)
 		first := receive(t, ctx, c)
 		synctest.Wait()
 		e.network.DropAll()
@@ -95,14 +89,11 @@ func TestAckAcrossDrop(t *testing.T) {
 // TestFlowRefill: the consumer grants the receiver queue's permits at
 // subscription, then, as Receive takes messages, half the queue at a time.
 func TestFlowRefill(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		produce(t, ctx, e, 30)
 		opts := earliest
 		opts.ReceiverQueueSize = 10
-		c, err := NewConsumer(ctx, e.client, topic, "s", opts)
-		require.NoError(t, err)
+		c := e.consumer(t, ctx, opts)
 		for i := range 30 {
 			m := receive(t, ctx, c)
 			assert.Equal(t, fmt.Sprint(i), string(m.Payload))
@@ -124,12 +115,9 @@ func TestFlowRefill(t *testing.T) {
 // (CLOSE_CONSUMER, a topic unload); it subscribes again and gets the
 // unacknowledged messages again.
 func TestConsumerResubscribesAfterUnload(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		produce(t, ctx, e, 2)
-		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
-		require.NoError(t, err)
+		c := e.consumer(t, ctx, earliest)
 		m := receive(t, ctx, c)
 		require.NoError(t, c.Ack(ctx, m))
 		unacked := receive(t, ctx, c)
@@ -145,15 +133,12 @@ func TestConsumerResubscribesAfterUnload(t *testing.T) {
 // TestReceiveAfterClose: Receive and Ack fail with ErrClosed once the
 // consumer is closed; the broker got CLOSE_CONSUMER.
 func TestReceiveAfterClose(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		produce(t, ctx, e, 1)
-		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
-		require.NoError(t, err)
+		c := e.consumer(t, ctx, earliest)
 		m := receive(t, ctx, c)
 		require.NoError(t, c.Close(ctx))
-		_, err = c.Receive(ctx)
+		_, err := c.Receive(ctx)
 		assert.ErrorIs(t, err, ErrClosed)
 		assert.ErrorIs(t, c.Ack(ctx, m), ErrClosed)
 		synctest.Wait()
@@ -164,13 +149,10 @@ func TestReceiveAfterClose(t *testing.T) {
 // TestCorruptMessageIsAskedAgain: a message whose checksum does not match
 // is not returned; the consumer asks for it again and receives it intact.
 func TestCorruptMessageIsAskedAgain(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		produce(t, ctx, e, 1)
 		e.srv.CorruptNextMessageChecksum()
-		c, err := NewConsumer(ctx, e.client, topic, "s", earliest)
-		require.NoError(t, err)
+		c := e.consumer(t, ctx, earliest)
 		m := receive(t, ctx, c)
 		assert.Equal(t, "0", string(m.Payload))
 		require.NoError(t, c.Ack(ctx, m))

@@ -31,11 +31,8 @@ func payloads(srv *pulsartest.Server) []string {
 // receipt was lost with the connection is sent again once the producer is
 // re-created, and stored twice: Send returns the second copy's id.
 func TestResendAfterLostReceipt(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
-		p, err := NewProducer(ctx, e.client, topic, ProducerOptions{})
-		require.NoError(t, err)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		p := e.producer(t, ctx, ProducerOptions{})
 		for i := range 2 {
 			_, err := p.Send(ctx, msg(fmt.Sprint(i)))
 			require.NoError(t, err)
@@ -73,11 +70,8 @@ func TestResendAfterLostReceipt(t *testing.T) {
 // order, what is pending: not what was receipted meanwhile. The broker's
 // TopicTerminatedError fails the message instead.
 func TestSendErrorRecreates(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
-		p, err := NewProducer(ctx, e.client, topic, ProducerOptions{})
-		require.NoError(t, err)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		p := e.producer(t, ctx, ProducerOptions{})
 		// The broker refuses message 0 once 1 and 2 are on their way.
 		release := make(chan struct{})
 		e.srv.Intercept(pulsarpb.BaseCommand_SEND, func(c *pulsartest.Call) pulsartest.Action {
@@ -100,7 +94,7 @@ func TestSendErrorRecreates(t *testing.T) {
 		assert.Equal(t, ProducerStats{Created: 2, Resent: 1}, p.Stats())
 
 		e.srv.FailNext(pulsarpb.BaseCommand_SEND, 1, pulsarpb.ServerError_TopicTerminatedError)
-		_, err = p.Send(ctx, msg("3"))
+		_, err := p.Send(ctx, msg("3"))
 		assert.ErrorIs(t, err, pulsarconn.ErrTopicTerminated)
 		require.NoError(t, p.Close(ctx))
 	})
@@ -110,11 +104,8 @@ func TestSendErrorRecreates(t *testing.T) {
 // Send and SendAsync fail with ErrClosed, and so does a second Close's
 // caller's Send.
 func TestSendAfterClose(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
-		p, err := NewProducer(ctx, e.client, topic, ProducerOptions{})
-		require.NoError(t, err)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		p := e.producer(t, ctx, ProducerOptions{})
 		receipted := 0
 		for i := range 10 {
 			require.NoError(t, p.SendAsync(ctx, msg(fmt.Sprint(i)), func(_ MessageID, err error) {
@@ -126,7 +117,7 @@ func TestSendAfterClose(t *testing.T) {
 		assert.Equal(t, 10, receipted, "Close waited for every receipt")
 		assert.Len(t, e.srv.Messages(topic), 10)
 
-		_, err = p.Send(ctx, msg("late"))
+		_, err := p.Send(ctx, msg("late"))
 		assert.ErrorIs(t, err, ErrClosed)
 		assert.EqualError(t, err, "refclient: closed")
 		err = p.SendAsync(ctx, msg("late"), func(MessageID, error) { t.Error("done called for a refused message") })
@@ -141,17 +132,14 @@ func TestSendAfterClose(t *testing.T) {
 // TestCloseGivesUpWithinContext: a receipt that never comes holds Close
 // only until its context ends; the message then fails with ErrClosed.
 func TestCloseGivesUpWithinContext(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
-		p, err := NewProducer(ctx, e.client, topic, ProducerOptions{})
-		require.NoError(t, err)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		p := e.producer(t, ctx, ProducerOptions{})
 		e.srv.Intercept(pulsarpb.BaseCommand_SEND, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
 		failed := make(chan error, 1)
 		require.NoError(t, p.SendAsync(ctx, msg("lost"), func(_ MessageID, err error) { failed <- err }))
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		err = p.Close(cctx)
+		err := p.Close(cctx)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.ErrorIs(t, <-failed, ErrClosed)
 	})
@@ -160,11 +148,8 @@ func TestCloseGivesUpWithinContext(t *testing.T) {
 // TestProducerWindow: SendAsync waits while MaxPending messages are
 // pending, until ctx ends.
 func TestProducerWindow(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
-		p, err := NewProducer(ctx, e.client, topic, ProducerOptions{MaxPending: 2})
-		require.NoError(t, err)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		p := e.producer(t, ctx, ProducerOptions{MaxPending: 2})
 		release := make(chan struct{})
 		stop := e.srv.InterceptEvery(pulsarpb.BaseCommand_SEND, func(*pulsartest.Call) pulsartest.Action {
 			<-release
@@ -175,7 +160,7 @@ func TestProducerWindow(t *testing.T) {
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		err = p.SendAsync(cctx, msg("2"), func(MessageID, error) {})
+		err := p.SendAsync(cctx, msg("2"), func(MessageID, error) {})
 		assert.ErrorIs(t, err, context.DeadlineExceeded, "the window is full")
 		stop()
 		close(release)

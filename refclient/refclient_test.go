@@ -49,9 +49,7 @@ func testContext(t *testing.T) context.Context {
 // every connection is reset (memory.Network.DropAll) five times
 // mid-stream. See workload.run for what is checked.
 func TestNoLossAcrossDrops(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		ctx := testContext(t)
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
 		drops := 0
 		w := workload{total: 2000, window: 200, queue: 100, inject: func(i int) {
 			if i%400 == 200 {
@@ -65,4 +63,26 @@ func TestNoLossAcrossDrops(t *testing.T) {
 		require.Equal(t, 1+drops, out.consumer.Subscribed, "re-subscribed once per drop")
 		require.Positive(t, out.producer.Resent, "messages pending at a drop were sent again")
 	})
+}
+
+// bubble runs f in a synctest bubble, with a fresh env and a test
+// context.
+func bubble(t *testing.T, f func(t *testing.T, e *env, ctx context.Context)) {
+	synctest.Test(t, func(t *testing.T) { f(t, newEnv(t), testContext(t)) })
+}
+
+// producer creates a producer on topic.
+func (e *env) producer(t *testing.T, ctx context.Context, opts ProducerOptions) *Producer {
+	t.Helper()
+	p, err := NewProducer(ctx, e.client, topic, opts)
+	require.NoError(t, err)
+	return p
+}
+
+// consumer subscribes to topic as subscription "s".
+func (e *env) consumer(t *testing.T, ctx context.Context, opts ConsumerOptions) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(ctx, e.client, topic, "s", opts)
+	require.NoError(t, err)
+	return c
 }
