@@ -142,7 +142,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	_, out, _ := runMain(t, "help", "lookup")
-	assert.Contains(t, out, "usage: pulsarconn lookup [--timeout duration] [--tls-ca FILE]\n      [--token-file FILE] [--url URL] TOPIC\n")
+	assert.Contains(t, out, "usage: pulsarconn lookup [--timeout DURATION] [--tls-ca FILE]\n      [--token-file FILE] [--url URL] TOPIC\n")
 	assert.Contains(t, out, "  -tls-ca FILE\n")
 	_, out, _ = runMain(t, "serve", "--help")
 	assert.Contains(t, out, "[--partitions TOPIC=N]...")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ partitioned). Waiting, TLS and token flags as for lookup.`
 func queryFlags(name string) func(fs *flag.FlagSet) runFunc {
 	return func(fs *flag.FlagSet) runFunc {
 		url := fs.String("url", "pulsar://localhost:6650", "service `URL` of the cluster: pulsar://HOST:PORT or pulsar+ssl://HOST:PORT, several hosts comma-separated")
-		timeout := fs.Duration("timeout", 10*time.Second, "give up after this `duration`")
+		timeout := fs.Duration("timeout", 10*time.Second, "give up after this `DURATION` (e.g. 500ms, 30s, 2m)")
 		tlsCA := fs.String("tls-ca", "", "PEM `FILE` of the certificate authorities to trust for pulsar+ssl:// (default: the system's)")
 		tokenFile := fs.String("token-file", "", "authenticate with the token in this `FILE` (auth method \"token\"; surrounding white space is not part of it)")
 		return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -133,7 +134,7 @@ func (p *progress) Observe(e pulsarconn.Event) {
 		p.failures[e.BrokerURL]++
 		p.lastURL, p.lastErr = e.BrokerURL, e.Err
 		fmt.Fprintf(p.stderr, "pulsarconn: %s: connection attempt %d failed (%s); retrying for up to %v\n",
-			e.BrokerURL, p.failures[e.BrokerURL], errorText(e.Err), p.timeout)
+			e.BrokerURL, p.failures[e.BrokerURL], causeText(e.Err), p.timeout)
 	case pulsarconn.ConnectionOpened:
 		if n := p.failures[e.BrokerURL]; n > 0 {
 			fmt.Fprintf(p.stderr, "pulsarconn: %s: connected after %d failed attempt(s)\n", e.BrokerURL, n)
@@ -154,10 +155,15 @@ func (p *progress) explain(ctx context.Context, err error) error {
 		return err
 	}
 	return fmt.Errorf("gave up on %s after %v and %d failed connection attempt(s); last cause: %s",
-		p.lastURL, p.timeout, p.failures[p.lastURL], errorText(p.lastErr))
+		p.lastURL, p.timeout, p.failures[p.lastURL], causeText(p.lastErr))
 }
 
-// errorText is err's text without the library's "pulsarconn: " prefixes.
-func errorText(err error) string {
+// causeText is the cause of a failed connection attempt: the dial error
+// itself when the dial failed (the layers above it repeat its address),
+// else err's text without the library's "pulsarconn: " prefix.
+func causeText(err error) string {
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return op.Error()
+	}
 	return strings.TrimPrefix(errorLine(err), "pulsarconn: ")
 }

@@ -81,7 +81,7 @@ func TestLookupShowsProgressAndGivesUp(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
 	require.GreaterOrEqual(t, len(lines), 3, errOut)
 	assert.True(t, strings.HasPrefix(lines[0], "pulsarconn: "+url+": connection attempt 1 failed ("), lines[0])
-	assert.Contains(t, lines[0], "connection refused")
+	assert.Contains(t, lines[0], "failed (dial tcp "+l.Addr().String()+": connect: connection refused)")
 	assert.Contains(t, lines[0], "retrying for up to 700ms")
 	assert.True(t, strings.HasPrefix(lines[1], "pulsarconn: "+url+": connection attempt 2 failed ("), lines[1])
 	last := lines[len(lines)-1]
