@@ -4,6 +4,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -87,6 +88,50 @@ func TestLookupShowsProgressAndGivesUp(t *testing.T) {
 	last := lines[len(lines)-1]
 	assert.Regexp(t, `^pulsarconn: gave up on `+url+` after 700ms and \d+ failed connection attempt\(s\); last cause: .*connection refused`, last)
 	assert.NotContains(t, last, "pulsarconn: pulsarconn:")
+}
+
+// Through a proxy, lookup names the owner and the proxy it goes through.
+func TestLookupThroughProxy(t *testing.T) {
+	cluster := pulsartest.StartCluster(t, 2, pulsartest.WithProxy())
+	topic := "persistent://public/default/proxied"
+	cluster.Assign(topic, 1)
+	code, out, errOut := runMain(t, "lookup", topic, "--url", cluster.URL())
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, "lookup "+topic+": connect to "+cluster.Broker(1).URL()+" through the proxy "+cluster.URL()+"\n", out)
+}
+
+// dropFirst is a listener that closes the first connection it accepts.
+type dropFirst struct {
+	net.Listener
+	dropped atomic.Bool
+}
+
+func (l *dropFirst) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.dropped.CompareAndSwap(false, true) {
+			return c, err
+		}
+		_ = c.Close()
+	}
+}
+
+// A failed attempt is told, and so is the connection that follows it.
+func TestLookupTellsFailedAttemptThenConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "pulsar://" + l.Addr().String()
+	srv := pulsartest.NewServer(pulsartest.WithAdvertisedURL(url))
+	defer srv.Close()
+	go srv.Serve(&dropFirst{Listener: l})
+
+	code, out, errOut := runMain(t, "lookup", "t", "--url", url)
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, "lookup t: connect to "+url+"\n", out)
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	require.Len(t, lines, 2, errOut)
+	assert.True(t, strings.HasPrefix(lines[0], "pulsarconn: "+url+": connection attempt 1 failed ("), lines[0])
+	assert.Equal(t, "pulsarconn: "+url+": connected after 1 failed attempt(s)", lines[1])
 }
 
 func lastLine(s string) string {
