@@ -95,9 +95,16 @@ func TestWithBroker(t *testing.T) {
 		_, text := receive() // the redelivery
 		assert.Equal(t, "m1", text)
 
+		// Sent with Request, an ACK asks for an ACK_RESPONSE.
+		resp, err = b.Request(ctx, command.AckCumulative(cid, sent[1]))
+		require.NoError(t, err)
+		assert.Equal(t, pulsarpb.BaseCommand_ACK_RESPONSE, resp.GetType())
+
 		resp, err = b.Request(ctx, command.GetLastMessageID(cid))
 		require.NoError(t, err)
-		assert.Equal(t, sent[1].Entry, command.FromData(resp.GetGetLastMessageIdResponse().GetLastMessageId()).Entry)
+		last := resp.GetGetLastMessageIdResponse()
+		assert.Equal(t, sent[1].Entry, command.FromData(last.GetLastMessageId()).Entry)
+		assert.Equal(t, sent[1].Entry, last.GetConsumerMarkDeletePosition().GetEntryId(), "the cumulative ack moved the cursor")
 
 		// A seek disconnects the consumer (CLOSE_CONSUMER, as a broker
 		// does); subscribed again, it reads from the position sought.

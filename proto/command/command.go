@@ -6,7 +6,8 @@
 // Each builder takes the command's required fields as arguments and its
 // optional ones in an options struct, given at most once: its zero value
 // leaves every optional field unset, so the broker applies the protocol's
-// default. A builder sets exactly the fields its documentation names.
+// default. A builder sets exactly the fields its documentation names, and
+// always every field the protocol requires but the request id.
 //
 // Request ids are not set here: the request_id field of PRODUCER,
 // SUBSCRIBE, SEEK, CLOSE_*, UNSUBSCRIBE, GET_LAST_MESSAGE_ID, LOOKUP,
@@ -347,10 +348,15 @@ func GetLastMessageID(consumerID uint64) *pulsarpb.BaseCommand {
 		GetLastMessageId: &pulsarpb.CommandGetLastMessageId{ConsumerId: &consumerID}}
 }
 
-// Schema returns a schema of type typ (and name, data and properties, each
-// set when not empty), for ProducerOptions, SubscribeOptions and
-// GetOrCreateSchema.
+// Schema returns a schema of type typ, with name, definition data (for
+// Avro, JSON and Protobuf, the schema's definition; empty for the
+// primitive types) and properties (sorted by key), for ProducerOptions,
+// SubscribeOptions and GetOrCreateSchema. Name, data and type are always
+// set, even when empty: the protocol requires them.
 func Schema(typ pulsarpb.Schema_Type, name string, data []byte, properties map[string]string) *pulsarpb.Schema {
+	if data == nil {
+		data = []byte{}
+	}
 	return &pulsarpb.Schema{Type: typ.Enum(), Name: &name, SchemaData: data, Properties: keyValues(properties)}
 }
 

@@ -169,6 +169,11 @@ func TestBuilders(t *testing.T) {
 			base(pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA, func(c *pulsarpb.BaseCommand) {
 				c.GetOrCreateSchema = &pulsarpb.CommandGetOrCreateSchema{Topic: proto.String("t"), Schema: schema}
 			})},
+		{"GetOrCreateSchema of a primitive type", command.GetOrCreateSchema("t", command.Schema(pulsarpb.Schema_String, "", nil, nil)),
+			base(pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA, func(c *pulsarpb.BaseCommand) {
+				c.GetOrCreateSchema = &pulsarpb.CommandGetOrCreateSchema{Topic: proto.String("t"), Schema: &pulsarpb.Schema{
+					Type: pulsarpb.Schema_String.Enum(), Name: proto.String(""), SchemaData: []byte{}}}
+			})},
 		{"PartitionedMetadata", command.PartitionedMetadata("t"),
 			base(pulsarpb.BaseCommand_PARTITIONED_METADATA, func(c *pulsarpb.BaseCommand) {
 				c.PartitionMetadata = &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String("t")}
