@@ -4,7 +4,8 @@
 // google.golang.org/protobuf's pointer helpers.
 //
 // Each builder takes the command's required fields as arguments and its
-// optional ones in an options struct, given at most once: its zero value
+// optional ones in an options struct, given at most once (a builder panics
+// on more): its zero value
 // leaves every optional field unset, so the broker applies the protocol's
 // default. A builder sets exactly the fields its documentation names, and
 // always every field the protocol requires but the request id.
@@ -165,7 +166,7 @@ type SubscribeOptions struct {
 	// nil is unset. Earliest and Latest are the topic's ends.
 	StartMessageID *MessageID
 	// StartRollback starts a new subscription this long before now (whole
-	// seconds); 0 is unset.
+	// seconds); 0 or less is unset.
 	StartRollback time.Duration
 	// PriorityLevel is the consumer's priority on a Shared subscription (0,
 	// the highest, is unset).
@@ -195,20 +196,22 @@ type SubscribeOptions struct {
 func Subscribe(topic, subscription string, consumerID uint64, subType pulsarpb.CommandSubscribe_SubType, opts ...SubscribeOptions) *pulsarpb.BaseCommand {
 	o := only("Subscribe", opts)
 	s := &pulsarpb.CommandSubscribe{
-		Topic:                           &topic,
-		Subscription:                    &subscription,
-		SubType:                         subType.Enum(),
-		ConsumerId:                      &consumerID,
-		ConsumerName:                    ptr(o.ConsumerName),
-		PriorityLevel:                   ptr(o.PriorityLevel),
-		Metadata:                        keyValues(o.Metadata),
-		ReadCompacted:                   ptr(o.ReadCompacted),
-		Schema:                          o.Schema,
-		StartMessageRollbackDurationSec: ptr(uint64(o.StartRollback / time.Second)),
-		KeySharedMeta:                   o.KeyShared,
-		SubscriptionProperties:          keyValues(o.SubscriptionProperties),
-		ConsumerEpoch:                   ptr(o.ConsumerEpoch),
-		ReplicateSubscriptionState:      ptr(o.ReplicateState),
+		Topic:                      &topic,
+		Subscription:               &subscription,
+		SubType:                    subType.Enum(),
+		ConsumerId:                 &consumerID,
+		ConsumerName:               ptr(o.ConsumerName),
+		PriorityLevel:              ptr(o.PriorityLevel),
+		Metadata:                   keyValues(o.Metadata),
+		ReadCompacted:              ptr(o.ReadCompacted),
+		Schema:                     o.Schema,
+		KeySharedMeta:              o.KeyShared,
+		SubscriptionProperties:     keyValues(o.SubscriptionProperties),
+		ConsumerEpoch:              ptr(o.ConsumerEpoch),
+		ReplicateSubscriptionState: ptr(o.ReplicateState),
+	}
+	if o.StartRollback > 0 {
+		s.StartMessageRollbackDurationSec = ptr(uint64(o.StartRollback / time.Second))
 	}
 	if o.NonDurable {
 		s.Durable = new(false)
@@ -256,7 +259,8 @@ func Flow(consumerID uint64, permits uint32) *pulsarpb.BaseCommand {
 	}}
 }
 
-// Ack builds an individual ACK of the messages ids by consumer consumerID.
+// Ack builds an individual ACK of the messages ids (one or more) by
+// consumer consumerID.
 // Each id is sent as its ledger and entry; an id of a message in a batch of
 // known size (BatchIndex >= 0, BatchSize > 0) also carries the ack set
 // that acknowledges that one message of the batch, which a broker with
@@ -287,7 +291,9 @@ func ack(consumerID uint64, typ pulsarpb.CommandAck_AckType, ids []*pulsarpb.Mes
 // Redeliver builds a REDELIVER_UNACKNOWLEDGED_MESSAGES: ask the broker to
 // deliver again to consumer consumerID's subscription the entries of ids
 // (ledger and entry each), or, with no ids, every message it delivered to
-// the consumer and the consumer has not acknowledged.
+// the consumer and the consumer has not acknowledged. A broker honours the
+// list on Shared and Key_Shared subscriptions only; on the others it
+// redelivers everything unacknowledged.
 func Redeliver(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 	r := &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: &consumerID}
 	for _, id := range ids {

@@ -91,6 +91,12 @@ func TestBuilders(t *testing.T) {
 				Schema: schema, Metadata: []*pulsarpb.KeyValue{kv("m", "1")},
 				SubscriptionProperties: []*pulsarpb.KeyValue{kv("p", "2")}, ConsumerEpoch: proto.Uint64(4)}
 		})},
+		{"Subscribe negative rollback", command.Subscribe("t", "s", 9, pulsarpb.CommandSubscribe_Failover,
+			command.SubscribeOptions{StartRollback: -time.Minute}),
+			base(pulsarpb.BaseCommand_SUBSCRIBE, func(c *pulsarpb.BaseCommand) {
+				c.Subscribe = &pulsarpb.CommandSubscribe{Topic: proto.String("t"), Subscription: proto.String("s"),
+					ConsumerId: proto.Uint64(9), SubType: pulsarpb.CommandSubscribe_Failover.Enum()}
+			})},
 		{"Subscribe auto split", command.Subscribe("t", "s", 9, pulsarpb.CommandSubscribe_Key_Shared,
 			command.SubscribeOptions{KeyShared: command.KeySharedAutoSplit(true)}),
 			base(pulsarpb.BaseCommand_SUBSCRIBE, func(c *pulsarpb.BaseCommand) {
