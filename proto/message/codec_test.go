@@ -178,13 +178,20 @@ func TestChunks(t *testing.T) {
 	// A message too large for one frame: compressed whole, split in three
 	// chunks of one sequence id, decoded one by one, joined and
 	// decompressed.
+	for _, c := range compressions {
+		t.Run(c.String(), func(t *testing.T) { testChunks(t, c) })
+	}
+}
+
+func testChunks(t *testing.T, c pulsarpb.CompressionType) {
 	payload := text(10_000)
-	enc := &message.Encoder{ProducerName: "big", Compression: pulsarpb.CompressionType_ZSTD}
+	enc := &message.Encoder{ProducerName: "big", Compression: c}
 	whole, err := enc.Compress(payload)
 	require.NoError(t, err)
 	whole = bytes.Clone(whole)
 	size := (len(whole) + 2) / 3
 	var joined []byte
+	var chunk0 message.Chunk
 	for id := range 3 {
 		part := whole[min(id*size, len(whole)):min((id+1)*size, len(whole))]
 		chunk := message.Chunk{UUID: "big-7", ID: int32(id), Count: 3, TotalSize: int32(len(whole)), UncompressedSize: uint32(len(payload))}
@@ -194,14 +201,17 @@ func TestChunks(t *testing.T) {
 		cmd, e := decodeFrame(t, wire)
 		assert.True(t, cmd.GetSend().GetIsChunk())
 		assert.Equal(t, uint64(7), cmd.GetSend().GetSequenceId())
-		assert.Equal(t, pulsarpb.CompressionType_ZSTD, e.Compression)
+		assert.Equal(t, c, e.Compression)
 		require.Len(t, e.Messages, 1)
 		got := e.Messages[0]
 		assert.Equal(t, chunk, got.Chunk)
 		assert.Equal(t, part, got.Payload, "a chunk is returned as received")
 		joined = append(joined, got.Payload...)
+		if id == 0 {
+			chunk0 = got.Chunk
+		}
 	}
-	out, err := message.Decompress(pulsarpb.CompressionType_ZSTD, joined, len(payload), message.DefaultMaxSize)
+	out, err := message.Decompress(c, joined, int(chunk0.UncompressedSize), message.DefaultMaxSize)
 	require.NoError(t, err)
 	assert.Equal(t, payload, out)
 }
@@ -295,4 +305,19 @@ func TestEncodeSingleAllocatesNothing(t *testing.T) {
 	assert.Zero(t, allocs)
 	_, e := decodeFrame(t, buf)
 	assert.Equal(t, m.SequenceID, e.Messages[0].SequenceID, "the last run's frame")
+}
+
+func TestDecodePayload(t *testing.T) {
+	// Decode takes the payload section proto/frame split off, as a
+	// consumer gets it with each MESSAGE push.
+	enc := &message.Encoder{Compression: pulsarpb.CompressionType_SNAPPY}
+	wire, err := enc.AppendBatch(nil, 1, batchMessages())
+	require.NoError(t, err)
+	f, err := frame.Parse(wire[4:])
+	require.NoError(t, err)
+	e, err := message.Decode(f.Payload)
+	require.NoError(t, err)
+	_, want := decodeFrame(t, wire)
+	assert.Equal(t, want, e)
+	assert.Equal(t, f.Payload.Checksum, e.Checksum)
 }

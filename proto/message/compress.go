@@ -91,7 +91,9 @@ var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 // Decompress returns data decompressed with c into a new buffer of exactly
 // size bytes (what the metadata's uncompressed_size says); it fails with
 // ErrTooLarge when size exceeds max, without allocating, and with
-// ErrCorrupt when data is not a valid encoding of size bytes. For NONE it
+// ErrCorrupt when data is not a valid encoding of size bytes, stopping as
+// soon as it would go beyond them (ZSTD by up to one block of 128 KiB).
+// The decompressors' working buffers, a fixed size, come on top. For NONE it
 // returns data itself. It is exported for chunked messages, whose chunks
 // are decompressed as a whole once reassembled.
 func Decompress(c pulsarpb.CompressionType, data []byte, size, max int) ([]byte, error) {

@@ -65,7 +65,10 @@ func (e *Encoder) AppendSend(dst []byte, producerID uint64, m *Message) ([]byte,
 		v.uuid, v.chunkID, v.numChunks, v.totalChunkSize = m.Chunk.UUID, m.Chunk.ID, m.Chunk.Count, m.Chunk.TotalSize
 		e.md.Uuid, e.md.ChunkId, e.md.NumChunksFromMsg, e.md.TotalChunkMsgSize = &v.uuid, &v.chunkID, &v.numChunks, &v.totalChunkSize
 		e.send.IsChunk = e.flag(true)
-		e.setCompression(m.Chunk.UncompressedSize)
+		e.setCompression(0)
+		// A chunk says the whole message's size, compressed or not.
+		v.uncompressed = m.Chunk.UncompressedSize
+		e.md.UncompressedSize = &v.uncompressed
 	} else {
 		var err error
 		if data, err = e.compress(data); err != nil {
@@ -185,9 +188,10 @@ func (e *Encoder) metadata(m *Message) {
 }
 
 // Compress returns payload compressed with e.Compression (payload itself
-// for NONE), in a buffer that the next Compress, AppendSend or AppendBatch
-// may reuse: for a message the caller splits into chunks (see Chunk),
-// which AppendSend then sends as they are.
+// for NONE), for a message the caller splits into chunks (see Chunk),
+// which AppendSend then sends as they are. The result is valid until the
+// next Compress, AppendBatch, or AppendSend of a message that is not a
+// chunk: those reuse its buffer.
 func (e *Encoder) Compress(payload []byte) ([]byte, error) {
 	return e.z.compress(e.Compression, payload)
 }
