@@ -48,6 +48,15 @@ func batch(t *testing.T, parts ...any) []byte {
 	return out
 }
 
+// decodeCase is a frame that must fail to decode with want, decoded with
+// max as the Decoder's MaxSize.
+type decodeCase struct {
+	name string
+	wire func(t *testing.T) []byte
+	max  int
+	want error
+}
+
 func TestDecodeErrors(t *testing.T) {
 	payload := text(1000)
 	smm := func(size int32) *pulsarpb.SingleMessageMetadata {
@@ -59,12 +68,7 @@ func TestDecodeErrors(t *testing.T) {
 	batchMD := func(n int32) *pulsarpb.MessageMetadata {
 		return &pulsarpb.MessageMetadata{NumMessagesInBatch: new(n)}
 	}
-	cases := []struct {
-		name string
-		wire func(t *testing.T) []byte
-		max  int
-		want error
-	}{
+	cases := []decodeCase{
 		{"a PING", func(t *testing.T) []byte {
 			w, err := frame.AppendCommand(nil, &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum(), Ping: &pulsarpb.CommandPing{}})
 			require.NoError(t, err)
@@ -138,28 +142,13 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, c := range compressions[1:] {
 		cases = append(cases,
-			struct {
-				name string
-				wire func(t *testing.T) []byte
-				max  int
-				want error
-			}{c.String() + " garbage", func(t *testing.T) []byte {
+			decodeCase{c.String() + " garbage", func(t *testing.T) []byte {
 				return sendFrame(t, md(c, 1000), bytes.Repeat([]byte{0xff}, 50))
 			}, 0, message.ErrCorrupt},
-			struct {
-				name string
-				wire func(t *testing.T) []byte
-				max  int
-				want error
-			}{c.String() + " bigger than its uncompressed size", func(t *testing.T) []byte {
+			decodeCase{c.String() + " bigger than its uncompressed size", func(t *testing.T) []byte {
 				return sendFrame(t, md(c, 999), compressed(t, c, payload))
 			}, 0, message.ErrCorrupt},
-			struct {
-				name string
-				wire func(t *testing.T) []byte
-				max  int
-				want error
-			}{c.String() + " smaller than its uncompressed size", func(t *testing.T) []byte {
+			decodeCase{c.String() + " smaller than its uncompressed size", func(t *testing.T) []byte {
 				return sendFrame(t, md(c, 1001), compressed(t, c, payload))
 			}, 0, message.ErrCorrupt},
 		)

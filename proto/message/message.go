@@ -3,6 +3,7 @@ package message
 import (
 	"errors"
 
+	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -33,7 +34,7 @@ var (
 
 // DefaultMaxSize is the largest uncompressed size a Decoder accepts by
 // default: the broker's default max_message_size, 5 MiB.
-const DefaultMaxSize = 5 * 1024 * 1024
+const DefaultMaxSize = frame.DefaultMaxMessageSize
 
 // Message is one message: what an Encoder encodes, and what a Decoder
 // returns for each message of a payload section. A zero field is unset.
