@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/core"
@@ -337,7 +338,7 @@ func (b *Engine) send(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand
 
 // PublishMessage: see Broker.PublishMessage in the root package.
 func (b *Engine) PublishMessage(ctx context.Context, encoded []byte) error {
-	return b.publish(ctx, 0, encoded)
+	return b.publish(ctx, binding{}, encoded)
 }
 
 // PublishMessageOn: see Broker.PublishMessageOn in the root package.
@@ -345,10 +346,10 @@ func (b *Engine) PublishMessageOn(ctx context.Context, conn uint64, encoded []by
 	if conn == 0 {
 		return b.connGone(conn)
 	}
-	return b.publish(ctx, conn, encoded)
+	return b.publish(ctx, binding{conn: conn}, encoded)
 }
 
-func (b *Engine) publish(ctx context.Context, conn uint64, encoded []byte) error {
+func (b *Engine) publish(ctx context.Context, bd binding, encoded []byte) error {
 	if n, ok := frame.TotalSize(encoded); !ok || int(n) != len(encoded)-4 {
 		return fmt.Errorf("%w: PublishMessage needs one whole encoded frame (%d bytes, total size field %d)", core.ErrProtocol, len(encoded), n)
 	}
@@ -358,8 +359,18 @@ func (b *Engine) publish(ctx context.Context, conn uint64, encoded []byte) error
 	// for every publish made the publisher and the reader, which takes
 	// it for every batch of receipts, contend for it (BenchmarkReceipts
 	// and BenchmarkPublishMessage gained 5-25% in A/B runs without it).
-	if c := b.conn.Load(); c != nil && (conn == 0 || conn == c.gen) && ctx.Err() == nil {
-		if _, err := c.tryPublish(encoded, payload); err == nil {
+	// A registration's binding is checked again under the writer's lock:
+	// what ends or unbinds it (Close, its context, a CLOSE_PRODUCER) clears
+	// it before the step's output is queued, so no SEND follows its
+	// CLOSE_PRODUCER.
+	var bound *atomic.Uint64
+	conn := bd.conn
+	if bd.reg != nil {
+		bound = &bd.reg.created
+		conn = bound.Load()
+	}
+	if c := b.conn.Load(); c != nil && (conn == 0 && bound == nil || conn == c.gen) && ctx.Err() == nil {
+		if _, err := c.tryPublish(encoded, payload, bound); err == nil {
 			b.published.Add(1)
 			return nil
 		}
@@ -367,7 +378,11 @@ func (b *Engine) publish(ctx context.Context, conn uint64, encoded []byte) error
 		// caller waits, below.
 	}
 	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
-		if err := b.onConnLocked(conn); err != nil {
+		conn, err := bd.connLocked()
+		if err == nil {
+			err = b.onConnLocked(conn)
+		}
+		if err != nil {
 			return nil, err
 		}
 		if err := b.core.CheckPublish(len(encoded)); err != nil {

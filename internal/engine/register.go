@@ -392,9 +392,8 @@ func (r *Registration) Publish(ctx context.Context, encoded []byte) error {
 	if !r.producer {
 		return fmt.Errorf("pulsarconn: Publish on consumer %d: only a producer publishes", r.id)
 	}
-	conn := r.created.Load()
-	if conn == 0 {
+	if r.created.Load() == 0 {
 		return r.notCreatedErr()
 	}
-	return r.b.publish(ctx, conn, encoded)
+	return r.b.publish(ctx, binding{reg: r}, encoded)
 }
