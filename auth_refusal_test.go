@@ -87,8 +87,8 @@ func testRefusedCredentialsAreFinal(t *testing.T) {
 	assertRefusal(t, <-requestErr, "the waiting Request")
 	assertRefusal(t, <-waitErr, "the waiting WaitConnected")
 	assert.Equal(t, pulsarconn.StateClosed, b.State())
-	disconnected := pushes.WaitFor(ctx, t, pulsarconn.PushDisconnected, 1)
-	assertRefusal(t, disconnected[0].Err, "the Handler's PushDisconnected")
+	disconnected := pushes.WaitFor(ctx, t, pulsarconn.PushEnded, 1)
+	assertRefusal(t, disconnected[0].Err, "the Handler's PushEnded")
 
 	// However long it waits, the Broker dials no more.
 	clk.Advance(time.Hour)
@@ -144,7 +144,7 @@ func testRefreshRefusedIsFinal(t *testing.T) {
 	require.Equal(t, 1, e.srv.ChallengeAll())
 	testenv.WaitState(t, b, pulsarconn.StateClosed)
 	assertRefusal(t, b.WaitConnected(ctx), "WaitConnected")
-	assertRefusal(t, pushes.WaitFor(ctx, t, pulsarconn.PushDisconnected, 1)[0].Err, "the Handler's PushDisconnected")
+	assertRefusal(t, pushes.WaitFor(ctx, t, pulsarconn.PushEnded, 1)[0].Err, "the Handler's PushEnded")
 	obs.waitUntil(t, func(evs []pulsarconn.Event) bool { return len(ofType[pulsarconn.ConnectionClosed](evs)) == 1 })
 	assert.ErrorIs(t, ofType[pulsarconn.ConnectionClosed](obs.list())[0].Err, pulsarconn.ErrAuthenticationError)
 

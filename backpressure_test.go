@@ -308,11 +308,14 @@ func TestRequestSlotsGoOldestFirst(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, []string{"first", "a"}, sentNow(), "the slot freed is a's, not the newcomer's")
 
-		// a frees its slot as c, next in the queue, gives up: the slot goes
-		// on to d, whether c was woken first or not.
-		cancels["a"]()
+		// c, next in the queue, gives up; then a frees its slot: it goes on
+		// to d. (Cancelling both at once would let c, woken first, send
+		// before it sees its own cancellation: a real outcome, but not
+		// the one this test pins down.)
 		cancels["c"]()
 		assert.ErrorIs(t, <-errs, context.Canceled)
+		synctest.Wait()
+		cancels["a"]()
 		assert.ErrorIs(t, <-errs, context.Canceled)
 		synctest.Wait()
 		cancels["d"]()

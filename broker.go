@@ -276,20 +276,88 @@ func (b *Broker) NewProducerID() uint64 { return b.e.NewProducerID() }
 // NewConsumerID returns a consumer id not handed out before by this Broker.
 func (b *Broker) NewConsumerID() uint64 { return b.e.NewConsumerID() }
 
-// Registration is a producer or consumer registered on a Broker. It lasts
-// until Close, the end of the context it was registered with, or the
-// Broker's Stop; it survives reconnections (its Handler is told of each
-// with a PushDisconnected, and its owner re-creates the broker-side
-// producer or consumer under the same id).
+// Registration is a producer or consumer registered on a Broker: its id,
+// its Handler, and the connection its broker-side producer or consumer
+// was created on.
+//
+// It lasts until Close, the end of the context it was registered with,
+// the Broker's Stop, or the Broker's end after the broker refused its
+// credentials. It survives reconnections: its Handler is told of each
+// loss with a PushDisconnected, and its owner re-creates the broker-side
+// producer or consumer with Create. When it ends, whatever the reason,
+// its Handler gets one last push, PushEnded, whose Err says why (as Err
+// does), Done is closed, and its calls fail with ErrRegistrationEnded. A
+// registration for as long as a producer or consumer lives should have
+// a context that lives as long (context.Background and Close, typically),
+// not a request's timeout.
+//
+// Create, Publish, Send and Request are bound to the connection Create
+// last succeeded on, so that a SEND, FLOW or ACK never reaches a
+// connection on which the producer or consumer was not created: with no
+// successful Create, or after the broker closed the producer or consumer
+// (PushClosed), they fail at once with ErrNotCreated; once that
+// connection is lost, with a retryable error matching ErrDisconnected;
+// the owner then calls Create again. Broker.PublishMessage and Send
+// remain the raw path, bound to no connection.
 type Registration struct{ r *engine.Registration }
 
 // ID returns the producer or consumer id.
 func (r *Registration) ID() uint64 { return r.r.ID() }
 
-// Close removes the registration and, when connected, sends CLOSE_PRODUCER
-// or CLOSE_CONSUMER and waits for the broker's answer within ctx. Later
-// calls return the first call's result.
+// Close ends the registration: its Handler is told PushEnded (with an
+// error matching ErrClosed) and, when connected, CLOSE_PRODUCER or
+// CLOSE_CONSUMER is sent and Close waits for the broker's answer within
+// ctx. Later calls return the first call's result.
 func (r *Registration) Close(ctx context.Context) error { return r.r.Close(ctx) }
+
+// Done returns a channel closed when the registration has ended (see
+// Err). The Handler's PushEnded is queued by then, not necessarily
+// delivered.
+func (r *Registration) Done() <-chan struct{} { return r.r.Done() }
+
+// Err returns nil while the registration is live, and then why it ended:
+// an error matching ErrClosed after Close or Stop; wrapping the context's
+// error (and its cause) after the registration's context ended; matching
+// both ErrClosed and ErrAuthenticationError after the broker refused the
+// credentials.
+func (r *Registration) Err() error { return r.r.Err() }
+
+// Create sends cmd, the PRODUCER command of a producer registration or the
+// SUBSCRIBE of a consumer one, whose producer or consumer id must be the
+// registration's, as Request does (waiting for a connection while
+// disconnected), and on success binds the registration to the connection
+// that answered: Publish, Send and Request go there. Call it again after
+// each PushDisconnected or PushClosed. It fails with ErrRegistrationEnded
+// once the registration has ended.
+func (r *Registration) Create(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	return r.r.Create(ctx, cmd)
+}
+
+// Publish is Broker.PublishMessage bound to the connection Create
+// succeeded on (a producer registration only). It fails at once with an
+// error matching ErrRegistrationEnded (and why it ended) once the
+// registration has ended; ErrNotCreated before Create succeeded or after
+// the broker closed the producer; and a retryable error matching
+// ErrDisconnected once that connection is gone, so that a SEND never
+// reaches a connection before its PRODUCER. Otherwise it waits while the
+// write queue is full, as PublishMessage does.
+func (r *Registration) Publish(ctx context.Context, encoded []byte) error {
+	return r.r.Publish(ctx, encoded)
+}
+
+// Send is Broker.Send bound as Publish is: for the registration's FLOW,
+// ACK, REDELIVER_UNACKNOWLEDGED_MESSAGES, and other commands without an
+// answer. It fails as Publish does.
+func (r *Registration) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
+	return r.r.Send(ctx, cmd)
+}
+
+// Request is Broker.Request bound as Publish is: for the registration's
+// SEEK, GET_LAST_MESSAGE_ID, UNSUBSCRIBE, ACK with a request id, and
+// other requests. It fails as Publish does, and then as Request does.
+func (r *Registration) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	return r.r.Request(ctx, cmd)
+}
 
 func registration(r *engine.Registration, err error) (*Registration, error) {
 	if err != nil {
@@ -299,17 +367,21 @@ func registration(r *engine.Registration, err error) (*Registration, error) {
 }
 
 // RegisterProducer routes the pushes for producer id (receipts, send
-// errors, close and migrate notices, disconnection) to h. When ctx ends
-// the registration is removed and CLOSE_PRODUCER is sent, as by Close.
-// The id must not be registered already (ErrDuplicateID).
+// errors, close and migrate notices, disconnection, the end) to h. When
+// ctx ends the registration ends and CLOSE_PRODUCER is sent, as by Close
+// (the Handler's PushEnded then wraps ctx's error): pass a context that
+// lives as long as the producer, not a request's timeout. The id must
+// not be registered already (ErrDuplicateID). Create the broker-side
+// producer with the Registration's Create and publish with its Publish.
 func (b *Broker) RegisterProducer(ctx context.Context, id uint64, h Handler) (*Registration, error) {
 	return registration(b.e.RegisterProducer(ctx, id, h))
 }
 
 // RegisterConsumer routes the pushes for consumer id (messages, active
 // consumer changes, end of topic, close and migrate notices,
-// disconnection) to h. When ctx ends the registration is removed and
-// CLOSE_CONSUMER is sent, as by Close.
+// disconnection, the end) to h. When ctx ends the registration ends and
+// CLOSE_CONSUMER is sent, as by Close. Subscribe with the Registration's
+// Create, and grant permits and ack with its Send.
 func (b *Broker) RegisterConsumer(ctx context.Context, id uint64, h Handler) (*Registration, error) {
 	return registration(b.e.RegisterConsumer(ctx, id, h))
 }
@@ -324,8 +396,9 @@ var _ ports.Listing = (*Broker)(nil)
 
 // Stop closes the Broker gracefully: it sends CLOSE_PRODUCER and
 // CLOSE_CONSUMER for every registration and waits for their answers while
-// ctx allows, then fails whatever is still pending with ErrClosed, tells
-// every Handler (PushDisconnected with ErrClosed), closes the connection,
+// ctx allows, then fails whatever is still pending with ErrClosed, ends
+// every registration (its Handler's last push is PushEnded, with
+// ErrClosed), closes the connection,
 // removes the Broker from its Registry, and waits for every goroutine it
 // started. It returns ctx's error if ctx ended before the broker answered
 // the closes (an answer that refuses a close is only logged), or while a

@@ -357,7 +357,7 @@ func (s staticToken) Challenge(context.Context, []byte) ([]byte, error) { return
 // deliveries behind that Handler, and the goroutine running it, are
 // abandoned to finish when it returns.
 // TestStopReturnsAtItsDeadlineWhileAHandlerBlocks: a Handler that blocks
-// on the PushDisconnected of Stop holds Stop only until its context's
+// on the PushEnded of Stop holds Stop only until its context's
 // deadline, to the instant (a synctest bubble: its clock moves only when
 // every goroutine waits).
 func TestStopReturnsAtItsDeadlineWhileAHandlerBlocks(t *testing.T) {
@@ -366,7 +366,7 @@ func TestStopReturnsAtItsDeadlineWhileAHandlerBlocks(t *testing.T) {
 		b := e.connected(t)
 		release := make(chan struct{})
 		_, err := b.RegisterProducer(context.Background(), b.NewProducerID(), pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
-			if p.Kind == pulsarconn.PushDisconnected {
+			if p.Kind == pulsarconn.PushEnded {
 				<-release
 			}
 		}))
@@ -394,7 +394,7 @@ func testStopReturnsWhenItsContextEndsWhileAHandlerBlocks(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	_, err := b.RegisterProducer(context.Background(), b.NewProducerID(), pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
-		if p.Kind == pulsarconn.PushDisconnected {
+		if p.Kind == pulsarconn.PushEnded {
 			once.Do(func() { close(blocked) })
 			<-release
 		}

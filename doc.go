@@ -26,6 +26,27 @@
 //	res, err := b.LookupTopic(ctx, "persistent://public/default/t", false)
 //	n, err := b.PartitionedTopicMetadata(ctx, "persistent://public/default/t")
 //
+// # Producers and consumers
+//
+// RegisterProducer and RegisterConsumer route one producer's or consumer's
+// pushes to a Handler and return a Registration, which lasts until Close,
+// the end of the context it was registered with (give it one that lives as
+// long as the producer, not a request's timeout), or the Broker's end; its
+// Handler's last push is then PushEnded, and Done and Err say so. Create
+// sends its PRODUCER or SUBSCRIBE and binds the Registration to the
+// connection that answered; Publish, Send and Request go only there, so
+// that a SEND never reaches a connection before its PRODUCER. After a
+// PushDisconnected (a retryable ErrDisconnected) or a PushClosed
+// (ErrNotCreated), call Create again:
+//
+//	reg, err := b.RegisterProducer(context.Background(), b.NewProducerID(), handler)
+//	defer reg.Close(context.Background())
+//	_, err = reg.Create(ctx, producerCommand) // PRODUCER with reg.ID()
+//	err = reg.Publish(ctx, frame)              // a SEND frame (frame.AppendMessage)
+//
+// Broker.PublishMessage and Broker.Send are the raw path, bound to no
+// connection nor registration.
+//
 // # Calls while disconnected
 //
 // By default a call made while the Broker is not connected waits for the
@@ -37,7 +58,8 @@
 // # Errors
 //
 // Every error wraps a sentinel of this package (ErrDisconnected,
-// ErrClosed, ErrRequestTimeout, ErrMessageTooLarge, ...) or a context
+// ErrClosed, ErrRequestTimeout, ErrMessageTooLarge, ErrRegistrationEnded,
+// ErrNotCreated, ...) or a context
 // error, and broker errors are a *ServerError that matches the code
 // sentinels (ErrServiceNotReady, ErrTopicNotFound, ...) with errors.Is.
 package pulsarconn

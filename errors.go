@@ -32,6 +32,15 @@ var (
 	// ErrTooManyPendingRequests: every request slot stayed taken
 	// (WithMaxPendingRequests) until the caller's context ended. Retryable.
 	ErrTooManyPendingRequests = core.ErrTooManyPending
+
+	// ErrRegistrationEnded: a call on a Registration that has ended
+	// (Close, its context, Stop, or the Broker's end); the error also
+	// wraps why, as Registration.Err says it. Not retryable.
+	ErrRegistrationEnded = engine.ErrRegistrationEnded
+	// ErrNotCreated: a Registration's Publish, Send or Request before its
+	// Create succeeded, or after the broker closed its producer or
+	// consumer (PushClosed): call Create. Not retryable as it is.
+	ErrNotCreated = engine.ErrNotCreated
 )
 
 // Code sentinels: a *ServerError matches the one with its code.
@@ -56,13 +65,15 @@ var (
 // IsRetryable reports whether an operation that failed with err may succeed
 // if tried again: connection loss, timeouts, a full write queue or request
 // table, and the broker's ServiceNotReady, TooManyRequests, MetadataError
-// and PersistenceError. An error that matches ErrClosed or
-// ErrAuthenticationError is not, whatever wraps it: the broker's refusal of
+// and PersistenceError. An error that matches ErrClosed,
+// ErrAuthenticationError, ErrRegistrationEnded or ErrNotCreated is not,
+// whatever wraps it: the broker's refusal of
 // the credentials ends a Broker for good (see WithAuthenticator), while an
 // Authenticator's own failure (ErrAuthentication) is retried by the Broker,
 // and a call that fails with it while disconnected is retryable.
 func IsRetryable(err error) bool {
-	if errors.Is(err, ErrClosed) || errors.Is(err, ErrAuthenticationError) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrAuthenticationError) ||
+		errors.Is(err, ErrRegistrationEnded) || errors.Is(err, ErrNotCreated) {
 		return false
 	}
 	return core.IsRetryable(err) || errors.Is(err, ErrQueueFull) || errors.Is(err, ErrTooManyPendingRequests)
@@ -87,16 +98,48 @@ type Push = core.Push
 // PushKind says what a Push carries.
 type PushKind = core.PushKind
 
-// The kinds of push.
+// The kinds of push a Handler gets. Push.Command is the broker's command
+// (nil for PushDisconnected and PushEnded), Push.ID the producer or
+// consumer id, and Push.Err is set only where said.
 const (
-	PushReceipt              = core.PushReceipt
-	PushSendError            = core.PushSendError
-	PushMessage              = core.PushMessage
+	// PushReceipt: SEND_RECEIPT, to a producer: the broker stored the
+	// message of Command.SendReceipt's sequence id at its message id.
+	PushReceipt = core.PushReceipt
+	// PushSendError: SEND_ERROR, to a producer: the broker did not store
+	// the message of that sequence id. Err is the broker's error, a *ServerError (errors.Is matches
+	// its code sentinel, e.g. ErrChecksum).
+	PushSendError = core.PushSendError
+	// PushMessage: MESSAGE, to a consumer, with Payload (its metadata and
+	// bytes); Payload.ChecksumOK is the checksum verdict.
+	PushMessage = core.PushMessage
+	// PushActiveConsumerChange: ACTIVE_CONSUMER_CHANGE, to a consumer of a
+	// failover subscription: whether it is now the active one.
 	PushActiveConsumerChange = core.PushActiveConsumerChange
-	PushReachedEndOfTopic    = core.PushReachedEndOfTopic
-	PushClosed               = core.PushClosed
-	PushTopicMigrated        = core.PushTopicMigrated
-	PushDisconnected         = core.PushDisconnected
+	// PushReachedEndOfTopic: REACHED_END_OF_TOPIC, to a consumer: the
+	// topic was terminated and every message delivered.
+	PushReachedEndOfTopic = core.PushReachedEndOfTopic
+	// PushClosed: the broker closed the producer or consumer
+	// (CLOSE_PRODUCER / CLOSE_CONSUMER), maybe naming in BrokerURL and
+	// BrokerURLTLS the broker that now serves the topic. The registration
+	// stays, but its Publish, Send and Request fail with ErrNotCreated
+	// until the owner creates it again (Create, after a new lookup) or
+	// Closes it.
+	PushClosed = core.PushClosed
+	// PushTopicMigrated: TOPIC_MIGRATED: the topic moved to another
+	// cluster, whose URLs are in BrokerURL and BrokerURLTLS.
+	PushTopicMigrated = core.PushTopicMigrated
+	// PushDisconnected: the connection was lost; Err says why and matches
+	// ErrDisconnected. The broker-side producer or consumer is gone; the
+	// registration stays, and its owner calls Create again (it waits for
+	// the next connection). Messages not receipted may or may not have
+	// been stored.
+	PushDisconnected = core.PushDisconnected
+	// PushEnded: the registration has ended, and this is its Handler's
+	// last push. Err says why, as Registration.Err does: matching
+	// ErrClosed after Close or the Broker's Stop; wrapping the context's
+	// error after the registration's context ended; matching ErrClosed and
+	// ErrAuthenticationError when the broker refused the credentials.
+	PushEnded = core.PushEnded
 )
 
 // Handler receives the pushes of one registered producer or consumer. It is

@@ -57,6 +57,20 @@ func ExampleStart() {
 	// Output: pulsar://broker:6650 3
 }
 
+// exampleSend encodes message seq of producer id as a SEND frame.
+func exampleSend(id, seq uint64, body string) []byte {
+	msg, err := frame.AppendMessage(nil,
+		&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEND.Enum(),
+			Send: &pulsarpb.CommandSend{ProducerId: proto.Uint64(id), SequenceId: proto.Uint64(seq)}},
+		&pulsarpb.MessageMetadata{ProducerName: proto.String("example"), SequenceId: proto.Uint64(seq),
+			PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))},
+		[]byte(body))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return msg
+}
+
 func ExampleBroker_RegisterProducer() {
 	network, srv := fakeBroker()
 	defer srv.Close()
@@ -65,13 +79,13 @@ func ExampleBroker_RegisterProducer() {
 		log.Fatal(err)
 	}
 	defer b.Stop(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 
-	// Route this producer's receipts to a channel.
+	// The registration lives as long as the producer: its context is not
+	// a request's timeout, and Close ends it. Its Handler gets this
+	// producer's receipts and, last, PushEnded.
 	receipts := make(chan *pulsarpb.CommandSendReceipt, 1)
 	id := b.NewProducerID()
-	reg, err := b.RegisterProducer(ctx, id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+	reg, err := b.RegisterProducer(context.Background(), id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
 		if p.Kind == pulsarconn.PushReceipt {
 			receipts <- p.Command.GetSendReceipt()
 		}
@@ -81,28 +95,69 @@ func ExampleBroker_RegisterProducer() {
 	}
 	defer reg.Close(context.Background())
 
-	// Create the producer on the broker, then publish one encoded frame.
-	if _, err := b.Request(ctx, &pulsarpb.BaseCommand{
+	// Each call has its own timeout. Create makes the producer on the
+	// broker and binds the registration to that connection; Publish sends
+	// only there (after a PushDisconnected or PushClosed, Create again).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := reg.Create(ctx, &pulsarpb.BaseCommand{
 		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
 		Producer: &pulsarpb.CommandProducer{Topic: proto.String("persistent://public/default/t"), ProducerId: proto.Uint64(id)},
 	}); err != nil {
 		log.Fatal(err)
 	}
-	msg, err := frame.AppendMessage(nil,
-		&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEND.Enum(),
-			Send: &pulsarpb.CommandSend{ProducerId: proto.Uint64(id), SequenceId: proto.Uint64(0)}},
-		&pulsarpb.MessageMetadata{ProducerName: proto.String("example"), SequenceId: proto.Uint64(0),
-			PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))},
-		[]byte("hello"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := b.PublishMessage(ctx, msg); err != nil {
+	if err := reg.Publish(ctx, exampleSend(id, 0, "hello")); err != nil {
 		log.Fatal(err)
 	}
 	r := <-receipts
 	fmt.Println("receipt for sequence id", r.GetSequenceId())
 	// Output: receipt for sequence id 0
+}
+
+func ExampleClient() {
+	network, srv := fakeBroker()
+	defer srv.Close()
+
+	// A Client looks topics up from the service URL and holds one Broker
+	// per broker URL.
+	c, err := pulsarconn.NewClient("pulsar://broker:6650", pulsarconn.WithTransport(network))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const topic = "persistent://public/default/orders"
+	b, err := c.LookupTopic(ctx, topic)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A producer on the Broker that owns the topic.
+	receipts := make(chan uint64, 2)
+	id := b.NewProducerID()
+	reg, err := b.RegisterProducer(context.Background(), id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		if p.Kind == pulsarconn.PushReceipt {
+			receipts <- p.Command.GetSendReceipt().GetSequenceId()
+		}
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Close(context.Background())
+	if _, err := reg.Create(ctx, &pulsarpb.BaseCommand{
+		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
+		Producer: &pulsarpb.CommandProducer{Topic: proto.String(topic), ProducerId: proto.Uint64(id)},
+	}); err != nil {
+		log.Fatal(err)
+	}
+	for seq, body := range []string{"created", "paid"} {
+		if err := reg.Publish(ctx, exampleSend(id, uint64(seq), body)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(b.BrokerURL(), <-receipts, <-receipts)
+	// Output: pulsar://broker:6650 0 1
 }
 
 func ExampleBroker_RequestAsync() {

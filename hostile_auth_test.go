@@ -88,6 +88,7 @@ func TestHostileAuthChallengeFlood(t *testing.T) {
 		// waits for the broker.
 		var reading sync.WaitGroup
 		defer reading.Wait()
+		flooded := make(chan struct{})
 		reading.Go(func() {
 			for {
 				f, err := c.fr.Next()
@@ -106,7 +107,9 @@ func TestHostileAuthChallengeFlood(t *testing.T) {
 				case pulsarpb.BaseCommand_LOOKUP:
 					// Answered after the flood: the Broker has
 					// handled every challenge once it has the
-					// answer.
+					// answer. (The LOOKUP can come before the
+					// flood is written.)
+					<-flooded
 					c.send(&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
 						RequestId:        proto.Uint64(f.Command.GetLookupTopic().GetRequestId()),
 						Response:         pulsarpb.CommandLookupTopicResponse_Connect.Enum(),
@@ -116,6 +119,7 @@ func TestHostileAuthChallengeFlood(t *testing.T) {
 			}
 		})
 		c.Write(flood)
+		close(flooded)
 	})
 
 	auth := &slowAuth{release: make(chan struct{})}

@@ -431,7 +431,8 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 	b := e.connected(t)
 	ctx := testContext(t)
 	pctx, cancelProducer := context.WithCancel(ctx)
-	_, err := b.RegisterProducer(pctx, 1, NewPushLog())
+	pl := NewPushLog()
+	preg, err := b.RegisterProducer(pctx, 1, pl)
 	require.NoError(t, err)
 	_, err = b.RegisterProducer(ctx, 1, NewPushLog())
 	assert.ErrorIs(t, err, pulsarconn.ErrDuplicateID)
@@ -440,8 +441,12 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 	cancelProducer() // the owner went away
 	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_CLOSE_PRODUCER, 1))
 	assert.Empty(t, b.Producers())
+	<-preg.Done()
+	assert.ErrorIs(t, preg.Err(), context.Canceled)
+	assert.ErrorIs(t, pl.WaitFor(ctx, t, pulsarconn.PushEnded, 1)[0].Err, context.Canceled, "its Handler is told")
 
-	reg, err := b.RegisterConsumer(ctx, 4, NewPushLog())
+	cl := NewPushLog()
+	reg, err := b.RegisterConsumer(ctx, 4, cl)
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{4}, b.Consumers())
 	require.NoError(t, reg.Close(ctx), "SUCCESS answers CLOSE_CONSUMER")
@@ -449,6 +454,8 @@ func testRegistrationLifetime(t *testing.T, e *env) {
 	assert.Empty(t, b.Consumers())
 	require.NoError(t, reg.Close(ctx), "a second Close is a no-op")
 	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER))
+	assert.ErrorIs(t, reg.Err(), pulsarconn.ErrClosed)
+	assert.Len(t, cl.WaitFor(ctx, t, pulsarconn.PushEnded, 1), 1, "told once")
 }
 
 // testServerDrops: the broker drops the connection with a request in
@@ -645,9 +652,10 @@ func testGracefulStop(t *testing.T, e *env) {
 	assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_CONSUMER), "consumers closed first")
 	assert.ErrorIs(t, <-errc, pulsarconn.ErrClosed, "what is still pending fails")
 	for _, l := range []*PushLog{prod, cons} {
-		got := l.OfKind(pulsarconn.PushDisconnected)
+		got := l.OfKind(pulsarconn.PushEnded)
 		require.Len(t, got, 1, "told before Stop returns")
 		assert.ErrorIs(t, got[0].Err, pulsarconn.ErrClosed)
+		assert.Empty(t, l.OfKind(pulsarconn.PushDisconnected), "the end, not a disconnection")
 	}
 	assert.Equal(t, pulsarconn.StateClosed, b.State())
 	_, err = b.LookupTopic(ctx, topic, false)

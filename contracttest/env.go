@@ -2,6 +2,7 @@ package contracttest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,13 @@ func (l *PushLog) WaitFor(ctx context.Context, t testing.TB, kind pulsarconn.Pus
 			t.Fatalf("waiting for %d %v pushes: got %d", n, kind, len(got))
 		}
 	}
+}
+
+// All returns the pushes received so far, in order.
+func (l *PushLog) All() []pulsarconn.Push {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.pushes)
 }
 
 // OfKind returns the pushes of kind received so far, in order.

@@ -86,7 +86,7 @@ func TestGracefulStop(t *testing.T) {
 	assert.False(t, core.IsRetryable(lookupW.err))
 	h.each(func(producer bool, id uint64, rec *recorder) {
 		require.Len(t, rec.pushes, 1, "producer %v id %d", producer, id)
-		assert.Equal(t, core.PushDisconnected, rec.pushes[0].Kind)
+		assert.Equal(t, core.PushEnded, rec.pushes[0].Kind)
 		assert.Equal(t, id, rec.pushes[0].ID)
 		assert.ErrorIs(t, rec.pushes[0].Err, core.ErrClosed)
 	})
@@ -145,13 +145,13 @@ func TestConnFailedWhileClosing(t *testing.T) {
 	for _, w := range cl.waiters {
 		assert.Equal(t, 1, w.calls, "completed once")
 	}
-	// Each handler hears of the lost connection and then of the stop.
+	// Each handler hears of the lost connection and then, last, of the end.
 	h.each(func(producer bool, id uint64, rec *recorder) {
 		require.NotEmpty(t, rec.pushes)
 		last := rec.pushes[len(rec.pushes)-1]
-		assert.Equal(t, core.PushDisconnected, last.Kind)
+		assert.Equal(t, core.PushEnded, last.Kind)
 		assert.ErrorIs(t, last.Err, core.ErrClosed)
-		assert.Len(t, rec.ofKind(core.PushDisconnected), len(rec.pushes))
+		assert.Len(t, rec.ofKind(core.PushDisconnected), len(rec.pushes)-1)
 	})
 }
 

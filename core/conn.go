@@ -390,7 +390,7 @@ func (c *Conn) ConnFailed(now time.Time, gen uint64, err error) {
 		c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: err})
 		c.rd.Output = c.rd.Output[:0]
 		c.rd.clearLatest()
-		c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
+		c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err), PushDisconnected)
 	}
 }
 
@@ -519,7 +519,7 @@ func (c *Conn) lost(now time.Time, cause error) {
 	c.rd.Output = c.rd.Output[:0]
 	c.rd.clearLatest()
 	c.log(slog.LevelWarn, "connection lost", slog.String("address", c.cfg.Address), slog.Any("error", cause))
-	c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, cause))
+	c.failAll(fmt.Errorf("%w: %w", ErrDisconnected, cause), PushDisconnected)
 	c.reconnectAt = now.Add(c.backoff.Next())
 	c.setState(StateDisconnected)
 }
@@ -543,7 +543,7 @@ func (c *Conn) refused(cause error) {
 	c.rd.clearLatest()
 	c.log(slog.LevelError, "the broker refused the credentials; not reconnecting", slog.String("address", c.cfg.Address), slog.Any("error", cause))
 	c.handlersLive = true // every handler learns of the end, as at a stop
-	c.failAll(c.refusal)
+	c.failAll(c.refusal, PushEnded)
 	clear(c.producers)
 	clear(c.consumers)
 	c.setState(StateClosed)
@@ -564,8 +564,9 @@ func (c *Conn) Final() error {
 }
 
 // failAll fails every pending request with err and tells every handler,
-// once per connection, that the connection is gone.
-func (c *Conn) failAll(err error) {
+// once per connection, that the connection is gone (kind
+// PushDisconnected) or that the Conn has ended for good (PushEnded).
+func (c *Conn) failAll(err error, kind PushKind) {
 	for _, id := range sortedKeys(c.pending) {
 		p := c.pending[id]
 		if plantedBug && p.typ == pulsarpb.BaseCommand_PRODUCER {
@@ -580,10 +581,10 @@ func (c *Conn) failAll(err error) {
 	}
 	c.handlersLive = false
 	for _, id := range sortedKeys(c.producers) {
-		c.deliver(c.producers[id], Push{Kind: PushDisconnected, ID: id, Err: err})
+		c.deliver(c.producers[id], Push{Kind: kind, ID: id, Err: err})
 	}
 	for _, id := range sortedKeys(c.consumers) {
-		c.deliver(c.consumers[id], Push{Kind: PushDisconnected, ID: id, Err: err})
+		c.deliver(c.consumers[id], Push{Kind: kind, ID: id, Err: err})
 	}
 }
 
@@ -628,7 +629,7 @@ func (c *Conn) FinishClose(now time.Time) {
 		return
 	}
 	c.handlersLive = true // every handler learns of the final stop
-	c.failAll(ErrClosed)
+	c.failAll(ErrClosed, PushEnded)
 	clear(c.producers)
 	clear(c.consumers)
 	c.rd.Closes = append(c.rd.Closes, Close{Gen: c.gen, Err: ErrClosed})

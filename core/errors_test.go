@@ -132,7 +132,7 @@ func TestStringers(t *testing.T) {
 	for k, want := range map[core.PushKind]string{
 		core.PushReceipt: "Receipt", core.PushSendError: "SendError", core.PushMessage: "Message",
 		core.PushActiveConsumerChange: "ActiveConsumerChange", core.PushReachedEndOfTopic: "ReachedEndOfTopic",
-		core.PushClosed: "Closed", core.PushTopicMigrated: "TopicMigrated", core.PushDisconnected: "Disconnected",
+		core.PushClosed: "Closed", core.PushTopicMigrated: "TopicMigrated", core.PushDisconnected: "Disconnected", core.PushEnded: "Ended",
 		core.PushKind(0): "PushKind(?)", core.PushKind(200): "PushKind(?)",
 	} {
 		assert.Equal(t, want, k.String())

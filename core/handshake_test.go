@@ -444,7 +444,7 @@ func TestLiveCredentialsRefused(t *testing.T) {
 		assert.False(t, core.IsRetryable(err))
 		assert.Contains(t, err.Error(), "refresh refused")
 	}
-	assert.Equal(t, core.PushDisconnected, r.pushes[len(r.pushes)-1].Kind)
+	assert.Equal(t, core.PushEnded, r.pushes[len(r.pushes)-1].Kind)
 	assert.Empty(t, h.c.Producers(), "registrations end with the Conn")
 	assert.Equal(t, uint64(0), h.c.Stats().UnknownRequests, "a refusal, not an unknown answer")
 	assert.True(t, h.c.NextDeadline().IsZero())

@@ -27,10 +27,15 @@ const (
 	// PushTopicMigrated: TOPIC_MIGRATED, with the new cluster's URLs.
 	PushTopicMigrated
 	// PushDisconnected: the connection was lost (Err says why; it matches
-	// ErrDisconnected) or stopped (Err matches ErrClosed). The broker-side
-	// producer or consumer is gone; after a reconnect the owner re-creates
-	// it.
+	// ErrDisconnected). The broker-side producer or consumer is gone; after
+	// a reconnect the owner re-creates it.
 	PushDisconnected
+	// PushEnded: the registration has ended for good, and this is the last
+	// push its Handler gets. The core sends it when the Conn ends for good:
+	// at FinishClose (Err matches ErrClosed) or when the broker refused
+	// the credentials (Err matches ErrClosed and ErrAuthenticationError);
+	// the driver also sends it when a registration is removed.
+	PushEnded
 )
 
 var pushKindNames = [...]string{
@@ -42,6 +47,7 @@ var pushKindNames = [...]string{
 	PushClosed:               "Closed",
 	PushTopicMigrated:        "TopicMigrated",
 	PushDisconnected:         "Disconnected",
+	PushEnded:                "Ended",
 }
 
 // String implements fmt.Stringer.
@@ -57,7 +63,8 @@ type Push struct {
 	Kind PushKind
 	// ID is the producer or consumer id it was routed by.
 	ID uint64
-	// Command is the broker's command; nil for PushDisconnected.
+	// Command is the broker's command; nil for PushDisconnected and
+	// PushEnded.
 	Command *pulsarpb.BaseCommand
 	// Payload is set for PushMessage. Payload.ChecksumOK is the checksum
 	// verdict; a consumer should not trust a message without it.
@@ -66,7 +73,7 @@ type Push struct {
 	// should go next (PushClosed with an assigned broker,
 	// PushTopicMigrated); empty when the broker named none.
 	BrokerURL, BrokerURLTLS string
-	// Err is set for PushDisconnected and PushSendError.
+	// Err is set for PushDisconnected, PushEnded and PushSendError.
 	Err error
 }
 

@@ -31,7 +31,8 @@ package core_test
 //   - pushes reach the handler registered for the id they name, of the
 //     right kind (each SEND_RECEIPT exactly once), never a removed one;
 //     PushDisconnected once per connection, to every handler, on a loss
-//     from connected; ErrClosed once, in FinishClose or at a refusal;
+//     from connected; PushEnded (ErrClosed) once, in FinishClose or at a
+//     refusal, and nothing after it;
 //   - the broker's refusal of the credentials (ERROR AuthenticationError
 //     in the handshake, or answering no request on a live connection)
 //     ends the Conn for good: closed, with everything failed, every
@@ -227,7 +228,7 @@ type simHandler struct {
 	id       uint64
 	removed  bool // unregistered: no push may reach it any more
 	// toldEpoch is the connection epoch of the last PushDisconnected
-	// (ErrDisconnected) it got; toldClosed, whether it got ErrClosed.
+	// (ErrDisconnected) it got; toldClosed, whether it got PushEnded.
 	toldEpoch  int
 	toldClosed bool
 }
@@ -783,9 +784,9 @@ func (s *sim) onComplete(w *simWaiter, result *pulsarpb.BaseCommand, err error) 
 }
 
 var producerPushes = map[core.PushKind]bool{core.PushReceipt: true, core.PushSendError: true,
-	core.PushClosed: true, core.PushTopicMigrated: true, core.PushDisconnected: true}
+	core.PushClosed: true, core.PushTopicMigrated: true, core.PushDisconnected: true, core.PushEnded: true}
 var consumerPushes = map[core.PushKind]bool{core.PushMessage: true, core.PushActiveConsumerChange: true,
-	core.PushReachedEndOfTopic: true, core.PushClosed: true, core.PushTopicMigrated: true, core.PushDisconnected: true}
+	core.PushReachedEndOfTopic: true, core.PushClosed: true, core.PushTopicMigrated: true, core.PushDisconnected: true, core.PushEnded: true}
 
 func (s *sim) onPush(h *simHandler, p core.Push) {
 	who := "consumer"
@@ -798,15 +799,20 @@ func (s *sim) onPush(h *simHandler, p core.Push) {
 	if h.removed {
 		s.failf("push %v delivered to %s %d after it was removed", p.Kind, who, h.id)
 	}
+	if h.toldClosed {
+		s.failf("push %v delivered to %s %d after its PushEnded", p.Kind, who, h.id)
+	}
 	if p.ID != h.id {
 		s.failf("push %v for id %d delivered to %s %d", p.Kind, p.ID, who, h.id)
 	}
 	if (h.producer && !producerPushes[p.Kind]) || (!h.producer && !consumerPushes[p.Kind]) {
 		s.failf("push %v delivered to a %s", p.Kind, who)
 	}
-	if p.Kind == core.PushDisconnected {
+	if p.Kind == core.PushDisconnected || p.Kind == core.PushEnded {
 		s.cur.lostPushes++
 		switch {
+		case errors.Is(p.Err, core.ErrClosed) != (p.Kind == core.PushEnded):
+			s.failf("%v with err %v", p.Kind, p.Err)
 		case errors.Is(p.Err, core.ErrClosed):
 			if s.cur.kind != stepFinishClose && !s.cur.exp.refused || h.toldClosed {
 				s.failf("%s %d told of the final stop outside FinishClose and a refusal, or twice", who, h.id)

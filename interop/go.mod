@@ -6,8 +6,8 @@ replace github.com/pulsarconn/pulsarconn => ../
 
 require (
 	github.com/apache/pulsar-client-go v0.19.0
-	github.com/klauspost/compress v1.18.0
-	github.com/pierrec/lz4/v4 v4.1.22
+	github.com/klauspost/compress v1.20.4
+	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/prometheus/client_golang v1.20.5
 	github.com/pulsarconn/pulsarconn v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1

@@ -32,20 +32,19 @@ func ExampleServer_userProducer() {
 		log.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	b, err := pulsarconn.Start(srv.URL(), pulsarconn.WithTransport(network))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer b.Stop(context.Background())
 
-	// The producer under test: registered on the connection, created on
-	// the broker, then publishing three messages and waiting for their
-	// receipts.
+	// The producer under test: registered on the connection for as long
+	// as it lives (not for a request's timeout), created on the broker,
+	// then publishing three messages on the connection it was created on
+	// and waiting for their receipts.
 	receipts := make(chan uint64, 3)
 	id := b.NewProducerID()
-	reg, err := b.RegisterProducer(ctx, id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+	reg, err := b.RegisterProducer(context.Background(), id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
 		if p.Kind == pulsarconn.PushReceipt {
 			receipts <- p.Command.GetSendReceipt().GetSequenceId()
 		}
@@ -54,7 +53,9 @@ func ExampleServer_userProducer() {
 		log.Fatal(err)
 	}
 	defer reg.Close(context.Background())
-	if _, err := b.Request(ctx, &pulsarpb.BaseCommand{
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := reg.Create(ctx, &pulsarpb.BaseCommand{
 		Type: pulsarpb.BaseCommand_PRODUCER.Enum(),
 		Producer: &pulsarpb.CommandProducer{
 			Topic:        proto.String("orders"),
@@ -74,7 +75,7 @@ func ExampleServer_userProducer() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := b.PublishMessage(ctx, msg); err != nil {
+		if err := reg.Publish(ctx, msg); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -26,7 +26,8 @@
 # them with tls/ca.key), with an anonymous role, so that clients without
 # credentials still connect. maxMessageSize is 1 MiB, and the broker
 # checks every second for expired credentials, answering them with
-# AUTH_CHALLENGE.
+# AUTH_CHALLENGE. With PULSAR_BROKER_ENTRY_METADATA=1, start also turns on
+# broker entry metadata (interop/cmd/capture records it).
 #
 # Everything of a run lives in PULSAR_RUN_DIR (default /tmp/pulsarconn-pulsar):
 # broker.log, broker.pid, env, the configuration, tls/, the secret, data/.
@@ -134,6 +135,19 @@ brokerDeleteInactiveTopicsEnabled=false
 allowAutoTopicCreation=true
 allowAutoTopicCreationType=non-partitioned
 EOF
+  # Broker entry metadata (an index and the broker's timestamp before each
+  # entry, delivered to clients that support it) only when asked: with it
+  # the broker seeks by its own timestamp rather than publish_time and
+  # counts the metadata in storageSize, which the fidelity scenarios
+  # seek-time and seek-time-non-durable and TestAdminStatsAgreeWithBroker
+  # tell apart from pulsartest (docs/realbroker.md).
+  if [[ ${PULSAR_BROKER_ENTRY_METADATA:-0} == 1 ]]; then
+    cat >>"$run/conf/standalone.conf" <<EOF
+
+brokerEntryMetadataInterceptors=org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor,org.apache.pulsar.common.intercept.AppendBrokerTimestampMetadataInterceptor
+exposingBrokerEntryMetadataToClientEnabled=true
+EOF
+  fi
 }
 
 launch() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -15,51 +16,81 @@ import (
 	"github.com/pulsarconn/pulsarconn/internal/bench"
 )
 
-// benchCommand runs "pulsarconn bench": every scenario of internal/bench,
-// raw and through the library, in one run, printed as one table.
-func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "a run of a few seconds (short loops, 500 idle connections): noisy figures, for smoke tests")
-	duration := fs.Duration("duration", 0, "length of each measured loop, over all its rounds (default 2s; 150ms with --quick)")
-	rounds := fs.Int("rounds", 0, "turns raw and library loops take in each scenario, alternating (default 4; 1 with --quick)")
-	window := fs.Int("window", 0, "sends awaiting their receipt in the receipts scenario (default 1000)")
-	idle := fs.Int("idle", 0, "idle connections measured (default 10000; 500 with --quick)")
-	reconnect := fs.Int("reconnect", 0, "clients of the reconnect scenario (default 100; 20 with --quick)")
-	jsonFile := fs.String("json", "", "also write the report as JSON to this file")
-	svgFile := fs.String("svg", "", "also write a bar chart (SVG) of raw, pulsarconn and the compared client to this file")
-	compare := fs.String("compare", "", "merge another client's figures from this JSON file (interop/cmd/clientbench)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+const benchAbout = `
+Runs every scenario of internal/bench, raw loops and through the library,
+in one run of about a minute (a few seconds with --quick), and prints one
+table and the goals met. The output files (--json, --svg) are checked
+before the run starts, and written whole at its end. See docs/benchmarks.md.`
+
+// benchFlags defines the flags of "pulsarconn bench", which runs every
+// scenario of internal/bench, raw and through the library, in one run,
+// printed as one table.
+func benchFlags(fs *flag.FlagSet) runFunc {
+	var f benchSettings
+	fs.BoolVar(&f.quick, "quick", false, "a run of a few seconds (short loops, 500 idle connections): noisy figures, for smoke tests")
+	fs.DurationVar(&f.duration, "duration", 0, "length of each measured loop, over all its rounds (default 2s; 150ms with --quick)")
+	fs.IntVar(&f.rounds, "rounds", 0, "turns raw and library loops take in each scenario, alternating (default 4; 1 with --quick)")
+	fs.IntVar(&f.window, "window", 0, "sends awaiting their receipt in the receipts scenario (default 1000)")
+	fs.IntVar(&f.idle, "idle", 0, "idle connections measured (default 10000; 500 with --quick)")
+	fs.IntVar(&f.reconnect, "reconnect", 0, "clients of the reconnect scenario (default 100; 20 with --quick)")
+	fs.StringVar(&f.jsonFile, "json", "", "also write the report as JSON to this `FILE`")
+	fs.StringVar(&f.svgFile, "svg", "", "also write a bar chart (SVG) of raw, pulsarconn and the compared client to this `FILE`")
+	fs.StringVar(&f.compare, "compare", "", "merge another client's figures from this JSON `FILE` (interop/cmd/clientbench)")
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
+		return benchCommand(ctx, f, stdout, stderr)
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: bench takes flags only", errUsage)
-	}
+}
+
+// benchSettings are the flags of bench.
+type benchSettings struct {
+	quick                           bool
+	duration                        time.Duration
+	rounds, window, idle, reconnect int
+	jsonFile, svgFile, compare      string
+}
+
+// benchCommand runs "pulsarconn bench".
+func benchCommand(ctx context.Context, f benchSettings, stdout, stderr io.Writer) error {
 	var o bench.Options
-	if *quick {
+	if f.quick {
 		o = bench.Quick()
 	}
-	if *duration > 0 {
-		o.Duration = *duration
+	if f.duration > 0 {
+		o.Duration = f.duration
 	}
-	if *rounds > 0 {
-		o.Rounds = *rounds
+	if f.rounds > 0 {
+		o.Rounds = f.rounds
 	}
-	if *window > 0 {
-		o.Window = *window
+	if f.window > 0 {
+		o.Window = f.window
 	}
-	if *idle > 0 {
-		o.IdleConns = *idle
+	if f.idle > 0 {
+		o.IdleConns = f.idle
 	}
-	if *reconnect > 0 {
-		o.ReconnectConns = *reconnect
+	if f.reconnect > 0 {
+		o.ReconnectConns = f.reconnect
 	}
 	var other *bench.Report
-	if *compare != "" {
+	if f.compare != "" {
 		var err error
-		if other, err = bench.ReadReport(*compare); err != nil {
+		if other, err = bench.ReadReport(f.compare); err != nil {
 			return err
 		}
+	}
+	// The output files are made now, so that a bad path fails before the
+	// run rather than after it.
+	var outputs []*outputFile
+	defer func() {
+		for _, out := range outputs {
+			out.discard()
+		}
+	}()
+	for _, path := range []string{f.jsonFile, f.svgFile} {
+		out, err := createOutput(path)
+		if err != nil {
+			return err
+		}
+		outputs = append(outputs, out)
 	}
 	o.Network = func() bench.Network { return memory.NewNetwork() }
 	o.IdlePhase = idlePhaseInChild
@@ -77,17 +108,10 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	r.WriteGoals(stdout)
 	fmt.Fprintf(stdout, "\nrun took %v\n", time.Since(start).Round(time.Millisecond))
-	if *jsonFile != "" {
-		if err := writeFile(*jsonFile, r.WriteJSON); err != nil {
-			return err
-		}
+	if err := outputs[0].commit(r.WriteJSON); err != nil {
+		return err
 	}
-	if *svgFile != "" {
-		if err := writeFile(*svgFile, r.WriteSVG); err != nil {
-			return err
-		}
-	}
-	return nil
+	return outputs[1].commit(r.WriteSVG)
 }
 
 // idlePhaseCommand is the hidden command that measures one phase of the
@@ -128,13 +152,10 @@ func idlePhaseInChild(ctx context.Context, phase string, n int) (float64, error)
 }
 
 // idlePhase runs the hidden command: PHASE N.
-func idlePhase(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) != 2 {
-		return fmt.Errorf("%w: %s PHASE N", errUsage, idlePhaseCommand)
-	}
+func idlePhase(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	n, err := strconv.Atoi(args[1])
 	if err != nil || n <= 0 {
-		return fmt.Errorf("%w: %s: N must be a positive number, not %q", errUsage, idlePhaseCommand, args[1])
+		return usagef("%s: N must be a positive number, not %q", idlePhaseCommand, args[1])
 	}
 	v, err := bench.MeasureIdlePhase(ctx, memory.NewNetwork(), n, args[0])
 	if err != nil {
@@ -144,15 +165,56 @@ func idlePhase(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// writeFile creates path and writes it with write.
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
+// outputFile is an output file made before a long run: a temporary file
+// in the same directory, renamed to its path once written whole.
+type outputFile struct {
+	path string   // "": no output
+	tmp  *os.File // nil once committed or discarded
+}
+
+// createOutput makes the temporary file of path ("" for none).
+func createOutput(path string) (*outputFile, error) {
+	out := &outputFile{path: path}
+	if path == "" {
+		return out, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	if err := write(f); err != nil {
-		_ = f.Close()
-		return err
+	out.tmp = tmp
+	return out, nil
+}
+
+// commit writes the file with write and puts it in place.
+func (o *outputFile) commit(write func(io.Writer) error) error {
+	if o.tmp == nil {
+		return nil
 	}
-	return f.Close()
+	tmp := o.tmp
+	o.tmp = nil
+	err := write(tmp)
+	if err == nil {
+		err = tmp.Chmod(0o644) // as os.Create would make it, under a usual umask
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), o.path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", o.path, err)
+	}
+	return nil
+}
+
+// discard removes the file if it was not committed.
+func (o *outputFile) discard() {
+	if o.tmp != nil {
+		_ = o.tmp.Close()
+		_ = os.Remove(o.tmp.Name())
+		o.tmp = nil
+	}
 }

@@ -61,3 +61,21 @@ func TestBenchUsage(t *testing.T) {
 	assert.ErrorIs(t, run(testenv.Context(t), []string{"bench", "extra"}, &out, &out), errUsage)
 	assert.ErrorIs(t, run(testenv.Context(t), []string{"bench", "--bogus"}, &out, &out), errUsage)
 }
+
+// An output path that cannot be written fails before the run, not after
+// it; a run that fails leaves no file behind.
+func TestBenchChecksOutputPathsFirst(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"bench", "--json", filepath.Join(dir, "missing", "r.json")},
+		{"bench", "--json", filepath.Join(dir, "r.json"), "--svg", filepath.Join(dir, "missing", "r.svg")},
+	} {
+		code, out, errOut := runMain(t, args...)
+		assert.Equal(t, 1, code, args)
+		assert.Empty(t, out, "no table: the run did not start")
+		assert.Regexp(t, `^pulsarconn: cannot write .*missing/r\.(json|svg): .*no such file or directory\n$`, errOut, "no progress: the run did not start")
+	}
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, left, "the output files made before the failure are removed")
+}

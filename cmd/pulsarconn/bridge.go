@@ -24,44 +24,53 @@ import (
 	"github.com/pulsarconn/pulsarconn/adapters/tcp"
 )
 
-// bridge runs "pulsarconn bridge": it accepts Pulsar connections over QUIC
-// (adapters/quic) and forwards each one's bytes to a broker over TCP, until
-// ctx ends.
-func bridge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("quic-listen", "", "UDP address to accept QUIC connections on, e.g. 127.0.0.1:6652 (required)")
-	to := fs.String("to", "", "broker to forward to: pulsar://HOST:PORT (required)")
-	certFile := fs.String("cert", "", "PEM certificate chain to present (default: a self-signed certificate made at start)")
-	keyFile := fs.String("key", "", "PEM private key of --cert")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+const bridgeAbout = `
+Accepts QUIC connections speaking the Pulsar binary protocol on one stream
+(adapters/quic, ALPN "pulsar-binary/1") on the UDP address of --quic-listen
+and forwards each one to the broker of --to over TCP, copying bytes both
+ways until either side closes; it prints one line per connection opened and
+closed and runs until interrupted. Without --cert and --key it makes a
+self-signed certificate at start and prints its SHA-256 fingerprint, for
+clients to pin. See docs/quic.md.`
+
+// bridgeFlags defines the flags of "pulsarconn bridge", which accepts
+// Pulsar connections over QUIC (adapters/quic) and forwards each one's
+// bytes to a broker over TCP, until ctx ends.
+func bridgeFlags(fs *flag.FlagSet) runFunc {
+	listen := fs.String("quic-listen", "", "UDP `ADDR` (HOST:PORT) to accept QUIC connections on, e.g. 127.0.0.1:6652 (required)")
+	to := fs.String("to", "", "`URL` of the broker to forward to, pulsar://HOST:PORT (required)")
+	certFile := fs.String("cert", "", "PEM `FILE` of the certificate chain to present (default: a self-signed certificate made at start)")
+	keyFile := fs.String("key", "", "PEM `FILE` of the private key of --cert")
+	return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+		return bridge(ctx, *listen, *to, *certFile, *keyFile, stdout)
 	}
+}
+
+// bridge runs "pulsarconn bridge".
+func bridge(ctx context.Context, listen, to, certFile, keyFile string, stdout io.Writer) error {
 	switch {
-	case fs.NArg() != 0:
-		return fmt.Errorf("%w: bridge takes no arguments", errUsage)
-	case *listen == "" || *to == "":
-		return fmt.Errorf("%w: bridge needs --quic-listen and --to", errUsage)
-	case (*certFile == "") != (*keyFile == ""):
-		return fmt.Errorf("%w: bridge needs both --cert and --key, or neither", errUsage)
+	case listen == "" || to == "":
+		return usagef("bridge needs --quic-listen and --to")
+	case (certFile == "") != (keyFile == ""):
+		return usagef("bridge needs both --cert and --key, or neither")
 	}
-	target, err := pulsarconn.ParseURL(*to)
+	target, err := pulsarconn.ParseURL(to)
 	if err != nil {
 		return err
 	}
 	if target.TLS {
-		return fmt.Errorf("bridge: --to %s: only pulsar:// (TCP) brokers are supported", *to)
+		return fmt.Errorf("bridge: --to %s: only pulsar:// (TCP) brokers are supported", to)
 	}
 
 	log := &lineWriter{w: stdout}
 	var cert tls.Certificate
-	if *certFile != "" {
-		if cert, err = tls.LoadX509KeyPair(*certFile, *keyFile); err != nil {
+	if certFile != "" {
+		if cert, err = tls.LoadX509KeyPair(certFile, keyFile); err != nil {
 			return fmt.Errorf("bridge: %w", err)
 		}
-		log.printf("bridge: certificate %s, SHA-256 fingerprint %s", *certFile, fingerprint(cert.Certificate[0]))
+		log.printf("bridge: certificate %s, SHA-256 fingerprint %s", certFile, fingerprint(cert.Certificate[0]))
 	} else {
-		hosts := certificateHosts(*listen)
+		hosts := certificateHosts(listen)
 		if cert, err = selfSignedCertificate(hosts, time.Now()); err != nil {
 			return fmt.Errorf("bridge: %w", err)
 		}
@@ -69,7 +78,7 @@ func bridge(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			strings.Join(hosts, ", "), fingerprint(cert.Certificate[0]))
 	}
 
-	l, err := quic.Listen(*listen, &tls.Config{Certificates: []tls.Certificate{cert}})
+	l, err := quic.Listen(listen, &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		return fmt.Errorf("bridge: %w", err)
 	}

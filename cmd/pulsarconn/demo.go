@@ -24,6 +24,38 @@ const (
 	demoMessages   = 1000
 )
 
+const demoAbout = `
+Starts pulsartest's fake broker on an in-memory network (no sockets),
+connects, looks a topic up, reads its partition metadata, registers a
+producer and a consumer, publishes 1,000 messages and prints the receipts,
+the deliveries and the latency percentiles, then where its code is and
+what to read next.`
+
+// demoCommand runs "pulsarconn demo".
+func demoCommand(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+	if err := demo(ctx, stdout); err != nil {
+		return err
+	}
+	_, err := io.WriteString(stdout, demoNext)
+	return err
+}
+
+// demoNext is what the demo prints last: where its code is and what to
+// read next. TestDemoNamesWhatExists checks that the files and Examples
+// it names exist.
+const demoNext = `
+This demo's code: cmd/pulsarconn/demo.go (Broker, RegisterProducer,
+RegisterConsumer, Request, PublishMessage against pulsartest).
+Read next:
+  README.md               what the library does and does not do
+  docs/architecture.md    the layers, the safe pattern for producers
+  docs/pulsartest.md      the fake broker, for your own tests
+  the Examples, which go doc does not print (go test -run Example -v ./... runs them):
+    ExampleStart, ExampleBroker_RegisterProducer (package pulsarconn),
+    Example, ExampleCluster (package pulsartest),
+    ExampleNetwork, ExampleClock (package adapters/memory)
+`
+
 // demo runs the whole Broker API against pulsartest on an in-memory
 // network: no flags, no sockets.
 func demo(ctx context.Context, w io.Writer) error {
@@ -41,11 +73,14 @@ func demo(ctx context.Context, w io.Writer) error {
 	go srv.Serve(l)
 	fmt.Fprintf(w, "fake broker %s listening in memory\n", demoURL)
 
-	b, err := connect(ctx, demoURL, pulsarconn.WithTransport(network))
+	b, err := pulsarconn.Start(demoURL, pulsarconn.WithTransport(network))
 	if err != nil {
 		return err
 	}
 	defer b.Stop(context.Background())
+	if err := b.WaitConnected(ctx); err != nil {
+		return err
+	}
 	version, protocol := b.ServerVersion()
 	fmt.Fprintf(w, "connected: server %s, protocol version %d, max message size %d\n", version, protocol, b.MaxMessageSize())
 
@@ -53,7 +88,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printLookup(w, demoTopic, res)
+	fmt.Fprintf(w, "lookup %s: connect to %s authoritative=%t proxy=%t\n", demoTopic, res.BrokerURL, res.Authoritative, res.ProxyThroughServiceURL)
 	n, err := b.PartitionedTopicMetadata(ctx, demoTopic)
 	if err != nil {
 		return err

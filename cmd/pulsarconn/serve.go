@@ -40,62 +40,72 @@ type serveConfig struct {
 	admin, adminTLS               string
 }
 
-// serve runs "pulsarconn serve": the fake broker (pulsartest), or a
-// cluster of them, on loopback, until ctx ends.
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+const serveAbout = `
+Runs pulsartest's fake broker, or a cluster of --brokers brokers (and a
+--proxy), on the listeners given, and prints where each member serves, the
+path of the self-signed certificate it made (if any; removed at exit), and
+"serving URL"; it runs until interrupted (Ctrl-C). With --brokers N each
+topic is owned by one broker and lookups elsewhere redirect to it.
+--verbose logs every frame. The authentication flags (--token,
+--token-file, --token-secret-key, --token-public-key, --basic-auth-file,
+--tls-trust-certs) turn authentication on; --super-user, --tenant-admin and
+--grant turn authorization on. The token may also come from $` + tokenEnv + `.`
+
+// serveFlags defines the flags of "pulsarconn serve", which runs the fake
+// broker (pulsartest), or a cluster of them, on loopback, until ctx ends.
+func serveFlags(fs *flag.FlagSet) runFunc {
 	var cfg serveConfig
 	var parts listFlag
-	fs.StringVar(&cfg.listen, "listen", "pulsar://127.0.0.1:6650", "plain TCP listener (pulsar://HOST:PORT; empty for none); with --brokers N, broker i takes PORT+i (port 0: any free port)")
-	fs.StringVar(&cfg.tlsListen, "tls-listen", "", "TLS listener (pulsar+ssl://HOST:PORT), with --cert/--key or a generated certificate")
-	fs.StringVar(&cfg.quicListen, "quic-listen", "", "experimental QUIC listener (HOST:PORT, UDP), with the same certificate")
-	fs.StringVar(&cfg.certFile, "cert", "", "PEM certificate chain for TLS and QUIC (default: a self-signed certificate, written next to a printed path)")
-	fs.StringVar(&cfg.keyFile, "key", "", "PEM private key of --cert")
-	fs.IntVar(&cfg.brokers, "brokers", 1, "number of brokers; topics are spread over them and lookups redirect to the owner")
+	fs.StringVar(&cfg.listen, "listen", "pulsar://127.0.0.1:6650", "plain TCP listener at `URL` (pulsar://HOST:PORT; empty for none); with --brokers N, broker i takes PORT+i (port 0: any free port)")
+	fs.StringVar(&cfg.tlsListen, "tls-listen", "", "TLS listener at `URL` (pulsar+ssl://HOST:PORT), with --cert/--key or a generated certificate")
+	fs.StringVar(&cfg.quicListen, "quic-listen", "", "experimental QUIC listener at `ADDR` (HOST:PORT, UDP), with the same certificate")
+	fs.StringVar(&cfg.certFile, "cert", "", "PEM `FILE` of the certificate chain for TLS and QUIC (default: a self-signed certificate, written to a printed path and removed at exit)")
+	fs.StringVar(&cfg.keyFile, "key", "", "PEM `FILE` of the private key of --cert")
+	fs.IntVar(&cfg.brokers, "brokers", 1, "`N` brokers: topics are spread over them and lookups redirect to the owner")
 	fs.BoolVar(&cfg.proxy, "proxy", false, "put a proxy in front of the brokers (on the first port of each listener)")
 	cfg.auth.register(fs)
-	fs.StringVar(&cfg.advertised, "advertised-address", "", "host name the brokers advertise in lookups instead of the listeners' addresses (a broker's advertisedAddress; e.g. localhost, which a certificate names)")
-	fs.Var(&parts, "partitions", "TOPIC=N: a partitioned topic (repeatable)")
-	maxSize := fs.String("max-message-size", "5MiB", "largest message the brokers accept and announce in CONNECTED (bytes, or with K, M or G: 1MiB, 1048576)")
+	fs.StringVar(&cfg.advertised, "advertised-address", "", "`HOST` name the brokers advertise in lookups instead of the listeners' addresses (a broker's advertisedAddress; e.g. localhost, which a certificate names)")
+	fs.Var(&parts, "partitions", "`TOPIC=N`: a partitioned topic of N partitions (repeatable)")
+	maxSize := fs.String("max-message-size", "5MiB", "largest message the brokers accept and announce in CONNECTED: a `SIZE` in bytes, or with K, M or G: 1MiB, 1048576")
 	verbose := fs.Bool("verbose", false, "log every frame read and sent to stderr: connection id (per broker), direction, command type, key ids")
-	fs.StringVar(&cfg.admin, "admin", "", "HTTP listener (HOST:PORT) for the admin REST API and HTTP lookup, e.g. 127.0.0.1:8080; empty for none")
-	fs.StringVar(&cfg.adminTLS, "admin-tls", "", "HTTPS listener (HOST:PORT) for the same, with the certificate of --tls-listen (and its client certificate check), e.g. 127.0.0.1:8443; empty for none")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	fs.StringVar(&cfg.admin, "admin", "", "HTTP listener at `ADDR` (HOST:PORT) for the admin REST API and HTTP lookup, e.g. 127.0.0.1:8080; empty for none")
+	fs.StringVar(&cfg.adminTLS, "admin-tls", "", "HTTPS listener at `ADDR` (HOST:PORT) for the same, with the certificate of --tls-listen (and its client certificate check), e.g. 127.0.0.1:8443; empty for none")
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
+		return checkServe(ctx, cfg, parts, *maxSize, *verbose, stdout, stderr)
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: serve takes flags only", errUsage)
-	}
+}
+
+// checkServe checks serve's flags and runs it.
+func checkServe(ctx context.Context, cfg serveConfig, parts listFlag, maxSize string, verbose bool, stdout, stderr io.Writer) error {
 	if cfg.brokers < 1 {
-		return fmt.Errorf("%w: --brokers must be at least 1", errUsage)
+		return usagef("--brokers must be at least 1")
 	}
 	if cfg.listen == "" && cfg.tlsListen == "" && cfg.quicListen == "" {
-		return fmt.Errorf("%w: serve needs --listen, --tls-listen or --quic-listen", errUsage)
+		return usagef("serve needs --listen, --tls-listen or --quic-listen")
 	}
 	if (cfg.certFile == "") != (cfg.keyFile == "") {
-		return fmt.Errorf("%w: --cert and --key go together", errUsage)
+		return usagef("--cert and --key go together")
 	}
 	if cfg.certFile != "" && cfg.tlsListen == "" && cfg.quicListen == "" && cfg.adminTLS == "" {
-		return fmt.Errorf("%w: --cert needs --tls-listen, --quic-listen or --admin-tls", errUsage)
+		return usagef("--cert needs --tls-listen, --quic-listen or --admin-tls")
 	}
-	n, err := parseSize(*maxSize)
+	n, err := parseSize(maxSize)
 	if err != nil {
-		return fmt.Errorf("%w: --max-message-size: %v", errUsage, err)
+		return usagef("--max-message-size: %v", err)
 	}
 	cfg.maxMessageSize = n
-	if *verbose {
+	if verbose {
 		cfg.frameLog = stderr
 	}
 	if cfg.auth.trustCerts != "" && cfg.tlsListen == "" {
-		return fmt.Errorf("%w: --tls-trust-certs needs --tls-listen", errUsage)
+		return usagef("--tls-trust-certs needs --tls-listen")
 	}
 	cfg.partitions = map[string]int{}
 	for _, p := range parts {
 		topic, n, ok := strings.Cut(p, "=")
 		count, err := strconv.Atoi(n)
 		if !ok || topic == "" || err != nil || count < 1 {
-			return fmt.Errorf("%w: --partitions wants TOPIC=N with N >= 1, got %q", errUsage, p)
+			return usagef("--partitions wants TOPIC=N with N >= 1, got %q", p)
 		}
 		cfg.partitions[topic] = count
 	}
@@ -111,6 +121,9 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if path != "" {
+			defer os.RemoveAll(filepath.Dir(path))
+		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		pool, err := cfg.auth.clientCAs()
 		if err != nil {
@@ -123,7 +136,7 @@ func runServe(ctx context.Context, cfg serveConfig, out io.Writer) error {
 			tlsConfig.ClientCAs, tlsConfig.ClientAuth = pool, tls.VerifyClientCertIfGiven
 		}
 		if path != "" {
-			fmt.Fprintf(out, "certificate: %s (self-signed; trust it, e.g. TLSTrustCertsFilePath)\n", path)
+			fmt.Fprintf(out, "certificate: %s (self-signed, removed at exit; trust it, e.g. TLSTrustCertsFilePath)\n", path)
 		}
 	}
 	opts, err := cfg.auth.options(os.Getenv)
@@ -305,7 +318,7 @@ func memberAddr(rawURL string, i int, secure bool) (string, error) {
 		scheme, hostPort = "pulsar+ssl://", strings.TrimPrefix(rawURL, "pulsar+ssl://")
 	}
 	if hostPort == rawURL {
-		return "", fmt.Errorf("%w: listen URL %q: want %sHOST:PORT", errUsage, rawURL, scheme)
+		return "", usagef("listen URL %q: want %sHOST:PORT", rawURL, scheme)
 	}
 	if _, _, err := net.SplitHostPort(hostPort); err != nil {
 		port := "6650"
@@ -321,11 +334,11 @@ func memberAddr(rawURL string, i int, secure bool) (string, error) {
 func offsetPort(hostPort string, i int) (string, error) {
 	host, port, err := net.SplitHostPort(hostPort)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errUsage, err)
+		return "", usagef("%v", err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p+i > 65535 {
-		return "", fmt.Errorf("%w: bad port in %q", errUsage, hostPort)
+		return "", usagef("bad port in %q", hostPort)
 	}
 	if p != 0 {
 		p += i
@@ -334,12 +347,13 @@ func offsetPort(hostPort string, i int) (string, error) {
 }
 
 // serveCertificate loads --cert/--key, or makes a self-signed certificate
-// and writes it to a temporary file whose path it returns, so that
-// clients can be told to trust it.
+// and writes it to a file in a new temporary directory whose path it
+// returns, so that clients can be told to trust it; the caller removes
+// that directory.
 func serveCertificate(cfg serveConfig) (tls.Certificate, string, error) {
 	if cfg.certFile != "" || cfg.keyFile != "" {
 		if cfg.certFile == "" || cfg.keyFile == "" {
-			return tls.Certificate{}, "", fmt.Errorf("%w: --cert and --key go together", errUsage)
+			return tls.Certificate{}, "", usagef("--cert and --key go together")
 		}
 		cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
 		return cert, "", err
@@ -355,6 +369,7 @@ func serveCertificate(cfg serveConfig) (tls.Certificate, string, error) {
 	path := filepath.Join(dir, "cert.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 	if err := os.WriteFile(path, pemBytes, 0o644); err != nil {
+		_ = os.RemoveAll(dir)
 		return tls.Certificate{}, "", err
 	}
 	return cert, path, nil

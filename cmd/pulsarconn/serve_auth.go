@@ -33,17 +33,17 @@ type authFlags struct {
 }
 
 func (a *authFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.token, "token", "", "require this token (auth method \"token\"); it shows in ps: prefer --token-file or $"+tokenEnv)
-	fs.StringVar(&a.tokenFile, "token-file", "", "require the token in this file (surrounding white space, such as its final newline, is not part of it)")
-	fs.Var(&a.secretKeys, "token-secret-key", "verify tokens as JWTs signed with the HMAC secret in this file (its raw bytes, like a broker's tokenSecretKey=file://...; repeatable)")
-	fs.Var(&a.publicKeys, "token-public-key", "verify tokens as JWTs signed with the private key of this RSA or EC public key (PEM or DER; repeatable)")
+	fs.StringVar(&a.token, "token", "", "require this `TOKEN` (auth method \"token\"); it shows in ps: prefer --token-file or $"+tokenEnv)
+	fs.StringVar(&a.tokenFile, "token-file", "", "require the token in this `FILE` (surrounding white space, such as its final newline, is not part of it)")
+	fs.Var(&a.secretKeys, "token-secret-key", "verify tokens as JWTs signed with the HMAC secret in this `FILE` (its raw bytes, like a broker's tokenSecretKey=file://...; repeatable)")
+	fs.Var(&a.publicKeys, "token-public-key", "verify tokens as JWTs signed with the private key of the RSA or EC public key in this `FILE` (PEM or DER; repeatable)")
 	fs.BoolVar(&a.lenient, "lenient-tokens", false, "accept tokens followed by white space (a token file's newline), as Pulsar 4.0 brokers do; Pulsar 4.2 refuses them")
-	fs.StringVar(&a.anonymousRole, "anonymous-role", "", "the role of clients without credentials, or with a method no provider handles (default: refuse them when authentication is on)")
-	fs.StringVar(&a.htpasswd, "basic-auth-file", "", "accept auth method \"basic\" for the users of this htpasswd file (MD5-crypt hashes, as htpasswd -m writes)")
-	fs.StringVar(&a.trustCerts, "tls-trust-certs", "", "PEM CA certificates: the TLS listener asks for client certificates and verifies them with these, and auth method \"tls\" takes the certificate's common name as the role")
-	fs.Var(&a.superUsers, "super-user", "ROLE: a superuser; turns authorization on (repeatable)")
-	fs.Var(&a.tenantAdmins, "tenant-admin", "TENANT=ROLE[,ROLE]: the admin roles of a tenant, which may use all its topics; turns authorization on (repeatable)")
-	fs.Var(&a.grants, "grant", "NAMESPACE=ROLE[,ROLE]: roles that may produce and consume in a namespace (tenant/namespace); turns authorization on (repeatable)")
+	fs.StringVar(&a.anonymousRole, "anonymous-role", "", "the `ROLE` of clients without credentials, or with a method no provider handles (default: refuse them when authentication is on)")
+	fs.StringVar(&a.htpasswd, "basic-auth-file", "", "accept auth method \"basic\" for the users of this htpasswd `FILE` (MD5-crypt hashes, as htpasswd -m writes)")
+	fs.StringVar(&a.trustCerts, "tls-trust-certs", "", "PEM `FILE` of CA certificates: the TLS listener asks for client certificates and verifies them with these, and auth method \"tls\" takes the certificate's common name as the role")
+	fs.Var(&a.superUsers, "super-user", "`ROLE`: a superuser; turns authorization on (repeatable)")
+	fs.Var(&a.tenantAdmins, "tenant-admin", "`TENANT=ROLE[,ROLE]`: the admin roles of a tenant, which may use all its topics; turns authorization on (repeatable)")
+	fs.Var(&a.grants, "grant", "`NAMESPACE=ROLE[,ROLE]`: roles that may produce and consume in a namespace (tenant/namespace); turns authorization on (repeatable)")
 }
 
 // options turns the flags into pulsartest options; getenv reads the
@@ -63,7 +63,7 @@ func (a *authFlags) options(getenv func(string) string) ([]pulsartest.Option, er
 			return nil, fmt.Errorf("--token-secret-key: %w", err)
 		}
 		if len(key) == 0 {
-			return nil, fmt.Errorf("%w: --token-secret-key %s is empty", errUsage, path)
+			return nil, usagef("--token-secret-key %s is empty", path)
 		}
 		opts = append(opts, pulsartest.WithTokenSecretKey(key))
 	}
@@ -118,7 +118,7 @@ func (a *authFlags) options(getenv func(string) string) ([]pulsartest.Option, er
 			return nil, err
 		}
 		if strings.Count(ns, "/") != 1 {
-			return nil, fmt.Errorf("%w: --grant wants a tenant/namespace, got %q", errUsage, ns)
+			return nil, usagef("--grant wants a tenant/namespace, got %q", ns)
 		}
 		for _, r := range roles {
 			opts = append(opts, pulsartest.WithNamespacePermission(ns, r))
@@ -131,7 +131,7 @@ func (a *authFlags) options(getenv func(string) string) ([]pulsartest.Option, er
 func (a *authFlags) requiredToken(getenv func(string) string) (string, error) {
 	switch {
 	case a.token != "" && a.tokenFile != "":
-		return "", fmt.Errorf("%w: --token and --token-file exclude each other", errUsage)
+		return "", usagef("--token and --token-file exclude each other")
 	case a.token != "":
 		return a.token, nil
 	case a.tokenFile != "":
@@ -143,7 +143,7 @@ func (a *authFlags) requiredToken(getenv func(string) string) (string, error) {
 		// clients that read token files, take the token without it.
 		tok := strings.TrimSpace(string(data))
 		if tok == "" {
-			return "", fmt.Errorf("%w: --token-file %s holds no token", errUsage, a.tokenFile)
+			return "", usagef("--token-file %s holds no token", a.tokenFile)
 		}
 		return tok, nil
 	}
@@ -160,7 +160,7 @@ func assignment(flagName, key, spec string) (string, []string, error) {
 		}
 	}
 	if !ok || k == "" || len(roles) == 0 {
-		return "", nil, fmt.Errorf("%w: %s wants %s=ROLE[,ROLE], got %q", errUsage, flagName, key, spec)
+		return "", nil, usagef("%s wants %s=ROLE[,ROLE], got %q", flagName, key, spec)
 	}
 	return k, roles, nil
 }
@@ -170,13 +170,18 @@ func (a *authFlags) clientCAs() (*x509.CertPool, error) {
 	if a.trustCerts == "" {
 		return nil, nil
 	}
-	data, err := os.ReadFile(a.trustCerts)
+	return readCertPool("--tls-trust-certs", a.trustCerts)
+}
+
+// readCertPool reads the PEM certificates of path, the value of flagName.
+func readCertPool(flagName, path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-trust-certs: %w", err)
+		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%w: --tls-trust-certs %s holds no PEM certificate", errUsage, a.trustCerts)
+		return nil, usagef("%s %s holds no PEM certificate", flagName, path)
 	}
 	return pool, nil
 }

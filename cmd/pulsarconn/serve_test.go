@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -197,7 +198,7 @@ func TestServeVerboseLogsFrames(t *testing.T) {
 	out := startServe(t, "--listen", "pulsar://127.0.0.1:0", "--verbose")
 	service := out.field(t, "serving ")[0]
 	var buf strings.Builder
-	require.NoError(t, lookup(testenv.Context(t), &buf, service, "orders"))
+	require.NoError(t, run(testenv.Context(t), []string{"lookup", "--url", service, "orders"}, &buf, &buf))
 	log := out.String()
 	assert.Contains(t, log, "conn 1 in CONNECT\n")
 	assert.Contains(t, log, "conn 1 out CONNECTED\n")
@@ -327,4 +328,27 @@ func TestServeAdminTLS(t *testing.T) {
 	assert.Equal(t, admin, lookup["httpUrlTls"])
 	assert.True(t, strings.HasPrefix(lookup["brokerUrlTls"], "pulsar+ssl://127.0.0.1:"), lookup["brokerUrlTls"])
 
+}
+
+// serve removes the directory of the certificate it generated when it
+// stops.
+func TestServeRemovesItsCertificateDirectory(t *testing.T) {
+	ctx, cancel := context.WithCancel(testenv.Context(t))
+	out := newLineLog("serving ")
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "", "--tls-listen", "pulsar+ssl://127.0.0.1:0"}, out, out)
+	}()
+	select {
+	case <-out.ready:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v\n%s", err, out.String())
+	}
+	cert := out.field(t, "certificate:")[0]
+	_, err := os.Stat(cert)
+	require.NoError(t, err)
+	cancel()
+	require.NoError(t, <-done)
+	_, err = os.Stat(filepath.Dir(cert))
+	assert.ErrorIs(t, err, os.ErrNotExist)
 }

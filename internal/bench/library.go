@@ -143,8 +143,8 @@ func LibPublish(ctx context.Context, b *pulsarconn.Broker, srv *Server, encoded 
 	return Throughput{Ops: n, Bytes: total, Elapsed: time.Since(start)}, nil
 }
 
-// LibReceipts registers a producer on b, creates it (PRODUCER), and
-// publishes SEND frames of size-byte payloads with at most window
+// LibReceipts registers a producer on b, creates it (PRODUCER, with the
+// Registration's Create), and publishes, with its Publish, SEND frames of size-byte payloads with at most window
 // unacknowledged; its Handler takes the receipts, checking their order.
 func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, budget Budget) (Throughput, error) {
 	id := b.NewProducerID()
@@ -178,7 +178,7 @@ func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, bu
 		return Throughput{}, err
 	}
 	defer reg.Close(ctx)
-	if _, err := b.Request(ctx, producerCommand(id)); err != nil {
+	if _, err := reg.Create(ctx, producerCommand(id)); err != nil {
 		return Throughput{}, err
 	}
 	send := sendTemplate(id, size)
@@ -193,7 +193,7 @@ func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, bu
 		if e := failed.Load(); e != nil {
 			return Throughput{}, *e
 		}
-		if err := b.PublishMessage(ctx, send.set(uint64(n))); err != nil {
+		if err := reg.Publish(ctx, send.set(uint64(n))); err != nil {
 			return Throughput{}, err
 		}
 	}

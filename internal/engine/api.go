@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/core"
@@ -20,7 +21,7 @@ import (
 
 // Request: see Broker.Request in the root package.
 func (b *Engine) Request(ctx context.Context, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
-	return b.request(ctx, 0, cmd)
+	return b.request(ctx, binding{}, cmd)
 }
 
 // RequestOn: see Broker.RequestOn in the root package.
@@ -28,7 +29,7 @@ func (b *Engine) RequestOn(ctx context.Context, conn uint64, cmd *pulsarpb.BaseC
 	if conn == 0 {
 		return nil, b.connGone(conn)
 	}
-	return b.request(ctx, conn, cmd)
+	return b.request(ctx, binding{conn: conn}, cmd)
 }
 
 // Connection: see Broker.Connection in the root package.
@@ -49,6 +50,25 @@ func (b *Engine) connGone(conn uint64) error {
 	return fmt.Errorf("%w: %w (connection %d)", core.ErrDisconnected, errConnGone, conn)
 }
 
+// binding is what a call is bound to: a connection (conn, 0: any), or a
+// registration's producer or consumer (reg): the connection Create
+// succeeded on, or, for Create itself, any (and Create's success binds the
+// registration to the connection it answered on).
+type binding struct {
+	conn   uint64
+	reg    *Registration
+	create bool
+}
+
+// connLocked returns the connection the call is bound to (0: any), or why
+// it cannot be made.
+func (bd binding) connLocked() (uint64, error) {
+	if bd.reg == nil {
+		return bd.conn, nil
+	}
+	return bd.reg.bindLocked(bd.create)
+}
+
 // onConnLocked reports, for a call bound to conn (0: any), whether conn is
 // still the established connection.
 func (b *Engine) onConnLocked(conn uint64) error {
@@ -61,8 +81,11 @@ func (b *Engine) onConnLocked(conn uint64) error {
 	return nil
 }
 
-func (b *Engine) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+func (b *Engine) request(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
 	w := b.getWaiter()
+	if bd.create {
+		w.created = bd.reg
+	}
 	var id uint64
 	var start time.Time
 	var slot slot
@@ -70,7 +93,7 @@ func (b *Engine) request(ctx context.Context, conn uint64, cmd *pulsarpb.BaseCom
 		start = now
 		var ch <-chan struct{}
 		var err error
-		id, ch, err = slot.requestLocked(b, now, conn, cmd, w)
+		id, ch, err = slot.requestLocked(b, now, bd, cmd, w)
 		return ch, err
 	})
 	if err != nil {
@@ -113,7 +136,7 @@ func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	slot := slot{noWait: true}
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		w.start = now
-		_, ch, err := slot.requestLocked(b, now, 0, cmd, w)
+		_, ch, err := slot.requestLocked(b, now, binding{}, cmd, w)
 		if errors.Is(err, core.ErrTooManyPending) {
 			err = fmt.Errorf("%w (RequestAsync does not wait for one)", err)
 			return nil, errNoWait{err}
@@ -182,7 +205,7 @@ type slotTurn struct {
 // reserves a slot for the wait; when none is free it reports
 // core.ErrTooManyPending and, unless the caller does not wait, queues it
 // for one, returning the channel closed at its turn.
-func (s *slot) requestLocked(b *Engine, now time.Time, conn uint64, cmd *pulsarpb.BaseCommand, w core.Waiter) (uint64, <-chan struct{}, error) {
+func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, cmd *pulsarpb.BaseCommand, w core.Waiter) (uint64, <-chan struct{}, error) {
 	if s.turn != nil { // woken, with a slot reserved for it
 		s.held, s.turn = s.turn.reserved, nil
 	}
@@ -191,7 +214,10 @@ func (s *slot) requestLocked(b *Engine, now time.Time, conn uint64, cmd *pulsarp
 		s.held = false
 	}
 	var id uint64
-	err := b.onConnLocked(conn)
+	conn, err := bd.connLocked()
+	if err == nil {
+		err = b.onConnLocked(conn)
+	}
 	var room <-chan struct{}
 	if err == nil {
 		room, err = b.writeRoomLocked()
@@ -291,7 +317,18 @@ func (b *Engine) writeRoomLocked() (<-chan struct{}, error) {
 
 // Send: see Broker.Send in the root package.
 func (b *Engine) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
+	return b.send(ctx, binding{}, cmd)
+}
+
+func (b *Engine) send(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand) error {
 	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+		conn, err := bd.connLocked()
+		if err == nil {
+			err = b.onConnLocked(conn)
+		}
+		if err != nil {
+			return nil, err
+		}
 		if room, err := b.writeRoomLocked(); err != nil {
 			return room, err
 		}
@@ -301,7 +338,7 @@ func (b *Engine) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
 
 // PublishMessage: see Broker.PublishMessage in the root package.
 func (b *Engine) PublishMessage(ctx context.Context, encoded []byte) error {
-	return b.publish(ctx, 0, encoded)
+	return b.publish(ctx, binding{}, encoded)
 }
 
 // PublishMessageOn: see Broker.PublishMessageOn in the root package.
@@ -309,10 +346,10 @@ func (b *Engine) PublishMessageOn(ctx context.Context, conn uint64, encoded []by
 	if conn == 0 {
 		return b.connGone(conn)
 	}
-	return b.publish(ctx, conn, encoded)
+	return b.publish(ctx, binding{conn: conn}, encoded)
 }
 
-func (b *Engine) publish(ctx context.Context, conn uint64, encoded []byte) error {
+func (b *Engine) publish(ctx context.Context, bd binding, encoded []byte) error {
 	if n, ok := frame.TotalSize(encoded); !ok || int(n) != len(encoded)-4 {
 		return fmt.Errorf("%w: PublishMessage needs one whole encoded frame (%d bytes, total size field %d)", core.ErrProtocol, len(encoded), n)
 	}
@@ -322,8 +359,18 @@ func (b *Engine) publish(ctx context.Context, conn uint64, encoded []byte) error
 	// for every publish made the publisher and the reader, which takes
 	// it for every batch of receipts, contend for it (BenchmarkReceipts
 	// and BenchmarkPublishMessage gained 5-25% in A/B runs without it).
-	if c := b.conn.Load(); c != nil && (conn == 0 || conn == c.gen) && ctx.Err() == nil {
-		if _, err := c.tryPublish(encoded, payload); err == nil {
+	// A registration's binding is checked again under the writer's lock:
+	// what ends or unbinds it (Close, its context, a CLOSE_PRODUCER) clears
+	// it before the step's output is queued, so no SEND follows its
+	// CLOSE_PRODUCER.
+	var bound *atomic.Uint64
+	conn := bd.conn
+	if bd.reg != nil {
+		bound = &bd.reg.created
+		conn = bound.Load()
+	}
+	if c := b.conn.Load(); c != nil && (conn == 0 && bound == nil || conn == c.gen) && ctx.Err() == nil {
+		if _, err := c.tryPublish(encoded, payload, bound); err == nil {
 			b.published.Add(1)
 			return nil
 		}
@@ -331,7 +378,11 @@ func (b *Engine) publish(ctx context.Context, conn uint64, encoded []byte) error
 		// caller waits, below.
 	}
 	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
-		if err := b.onConnLocked(conn); err != nil {
+		conn, err := bd.connLocked()
+		if err == nil {
+			err = b.onConnLocked(conn)
+		}
+		if err != nil {
 			return nil, err
 		}
 		if err := b.core.CheckPublish(len(encoded)); err != nil {
@@ -402,8 +453,13 @@ type result struct {
 	err error
 }
 
-// waiter is a core.Waiter that hands the result to one waiting caller.
-type waiter struct{ ch chan result }
+// waiter is a core.Waiter that hands the result to one waiting caller;
+// for Registration.Create, a success also binds created to the connection
+// it answered on.
+type waiter struct {
+	ch      chan result
+	created *Registration
+}
 
 func newWaiter() *waiter { return &waiter{ch: make(chan result, 1)} }
 
@@ -421,8 +477,16 @@ func (b *Engine) getWaiter() *waiter {
 	return newWaiter()
 }
 
-func (b *Engine) putWaiter(w *waiter) { b.waiters.Put(w) }
+func (b *Engine) putWaiter(w *waiter) {
+	w.created = nil
+	b.waiters.Put(w)
+}
 
 // Done implements core.Waiter; the core completes each request once, so
 // the buffered send never blocks.
-func (w *waiter) Done(cmd *pulsarpb.BaseCommand, err error) { w.ch <- result{cmd, err} }
+func (w *waiter) Done(cmd *pulsarpb.BaseCommand, err error) {
+	if w.created != nil && err == nil {
+		w.created.createdLocked()
+	}
+	w.ch <- result{cmd, err}
+}

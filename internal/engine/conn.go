@@ -157,11 +157,13 @@ var errNotPublishable = errors.New("publish under the lock")
 
 // tryPublish queues an encoded frame of a publish, whose message payload
 // takes payload bytes, as tryEnqueue does, if the connection takes
-// publishes and the frame and payload are within the broker's limits;
-// otherwise it returns errNotPublishable.
-func (c *connection) tryPublish(p []byte, payload int) (<-chan struct{}, error) {
+// publishes and the frame and payload are within the broker's limits, and,
+// for a registration's Publish, bound (its created connection) is still
+// this connection; otherwise it returns errNotPublishable.
+func (c *connection) tryPublish(p []byte, payload int, bound *atomic.Uint64) (<-chan struct{}, error) {
 	c.wmu.Lock()
-	if g := c.gate.Load(); c.closed || g == 0 || int64(len(p)-4) > g || int64(payload) > g-frame.Padding {
+	if g := c.gate.Load(); c.closed || g == 0 || int64(len(p)-4) > g || int64(payload) > g-frame.Padding ||
+		bound != nil && bound.Load() != c.gen {
 		c.wmu.Unlock()
 		return nil, errNotPublishable
 	}

@@ -151,3 +151,32 @@ func TestWriterKeepsOneOfEachLatest(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "P0"+strings.Repeat("q", 1000)+"Pl"+"Al", string(got), "the queue, then the latest PONG and AUTH_RESPONSE")
 }
+
+// TestPublishChecksItsBindingUnderTheWritersLock: a registration's Publish
+// that loaded its binding before a Close or CLOSE_PRODUCER cleared it is
+// refused by the check under the writer's lock, the lock that orders it
+// with the step's CLOSE_PRODUCER, so no SEND follows that.
+func TestPublishChecksItsBindingUnderTheWritersLock(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	var wg sync.WaitGroup
+	var written atomic.Uint64
+	c := newConnection(7, client, 0, &wg, func(uint64, error) {}, &written)
+	c.setGate(1 << 20)
+	var bound atomic.Uint64
+	msg := []byte{0, 0, 0, 0}
+	_, err := c.tryPublish(msg, 0, &bound)
+	assert.ErrorIs(t, err, errNotPublishable, "not created")
+	bound.Store(6)
+	_, err = c.tryPublish(msg, 0, &bound)
+	assert.ErrorIs(t, err, errNotPublishable, "created on another connection")
+	bound.Store(7)
+	c.wmu.Lock()
+	queued := len(c.pending)
+	c.wmu.Unlock()
+	assert.Zero(t, queued, "nothing queued")
+	_, err = c.tryPublish(msg, 0, &bound)
+	assert.NoError(t, err, "created on this one")
+	c.close()
+	wg.Wait()
+}

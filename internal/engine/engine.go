@@ -362,6 +362,9 @@ func (n *notices) Complete(i int) {
 
 func (n *notices) Deliver(i int) {
 	d := &n.rd.Deliveries[i]
+	if r, ok := d.Handler.(*Registration); ok {
+		r.notedLocked(d.Push)
+	}
 	n.b.queue.PushLocked(deliver.Item{Handler: d.Handler, Push: d.Push})
 }
 

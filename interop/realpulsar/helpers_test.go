@@ -249,7 +249,7 @@ func flow(ctx context.Context, b *pulsarconn.Broker, id uint64, n uint32) error 
 // pushes collects a registration's pushes on a channel large enough that
 // the Handler never blocks in these tests.
 func pushes(n int) (chan pulsarconn.Push, pulsarconn.Handler) {
-	ch := make(chan pulsarconn.Push, n)
+	ch := make(chan pulsarconn.Push, n+1) // +1: room for the last push, PushEnded
 	return ch, pulsarconn.HandlerFunc(func(p pulsarconn.Push) { ch <- p })
 }
 

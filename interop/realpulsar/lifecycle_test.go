@@ -331,7 +331,7 @@ func TestRegistrationContextEnds(t *testing.T) {
 
 // TestGracefulStop: Stop closes the producers and consumers first — the
 // real broker answers each close, so Stop returns nil — then the
-// connection; every Handler hears PushDisconnected with ErrClosed, and the
+// connection; every Handler hears PushEnded with ErrClosed, and the
 // broker lists nobody left on the topic.
 func TestGracefulStop(t *testing.T) {
 	rb := env(t)
@@ -366,9 +366,9 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatalf("Stop: %v; want nil, the broker answered every close", err)
 	}
 	for name, ch := range map[string]chan pulsarconn.Push{"producer": ppushes, "consumer": cpushes} {
-		p := next(t, ch, name+"'s disconnection")
-		if p.Kind != pulsarconn.PushDisconnected || !errors.Is(p.Err, pulsarconn.ErrClosed) {
-			t.Errorf("%s heard %v (%v), want PushDisconnected with ErrClosed", name, p.Kind, p.Err)
+		p := next(t, ch, name+"'s end")
+		if p.Kind != pulsarconn.PushEnded || !errors.Is(p.Err, pulsarconn.ErrClosed) {
+			t.Errorf("%s heard %v (%v), want PushEnded with ErrClosed", name, p.Kind, p.Err)
 		}
 	}
 	s := stats(t, rb, topic)

@@ -75,6 +75,9 @@ type Payload struct {
 	// ChecksumOK is true when the carried CRC32C matches, or when there was
 	// none to check.
 	ChecksumOK bool
+	// Checksum is the CRC32C the frame carried, as received; 0 when
+	// HasChecksum is false.
+	Checksum uint32
 	// Metadata holds the raw MessageMetadata protobuf.
 	Metadata []byte
 	// Data is the message payload, as sent (possibly compressed or
@@ -162,9 +165,9 @@ func parsePayload(b []byte) (*Payload, error) {
 			return nil, fmt.Errorf("%w: truncated checksum", ErrMalformed)
 		}
 		p.HasChecksum = true
-		want := binary.BigEndian.Uint32(b[2:])
+		p.Checksum = binary.BigEndian.Uint32(b[2:])
 		b = b[6:]
-		p.ChecksumOK = Checksum(b) == want
+		p.ChecksumOK = Checksum(b) == p.Checksum
 	}
 	if len(b) < 4 {
 		return nil, fmt.Errorf("%w: truncated metadata size", ErrMalformed)

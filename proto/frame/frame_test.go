@@ -190,6 +190,9 @@ func TestRoundTripPayloadFrame(t *testing.T) {
 		p := f.Payload
 		assert.True(t, p.HasChecksum)
 		assert.True(t, p.ChecksumOK)
+		crcAt := 8 + int(binary.BigEndian.Uint32(viaMessage[4:])) + 2
+		assert.Equal(t, binary.BigEndian.Uint32(viaMessage[crcAt:]), p.Checksum, "the received CRC32C")
+		assert.Equal(t, frame.Checksum(viaMessage[crcAt+4:]), p.Checksum)
 		assert.Nil(t, p.BrokerEntryMetadata)
 		assert.Equal(t, mdBytes, p.Metadata)
 		assert.Equal(t, len(data), len(p.Data))
@@ -237,6 +240,7 @@ func TestPayloadWithoutChecksum(t *testing.T) {
 	require.NotNil(t, f.Payload)
 	assert.False(t, f.Payload.HasChecksum)
 	assert.True(t, f.Payload.ChecksumOK, "nothing to check counts as OK")
+	assert.Zero(t, f.Payload.Checksum)
 	assert.Nil(t, f.Payload.BrokerEntryMetadata)
 	assert.Equal(t, md, f.Payload.Metadata)
 	assert.Equal(t, []byte("data"), f.Payload.Data)
@@ -338,6 +342,7 @@ func TestWrongChecksum(t *testing.T) {
 		require.NotNil(t, f.Payload, "byte %d", i)
 		assert.True(t, f.Payload.HasChecksum, "byte %d", i)
 		assert.False(t, f.Payload.ChecksumOK, "byte %d", i)
+		assert.Equal(t, binary.BigEndian.Uint32(corrupt[crcAt:]), f.Payload.Checksum, "byte %d: the CRC32C as received", i)
 	}
 }
 

@@ -4,9 +4,13 @@
 package batch
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"fmt"
+	"io"
 
+	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"google.golang.org/protobuf/proto"
@@ -53,8 +57,10 @@ func Split(data []byte, n int) ([]Message, error) {
 }
 
 // Decompress undoes the compression md names: LZ4 as a raw block
-// (Pulsar's LZ4 is the block format, its size in the metadata), ZSTD as a
-// frame. The result must have the metadata's uncompressed_size.
+// (Pulsar's LZ4 is the block format, its size in the metadata), ZLIB as a
+// zlib stream (which may end without its final block), ZSTD as a frame,
+// SNAPPY as a raw block. The result must
+// have the metadata's uncompressed_size.
 func Decompress(md *pulsarpb.MessageMetadata, data []byte) ([]byte, error) {
 	var out []byte
 	switch md.GetCompression() {
@@ -67,6 +73,22 @@ func Decompress(md *pulsarpb.MessageMetadata, data []byte) ([]byte, error) {
 			return nil, fmt.Errorf("LZ4: %w", err)
 		}
 		out = out[:n]
+	case pulsarpb.CompressionType_ZLIB:
+		r, err := zlib.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("ZLIB: %w", err)
+		}
+		// Read only uncompressed_size bytes: the Java client ends its
+		// stream with a sync flush, without the final block and checksum.
+		out = make([]byte, md.GetUncompressedSize())
+		if _, err := io.ReadFull(r, out); err != nil {
+			return nil, fmt.Errorf("ZLIB: %w", err)
+		}
+	case pulsarpb.CompressionType_SNAPPY:
+		var err error
+		if out, err = snappy.Decode(nil, data); err != nil {
+			return nil, fmt.Errorf("SNAPPY: %w", err)
+		}
 	case pulsarpb.CompressionType_ZSTD:
 		d, err := zstd.NewReader(nil)
 		if err != nil {

@@ -1,0 +1,228 @@
+package pulsarconn_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/contracttest"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
+)
+
+// producerCmd is the PRODUCER command of producer 1 (the id sendFrame's
+// SEND names).
+func producerCmd() *pulsarpb.BaseCommand {
+	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PRODUCER.Enum(),
+		Producer: &pulsarpb.CommandProducer{Topic: proto.String("persistent://public/default/t"), ProducerId: proto.Uint64(1)}}
+}
+
+// createdProducer registers producer 1 on b with ctx, creates it and
+// publishes one message, whose receipt it waits for.
+func createdProducer(t *testing.T, e env, b *pulsarconn.Broker, ctx context.Context) (*pulsarconn.Registration, *contracttest.PushLog) {
+	t.Helper()
+	l := contracttest.NewPushLog()
+	reg, err := b.RegisterProducer(ctx, 1, l)
+	require.NoError(t, err)
+	assert.NoError(t, reg.Err(), "live")
+	err = reg.Publish(testContext(t), sendFrame(t, 0, 16))
+	assert.ErrorIs(t, err, pulsarconn.ErrNotCreated, "not created yet")
+	assert.False(t, pulsarconn.IsRetryable(err))
+	_, err = reg.Create(testContext(t), producerCmd())
+	require.NoError(t, err)
+	require.NoError(t, reg.Publish(testContext(t), sendFrame(t, 0, 16)))
+	l.WaitFor(testContext(t), t, pulsarconn.PushReceipt, 1)
+	require.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_SEND))
+	return reg, l
+}
+
+// assertEnded checks that reg has ended for a reason matching want: Done is
+// closed, its Handler's last push, and only one of its kind, is PushEnded
+// with that reason, and every call fails with ErrRegistrationEnded.
+func assertEnded(t *testing.T, reg *pulsarconn.Registration, l *contracttest.PushLog, want error) {
+	t.Helper()
+	ctx := testContext(t)
+	select {
+	case <-reg.Done():
+	case <-ctx.Done():
+		t.Fatal("Done not closed")
+	}
+	assert.ErrorIs(t, reg.Err(), want)
+	got := l.WaitFor(ctx, t, pulsarconn.PushEnded, 1)
+	synctest.Wait() // anything else queued for the Handler has come
+	require.Len(t, l.OfKind(pulsarconn.PushEnded), 1, "told once")
+	assert.ErrorIs(t, got[0].Err, want)
+	all := l.All()
+	assert.Equal(t, pulsarconn.PushEnded, all[len(all)-1].Kind, "nothing after PushEnded")
+
+	err := reg.Publish(ctx, sendFrame(t, 9, 16))
+	assert.ErrorIs(t, err, pulsarconn.ErrRegistrationEnded)
+	assert.ErrorIs(t, err, want, "and says why")
+	assert.False(t, pulsarconn.IsRetryable(err))
+	_, err = reg.Create(ctx, producerCmd())
+	assert.ErrorIs(t, err, pulsarconn.ErrRegistrationEnded)
+	assert.ErrorIs(t, reg.Send(ctx, producerCmd()), pulsarconn.ErrRegistrationEnded)
+	_, err = reg.Request(ctx, producerCmd())
+	assert.ErrorIs(t, err, pulsarconn.ErrRegistrationEnded)
+}
+
+// TestRegistrationEndsWithItsContext: a registration whose context ends
+// (the 10 s timeout the Examples used to pass) tells its Handler, and a
+// Publish then fails instead of sending a SEND the broker refuses.
+func TestRegistrationEndsWithItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		why := errors.New("the owner went away")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		reg, l := createdProducer(t, e, b, ctx)
+
+		cancel(why)
+		assertEnded(t, reg, l, why)
+		assert.ErrorIs(t, reg.Err(), context.Canceled)
+		require.NoError(t, e.srv.WaitReceived(testContext(t), pulsarpb.BaseCommand_CLOSE_PRODUCER, 1))
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_SEND), "no SEND after the end")
+	})
+}
+
+func TestRegistrationClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		reg, l := createdProducer(t, e, b, context.Background())
+		require.NoError(t, reg.Close(testContext(t)))
+		assertEnded(t, reg, l, pulsarconn.ErrClosed)
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_CLOSE_PRODUCER))
+	})
+}
+
+// TestStopEndsRegistrations: Stop tells each Handler PushEnded, and no
+// PushDisconnected.
+func TestStopEndsRegistrations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		reg, l := createdProducer(t, e, b, context.Background())
+		cl := contracttest.NewPushLog()
+		creg, err := b.RegisterConsumer(context.Background(), 2, cl)
+		require.NoError(t, err)
+		require.NoError(t, b.Stop(testContext(t)))
+		assertEnded(t, reg, l, pulsarconn.ErrClosed)
+		assertEnded(t, creg, cl, pulsarconn.ErrClosed)
+		assert.Empty(t, l.OfKind(pulsarconn.PushDisconnected))
+		assert.Empty(t, cl.OfKind(pulsarconn.PushDisconnected))
+		assert.NoError(t, reg.Close(testContext(t)), "Close after Stop: nothing left to do")
+		assert.Len(t, l.OfKind(pulsarconn.PushEnded), 1)
+	})
+}
+
+// TestBrokerClosesTheProducer: after the broker's CLOSE_PRODUCER the
+// registration stays, but Publish fails with ErrNotCreated until Create
+// succeeds again.
+func TestBrokerClosesTheProducer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		reg, l := createdProducer(t, e, b, context.Background())
+
+		require.True(t, e.srv.CloseProducer(1, "", ""))
+		l.WaitFor(ctx, t, pulsarconn.PushClosed, 1)
+		err := reg.Publish(ctx, sendFrame(t, 1, 16))
+		assert.ErrorIs(t, err, pulsarconn.ErrNotCreated)
+		assert.False(t, pulsarconn.IsRetryable(err))
+		assert.ErrorIs(t, reg.Send(ctx, producerCmd()), pulsarconn.ErrNotCreated)
+		assert.NoError(t, reg.Err(), "the registration stays")
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_SEND))
+
+		_, err = reg.Create(ctx, producerCmd())
+		require.NoError(t, err)
+		require.NoError(t, reg.Publish(ctx, sendFrame(t, 1, 16)))
+		l.WaitFor(ctx, t, pulsarconn.PushReceipt, 2)
+		assert.Empty(t, l.OfKind(pulsarconn.PushSendError))
+	})
+}
+
+// TestReconnectUnbindsTheRegistration: after a reconnect Publish fails
+// retryably with ErrDisconnected, and no SEND reaches the new connection
+// before Create succeeded there.
+func TestReconnectUnbindsTheRegistration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		reg, l := createdProducer(t, e, b, context.Background())
+		first := b.Connection()
+
+		_, changed := b.WatchState()
+		e.srv.DropConnections()
+		<-changed
+		l.WaitFor(ctx, t, pulsarconn.PushDisconnected, 1)
+		require.NoError(t, b.WaitConnected(ctx))
+		require.NotEqual(t, first, b.Connection())
+
+		err := reg.Publish(ctx, sendFrame(t, 1, 16))
+		assert.ErrorIs(t, err, pulsarconn.ErrDisconnected)
+		assert.True(t, pulsarconn.IsRetryable(err))
+		assert.ErrorIs(t, reg.Send(ctx, producerCmd()), pulsarconn.ErrDisconnected)
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_SEND), "nothing sent on the new connection")
+
+		_, err = reg.Create(ctx, producerCmd())
+		require.NoError(t, err)
+		require.NoError(t, reg.Publish(ctx, sendFrame(t, 1, 16)))
+		l.WaitFor(ctx, t, pulsarconn.PushReceipt, 2)
+		assert.Empty(t, l.OfKind(pulsarconn.PushSendError), "the SEND came after its PRODUCER")
+	})
+}
+
+// TestRefusalEndsRegistrations: a Broker ended by the broker's refusal of
+// its credentials ends its registrations.
+func TestRefusalEndsRegistrations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t, pulsartest.WithToken("right"))
+		auth := &gatedToken{release: make(chan struct{}), tok: "wrong"}
+		b := e.start(t, pulsarconn.WithAuthenticator(auth))
+		l := contracttest.NewPushLog()
+		reg, err := b.RegisterProducer(context.Background(), 1, l)
+		require.NoError(t, err)
+		close(auth.release)
+		assertEnded(t, reg, l, pulsarconn.ErrAuthenticationError)
+		assert.ErrorIs(t, reg.Err(), pulsarconn.ErrClosed)
+	})
+}
+
+// TestCreateChecksItsCommand: Create takes only the registration's own
+// PRODUCER or SUBSCRIBE, and a consumer registration does not publish.
+func TestCreateChecksItsCommand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		reg, err := b.RegisterConsumer(context.Background(), 1, contracttest.NewPushLog())
+		require.NoError(t, err)
+		_, err = reg.Create(ctx, producerCmd())
+		assert.Error(t, err, "a PRODUCER for a consumer")
+		other := &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SUBSCRIBE.Enum(), Subscribe: &pulsarpb.CommandSubscribe{
+			Topic: proto.String("persistent://public/default/t"), Subscription: proto.String("s"),
+			SubType: pulsarpb.CommandSubscribe_Exclusive.Enum(), ConsumerId: proto.Uint64(2)}}
+		_, err = reg.Create(ctx, other)
+		assert.Error(t, err, "another consumer's SUBSCRIBE")
+		assert.Error(t, reg.Publish(ctx, sendFrame(t, 0, 16)))
+		assert.Zero(t, e.srv.Received(pulsarpb.BaseCommand_SUBSCRIBE))
+
+		flow := &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_FLOW.Enum(),
+			Flow: &pulsarpb.CommandFlow{ConsumerId: proto.Uint64(1), MessagePermits: proto.Uint32(10)}}
+		assert.ErrorIs(t, reg.Send(ctx, flow), pulsarconn.ErrNotCreated)
+		other.Subscribe.ConsumerId = proto.Uint64(1)
+		_, err = reg.Create(ctx, other)
+		require.NoError(t, err)
+		require.NoError(t, reg.Send(ctx, flow))
+		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+	})
+}
