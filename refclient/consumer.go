@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/command"
+	"github.com/pulsarconn/pulsarconn/proto/message"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -53,15 +54,15 @@ type ConsumerStats struct {
 // and re-subscribes after a reconnection, a close by the broker or a
 // move of the topic. All its methods are safe for concurrent use.
 type Consumer struct {
-	l          *link
-	sub        string
-	opts       ConsumerOptions
-	background sync.WaitGroup // REDELIVERs being sent
+	l    *link
+	sub  string
+	opts ConsumerOptions
 
 	// Guarded by l.mu.
-	queue    []*Message    // received, not yet returned by Receive
-	arrived  chan struct{} // closed at the next arrival, while Receive waits
-	consumed int           // returned by Receive since the last FLOW
+	queue    []*Message           // received, not yet returned by Receive
+	batches  map[MessageID][]bool // by entry: the messages of a batch Ack was called for
+	arrived  chan struct{}        // closed at the next arrival, while Receive waits
+	consumed int                  // returned by Receive since the last FLOW
 	stats    ConsumerStats
 }
 
@@ -87,30 +88,35 @@ func (c *Consumer) Stats() ConsumerStats {
 	return c.stats
 }
 
-// create implements owner: SUBSCRIBE, then FLOW for the whole receiver
-// queue (it is empty: what it held was dropped when the consumer was
-// lost, and the broker sends it again).
-func (c *Consumer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, epoch uint64) error {
-	if _, err := requestOn(ctx, b, conn, subscribeCommand(c.l.topic, c.sub, id, &c.opts)); err != nil {
-		return err
-	}
+// command implements owner: the SUBSCRIBE.
+func (c *Consumer) command(id uint64) *pulsarpb.BaseCommand {
+	return command.Subscribe(c.l.topic, c.sub, id, c.opts.Type,
+		command.SubscribeOptions{ConsumerName: c.opts.Name, InitialPosition: c.opts.InitialPosition})
+}
+
+// created implements owner: then FLOW for the whole receiver queue (it is
+// empty: what it held was dropped when the consumer was lost, and the
+// broker sends it again).
+func (c *Consumer) created(ctx context.Context, _ *pulsarpb.BaseCommand, epoch, conn uint64) error {
 	c.l.mu.Lock()
 	bound := c.l.bindLocked(epoch, conn)
 	if bound {
 		c.stats.Subscribed++
 		c.consumed = 0
 	}
+	reg := c.l.reg
 	c.l.mu.Unlock()
 	if !bound {
 		return nil
 	}
-	return ignoreLoss(b.Send(ctx, flowCommand(id, c.opts.ReceiverQueueSize)))
+	return ignoreLoss(reg.Send(ctx, command.Flow(reg.ID(), uint32(c.opts.ReceiverQueueSize))))
 }
 
 // ignoreLoss returns nil for a failure the link recovers from by itself:
-// the connection's loss, after which the consumer subscribes again.
+// the consumer's loss, after which it subscribes again.
 func ignoreLoss(err error) error {
-	if errors.Is(err, pulsarconn.ErrDisconnected) {
+	if errors.Is(err, pulsarconn.ErrDisconnected) || errors.Is(err, pulsarconn.ErrNotCreated) ||
+		errors.Is(err, pulsarconn.ErrRegistrationEnded) {
 		return nil
 	}
 	return err
@@ -122,35 +128,61 @@ func (c *Consumer) pushLocked(p pulsarconn.Push) func() {
 		return nil
 	}
 	cmd := p.Command.GetMessage()
-	if !p.Payload.ChecksumOK {
+	id := command.FromData(cmd.GetMessageId())
+	entry, err := message.Decode(p.Payload)
+	switch {
+	case errors.Is(err, message.ErrChecksum):
 		c.stats.Corrupt++
 		c.consumed++ // its permit is used up
-		b, id := c.l.broker, c.l.id
-		mid := messageID(cmd.GetMessageId())
-		// Not from the Handler, which must not wait for room in the
-		// write queue or for a connection.
-		c.background.Add(1)
-		return func() {
-			go func() {
-				defer c.background.Done()
-				_ = b.Send(c.l.life, redeliverCommand(id, mid))
-			}()
-		}
-	}
-	msgs, err := decodeMessages(cmd, p.Payload)
-	if err != nil {
-		// Not for this client: its permit is used up, and it stays
-		// unacknowledged.
+		reg := c.l.reg
+		return func() { _ = reg.Send(c.l.life, command.Redeliver(reg.ID(), id)) }
+	case err != nil:
+		// Not for this client (encrypted, ...): its permit is used up,
+		// and it stays unacknowledged.
 		c.stats.Skipped++
 		c.consumed++
 		return nil
 	}
-	c.queue = append(c.queue, msgs...)
+	acked := c.batches[id] // of a batch partly acknowledged before
+	for i, m := range entry.Messages {
+		mid := id
+		if entry.Batched {
+			mid = id.InBatch(int32(i), int32(len(entry.Messages)))
+		}
+		switch {
+		case i < len(acked) && acked[i]:
+			c.consumed++ // Ack returned nil for it: not again
+			continue
+		case m.Chunk.Count > 1 || m.CompactedOut:
+			c.stats.Skipped++
+			c.consumed++
+			continue
+		}
+		c.queue = append(c.queue, received(&m, entry.Metadata, mid, cmd.GetRedeliveryCount()))
+	}
 	if c.arrived != nil {
 		close(c.arrived)
 		c.arrived = nil
 	}
 	return nil
+}
+
+// received is the Message of m, decoded from an entry with metadata md.
+func received(m *message.Message, md *pulsarpb.MessageMetadata, id MessageID, redeliveries uint32) *Message {
+	r := &Message{
+		Payload:         slices.Clone(m.Payload),
+		Key:             m.Key,
+		Properties:      m.Properties,
+		ID:              id,
+		ProducerName:    md.GetProducerName(),
+		SequenceID:      m.SequenceID,
+		PublishTime:     time.UnixMilli(int64(m.PublishTime)),
+		RedeliveryCount: redeliveries,
+	}
+	if m.EventTime != 0 {
+		r.EventTime = time.UnixMilli(int64(m.EventTime))
+	}
+	return r
 }
 
 // lostLocked implements owner: what the queue holds is dropped (the
@@ -181,7 +213,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			c.queue = c.queue[1:]
 			c.consumed++
 			var flow int
-			b, id := c.l.broker, c.l.id
+			reg := c.l.reg
 			if c.l.conn != 0 && c.consumed >= max(c.opts.ReceiverQueueSize/2, 1) {
 				flow, c.consumed = c.consumed, 0
 			}
@@ -189,7 +221,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			// A FLOW lost with the connection is no loss: the
 			// re-subscription grants the whole queue again. One not
 			// sent (ctx ended) is sent by a later Receive.
-			if flow > 0 && ignoreLoss(b.Send(ctx, flowCommand(id, flow))) != nil {
+			if flow > 0 && ignoreLoss(reg.Send(ctx, command.Flow(reg.ID(), uint32(flow)))) != nil {
 				c.l.mu.Lock()
 				c.consumed += flow
 				c.l.mu.Unlock()
@@ -210,23 +242,34 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 }
 
 // Ack acknowledges m and waits for the broker's confirmation
-// (ACK_RESPONSE), within ctx. If the connection is lost first, it
+// (ACK_RESPONSE), within ctx. If the consumer is lost first, it
 // acknowledges again once the consumer has subscribed again. Once Ack
-// has returned nil, Receive never returns m again: a copy the broker
-// sent before it had the Ack is dropped.
+// has returned nil, Receive does not return m again: a copy the broker
+// sent before it had the Ack is dropped. A message of a batch is
+// acknowledged to the broker with the last of its batch to be acknowledged
+// (a broker acknowledges entries, not messages of a batch, unless told
+// otherwise); Ack returns nil for the others at once.
 func (c *Consumer) Ack(ctx context.Context, m *Message) error {
+	id := m.ID
+	if id.BatchSize > 1 {
+		c.l.mu.Lock()
+		whole := c.ackInBatchLocked(id)
+		c.l.mu.Unlock()
+		if !whole {
+			return nil
+		}
+		id = id.WholeEntry()
+	}
 	for {
-		b, id, conn, err := c.l.waitReady(ctx)
+		b, reg, conn, err := c.l.waitReady(ctx)
 		if err != nil {
 			return err
 		}
 		// On the connection the consumer lives on: a broker ignores an
 		// ACK for a consumer it does not have, and would never answer.
-		_, err = requestOn(ctx, b, conn, ackCommand(id, m.ID))
+		_, err = requestOn(ctx, b, conn, command.Ack(reg.ID(), id))
 		if err == nil {
-			// requestOn returned after every push the broker sent
-			// before its answer: any copy of m it sent is queued.
-			c.purge(m.ID)
+			c.purge(id)
 			return nil
 		}
 		if !pulsarconn.IsRetryable(err) || ctx.Err() != nil {
@@ -239,12 +282,33 @@ func (c *Consumer) Ack(ctx context.Context, m *Message) error {
 	}
 }
 
-// purge drops the queued copies of message id.
-func (c *Consumer) purge(id MessageID) {
+// ackInBatchLocked records that id, a message of a batch, is
+// acknowledged, and reports whether its whole batch now is.
+func (c *Consumer) ackInBatchLocked(id MessageID) bool {
+	entry := id.WholeEntry()
+	acked := c.batches[entry]
+	if acked == nil {
+		if c.batches == nil {
+			c.batches = make(map[MessageID][]bool)
+		}
+		acked = make([]bool, id.BatchSize)
+		c.batches[entry] = acked
+	}
+	if id.BatchIndex >= 0 && int(id.BatchIndex) < len(acked) {
+		acked[id.BatchIndex] = true
+	}
+	return !slices.Contains(acked, false)
+}
+
+// purge drops the queued copies of entry, acknowledged: requestOn
+// returned after every push the broker sent before its answer, so any
+// copy it sent is queued.
+func (c *Consumer) purge(entry MessageID) {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()
+	delete(c.batches, entry)
 	n := len(c.queue)
-	c.queue = slices.DeleteFunc(c.queue, func(m *Message) bool { return m.ID == id })
+	c.queue = slices.DeleteFunc(c.queue, func(m *Message) bool { return m.ID.WholeEntry() == entry })
 	c.stats.Purged += n - len(c.queue)
 	c.consumed += n - len(c.queue) // their permits are used up
 }
@@ -252,8 +316,4 @@ func (c *Consumer) purge(id MessageID) {
 // Close closes the consumer on the broker (CLOSE_CONSUMER) within ctx.
 // The messages received and not acknowledged go back to the subscription.
 // Receive and Ack fail with ErrClosed once Close has begun.
-func (c *Consumer) Close(ctx context.Context) error {
-	err := c.l.close(ctx)
-	c.background.Wait() // they end with the link
-	return err
-}
+func (c *Consumer) Close(ctx context.Context) error { return c.l.close(ctx) }

@@ -9,6 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/command"
+	"github.com/pulsarconn/pulsarconn/proto/message"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -158,6 +161,74 @@ func TestCorruptMessageIsAskedAgain(t *testing.T) {
 		require.NoError(t, c.Ack(ctx, m))
 		assert.Equal(t, 1, c.Stats().Corrupt)
 		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES))
+		require.NoError(t, c.Close(ctx))
+	})
+}
+
+// publishBatch stores msgs on topic as one batch, compressed with c, as
+// another client's producer would.
+func publishBatch(t *testing.T, ctx context.Context, e *env, c pulsarpb.CompressionType, msgs []message.Message) {
+	t.Helper()
+	b, err := e.client.LookupTopic(ctx, topic)
+	require.NoError(t, err)
+	id := b.NewProducerID()
+	receipt := make(chan struct{}, 1)
+	reg, err := b.RegisterProducer(context.Background(), id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+		if p.Kind == pulsarconn.PushReceipt {
+			receipt <- struct{}{}
+		}
+	}))
+	require.NoError(t, err)
+	defer reg.Close(ctx)
+	_, err = reg.Create(ctx, command.Producer(topic, id))
+	require.NoError(t, err)
+	enc := message.Encoder{ProducerName: "other", Compression: c}
+	f, err := enc.AppendBatch(nil, id, msgs)
+	require.NoError(t, err)
+	require.NoError(t, reg.Publish(ctx, f))
+	<-receipt
+}
+
+// TestBatchedAndCompressed: a batch (here compressed with LZ4) is received
+// as its messages, each with its key and properties and its place in the
+// batch; the broker is told of the batch once all its messages are
+// acknowledged, and a message acknowledged before a redelivery of the
+// batch is not received again.
+func TestBatchedAndCompressed(t *testing.T) {
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		publishBatch(t, ctx, e, pulsarpb.CompressionType_LZ4, []message.Message{
+			{Payload: []byte("a"), Key: "k", SequenceID: 0},
+			{Payload: []byte("b"), Properties: map[string]string{"p": "v"}, SequenceID: 1},
+			{Payload: []byte("c"), SequenceID: 2},
+		})
+		c := e.consumer(t, ctx, earliest)
+		var got []*Message
+		for range 3 {
+			got = append(got, receive(t, ctx, c))
+		}
+		for i, m := range got {
+			assert.Equal(t, string(rune('a'+i)), string(m.Payload))
+			assert.Equal(t, int32(i), m.ID.BatchIndex)
+			assert.Equal(t, int32(3), m.ID.BatchSize)
+			assert.Equal(t, "other", m.ProducerName)
+			assert.Equal(t, uint64(i), m.SequenceID)
+		}
+		assert.Equal(t, "k", got[0].Key)
+		assert.Equal(t, map[string]string{"p": "v"}, got[1].Properties)
+
+		require.NoError(t, c.Ack(ctx, got[0]))
+		require.NoError(t, c.Ack(ctx, got[1]))
+		synctest.Wait()
+		assert.Zero(t, e.srv.Received(pulsarpb.BaseCommand_ACK), "the batch is not done yet")
+		e.network.DropAll() // the whole batch comes again
+		synctest.Wait()
+		again := receive(t, ctx, c)
+		assert.Equal(t, "c", string(again.Payload), "a and b were acknowledged")
+		assert.Equal(t, got[2].ID, again.ID)
+		require.NoError(t, c.Ack(ctx, again))
+		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_ACK))
+		st, _ := e.srv.Subscription(topic, "s")
+		assert.Equal(t, int64(0), st.MarkDelete, "the entry is acknowledged")
 		require.NoError(t, c.Close(ctx))
 	})
 }

@@ -1,25 +1,29 @@
 // Package refclient is a reference producer and consumer built on
-// pulsarconn's public API only: a starting point to read, copy and grow,
-// not a full Pulsar client.
+// pulsarconn's public API only — the Client, Registrations, and the
+// message codec (proto/message) and command builders (proto/command): a
+// starting point to read, copy and grow, not a full Pulsar client.
 //
 // A Producer looks its topic up with a pulsarconn.Client, registers on the
-// Broker that serves it, creates the broker-side producer (PRODUCER, on
-// one connection: see docs/architecture.md, "Calls bound to a
-// connection"), numbers its messages with sequence ids, matches the
-// broker's receipts and send errors to them, and keeps at most MaxPending
-// without a receipt. A Consumer subscribes (SUBSCRIBE), grants the broker
-// permits (FLOW: the receiver queue at first, then half of it each time
-// Receive has taken that many), and acknowledges with ACK, waiting for
-// the broker's confirmation.
+// Broker that serves it, creates the broker-side producer
+// (Registration.Create with a PRODUCER; the answer gives its name and last
+// sequence id), numbers its messages with sequence ids, publishes them on
+// the connection it was created on (Registration.Publish), matches the
+// broker's receipts and send errors to them by sequence id, and keeps at
+// most MaxPending without a receipt. A Consumer subscribes (SUBSCRIBE),
+// grants the broker permits (FLOW: the receiver queue at first, then half
+// of it each time Receive has taken that many), splits batches and
+// decompresses, and acknowledges with ACK, waiting for the broker's
+// confirmation.
 //
 // Both re-create their broker-side object when it is lost — a
 // reconnection (PushDisconnected), the broker's close (PushClosed, as
-// when a topic is unloaded or moves to another broker), a migration, and
-// for the producer a SEND_ERROR — looking the topic up again when it may
-// have moved, possibly onto another Broker. The producer then sends again,
-// in sequence-id order, every message without a receipt; the consumer
-// drops what it had queued and not yet returned (the broker sends it
-// again) and grants its permits again.
+// when a topic is unloaded or moves to another broker), a migration, the
+// end of the registration (PushEnded: the Broker was stopped), and for
+// the producer a SEND_ERROR — looking the topic up again when it may have
+// moved, possibly onto another Broker. The producer then sends again, in
+// sequence-id order, every message without a receipt; the consumer drops
+// what it had queued and not yet returned (the broker sends it again) and
+// grants its permits again.
 //
 // # Delivery guarantees
 //
@@ -41,9 +45,10 @@
 //     message received but not acknowledged when the consumer is lost is
 //     received again, with the same MessageID.
 //   - Once Ack has returned nil, Receive does not return that message
-//     again: a copy the broker sent before it had the Ack is dropped.
-//     So a consumer that acknowledges each message before it receives the
-//     next receives each stored entry exactly once; the duplicates it can
+//     again: a copy the broker sent before it had the Ack is dropped, and
+//     so is, in a batch sent again, a message acknowledged before. So a
+//     consumer that acknowledges each message before it receives the next
+//     receives each stored message exactly once; the duplicates it can
 //     see are the producer's second copies (another MessageID, the same
 //     producer name and sequence id).
 //   - A message whose checksum does not match is not returned: the
@@ -52,19 +57,20 @@
 //     unacknowledged message again, so those already queued may be
 //     received twice.
 //
-// The tests check these on pulsartest, across connection resets
-// (in memory, under testing/synctest) and through internal/chaos's TCP
-// proxy, which cuts frames in half.
+// The tests check these on pulsartest, across connection resets (in
+// memory, under testing/synctest) and through internal/chaos's TCP proxy,
+// which cuts frames in half.
 //
 // # What it leaves out
 //
 // Partitioned topics (a producer or consumer per partition, and message
-// routing), schemas, batching, compression and chunking on the producer
-// side, batched or compressed messages on the consumer side (skipped and left
-// unacknowledged: ConsumerStats.Skipped), encryption,
-// transactions, producer access modes, a send timeout (Send waits as long
-// as its context allows), negative acknowledgements, an ack timeout,
-// cumulative acknowledgements, seek, readers and non-durable
+// routing), schemas, batching and chunking on the producer side, chunked
+// messages on the consumer side (skipped and left unacknowledged, as are
+// encrypted ones: ConsumerStats.Skipped), encryption, transactions,
+// producer access modes, a send timeout (Send waits as long as its
+// context allows), negative acknowledgements, an ack timeout, cumulative
+// and batch-index acknowledgements (a batch is acknowledged as one entry
+// once all its messages are), seek, readers and non-durable
 // subscriptions, dead-letter topics, the end of a terminated topic, and
 // several topics or patterns per consumer. Its pauses between failed
 // re-creations use the system clock (time.NewTimer), not the Client's:

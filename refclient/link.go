@@ -13,10 +13,14 @@ import (
 
 // owner is a Producer or a Consumer, as its link sees it.
 type owner interface {
-	// create creates the broker-side producer or consumer, as id, on
-	// connection conn of b, and binds the link to it (bindLocked) if
-	// nothing happened since epoch. It is called by the keeper only.
-	create(ctx context.Context, b *pulsarconn.Broker, conn, id uint64, epoch uint64) error
+	// command is the PRODUCER or SUBSCRIBE that creates the broker-side
+	// producer or consumer as id.
+	command(id uint64) *pulsarpb.BaseCommand
+	// created is told that command was answered resp on connection conn;
+	// it binds the link to conn (bindLocked) unless the object was lost
+	// since epoch, and then sends what must follow (the pending messages,
+	// FLOW). It is called by the keeper only.
+	created(ctx context.Context, resp *pulsarpb.BaseCommand, epoch, conn uint64) error
 	// pushLocked handles a push other than the link's own (receipts, send
 	// errors, messages). It is called with the link's lock held and
 	// returns what to run once it is released, or nil.
@@ -39,7 +43,7 @@ type link struct {
 	kind   string // "producer" or "consumer"
 	owner  owner
 
-	life context.Context // ends at close: the registration and the keeper
+	life context.Context // ends at the end: the keeper and its calls
 	stop context.CancelFunc
 	wake chan struct{} // the keeper has work: 1-buffered
 	kept chan struct{} // closed when the keeper returns
@@ -47,7 +51,6 @@ type link struct {
 	mu     sync.Mutex
 	broker *pulsarconn.Broker
 	reg    *pulsarconn.Registration
-	id     uint64        // the producer or consumer id on broker
 	gen    uint64        // counts registrations: pushes of an older one are ignored
 	conn   uint64        // the connection the broker-side object lives on; 0: none
 	epoch  uint64        // counts losses: a create that saw an older one is stale
@@ -72,6 +75,7 @@ func (l *link) start(ctx context.Context) error {
 		err = fmt.Errorf("refclient: create %s on %s: %w", l.kind, l.topic, err)
 		l.end(err)
 		close(l.kept)
+		_ = l.closeRegistration(ctx)
 		return err
 	}
 	go l.keep()
@@ -129,19 +133,19 @@ func (l *link) recreate(ctx context.Context) error {
 }
 
 // attempt registers on the broker that serves the topic (looking it up
-// again when it may have moved) and creates the broker-side object on its
-// current connection.
+// again when it may have moved, or when the registration ended) and
+// creates the broker-side object there (Registration.Create).
 func (l *link) attempt(ctx context.Context, epoch uint64) error {
 	l.mu.Lock()
-	b, id, moved := l.broker, l.id, l.moved
+	b, reg, moved := l.broker, l.reg, l.moved
 	l.mu.Unlock()
-	if moved || b == nil {
+	if moved || reg == nil || reg.Err() != nil {
 		nb, err := l.client.LookupTopic(ctx, l.topic)
 		if err != nil {
 			return err
 		}
-		if nb != b {
-			if id, err = l.register(ctx, nb); err != nil {
+		if nb != b || reg == nil || reg.Err() != nil {
+			if reg, err = l.register(ctx, nb); err != nil {
 				return err
 			}
 			b = nb
@@ -152,7 +156,14 @@ func (l *link) attempt(ctx context.Context, epoch uint64) error {
 	}
 	err := b.WaitConnected(ctx)
 	if err == nil {
-		err = l.owner.create(ctx, b, b.Connection(), id, epoch)
+		// The connection Create went to: the one current before and
+		// after it. Another one in between, and it starts over.
+		conn := b.Connection()
+		var resp *pulsarpb.BaseCommand
+		resp, err = reg.Create(ctx, l.owner.command(reg.ID()))
+		if err == nil && conn != 0 && b.Connection() == conn {
+			err = l.owner.created(ctx, resp, epoch, conn)
+		}
 	}
 	if errors.Is(err, pulsarconn.ErrClosed) && ctx.Err() == nil {
 		// The Broker was stopped (not the Client: a lookup would say
@@ -167,8 +178,10 @@ func (l *link) attempt(ctx context.Context, epoch uint64) error {
 var errBrokerGone = errors.New("refclient: broker connection stopped")
 
 // register moves the link to Broker b: a new registration there, the
-// previous one closed.
-func (l *link) register(ctx context.Context, b *pulsarconn.Broker) (uint64, error) {
+// previous one closed. A registration lasts until Close, whatever
+// happens to the connection: it is registered with a context that never
+// ends.
+func (l *link) register(ctx context.Context, b *pulsarconn.Broker) (*pulsarconn.Registration, error) {
 	l.mu.Lock()
 	l.gen++
 	gen, old := l.gen, l.reg
@@ -177,23 +190,19 @@ func (l *link) register(ctx context.Context, b *pulsarconn.Broker) (uint64, erro
 		_ = old.Close(ctx) // the broker-side object is gone or going: nothing to wait for
 	}
 	h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) { l.handle(gen, p) })
-	var reg *pulsarconn.Registration
-	var err error
-	var id uint64
+	register := b.RegisterConsumer
+	id := b.NewConsumerID()
 	if l.kind == "producer" {
-		id = b.NewProducerID()
-		reg, err = b.RegisterProducer(l.life, id, h)
-	} else {
-		id = b.NewConsumerID()
-		reg, err = b.RegisterConsumer(l.life, id, h)
+		register, id = b.RegisterProducer, b.NewProducerID()
 	}
+	reg, err := register(context.Background(), id, h)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	l.mu.Lock()
-	l.broker, l.reg, l.id = b, reg, id
+	l.broker, l.reg = b, reg
 	l.mu.Unlock()
-	return id, nil
+	return reg, nil
 }
 
 // handle is the registration's Handler.
@@ -206,11 +215,16 @@ func (l *link) handle(gen uint64, p pulsarconn.Push) {
 	var after func()
 	switch p.Kind {
 	case pulsarconn.PushDisconnected:
-		// It comes after everything its connection delivered, and
-		// before the answer of any request on a newer one (requestOn):
-		// a create that waits for it sees the loss and starts over.
-		after = l.lostLocked(errors.Is(p.Err, pulsarconn.ErrClosed))
-	case pulsarconn.PushClosed, pulsarconn.PushTopicMigrated:
+		// It comes after everything its connection delivered, but may
+		// come after Create has answered on a newer connection: one
+		// about a connection older than the current one, while the
+		// object lives on the current one, is ignored.
+		if l.conn == 0 || l.broker.Connection() != l.conn {
+			after = l.lostLocked(false)
+		}
+	case pulsarconn.PushClosed, pulsarconn.PushTopicMigrated, pulsarconn.PushEnded:
+		// Closed by the broker, or moved; or the registration ended
+		// (the Broker was stopped): look the topic up again.
 		after = l.lostLocked(true)
 	default:
 		after = l.owner.pushLocked(p)
@@ -267,11 +281,15 @@ func (l *link) end(err error) {
 	}
 }
 
-// close ends the link with ErrClosed, closes its registration within ctx
-// (CLOSE_PRODUCER or CLOSE_CONSUMER) and waits for the keeper.
+// close ends the link with ErrClosed, waits for the keeper and closes
+// the registration within ctx (CLOSE_PRODUCER or CLOSE_CONSUMER).
 func (l *link) close(ctx context.Context) error {
 	l.end(ErrClosed)
 	<-l.kept
+	return l.closeRegistration(ctx)
+}
+
+func (l *link) closeRegistration(ctx context.Context) error {
 	l.mu.Lock()
 	reg := l.reg
 	l.mu.Unlock()
@@ -281,24 +299,24 @@ func (l *link) close(ctx context.Context) error {
 	return reg.Close(ctx)
 }
 
-// waitReady waits until the broker-side object exists, and returns the
-// Broker, id and connection, or the link's end or ctx's.
-func (l *link) waitReady(ctx context.Context) (*pulsarconn.Broker, uint64, uint64, error) {
+// waitReady waits until the broker-side object exists, and returns its
+// Broker, registration and connection, or the link's end or ctx's.
+func (l *link) waitReady(ctx context.Context) (*pulsarconn.Broker, *pulsarconn.Registration, uint64, error) {
 	for {
 		l.mu.Lock()
-		b, id, conn, ready, err := l.broker, l.id, l.conn, l.ready, l.err
+		b, reg, conn, ready, err := l.broker, l.reg, l.conn, l.ready, l.err
 		l.mu.Unlock()
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, nil, 0, err
 		}
 		if conn != 0 {
-			return b, id, conn, nil
+			return b, reg, conn, nil
 		}
 		select {
 		case <-ready:
 		case <-l.ended:
 		case <-ctx.Done():
-			return nil, 0, 0, ctx.Err()
+			return nil, nil, 0, ctx.Err()
 		}
 	}
 }
@@ -323,13 +341,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// requestOn sends cmd, a PRODUCER or SUBSCRIBE, on connection conn of b
-// and waits for the answer within ctx. Unlike Broker.RequestOn, it
-// returns only once every push the broker sent before the answer has
-// been handled (RequestAsync's order): the receipts of the messages sent
-// on conn before the PRODUCER are in, so a re-created producer sends again
-// only what was not receipted. If conn was not, or is no longer, the
-// current connection, it fails with an error matching ErrDisconnected.
+// requestOn sends cmd, a request of the consumer (an ACK with a request
+// id), on connection conn of b and waits for the answer within ctx. It
+// is Registration.Request's binding (it fails, with an error matching
+// ErrDisconnected, if conn is not, or is no longer, the current
+// connection) with RequestAsync's order: it returns only once every push
+// the broker sent before the answer has been handled, so that the copies
+// of a message the broker sent before it had its ACK are in the queue,
+// where Ack drops them.
 func requestOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
 	type answer struct {
 		resp *pulsarpb.BaseCommand

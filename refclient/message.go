@@ -2,8 +2,9 @@ package refclient
 
 import (
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/pulsarconn/pulsarconn/proto/command"
 )
 
 // Errors of this package; match them with errors.Is.
@@ -11,9 +12,6 @@ var (
 	// ErrClosed: the producer or consumer was closed (Close).
 	ErrClosed = errors.New("refclient: closed")
 )
-
-// errUnsupported: a message this reference client does not decode.
-var errUnsupported = errors.New("refclient: batched or compressed message")
 
 // Message is a message to send (Payload, Key, Properties, EventTime) or
 // one received, which has every field set by the consumer.
@@ -31,11 +29,7 @@ type Message struct {
 	RedeliveryCount uint32
 }
 
-// MessageID is where the broker stored a message: the ledger and entry of
-// a non-partitioned topic.
-type MessageID struct {
-	LedgerID, EntryID uint64
-}
-
-// String returns "ledger:entry".
-func (id MessageID) String() string { return fmt.Sprintf("%d:%d", id.LedgerID, id.EntryID) }
+// MessageID is where the broker stored a message: its ledger and entry,
+// and for a message of a batch, its index in the batch and the batch's
+// size.
+type MessageID = command.MessageID

@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn"
+	"github.com/pulsarconn/pulsarconn/proto/command"
+	"github.com/pulsarconn/pulsarconn/proto/message"
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
 // ProducerOptions configure a Producer. The zero value is usable.
@@ -20,6 +24,9 @@ type ProducerOptions struct {
 	// MaxPending bounds the messages sent and not yet receipted: Send and
 	// SendAsync wait for room. Default 1000.
 	MaxPending int
+	// Compression compresses each message: NONE (the zero value), LZ4,
+	// ZLIB, ZSTD or SNAPPY.
+	Compression pulsarpb.CompressionType
 }
 
 // ProducerStats count what a Producer went through.
@@ -46,8 +53,9 @@ type Producer struct {
 	slots chan struct{} // one per pending message
 
 	// sendMu is held while publishing, so that SENDs go out in the order
-	// of their sequence ids; buf is the frame being built.
+	// of their sequence ids; enc and buf build the frames.
 	sendMu sync.Mutex
+	enc    message.Encoder
 	buf    []byte
 
 	// Guarded by l.mu.
@@ -62,10 +70,8 @@ type Producer struct {
 
 // outgoing is a message sent, or to send, without a receipt yet.
 type outgoing struct {
-	seq      uint64
-	metadata []byte
-	payload  []byte
-	done     func(MessageID, error)
+	msg  message.Message // with its sequence id and publish time
+	done func(MessageID, error)
 }
 
 // NewProducer looks topic up with client, registers on the broker that
@@ -75,6 +81,7 @@ func NewProducer(ctx context.Context, client *pulsarconn.Client, topic string, o
 		opts.MaxPending = 1000
 	}
 	p := &Producer{opts: opts, name: opts.Name, slots: make(chan struct{}, opts.MaxPending)}
+	p.enc.Compression = opts.Compression
 	p.l = newLink(client, topic, "producer", p)
 	if err := p.l.start(ctx); err != nil {
 		return nil, err
@@ -138,26 +145,29 @@ func (p *Producer) SendAsync(ctx context.Context, m Message, done func(MessageID
 		<-p.slots
 		return err
 	}
-	md, err := encodeMetadata(p.name, p.nextSeq, &m, time.Now())
-	if err != nil {
-		p.l.mu.Unlock()
-		<-p.slots
-		return err
+	o := &outgoing{done: done, msg: message.Message{
+		Payload:     slices.Clone(m.Payload),
+		SequenceID:  p.nextSeq,
+		PublishTime: uint64(time.Now().UnixMilli()),
+		Key:         m.Key,
+		Properties:  maps.Clone(m.Properties),
+	}}
+	if !m.EventTime.IsZero() {
+		o.msg.EventTime = uint64(m.EventTime.UnixMilli())
 	}
-	o := &outgoing{seq: p.nextSeq, metadata: md, payload: slices.Clone(m.Payload), done: done}
 	p.nextSeq++
 	p.pending = append(p.pending, o)
-	b, id, conn := p.l.broker, p.l.id, p.l.conn
+	reg, conn := p.l.reg, p.l.conn
 	p.l.mu.Unlock()
 	if conn == 0 {
 		return nil // sent once the producer is re-created
 	}
-	err = p.publish(ctx, b, id, conn, o)
-	if err == nil || errors.Is(err, pulsarconn.ErrDisconnected) {
-		return nil // a lost connection: sent again after the re-creation
+	err := p.publish(ctx, reg, o)
+	if !refused(ctx, err) {
+		return nil // sent, or sent again once the producer is re-created
 	}
-	// Refused (too large, or no room until ctx ended): nothing was
-	// written. It is the last pending message (sendMu is held).
+	// Nothing was written. It is the last pending message (sendMu is
+	// held).
 	p.l.mu.Lock()
 	if i := slices.Index(p.pending, o); i >= 0 {
 		p.pending = slices.Delete(p.pending, i, i+1)
@@ -179,25 +189,36 @@ func (p *Producer) refusalLocked() error {
 	return nil
 }
 
-// publish writes o's SEND frame on connection conn; sendMu is held.
-func (p *Producer) publish(ctx context.Context, b *pulsarconn.Broker, id, conn uint64, o *outgoing) error {
+// publish writes o's SEND frame where the producer was created; sendMu
+// is held.
+func (p *Producer) publish(ctx context.Context, reg *pulsarconn.Registration, o *outgoing) error {
 	var err error
-	if p.buf, err = appendSend(p.buf[:0], id, o.seq, o.metadata, o.payload); err != nil {
+	if p.buf, err = p.enc.AppendSend(p.buf[:0], reg.ID(), &o.msg); err != nil {
 		return err
 	}
-	return b.PublishMessageOn(ctx, conn, p.buf)
+	return reg.Publish(ctx, p.buf)
 }
 
-// create implements owner: PRODUCER, then the pending messages again, in
-// order, on the same connection.
-func (p *Producer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, epoch uint64) error {
+// refused reports whether a Publish failed for the message itself (too
+// large, malformed, or no room in the write queue until ctx ended), not
+// because the producer was lost: then nothing was written, and sending
+// it again would fail again.
+func refused(ctx context.Context, err error) bool {
+	return err != nil && (ctx.Err() != nil || errors.Is(err, pulsarconn.ErrMessageTooLarge) ||
+		errors.Is(err, pulsarconn.ErrProtocol) || errors.Is(err, message.ErrTooLarge))
+}
+
+// command implements owner: the PRODUCER, under the name the broker gave
+// at the first creation.
+func (p *Producer) command(id uint64) *pulsarpb.BaseCommand {
 	p.l.mu.Lock()
-	name := p.name
-	p.l.mu.Unlock()
-	resp, err := requestOn(ctx, b, conn, producerCommand(p.l.topic, id, name))
-	if err != nil {
-		return err
-	}
+	defer p.l.mu.Unlock()
+	return command.Producer(p.l.topic, id, command.ProducerOptions{Name: p.name, NameFromBroker: p.opts.Name == ""})
+}
+
+// created implements owner: then the pending messages again, in order,
+// on the same connection.
+func (p *Producer) created(ctx context.Context, resp *pulsarpb.BaseCommand, epoch, conn uint64) error {
 	ps := resp.GetProducerSuccess()
 	if ps == nil {
 		return fmt.Errorf("%w: PRODUCER answered with %v", pulsarconn.ErrProtocol, resp.GetType())
@@ -211,23 +232,23 @@ func (p *Producer) create(ctx context.Context, b *pulsarconn.Broker, conn, id, e
 	}
 	if p.stats.Created == 0 {
 		p.name = ps.GetProducerName()
+		p.enc.ProducerName = p.name
 		p.nextSeq = uint64(ps.GetLastSequenceId() + 1)
 	}
 	p.stats.Created++
 	again := slices.Clone(p.pending)
 	p.stats.Resent += len(again)
-	probe := p.onResend
+	reg, probe := p.l.reg, p.onResend
 	p.l.mu.Unlock()
 	for _, o := range again {
 		if probe != nil {
-			probe(o.seq)
+			probe(o.msg.SequenceID)
 		}
-		err := p.publish(ctx, b, id, conn, o)
-		if errors.Is(err, pulsarconn.ErrDisconnected) {
+		err := p.publish(ctx, reg, o)
+		if refused(ctx, err) {
+			p.complete(o.msg.SequenceID, MessageID{}, err)
+		} else if err != nil {
 			break // lost again: the next creation sends the rest
-		}
-		if err != nil {
-			p.complete(o.seq, MessageID{}, err) // refused: it fails
 		}
 	}
 	return nil
@@ -238,7 +259,7 @@ func (p *Producer) pushLocked(push pulsarconn.Push) func() {
 	switch push.Kind {
 	case pulsarconn.PushReceipt:
 		r := push.Command.GetSendReceipt()
-		return p.completeLocked(r.GetSequenceId(), messageID(r.GetMessageId()), nil)
+		return p.completeLocked(r.GetSequenceId(), command.FromData(r.GetMessageId()), nil)
 	case pulsarconn.PushSendError:
 		seq := push.Command.GetSendError().GetSequenceId()
 		if errors.Is(push.Err, pulsarconn.ErrTopicTerminated) {
@@ -267,7 +288,7 @@ func (p *Producer) complete(seq uint64, id MessageID, err error) {
 // call of its done function, to run once the lock is released.
 func (p *Producer) completeLocked(seq uint64, id MessageID, err error) func() {
 	i, found := slices.BinarySearchFunc(p.pending, seq, func(o *outgoing, seq uint64) int {
-		return cmp.Compare(o.seq, seq)
+		return cmp.Compare(o.msg.SequenceID, seq)
 	})
 	if !found {
 		if err == nil {

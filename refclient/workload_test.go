@@ -113,8 +113,8 @@ func (w workload) run(t *testing.T, ctx context.Context, client *pulsarconn.Clie
 	}
 	for i := range w.total {
 		require.NoError(t, errs[i], "Send %d", i)
-		require.Less(t, ids[i].EntryID, uint64(len(stored)), "message %d: receipt names no entry", i)
-		assert.Equal(t, i, seqOf[ids[i].EntryID], "message %d: its receipt names another message's entry", i)
+		require.Less(t, ids[i].Entry, uint64(len(stored)), "message %d: receipt names no entry", i)
+		assert.Equal(t, i, seqOf[ids[i].Entry], "message %d: its receipt names another message's entry", i)
 	}
 	// The producer keeps its order: the first copies of the messages are
 	// stored in the order they were sent, and every one is there. A
@@ -160,7 +160,7 @@ func (w workload) run(t *testing.T, ctx context.Context, client *pulsarconn.Clie
 	seen := map[MessageID]int{}
 	for _, m := range received {
 		seen[m.ID]++
-		assert.Equal(t, strconv.Itoa(seqOf[m.ID.EntryID]), string(m.Payload), "entry %v", m.ID)
+		assert.Equal(t, strconv.Itoa(seqOf[m.ID.Entry]), string(m.Payload), "entry %v", m.ID)
 	}
 	assert.Len(t, seen, len(stored), "every entry received")
 	for id, n := range seen {
