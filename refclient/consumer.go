@@ -40,8 +40,8 @@ type ConsumerStats struct {
 	// Corrupt counts the messages whose checksum did not match: not
 	// returned, and asked for again.
 	Corrupt int
-	// Skipped counts the messages this consumer does not decode
-	// (batched or compressed): not returned, left unacknowledged.
+	// Skipped counts the messages this consumer does not handle (chunked,
+	// encrypted, or not decodable): not returned, left unacknowledged.
 	Skipped int
 	// Purged counts the messages dropped from the queue because an Ack
 	// of the same message id had succeeded: copies the broker sent again
@@ -153,7 +153,7 @@ func (c *Consumer) pushLocked(p pulsarconn.Push) func() {
 		case i < len(acked) && acked[i]:
 			c.consumed++ // Ack returned nil for it: not again
 			continue
-		case m.Chunk.Count > 1 || m.CompactedOut:
+		case m.Chunk.Count > 1:
 			c.stats.Skipped++
 			c.consumed++
 			continue
