@@ -3,6 +3,7 @@ package refclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -115,8 +116,7 @@ func (c *Consumer) created(ctx context.Context, _ *pulsarpb.BaseCommand, epoch, 
 // ignoreLoss returns nil for a failure the link recovers from by itself:
 // the consumer's loss, after which it subscribes again.
 func ignoreLoss(err error) error {
-	if errors.Is(err, pulsarconn.ErrDisconnected) || errors.Is(err, pulsarconn.ErrNotCreated) ||
-		errors.Is(err, pulsarconn.ErrRegistrationEnded) {
+	if lost(err) {
 		return nil
 	}
 	return err
@@ -317,3 +317,36 @@ func (c *Consumer) purge(entry MessageID) {
 // The messages received and not acknowledged go back to the subscription.
 // Receive and Ack fail with ErrClosed once Close has begun.
 func (c *Consumer) Close(ctx context.Context) error { return c.l.close(ctx) }
+
+// requestOn sends cmd, a request of the consumer (an ACK with a request
+// id), on connection conn of b and waits for the answer within ctx. It
+// is Registration.Request's binding (it fails, with an error matching
+// ErrDisconnected, if conn is not, or is no longer, the current
+// connection) with RequestAsync's order: it returns only once every push
+// the broker sent before the answer has been handled, so that the copies
+// of a message the broker sent before it had its ACK are in the queue,
+// where Ack drops them.
+func requestOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	type answer struct {
+		resp *pulsarpb.BaseCommand
+		err  error
+	}
+	ch := make(chan answer, 1)
+	if b.Connection() != conn || conn == 0 {
+		return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
+	}
+	if err := b.RequestAsync(ctx, cmd, func(resp *pulsarpb.BaseCommand, err error) { ch <- answer{resp, err} }); err != nil {
+		return nil, err
+	}
+	select {
+	case a := <-ch:
+		if a.err == nil && b.Connection() != conn {
+			// The connection was replaced while the request waited or
+			// after its answer: bind to nothing.
+			return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
+		}
+		return a.resp, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

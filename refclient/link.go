@@ -329,6 +329,15 @@ func retryable(err error) bool {
 		errors.Is(err, pulsarconn.ErrConsumerBusy) || errors.Is(err, errBrokerGone)
 }
 
+// lost reports whether a call bound to the registration failed because
+// the broker-side object is gone (its connection lost, closed by the
+// broker, the registration ended): the keeper re-creates it, and what
+// failed is done again then.
+func lost(err error) bool {
+	return errors.Is(err, pulsarconn.ErrDisconnected) || errors.Is(err, pulsarconn.ErrNotCreated) ||
+		errors.Is(err, pulsarconn.ErrRegistrationEnded)
+}
+
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -338,38 +347,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// requestOn sends cmd, a request of the consumer (an ACK with a request
-// id), on connection conn of b and waits for the answer within ctx. It
-// is Registration.Request's binding (it fails, with an error matching
-// ErrDisconnected, if conn is not, or is no longer, the current
-// connection) with RequestAsync's order: it returns only once every push
-// the broker sent before the answer has been handled, so that the copies
-// of a message the broker sent before it had its ACK are in the queue,
-// where Ack drops them.
-func requestOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
-	type answer struct {
-		resp *pulsarpb.BaseCommand
-		err  error
-	}
-	ch := make(chan answer, 1)
-	if b.Connection() != conn || conn == 0 {
-		return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
-	}
-	if err := b.RequestAsync(ctx, cmd, func(resp *pulsarpb.BaseCommand, err error) { ch <- answer{resp, err} }); err != nil {
-		return nil, err
-	}
-	select {
-	case a := <-ch:
-		if a.err == nil && b.Connection() != conn {
-			// The connection was replaced while the request waited or
-			// after its answer: bind to nothing.
-			return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
-		}
-		return a.resp, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }

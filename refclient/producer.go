@@ -163,11 +163,11 @@ func (p *Producer) SendAsync(ctx context.Context, m Message, done func(MessageID
 		return nil // sent once the producer is re-created
 	}
 	err := p.publish(ctx, reg, o)
-	if !refused(ctx, err) {
+	if err == nil || lost(err) {
 		return nil // sent, or sent again once the producer is re-created
 	}
-	// Nothing was written. It is the last pending message (sendMu is
-	// held).
+	// Refused (too large, no room until ctx ended, ...): nothing was
+	// written. It is the last pending message (sendMu is held).
 	p.l.mu.Lock()
 	if i := slices.Index(p.pending, o); i >= 0 {
 		p.pending = slices.Delete(p.pending, i, i+1)
@@ -197,15 +197,6 @@ func (p *Producer) publish(ctx context.Context, reg *pulsarconn.Registration, o 
 		return err
 	}
 	return reg.Publish(ctx, p.buf)
-}
-
-// refused reports whether a Publish failed for the message itself (too
-// large, malformed, or no room in the write queue until ctx ended), not
-// because the producer was lost: then nothing was written, and sending
-// it again would fail again.
-func refused(ctx context.Context, err error) bool {
-	return err != nil && (ctx.Err() != nil || errors.Is(err, pulsarconn.ErrMessageTooLarge) ||
-		errors.Is(err, pulsarconn.ErrProtocol) || errors.Is(err, message.ErrTooLarge))
 }
 
 // command implements owner: the PRODUCER, under the name the broker gave
@@ -245,10 +236,11 @@ func (p *Producer) created(ctx context.Context, resp *pulsarpb.BaseCommand, epoc
 			probe(o.msg.SequenceID)
 		}
 		err := p.publish(ctx, reg, o)
-		if refused(ctx, err) {
-			p.complete(o.msg.SequenceID, MessageID{}, err)
-		} else if err != nil {
+		if lost(err) {
 			break // lost again: the next creation sends the rest
+		}
+		if err != nil {
+			p.complete(o.msg.SequenceID, MessageID{}, err) // refused
 		}
 	}
 	return nil
