@@ -69,7 +69,8 @@ type Consumer struct {
 
 // NewConsumer looks topic up with client, registers on the broker that
 // serves it, subscribes (SUBSCRIBE) as subscription and grants the
-// receiver queue's permits (FLOW), within ctx.
+// receiver queue's permits (FLOW), within ctx. Close it when done: it
+// holds a registration and a goroutine.
 func NewConsumer(ctx context.Context, client *pulsarconn.Client, topic, subscription string, opts ConsumerOptions) (*Consumer, error) {
 	if opts.ReceiverQueueSize <= 0 {
 		opts.ReceiverQueueSize = 1000

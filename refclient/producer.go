@@ -75,7 +75,8 @@ type outgoing struct {
 }
 
 // NewProducer looks topic up with client, registers on the broker that
-// serves it and creates the producer there (PRODUCER), within ctx.
+// serves it and creates the producer there (PRODUCER), within ctx. Close
+// it when done: it holds a registration and a goroutine.
 func NewProducer(ctx context.Context, client *pulsarconn.Client, topic string, opts ProducerOptions) (*Producer, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 1000
