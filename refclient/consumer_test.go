@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -229,6 +230,32 @@ func TestBatchedAndCompressed(t *testing.T) {
 		assert.Equal(t, 1, e.srv.Received(pulsarpb.BaseCommand_ACK))
 		st, _ := e.srv.Subscription(topic, "s")
 		assert.Equal(t, int64(0), st.MarkDelete, "the entry is acknowledged")
+		require.NoError(t, c.Close(ctx))
+	})
+}
+
+// TestMessageFields: what a producer sets (key, properties, event time,
+// its name and sequence id) is what the consumer receives.
+func TestMessageFields(t *testing.T) {
+	bubble(t, func(t *testing.T, e *env, ctx context.Context) {
+		p := e.producer(t, ctx, ProducerOptions{Name: "orders-svc"})
+		assert.Equal(t, "orders-svc", p.Name())
+		event := time.UnixMilli(1_700_000_000_123)
+		sent := Message{Payload: []byte("x"), Key: "k1", Properties: map[string]string{"a": "1", "b": "2"}, EventTime: event}
+		id, err := p.Send(ctx, sent)
+		require.NoError(t, err)
+		require.NoError(t, p.Close(ctx))
+
+		c := e.consumer(t, ctx, earliest)
+		m := receive(t, ctx, c)
+		assert.Equal(t, id, m.ID)
+		assert.Equal(t, "x", string(m.Payload))
+		assert.Equal(t, "k1", m.Key)
+		assert.Equal(t, sent.Properties, m.Properties)
+		assert.True(t, event.Equal(m.EventTime), "event time %v", m.EventTime)
+		assert.Equal(t, "orders-svc", m.ProducerName)
+		assert.Equal(t, uint64(0), m.SequenceID)
+		assert.False(t, m.PublishTime.IsZero())
 		require.NoError(t, c.Close(ctx))
 	})
 }
