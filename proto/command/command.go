@@ -262,10 +262,10 @@ func Flow(consumerID uint64, permits uint32) *pulsarpb.BaseCommand {
 // Ack builds an individual ACK of the messages ids (one or more) by
 // consumer consumerID.
 // Each id is sent as its ledger and entry; an id of a message in a batch of
-// known size (BatchIndex >= 0, BatchSize > 0) also carries the ack set
-// that acknowledges that one message of the batch, which a broker with
-// batch-index acknowledgment enabled honours (any other acknowledges an
-// entry only as a whole: ack id.WholeEntry() once all of its messages are done).
+// known size above one (BatchIndex >= 0, BatchSize > 1) also carries the
+// ack set that acknowledges that one message of the batch, which a broker
+// with batch-index acknowledgment enabled honours (any other ignores such
+// an ack: ack id.WholeEntry() once all of the entry's messages are done).
 func Ack(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 	data := make([]*pulsarpb.MessageIdData, len(ids))
 	for i, id := range ids {
@@ -277,7 +277,9 @@ func Ack(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 // AckCumulative builds a cumulative ACK: consumer consumerID acknowledges
 // every message up to and including id (on an Exclusive or Failover
 // subscription). id is sent as for Ack, its ack set acknowledging the
-// batch's messages up to its own.
+// batch's messages up to its own; the last message of a batch is sent as
+// its whole entry, without an ack set, which is what moves the
+// subscription's cursor past that entry.
 func AckCumulative(consumerID uint64, id MessageID) *pulsarpb.BaseCommand {
 	return ack(consumerID, pulsarpb.CommandAck_Cumulative, []*pulsarpb.MessageIdData{id.ackData(true)})
 }

@@ -128,6 +128,19 @@ func TestBuilders(t *testing.T) {
 				c.Ack = &pulsarpb.CommandAck{ConsumerId: proto.Uint64(9), AckType: pulsarpb.CommandAck_Cumulative.Enum(),
 					MessageId: []*pulsarpb.MessageIdData{d}}
 			})},
+		// An ack that leaves no message of its batch unacknowledged names the
+		// whole entry: the broker moves a cursor past an entry only for an
+		// ack without an ack set (with one, cumulative stops before it).
+		{"AckCumulative last of batch", command.AckCumulative(9, command.NewMessageID(1, 2).InBatch(69, 70)),
+			base(pulsarpb.BaseCommand_ACK, func(c *pulsarpb.BaseCommand) {
+				c.Ack = &pulsarpb.CommandAck{ConsumerId: proto.Uint64(9), AckType: pulsarpb.CommandAck_Cumulative.Enum(),
+					MessageId: []*pulsarpb.MessageIdData{idData(1, 2)}}
+			})},
+		{"Ack batch of one", command.Ack(9, command.NewMessageID(1, 2).InBatch(0, 1)),
+			base(pulsarpb.BaseCommand_ACK, func(c *pulsarpb.BaseCommand) {
+				c.Ack = &pulsarpb.CommandAck{ConsumerId: proto.Uint64(9), AckType: pulsarpb.CommandAck_Individual.Enum(),
+					MessageId: []*pulsarpb.MessageIdData{idData(1, 2)}}
+			})},
 		{"Redeliver all", command.Redeliver(9),
 			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
 				c.RedeliverUnacknowledgedMessages = &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: proto.Uint64(9)}

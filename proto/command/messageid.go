@@ -91,10 +91,13 @@ func (id MessageID) String() string {
 // ackData is the form of id in an ACK: ledger and entry, and, for a message
 // of a batch of known size, the ack set: one bit per message of the batch,
 // set for the messages still unacknowledged. cumulative clears the bits up
-// to and including id's index; otherwise only id's own bit is cleared.
+// to and including id's index; otherwise only id's own bit is cleared. An
+// ack that leaves no bit set has no ack set: it acknowledges the whole
+// entry, as the broker moves a cursor past an entry only for such an ack.
 func (id MessageID) ackData(cumulative bool) *pulsarpb.MessageIdData {
 	d := &pulsarpb.MessageIdData{LedgerId: &id.Ledger, EntryId: &id.Entry}
-	if id.BatchIndex < 0 || id.BatchSize <= 0 || id.BatchIndex >= id.BatchSize {
+	if id.BatchIndex < 0 || id.BatchSize <= 0 || id.BatchIndex >= id.BatchSize ||
+		id.BatchSize == 1 || (cumulative && id.BatchIndex == id.BatchSize-1) {
 		return d
 	}
 	set := make([]int64, (id.BatchSize+63)/64)
