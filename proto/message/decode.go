@@ -16,8 +16,11 @@ import (
 type Decoder struct {
 	// MaxSize bounds the uncompressed size of a message or batch (the
 	// metadata's uncompressed_size), and so what decompression allocates;
-	// 0 means DefaultMaxSize. Use the max_message_size the broker
-	// announced in CONNECTED.
+	// 0 means DefaultMaxSize. The broker's max_message_size bounds only
+	// the compressed size: a producer may send a message that is larger
+	// once decompressed (Pulsar's Java consumer takes it whatever its
+	// uncompressed_size), which fails here with ErrTooLarge. Set MaxSize
+	// to the largest message the topic's producers send.
 	MaxSize int
 }
 

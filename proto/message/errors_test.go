@@ -211,6 +211,22 @@ func TestBatchCountBoundsNothingAllocated(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(3*size), "bytes allocated")
 }
 
+func TestCompressedMessageLargerThanDefault(t *testing.T) {
+	// A message within the broker's limit as sent, compressed, but larger
+	// than DefaultMaxSize once decompressed: the default refuses it, a
+	// MaxSize raised to the producers' largest message takes it.
+	payload := text(message.DefaultMaxSize + 1)
+	enc := &message.Encoder{ProducerName: "p", Compression: pulsarpb.CompressionType_LZ4}
+	wire, err := enc.AppendSend(nil, 1, &message.Message{Payload: payload, SequenceID: 1})
+	require.NoError(t, err)
+	require.Less(t, len(wire), message.DefaultMaxSize)
+	_, _, err = message.Decoder{}.DecodeFrame(wire)
+	require.ErrorIs(t, err, message.ErrTooLarge)
+	_, e, err := message.Decoder{MaxSize: 2 * message.DefaultMaxSize}.DecodeFrame(wire)
+	require.NoError(t, err)
+	assert.Equal(t, payload, e.Messages[0].Payload)
+}
+
 func TestEncodeErrors(t *testing.T) {
 	enc := &message.Encoder{}
 	dst := []byte("kept")
