@@ -187,7 +187,8 @@ type SubscribeOptions struct {
 	// SubscriptionProperties are set on a new subscription, sorted by key.
 	SubscriptionProperties map[string]string
 	// ConsumerEpoch counts the consumer's redeliveries of everything (0 is
-	// unset).
+	// unset); the broker stamps each MESSAGE with the consumer's epoch, and
+	// RedeliverAll raises it.
 	ConsumerEpoch uint64
 }
 
@@ -302,6 +303,18 @@ func Redeliver(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 		r.MessageIds = append(r.MessageIds, id.entryData())
 	}
 	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES.Enum(), RedeliverUnacknowledgedMessages: r}
+}
+
+// RedeliverAll builds a REDELIVER_UNACKNOWLEDGED_MESSAGES of everything
+// consumer consumerID has not acknowledged, carrying the consumer's new
+// epoch (above the one it subscribed with, see SubscribeOptions, or last
+// sent here): the broker stamps the MESSAGEs it sends from then on with
+// it, so that the consumer can drop those of an older epoch still in
+// flight, which the redelivery sends again.
+func RedeliverAll(consumerID, epoch uint64) *pulsarpb.BaseCommand {
+	cmd := Redeliver(consumerID)
+	cmd.RedeliverUnacknowledgedMessages.ConsumerEpoch = &epoch
+	return cmd
 }
 
 // SeekMessageID builds a SEEK: move consumer consumerID's subscription to

@@ -145,6 +145,11 @@ func TestBuilders(t *testing.T) {
 			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
 				c.RedeliverUnacknowledgedMessages = &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: proto.Uint64(9)}
 			})},
+		{"RedeliverAll", command.RedeliverAll(9, 4),
+			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
+				c.RedeliverUnacknowledgedMessages = &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: proto.Uint64(9),
+					ConsumerEpoch: proto.Uint64(4)}
+			})},
 		{"Redeliver some", command.Redeliver(9, command.NewMessageID(1, 2).InBatch(0, 2)),
 			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
 				c.RedeliverUnacknowledgedMessages = &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: proto.Uint64(9),
