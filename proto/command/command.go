@@ -318,10 +318,14 @@ func RedeliverAll(consumerID, epoch uint64) *pulsarpb.BaseCommand {
 }
 
 // SeekMessageID builds a SEEK: move consumer consumerID's subscription to
-// id (sent whole, as id.Data()). Earliest and Latest are the topic's ends.
+// id (sent as id.Data()). Earliest and Latest are the topic's ends. The
+// broker reads only the ledger and entry, and for a message of a batch of
+// known size an ack set added here: a broker with batch-index
+// acknowledgment enabled then starts at id's message, any other at the
+// first message of its batch (the consumer skips those before id).
 func SeekMessageID(consumerID uint64, id MessageID) *pulsarpb.BaseCommand {
 	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEEK.Enum(), Seek: &pulsarpb.CommandSeek{
-		ConsumerId: &consumerID, MessageId: id.Data(),
+		ConsumerId: &consumerID, MessageId: id.seekData(),
 	}}
 }
 

@@ -159,7 +159,15 @@ func TestBuilders(t *testing.T) {
 			base(pulsarpb.BaseCommand_SEEK, func(c *pulsarpb.BaseCommand) {
 				d := idData(1, 2)
 				d.Partition, d.BatchIndex, d.BatchSize = proto.Int32(3), proto.Int32(4), proto.Int32(5)
+				// The broker reads only ledger, entry and ack set: the ack
+				// set says where in the batch to start (messages 4.. to
+				// deliver).
+				d.AckSet = []int64{0b10000}
 				c.Seek = &pulsarpb.CommandSeek{ConsumerId: proto.Uint64(9), MessageId: d}
+			})},
+		{"SeekMessageID entry", command.SeekMessageID(9, command.NewMessageID(1, 2)),
+			base(pulsarpb.BaseCommand_SEEK, func(c *pulsarpb.BaseCommand) {
+				c.Seek = &pulsarpb.CommandSeek{ConsumerId: proto.Uint64(9), MessageId: idData(1, 2)}
 			})},
 		{"SeekTime", command.SeekTime(9, publish),
 			base(pulsarpb.BaseCommand_SEEK, func(c *pulsarpb.BaseCommand) {
