@@ -278,9 +278,10 @@ func Ack(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 // AckCumulative builds a cumulative ACK: consumer consumerID acknowledges
 // every message up to and including id (on an Exclusive or Failover
 // subscription). id is sent as for Ack, its ack set acknowledging the
-// batch's messages up to its own; the last message of a batch is sent as
-// its whole entry, without an ack set, which is what moves the
-// subscription's cursor past that entry.
+// batch's messages up to its own (a broker without batch-index
+// acknowledgment moves the cursor only to the entry before); the last
+// message of a batch is sent as its whole entry, without an ack set,
+// which is what moves the subscription's cursor past that entry.
 func AckCumulative(consumerID uint64, id MessageID) *pulsarpb.BaseCommand {
 	return ack(consumerID, pulsarpb.CommandAck_Cumulative, []*pulsarpb.MessageIdData{id.ackData(true)})
 }
