@@ -92,15 +92,21 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 	if o.observer != nil {
 		cfg.Observe = observeAs(o.observer, logical)
 	}
+	made := make(chan struct{}) // closed once b.e is set
 	if reg := o.registry; reg != nil {
 		// Refused credentials end the Broker without a Stop: it leaves
 		// the Registry then (a no-op if that comes before the Add below,
-		// which then sees the Broker closed).
-		cfg.Ended = func() { reg.Remove(b) }
+		// which then sees the Broker closed). That can happen before
+		// engine.New has returned, and Remove may call the Broker.
+		cfg.Ended = func() {
+			<-made
+			reg.Remove(b)
+		}
 	}
 	// The engine exists before the Broker is listed: a reader of the
 	// Registry may call it at once.
 	b.e = engine.New(cfg)
+	close(made)
 	if o.registry != nil {
 		if err := o.registry.Add(b); err != nil {
 			b.e.Stop(context.Background(), func() {})

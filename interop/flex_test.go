@@ -15,7 +15,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/pulsarconn/pulsarconn/interop/internal/batch"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/message"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -241,16 +242,16 @@ func TestFlexBatch(t *testing.T) {
 		if md.GetNumMessagesInBatch() != perBatch {
 			t.Fatalf("stored entry %d has num_messages_in_batch %d, want %d", i, md.GetNumMessagesInBatch(), perBatch)
 		}
-		msgs, err := batch.Split(m.Payload, int(md.GetNumMessagesInBatch()))
+		e, err := message.Decode(&frame.Payload{Metadata: m.Metadata, Data: m.Payload, ChecksumOK: true})
 		if err != nil {
 			t.Fatalf("stored entry %d: %v", i, err)
 		}
-		for j, p := range msgs {
+		for j, p := range e.Messages {
 			want := fmt.Sprintf("message-%d", n)
 			if string(p.Payload) != want {
 				t.Fatalf("stored entry %d message %d is %q, want %q", i, j, p.Payload, want)
 			}
-			if got := flexProperty(p.Meta, "index"); got != fmt.Sprint(n) {
+			if got := p.Properties["index"]; got != fmt.Sprint(n) {
 				t.Fatalf("stored entry %d message %d has property index=%q, want %d", i, j, got, n)
 			}
 			id := consumed[n].MessageID
@@ -270,13 +271,4 @@ func TestFlexBatch(t *testing.T) {
 		t.Fatalf("server handled %d SENDs, want %d", got, flexCount/perBatch)
 	}
 	checkFlexBacklog(t, srv, topic)
-}
-
-func flexProperty(md *pulsarpb.SingleMessageMetadata, key string) string {
-	for _, kv := range md.GetProperties() {
-		if kv.GetKey() == key {
-			return kv.GetValue()
-		}
-	}
-	return ""
 }

@@ -8,11 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
-	"github.com/pulsarconn/pulsarconn/proto/frame"
+	pcmd "github.com/pulsarconn/pulsarconn/proto/command"
+	"github.com/pulsarconn/pulsarconn/proto/message"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
@@ -45,7 +44,8 @@ func demoCommand(ctx context.Context, _ []string, stdout, _ io.Writer) error {
 // it names exist.
 const demoNext = `
 This demo's code: cmd/pulsarconn/demo.go (Broker, RegisterProducer,
-RegisterConsumer, Request, PublishMessage against pulsartest).
+RegisterConsumer, Registration.Create/Publish/Send, the command builders
+and the message codec, against pulsartest).
 Read next:
   README.md               what the library does and does not do
   docs/architecture.md    the layers, the safe pattern for producers
@@ -106,10 +106,7 @@ func demo(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer preg.Close(context.Background())
-	resp, err := b.Request(ctx, &pulsarpb.BaseCommand{
-		Type:     pulsarpb.BaseCommand_PRODUCER.Enum(),
-		Producer: &pulsarpb.CommandProducer{Topic: proto.String(partition), ProducerId: proto.Uint64(producerID)},
-	})
+	resp, err := preg.Create(ctx, pcmd.Producer(partition, producerID))
 	if err != nil {
 		return fmt.Errorf("create producer: %w", err)
 	}
@@ -122,41 +119,25 @@ func demo(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer creg.Close(context.Background())
-	if _, err := b.Request(ctx, &pulsarpb.BaseCommand{
-		Type: pulsarpb.BaseCommand_SUBSCRIBE.Enum(),
-		Subscribe: &pulsarpb.CommandSubscribe{
-			Topic:           proto.String(partition),
-			Subscription:    proto.String("demo-sub"),
-			SubType:         pulsarpb.CommandSubscribe_Exclusive.Enum(),
-			ConsumerId:      proto.Uint64(consumerID),
-			InitialPosition: pulsarpb.CommandSubscribe_Earliest.Enum(),
-		},
-	}); err != nil {
+	if _, err := creg.Create(ctx, pcmd.Subscribe(partition, "demo-sub", consumerID, pulsarpb.CommandSubscribe_Exclusive,
+		pcmd.SubscribeOptions{InitialPosition: pulsarpb.CommandSubscribe_Earliest})); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	if err := b.Send(ctx, &pulsarpb.BaseCommand{
-		Type: pulsarpb.BaseCommand_FLOW.Enum(),
-		Flow: &pulsarpb.CommandFlow{ConsumerId: proto.Uint64(consumerID), MessagePermits: proto.Uint32(demoMessages)},
-	}); err != nil {
+	if err := creg.Send(ctx, pcmd.Flow(consumerID, demoMessages)); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "consumer %d subscribed to %s with %d permits\n", consumerID, partition, demoMessages)
 
 	start := time.Now()
+	enc := message.Encoder{ProducerName: producerName}
 	var buf []byte
 	for seq := range uint64(demoMessages) {
-		payload := fmt.Appendf(nil, "message %d", seq)
-		buf, err = frame.AppendMessage(buf[:0],
-			&pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEND.Enum(), Send: &pulsarpb.CommandSend{
-				ProducerId: proto.Uint64(producerID), SequenceId: proto.Uint64(seq)}},
-			&pulsarpb.MessageMetadata{ProducerName: proto.String(producerName), SequenceId: proto.Uint64(seq),
-				PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))},
-			payload)
+		buf, err = enc.AppendSend(buf[:0], producerID, &message.Message{SequenceID: seq, Payload: fmt.Appendf(nil, "message %d", seq)})
 		if err != nil {
 			return err
 		}
 		rec.sent(seq)
-		if err := b.PublishMessage(ctx, buf); err != nil {
+		if err := preg.Publish(ctx, buf); err != nil {
 			return fmt.Errorf("publish %d: %w", seq, err)
 		}
 	}
@@ -219,7 +200,8 @@ func (r *recorder) consumerPush(p pulsarconn.Push) {
 	switch p.Kind {
 	case pulsarconn.PushMessage:
 		r.deliveries++
-		if !p.Payload.ChecksumOK {
+		// Decode checks the CRC32C and parses the metadata.
+		if e, err := message.Decode(p.Payload); err != nil || len(e.Messages) != 1 {
 			r.badSums++
 		}
 	case pulsarconn.PushDisconnected, pulsarconn.PushClosed:
@@ -254,7 +236,7 @@ func (r *recorder) report(w io.Writer, elapsed time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	fmt.Fprintf(w, "receipts: %d of %d (first %s, last %s)\n", len(r.latencies), r.want, r.firstID, r.lastID)
-	fmt.Fprintf(w, "deliveries: %d of %d (checksum failures: %d)\n", r.deliveries, r.want, r.badSums)
+	fmt.Fprintf(w, "deliveries: %d of %d (checksum or decoding failures: %d)\n", r.deliveries, r.want, r.badSums)
 	lat := slices.Clone(r.latencies)
 	slices.Sort(lat)
 	fmt.Fprintf(w, "publish-to-receipt latency: p50 %v  p90 %v  p99 %v  max %v\n",

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
-	"github.com/pulsarconn/pulsarconn/interop/internal/batch"
+	"github.com/pulsarconn/pulsarconn/proto/message"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -108,20 +108,16 @@ func TestBatchAndCompressionFromOfficialClient(t *testing.T) {
 				t.Fatalf("metadata: compression %v, %d messages in the batch; want %v and %d",
 					md.GetCompression(), md.GetNumMessagesInBatch(), tc.want, n)
 			}
-			data, err := batch.Decompress(md, push.Payload.Data)
+			e, err := message.Decode(push.Payload)
 			if err != nil {
-				t.Fatalf("decompress %v: %v", md.GetCompression(), err)
+				t.Fatalf("decode %v: %v", md.GetCompression(), err)
 			}
-			got, err := batch.Split(data, int(md.GetNumMessagesInBatch()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, m := range got {
+			for i, m := range e.Messages {
 				wantPayload, wantKey := fmt.Sprintf("%s-%d", tc.name, i), fmt.Sprintf("key-%d", i)
-				if string(m.Payload) != wantPayload || m.Meta.GetPartitionKey() != wantKey ||
-					len(m.Meta.GetProperties()) != 1 || m.Meta.GetProperties()[0].GetValue() != fmt.Sprint(i) {
+				if string(m.Payload) != wantPayload || m.Key != wantKey ||
+					len(m.Properties) != 1 || m.Properties["index"] != fmt.Sprint(i) {
 					t.Errorf("message %d of the batch: %q key %q properties %v; want %q key %q index %d",
-						i, m.Payload, m.Meta.GetPartitionKey(), m.Meta.GetProperties(), wantPayload, wantKey, i)
+						i, m.Payload, m.Key, m.Properties, wantPayload, wantKey, i)
 				}
 			}
 			// The whole batch is one entry: acknowledging its id consumes it.

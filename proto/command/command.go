@@ -187,7 +187,8 @@ type SubscribeOptions struct {
 	// SubscriptionProperties are set on a new subscription, sorted by key.
 	SubscriptionProperties map[string]string
 	// ConsumerEpoch counts the consumer's redeliveries of everything (0 is
-	// unset).
+	// unset); the broker stamps each MESSAGE with the consumer's epoch, and
+	// RedeliverAll raises it.
 	ConsumerEpoch uint64
 }
 
@@ -262,10 +263,10 @@ func Flow(consumerID uint64, permits uint32) *pulsarpb.BaseCommand {
 // Ack builds an individual ACK of the messages ids (one or more) by
 // consumer consumerID.
 // Each id is sent as its ledger and entry; an id of a message in a batch of
-// known size (BatchIndex >= 0, BatchSize > 0) also carries the ack set
-// that acknowledges that one message of the batch, which a broker with
-// batch-index acknowledgment enabled honours (any other acknowledges an
-// entry only as a whole: ack id.WholeEntry() once all of its messages are done).
+// known size above one (BatchIndex >= 0, BatchSize > 1) also carries the
+// ack set that acknowledges that one message of the batch, which a broker
+// with batch-index acknowledgment enabled honours (any other ignores such
+// an ack: ack id.WholeEntry() once all of the entry's messages are done).
 func Ack(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 	data := make([]*pulsarpb.MessageIdData, len(ids))
 	for i, id := range ids {
@@ -277,7 +278,10 @@ func Ack(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 // AckCumulative builds a cumulative ACK: consumer consumerID acknowledges
 // every message up to and including id (on an Exclusive or Failover
 // subscription). id is sent as for Ack, its ack set acknowledging the
-// batch's messages up to its own.
+// batch's messages up to its own (a broker without batch-index
+// acknowledgment moves the cursor only to the entry before); the last
+// message of a batch is sent as its whole entry, without an ack set,
+// which is what moves the subscription's cursor past that entry.
 func AckCumulative(consumerID uint64, id MessageID) *pulsarpb.BaseCommand {
 	return ack(consumerID, pulsarpb.CommandAck_Cumulative, []*pulsarpb.MessageIdData{id.ackData(true)})
 }
@@ -302,11 +306,27 @@ func Redeliver(consumerID uint64, ids ...MessageID) *pulsarpb.BaseCommand {
 	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES.Enum(), RedeliverUnacknowledgedMessages: r}
 }
 
+// RedeliverAll builds a REDELIVER_UNACKNOWLEDGED_MESSAGES of everything
+// consumer consumerID has not acknowledged, carrying the consumer's new
+// epoch (above the one it subscribed with, see SubscribeOptions, or last
+// sent here): the broker stamps the MESSAGEs it sends from then on with
+// it, so that the consumer can drop those of an older epoch still in
+// flight, which the redelivery sends again.
+func RedeliverAll(consumerID, epoch uint64) *pulsarpb.BaseCommand {
+	cmd := Redeliver(consumerID)
+	cmd.RedeliverUnacknowledgedMessages.ConsumerEpoch = &epoch
+	return cmd
+}
+
 // SeekMessageID builds a SEEK: move consumer consumerID's subscription to
-// id (sent whole, as id.Data()). Earliest and Latest are the topic's ends.
+// id (sent as id.Data()). Earliest and Latest are the topic's ends. The
+// broker reads only the ledger and entry, and for a message of a batch of
+// known size an ack set added here: a broker with batch-index
+// acknowledgment enabled then starts at id's message, any other at the
+// first message of its batch (the consumer skips those before id).
 func SeekMessageID(consumerID uint64, id MessageID) *pulsarpb.BaseCommand {
 	return &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEEK.Enum(), Seek: &pulsarpb.CommandSeek{
-		ConsumerId: &consumerID, MessageId: id.Data(),
+		ConsumerId: &consumerID, MessageId: id.seekData(),
 	}}
 }
 

@@ -128,9 +128,27 @@ func TestBuilders(t *testing.T) {
 				c.Ack = &pulsarpb.CommandAck{ConsumerId: proto.Uint64(9), AckType: pulsarpb.CommandAck_Cumulative.Enum(),
 					MessageId: []*pulsarpb.MessageIdData{d}}
 			})},
+		// An ack that leaves no message of its batch unacknowledged names the
+		// whole entry: the broker moves a cursor past an entry only for an
+		// ack without an ack set (with one, cumulative stops before it).
+		{"AckCumulative last of batch", command.AckCumulative(9, command.NewMessageID(1, 2).InBatch(69, 70)),
+			base(pulsarpb.BaseCommand_ACK, func(c *pulsarpb.BaseCommand) {
+				c.Ack = &pulsarpb.CommandAck{ConsumerId: proto.Uint64(9), AckType: pulsarpb.CommandAck_Cumulative.Enum(),
+					MessageId: []*pulsarpb.MessageIdData{idData(1, 2)}}
+			})},
+		{"Ack batch of one", command.Ack(9, command.NewMessageID(1, 2).InBatch(0, 1)),
+			base(pulsarpb.BaseCommand_ACK, func(c *pulsarpb.BaseCommand) {
+				c.Ack = &pulsarpb.CommandAck{ConsumerId: proto.Uint64(9), AckType: pulsarpb.CommandAck_Individual.Enum(),
+					MessageId: []*pulsarpb.MessageIdData{idData(1, 2)}}
+			})},
 		{"Redeliver all", command.Redeliver(9),
 			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
 				c.RedeliverUnacknowledgedMessages = &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: proto.Uint64(9)}
+			})},
+		{"RedeliverAll", command.RedeliverAll(9, 4),
+			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
+				c.RedeliverUnacknowledgedMessages = &pulsarpb.CommandRedeliverUnacknowledgedMessages{ConsumerId: proto.Uint64(9),
+					ConsumerEpoch: proto.Uint64(4)}
 			})},
 		{"Redeliver some", command.Redeliver(9, command.NewMessageID(1, 2).InBatch(0, 2)),
 			base(pulsarpb.BaseCommand_REDELIVER_UNACKNOWLEDGED_MESSAGES, func(c *pulsarpb.BaseCommand) {
@@ -141,7 +159,15 @@ func TestBuilders(t *testing.T) {
 			base(pulsarpb.BaseCommand_SEEK, func(c *pulsarpb.BaseCommand) {
 				d := idData(1, 2)
 				d.Partition, d.BatchIndex, d.BatchSize = proto.Int32(3), proto.Int32(4), proto.Int32(5)
+				// The broker reads only ledger, entry and ack set: the ack
+				// set says where in the batch to start (messages 4.. to
+				// deliver).
+				d.AckSet = []int64{0b10000}
 				c.Seek = &pulsarpb.CommandSeek{ConsumerId: proto.Uint64(9), MessageId: d}
+			})},
+		{"SeekMessageID entry", command.SeekMessageID(9, command.NewMessageID(1, 2)),
+			base(pulsarpb.BaseCommand_SEEK, func(c *pulsarpb.BaseCommand) {
+				c.Seek = &pulsarpb.CommandSeek{ConsumerId: proto.Uint64(9), MessageId: idData(1, 2)}
 			})},
 		{"SeekTime", command.SeekTime(9, publish),
 			base(pulsarpb.BaseCommand_SEEK, func(c *pulsarpb.BaseCommand) {

@@ -91,21 +91,42 @@ func (id MessageID) String() string {
 // ackData is the form of id in an ACK: ledger and entry, and, for a message
 // of a batch of known size, the ack set: one bit per message of the batch,
 // set for the messages still unacknowledged. cumulative clears the bits up
-// to and including id's index; otherwise only id's own bit is cleared.
+// to and including id's index; otherwise only id's own bit is cleared. An
+// ack that leaves no bit set has no ack set: it acknowledges the whole
+// entry, as the broker moves a cursor past an entry only for such an ack.
 func (id MessageID) ackData(cumulative bool) *pulsarpb.MessageIdData {
 	d := &pulsarpb.MessageIdData{LedgerId: &id.Ledger, EntryId: &id.Entry}
-	if id.BatchIndex < 0 || id.BatchSize <= 0 || id.BatchIndex >= id.BatchSize {
+	if id.BatchIndex < 0 || id.BatchSize <= 0 || id.BatchIndex >= id.BatchSize ||
+		id.BatchSize == 1 || (cumulative && id.BatchIndex == id.BatchSize-1) {
 		return d
 	}
-	set := make([]int64, (id.BatchSize+63)/64)
-	for i := int32(0); i < id.BatchSize; i++ {
-		if i == id.BatchIndex || (cumulative && i < id.BatchIndex) {
-			continue
-		}
-		set[i/64] |= 1 << (i % 64)
-	}
-	d.AckSet = set
+	d.AckSet = id.ackSet(func(i int32) bool { return i > id.BatchIndex || (!cumulative && i < id.BatchIndex) })
 	return d
+}
+
+// seekData is the form of id in a SEEK: id.Data(), and, for a message of a
+// batch of known size, the ack set with the bits of the batch's messages
+// from id's index on set. The broker reads only ledger, entry and ack
+// set: without one it starts at the entry's first message; a broker with
+// batch-index acknowledgment enabled starts at the ack set's first.
+func (id MessageID) seekData() *pulsarpb.MessageIdData {
+	d := id.Data()
+	if id.BatchIndex >= 0 && id.BatchSize > 0 && id.BatchIndex < id.BatchSize {
+		d.AckSet = id.ackSet(func(i int32) bool { return i >= id.BatchIndex })
+	}
+	return d
+}
+
+// ackSet returns the bits of the messages of id's batch that want, one
+// bit per message, 64 a word.
+func (id MessageID) ackSet(want func(i int32) bool) []int64 {
+	set := make([]int64, (id.BatchSize+63)/64)
+	for i := range id.BatchSize {
+		if want(i) {
+			set[i/64] |= 1 << (i % 64)
+		}
+	}
+	return set
 }
 
 // entryData is the form of id naming a whole entry: ledger and entry only.

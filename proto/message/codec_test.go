@@ -117,6 +117,33 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 }
 
+func TestBatchMetadataForTheBroker(t *testing.T) {
+	// The broker reads a batch's MessageMetadata, never its single
+	// messages': deduplication rebuilds each producer's last sequence id
+	// from the stored entries' highest_sequence_id, and Key_Shared routes
+	// an entry by its partition or ordering key.
+	enc := &message.Encoder{ProducerName: "p"}
+	msgs := batchMessages()
+	msgs[0].OrderingKey = []byte("o1")
+	wire, err := enc.AppendBatch(nil, 1, msgs)
+	require.NoError(t, err)
+	_, e := decodeFrame(t, wire)
+	assert.Equal(t, uint64(10), e.Metadata.GetSequenceId())
+	assert.Equal(t, uint64(12), e.Metadata.GetHighestSequenceId(), "the last message's")
+	assert.Equal(t, "k1", e.Metadata.GetPartitionKey(), "the first message's")
+	assert.False(t, e.Metadata.GetPartitionKeyB64Encoded())
+	assert.Equal(t, []byte("o1"), e.Metadata.GetOrderingKey(), "the first message's")
+
+	// The next batch's first message has no partition key: none is left
+	// over from the last batch.
+	wire, err = enc.AppendBatch(nil, 1, msgs[1:2])
+	require.NoError(t, err)
+	_, e = decodeFrame(t, wire)
+	assert.Nil(t, e.Metadata.PartitionKey)
+	assert.Equal(t, []byte("ok"), e.Metadata.GetOrderingKey())
+	assert.Nil(t, e.Metadata.HighestSequenceId, "a batch of one has no higher sequence id")
+}
+
 func TestBatchLayout(t *testing.T) {
 	// An uncompressed batch is, for each message, its 4-byte metadata size,
 	// its SingleMessageMetadata and its payload; read it here by hand.

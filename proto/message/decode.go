@@ -16,8 +16,11 @@ import (
 type Decoder struct {
 	// MaxSize bounds the uncompressed size of a message or batch (the
 	// metadata's uncompressed_size), and so what decompression allocates;
-	// 0 means DefaultMaxSize. Use the max_message_size the broker
-	// announced in CONNECTED.
+	// 0 means DefaultMaxSize. The broker's max_message_size bounds only
+	// the compressed size: a producer may send a message that is larger
+	// once decompressed (Pulsar's Java consumer takes it whatever its
+	// uncompressed_size), which fails here with ErrTooLarge. Set MaxSize
+	// to the largest message the topic's producers send.
 	MaxSize int
 }
 
@@ -129,18 +132,24 @@ func shared(md *pulsarpb.MessageMetadata) Message {
 	return m
 }
 
+// maxBatchPrealloc is the most messages split allocates room for before
+// reading them (a Java producer batches up to 1000 by default).
+const maxBatchPrealloc = 1024
+
 // split splits the uncompressed data of a batch into the messages md
 // announces: each is a 4-byte size, a SingleMessageMetadata of that size
 // and payload_size bytes of payload, and nothing may follow the last.
 func split(md *pulsarpb.MessageMetadata, data []byte) ([]Message, error) {
 	n := md.GetNumMessagesInBatch()
-	// Each message takes at least its 4-byte size: bound n before
-	// allocating for it.
+	// Each message takes at least its 4-byte size.
 	if n < 0 || int64(n) > int64(len(data)/4) {
 		return nil, fmt.Errorf("%w: %d messages in a batch of %d bytes", ErrMalformed, n, len(data))
 	}
-	out := make([]Message, n)
-	for i := range out {
+	// A Message is some 40 times larger than the 4 bytes each may take:
+	// grow out as messages are read rather than trusting n, so that a
+	// hostile count costs no more than the messages actually there.
+	out := make([]Message, 0, min(int(n), maxBatchPrealloc))
+	for i := range int(n) {
 		if len(data) < 4 {
 			return nil, fmt.Errorf("%w: batch message %d: %d bytes left for its size", ErrMalformed, i, len(data))
 		}
@@ -170,7 +179,7 @@ func split(md *pulsarpb.MessageMetadata, data []byte) ([]Message, error) {
 		m.Properties = propertyMap(smm.Properties)
 		m.NullValue = smm.GetNullValue()
 		m.CompactedOut = smm.GetCompactedOut()
-		out[i] = m
+		out = append(out, m)
 	}
 	if len(data) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the last of %d batch messages", ErrMalformed, len(data), n)

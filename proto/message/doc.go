@@ -22,7 +22,8 @@
 // The SingleMessageMetadata holds what differs per message (key, ordering
 // key, properties, event time, sequence id, null value); the
 // MessageMetadata holds what the batch shares (producer name, publish time,
-// compression, schema version). Without num_messages_in_batch the data is
+// compression, schema version) and what the broker reads of it: its first
+// and highest sequence ids and its first message's keys. Without num_messages_in_batch the data is
 // one message's payload, and the MessageMetadata holds all its fields.
 //
 // An Encoder builds whole SEND frames, reusing its buffers and metadata so

@@ -75,12 +75,7 @@ func (e *Encoder) AppendSend(dst []byte, producerID uint64, m *Message) ([]byte,
 			return dst, err
 		}
 	}
-	if m.Key != "" {
-		v.key = m.Key
-		e.md.PartitionKey = &v.key
-		e.md.PartitionKeyB64Encoded = e.flag(m.KeyB64Encoded)
-	}
-	e.md.OrderingKey = m.OrderingKey
+	e.key(m)
 	e.md.Properties = e.props.set(m.Properties)
 	if m.EventTime != 0 {
 		v.eventTime = m.EventTime
@@ -91,12 +86,16 @@ func (e *Encoder) AppendSend(dst []byte, producerID uint64, m *Message) ([]byte,
 }
 
 // AppendBatch appends to dst one SEND frame carrying msgs as a batch,
-// compressed as a whole with e.Compression. The SEND's sequence id is the
-// first message's, and its highest sequence id the last one's when that is
-// higher, as the broker's deduplication expects; the publish time,
-// schema version and the batch-wide fields are the first message's. The
-// DeliverAt and Chunk fields of the messages are not sent: Pulsar neither
-// delays nor chunks batches.
+// compressed as a whole with e.Compression. The sequence id of the SEND and
+// of the batch's metadata is the first message's, and their highest
+// sequence id the last one's when that is higher, as the broker's
+// deduplication expects (it rebuilds a producer's last sequence id from
+// the stored metadata). The publish time, schema version, partition key
+// and ordering key of the batch's metadata are the first message's: a
+// Key_Shared subscription routes the whole batch by them, so batch only
+// messages of one key for Key_Shared consumers. The DeliverAt and Chunk
+// fields of the messages are not sent (a Pulsar producer neither delays
+// nor chunks a batch): send such messages with AppendSend.
 func (e *Encoder) AppendBatch(dst []byte, producerID uint64, msgs []Message) ([]byte, error) {
 	if len(msgs) == 0 {
 		return dst, fmt.Errorf("%w: an empty batch", ErrMalformed)
@@ -109,6 +108,10 @@ func (e *Encoder) AppendBatch(dst []byte, producerID uint64, msgs []Message) ([]
 	e.command(producerID, first.SequenceID, int32(len(msgs)), highest)
 	e.metadata(first)
 	e.md.DeliverAtTime = nil
+	if highest > 0 {
+		e.md.HighestSequenceId = &e.v.highest
+	}
+	e.key(first)
 	e.v.numInBatch = int32(len(msgs))
 	e.md.NumMessagesInBatch = &e.v.numInBatch
 	e.batch = e.batch[:0]
@@ -152,6 +155,16 @@ func (e *Encoder) appendSingle(dst []byte, m *Message) ([]byte, error) {
 		return dst[:start-4], fmt.Errorf("pulsarconn: encode single message metadata: %d of %d bytes: %v", n, size, err)
 	}
 	return append(dst, m.Payload...), nil
+}
+
+// key sets the metadata's partition and ordering keys to m's.
+func (e *Encoder) key(m *Message) {
+	if m.Key != "" {
+		e.v.key = m.Key
+		e.md.PartitionKey = &e.v.key
+		e.md.PartitionKeyB64Encoded = e.flag(m.KeyB64Encoded)
+	}
+	e.md.OrderingKey = m.OrderingKey
 }
 
 // command sets up the SEND command.

@@ -3,6 +3,7 @@ package message_test
 import (
 	"bytes"
 	"encoding/binary"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -187,6 +188,43 @@ func TestDecompressLimits(t *testing.T) {
 	out, err := message.Decompress(pulsarpb.CompressionType_NONE, payload, 0, 0)
 	require.NoError(t, err)
 	assert.Equal(t, payload, out, "NONE is the data itself")
+}
+
+func TestBatchCountBoundsNothingAllocated(t *testing.T) {
+	// A small frame says its 1 MiB of 0xff (compressed to a few hundred
+	// bytes) is a batch of 2^18 messages, as many as 4-byte sizes fit.
+	// The first message's size is already too large: decoding must fail
+	// having allocated about the decompressed data, not room for 2^18
+	// messages.
+	const size = 1 << 20
+	data := compressed(t, pulsarpb.CompressionType_ZSTD, bytes.Repeat([]byte{0xff}, size))
+	wire := sendFrame(t, &pulsarpb.MessageMetadata{
+		ProducerName: new("p"), SequenceId: new(uint64(1)), PublishTime: new(uint64(1)),
+		Compression: pulsarpb.CompressionType_ZSTD.Enum(), UncompressedSize: new(uint32(size)),
+		NumMessagesInBatch: new(int32(size / 4)),
+	}, data)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := message.Decoder{}.DecodeFrame(wire)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, message.ErrMalformed)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(3*size), "bytes allocated")
+}
+
+func TestCompressedMessageLargerThanDefault(t *testing.T) {
+	// A message within the broker's limit as sent, compressed, but larger
+	// than DefaultMaxSize once decompressed: the default refuses it, a
+	// MaxSize raised to the producers' largest message takes it.
+	payload := text(message.DefaultMaxSize + 1)
+	enc := &message.Encoder{ProducerName: "p", Compression: pulsarpb.CompressionType_LZ4}
+	wire, err := enc.AppendSend(nil, 1, &message.Message{Payload: payload, SequenceID: 1})
+	require.NoError(t, err)
+	require.Less(t, len(wire), message.DefaultMaxSize)
+	_, _, err = message.Decoder{}.DecodeFrame(wire)
+	require.ErrorIs(t, err, message.ErrTooLarge)
+	_, e, err := message.Decoder{MaxSize: 2 * message.DefaultMaxSize}.DecodeFrame(wire)
+	require.NoError(t, err)
+	assert.Equal(t, payload, e.Messages[0].Payload)
 }
 
 func TestEncodeErrors(t *testing.T) {

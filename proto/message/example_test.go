@@ -33,8 +33,8 @@ func ExampleEncoder() {
 }
 
 // A consumer decodes the payload section of each MESSAGE it receives
-// (core.Push.Payload, or a frame's Payload), with the broker's
-// max_message_size as the limit on what decompression may allocate.
+// (core.Push.Payload, or a frame's Payload), with a limit on what
+// decompression may allocate: the largest message its producers send.
 func ExampleDecoder() {
 	// A MESSAGE as a broker delivers it: here built from a producer's
 	// SEND, compressed with ZSTD.

@@ -33,7 +33,8 @@ var (
 )
 
 // DefaultMaxSize is the largest uncompressed size a Decoder accepts by
-// default: the broker's default max_message_size, 5 MiB.
+// default, 5 MiB: the broker's default max_message_size, which bounds a
+// message as sent, compressed (see Decoder.MaxSize).
 const DefaultMaxSize = frame.DefaultMaxMessageSize
 
 // Message is one message: what an Encoder encodes, and what a Decoder

@@ -24,7 +24,7 @@
 // producer was asked to send). It checks each frame with proto/frame (the
 // checksum, the compression and batch size in the metadata, the broker
 // entry metadata, and the messages themselves, decompressed and split with
-// interop/internal/batch) before writing it.
+// proto/message) before writing it.
 //
 // MESSAGE captures are named message-CLIENT-COMPRESSION-batch|single, with
 // "-entrymeta" appended when the broker prefixed broker entry metadata
@@ -60,8 +60,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
-	"github.com/pulsarconn/pulsarconn/interop/internal/batch"
 	"github.com/pulsarconn/pulsarconn/proto/frame"
+	"github.com/pulsarconn/pulsarconn/proto/message"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -342,32 +342,25 @@ func check(f []byte, c Capture) error {
 	if md.NumMessagesInBatch != nil != c.Batched || c.Batched && int(md.GetNumMessagesInBatch()) != len(c.Messages) {
 		return fmt.Errorf("num_messages_in_batch %v, want batched %v of %d", md.NumMessagesInBatch, c.Batched, len(c.Messages))
 	}
-	data, err := batch.Decompress(md, fr.Payload.Data)
+	e, err := message.Decode(fr.Payload)
 	if err != nil {
 		return err
 	}
-	if !c.Batched {
-		return sameMessage(0, c.Messages[0], data, md.GetPartitionKey(), md.GetProperties(), md.GetEventTime())
+	if len(e.Messages) != len(c.Messages) {
+		return fmt.Errorf("%d messages, want %d", len(e.Messages), len(c.Messages))
 	}
-	got, err := batch.Split(data, len(c.Messages))
-	if err != nil {
-		return err
-	}
-	for i, m := range got {
-		if err := sameMessage(i, c.Messages[i], m.Payload, m.Meta.GetPartitionKey(), m.Meta.GetProperties(), m.Meta.GetEventTime()); err != nil {
+	for i, m := range e.Messages {
+		if err := sameMessage(i, c.Messages[i], m.Payload, m.Key, m.Properties, m.EventTime); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func sameMessage(i int, want Message, payload []byte, key string, props []*pulsarpb.KeyValue, eventTime uint64) error {
+func sameMessage(i int, want Message, payload []byte, key string, props map[string]string, eventTime uint64) error {
 	got := Message{Payload: string(payload), Key: key, EventTime: eventTime}
-	for _, kv := range props {
-		if got.Properties == nil {
-			got.Properties = map[string]string{}
-		}
-		got.Properties[kv.GetKey()] = kv.GetValue()
+	if len(props) > 0 {
+		got.Properties = props
 	}
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(want)
