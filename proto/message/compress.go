@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zlib"
@@ -83,10 +82,13 @@ func grow(b []byte, n int) []byte {
 
 // zstdDecoder is shared by all decoding: its DecodeAll may be called
 // concurrently, and with the cap limit it never writes beyond the
-// capacity of the buffer it is given.
-var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecodeAllCapLimit(true))
-})
+// capacity of the buffer it is given. It is made when the package is
+// initialised, not on first use: made inside a testing/synctest bubble,
+// its channels would belong to that bubble, and decoding from any other
+// goroutine would be a fatal error.
+var zstdDec, zstdErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecodeAllCapLimit(true))
+
+func zstdDecoder() (*zstd.Decoder, error) { return zstdDec, zstdErr }
 
 // Decompress returns data decompressed with c into a new buffer of exactly
 // size bytes (what the metadata's uncompressed_size says); it fails with
