@@ -53,7 +53,9 @@ Read next:
   the Examples, which go doc does not print (go test -run Example -v ./... runs them):
     ExampleStart, ExampleBroker_RegisterProducer (package pulsarconn),
     Example, ExampleCluster (package pulsartest),
-    ExampleNetwork, ExampleClock (package adapters/memory)
+    ExampleNetwork, ExampleClock (package adapters/memory),
+    Example_producerConsumer (package refclient: a producer and a
+    consumer that survive a connection drop, in 30 lines)
 `
 
 // demo runs the whole Broker API against pulsartest on an in-memory

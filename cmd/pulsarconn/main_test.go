@@ -61,6 +61,7 @@ func TestDemoNamesWhatExists(t *testing.T) {
 		".":               {"ExampleStart", "ExampleBroker_RegisterProducer"},
 		"pulsartest":      {"Example", "ExampleCluster"},
 		"adapters/memory": {"ExampleNetwork", "ExampleClock"},
+		"refclient":       {"Example_producerConsumer"},
 	} {
 		files, err := filepath.Glob(filepath.Join(root, dir, "*_test.go"))
 		require.NoError(t, err)
