@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -224,5 +225,48 @@ func TestCreateChecksItsCommand(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, reg.Send(ctx, flow))
 		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+	})
+}
+
+// TestHandlerCreatesAndClosesItsRegistration: a Handler may call its
+// Registration's Create (on PushClosed, as Create's doc says) and Close,
+// which wait for the broker's answer, although it runs on the goroutine
+// that reads the connection: reading goes on in another goroutine while
+// the Handler waits. Before, the answer was never read and each call
+// failed at the operation timeout (30 s).
+func TestHandlerCreatesAndClosesItsRegistration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		l := contracttest.NewPushLog()
+		var reg *pulsarconn.Registration
+		ready := make(chan struct{})
+		results := make(chan error, 2)
+		h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+			l.HandlePush(p)
+			<-ready
+			switch {
+			case p.Kind == pulsarconn.PushClosed:
+				_, err := reg.Create(ctx, producerCmd())
+				results <- err
+			case p.Kind == pulsarconn.PushReceipt && p.Command.GetSendReceipt().GetSequenceId() == 1:
+				results <- reg.Close(ctx)
+			}
+		})
+		var err error
+		reg, err = b.RegisterProducer(context.Background(), 1, h)
+		require.NoError(t, err)
+		close(ready)
+		_, err = reg.Create(ctx, producerCmd())
+		require.NoError(t, err)
+
+		require.True(t, e.srv.CloseProducer(1, "", ""))
+		start := time.Now()
+		require.NoError(t, <-results, "Create from the Handler")
+		require.NoError(t, reg.Publish(ctx, sendFrame(t, 1, 16)))
+		require.NoError(t, <-results, "Close from the Handler")
+		assert.Less(t, time.Since(start), time.Second, "no wait for a timeout")
+		assertEnded(t, reg, l, pulsarconn.ErrClosed)
 	})
 }
