@@ -270,3 +270,31 @@ func TestHandlerCreatesAndClosesItsRegistration(t *testing.T) {
 		assertEnded(t, reg, l, pulsarconn.ErrClosed)
 	})
 }
+
+// TestCreateAnsweredAfterTheEnd: a Create whose answer comes after the
+// registration ended (Close while the PRODUCER was on its way) fails with
+// ErrRegistrationEnded, as its doc says, and binds nothing. Before, it
+// returned the broker's success for a registration that had ended.
+func TestCreateAnsweredAfterTheEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		l := contracttest.NewPushLog()
+		reg, err := b.RegisterProducer(context.Background(), 1, l)
+		require.NoError(t, err)
+		held := e.srv.Hold(pulsarpb.BaseCommand_PRODUCER)
+		created := make(chan error, 1)
+		go func() {
+			_, err := reg.Create(ctx, producerCmd())
+			created <- err
+		}()
+		<-held.Arrived()
+		require.NoError(t, reg.Close(ctx))
+		held.Release()
+		err = <-created
+		assert.ErrorIs(t, err, pulsarconn.ErrRegistrationEnded)
+		assert.ErrorIs(t, err, pulsarconn.ErrClosed, "and says why")
+		assertEnded(t, reg, l, pulsarconn.ErrClosed)
+	})
+}

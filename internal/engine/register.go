@@ -371,7 +371,13 @@ func (r *Registration) Create(ctx context.Context, cmd *pulsarpb.BaseCommand) (*
 	if t := cmd.GetType(); t != want || id != r.id {
 		return nil, fmt.Errorf("pulsarconn: Create of %s %d needs a %v command for id %d, not %v for id %d", r.kind(), r.id, want, r.id, t, id)
 	}
-	return r.b.request(ctx, binding{reg: r, create: true}, cmd)
+	resp, err := r.b.request(ctx, binding{reg: r, create: true}, cmd)
+	if err == nil && r.Err() != nil {
+		// Answered after the end (Close while the command was on its
+		// way): bound to nothing, so not a success.
+		return nil, r.endedErr()
+	}
+	return resp, err
 }
 
 // Request: see Registration.Request in the root package.
