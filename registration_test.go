@@ -298,3 +298,49 @@ func TestCreateAnsweredAfterTheEnd(t *testing.T) {
 		assertEnded(t, reg, l, pulsarconn.ErrClosed)
 	})
 }
+
+// TestRegistrationEndsOnceWhateverTheOrder: the ways a registration ends
+// that race or follow one another tell its Handler PushEnded once, with the
+// first reason: its context ending while Stop waits for the broker's
+// CLOSE_PRODUCER answer, and Close while disconnected; and the same id
+// registered again after the end starts a new registration.
+func TestRegistrationEndsOnceWhateverTheOrder(t *testing.T) {
+	t.Run("context during Stop", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := memoryEnv(t)
+			b := e.connected(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			reg, l := createdProducer(t, e, b, ctx)
+			held := e.srv.Hold(pulsarpb.BaseCommand_CLOSE_PRODUCER)
+			stopped := make(chan error, 1)
+			go func() { stopped <- b.Stop(testContext(t)) }()
+			<-held.Arrived()
+			cancel()
+			synctest.Wait()
+			held.Release()
+			require.NoError(t, <-stopped)
+			assertEnded(t, reg, l, context.Canceled)
+			assert.NoError(t, reg.Close(testContext(t)))
+			assert.Len(t, l.OfKind(pulsarconn.PushEnded), 1)
+		})
+	})
+	t.Run("Close while disconnected, then the id again", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := memoryEnv(t)
+			b := e.connected(t, pulsarconn.WithBackoff(time.Hour, time.Hour))
+			reg, l := createdProducer(t, e, b, context.Background())
+			e.srv.DropConnections()
+			l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
+			require.NoError(t, reg.Close(testContext(t)))
+			assertEnded(t, reg, l, pulsarconn.ErrClosed)
+
+			l2 := contracttest.NewPushLog()
+			reg2, err := b.RegisterProducer(context.Background(), 1, l2)
+			require.NoError(t, err, "the id is free again")
+			assert.NoError(t, reg2.Err())
+			require.NoError(t, b.Stop(testContext(t)))
+			assertEnded(t, reg2, l2, pulsarconn.ErrClosed)
+			assert.Len(t, l.OfKind(pulsarconn.PushEnded), 1, "the first registration is told nothing more")
+		})
+	})
+}
