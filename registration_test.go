@@ -3,9 +3,11 @@ package pulsarconn_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -342,5 +344,35 @@ func TestRegistrationEndsOnceWhateverTheOrder(t *testing.T) {
 			assertEnded(t, reg2, l2, pulsarconn.ErrClosed)
 			assert.Len(t, l.OfKind(pulsarconn.PushEnded), 1, "the first registration is told nothing more")
 		})
+	})
+}
+
+// handlerForGC is a Handler with an address of its own, for a weak pointer.
+type handlerForGC struct{ _ [64]byte }
+
+func (*handlerForGC) HandlePush(pulsarconn.Push) {}
+
+// TestEndedRegistrationLeavesItsContext: a registration ended by the
+// Broker's Stop no longer hangs on the context it was registered with, so
+// a long-lived context does not keep a stopped Broker's registration, its
+// Handler and its engine in memory. Before, its context.AfterFunc stayed
+// registered until that context ended.
+func TestEndedRegistrationLeavesItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		h := &handlerForGC{}
+		gone := weak.Make(h)
+		reg, err := b.RegisterProducer(ctx, 1, h)
+		require.NoError(t, err)
+		h = nil
+		require.NoError(t, b.Stop(testContext(t)))
+		<-reg.Done()
+		reg = nil
+		runtime.GC()
+		runtime.GC()
+		assert.Nil(t, gone.Value(), "the Handler is kept by the live context")
 	})
 }
