@@ -144,7 +144,10 @@ const (
 
 // Handler receives the pushes of one registered producer or consumer. It is
 // called one push at a time, in the order the broker sent them; it must not
-// block for long, and must not call Broker.Stop. While a Handler blocks,
+// block for long, and must not call Broker.Stop. It may call the Broker
+// and its Registration (Create and Close included: the connection goes on
+// reading the answer while the Handler waits, unless the pushes queued
+// behind reach WithDeliveryQueueLimit). While a Handler blocks,
 // pushes queue up to WithDeliveryQueueLimit, and then the connection stops
 // reading from the broker until it returns.
 type Handler = core.Handler

@@ -3,8 +3,11 @@ package pulsarconn_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"testing/synctest"
+	"time"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -224,5 +227,152 @@ func TestCreateChecksItsCommand(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, reg.Send(ctx, flow))
 		require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_FLOW, 1))
+	})
+}
+
+// TestHandlerCreatesAndClosesItsRegistration: a Handler may call its
+// Registration's Create (on PushClosed, as Create's doc says) and Close,
+// which wait for the broker's answer, although it runs on the goroutine
+// that reads the connection: reading goes on in another goroutine while
+// the Handler waits. Before, the answer was never read and each call
+// failed at the operation timeout (30 s).
+func TestHandlerCreatesAndClosesItsRegistration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		l := contracttest.NewPushLog()
+		var reg *pulsarconn.Registration
+		ready := make(chan struct{})
+		results := make(chan error, 2)
+		h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
+			l.HandlePush(p)
+			<-ready
+			switch {
+			case p.Kind == pulsarconn.PushClosed:
+				_, err := reg.Create(ctx, producerCmd())
+				results <- err
+			case p.Kind == pulsarconn.PushReceipt && p.Command.GetSendReceipt().GetSequenceId() == 1:
+				results <- reg.Close(ctx)
+			}
+		})
+		var err error
+		reg, err = b.RegisterProducer(context.Background(), 1, h)
+		require.NoError(t, err)
+		close(ready)
+		_, err = reg.Create(ctx, producerCmd())
+		require.NoError(t, err)
+
+		require.True(t, e.srv.CloseProducer(1, "", ""))
+		start := time.Now()
+		require.NoError(t, <-results, "Create from the Handler")
+		require.NoError(t, reg.Publish(ctx, sendFrame(t, 1, 16)))
+		require.NoError(t, <-results, "Close from the Handler")
+		assert.Less(t, time.Since(start), time.Second, "no wait for a timeout")
+		assertEnded(t, reg, l, pulsarconn.ErrClosed)
+	})
+}
+
+// TestCreateAnsweredAfterTheEnd: a Create whose answer comes after the
+// registration ended (Close while the PRODUCER was on its way) fails with
+// ErrRegistrationEnded, as its doc says, and binds nothing. Before, it
+// returned the broker's success for a registration that had ended.
+func TestCreateAnsweredAfterTheEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx := testContext(t)
+		l := contracttest.NewPushLog()
+		reg, err := b.RegisterProducer(context.Background(), 1, l)
+		require.NoError(t, err)
+		held := e.srv.Hold(pulsarpb.BaseCommand_PRODUCER)
+		created := make(chan error, 1)
+		go func() {
+			_, err := reg.Create(ctx, producerCmd())
+			created <- err
+		}()
+		<-held.Arrived()
+		require.NoError(t, reg.Close(ctx))
+		held.Release()
+		err = <-created
+		assert.ErrorIs(t, err, pulsarconn.ErrRegistrationEnded)
+		assert.ErrorIs(t, err, pulsarconn.ErrClosed, "and says why")
+		assertEnded(t, reg, l, pulsarconn.ErrClosed)
+	})
+}
+
+// TestRegistrationEndsOnceWhateverTheOrder: the ways a registration ends
+// that race or follow one another tell its Handler PushEnded once, with the
+// first reason: its context ending while Stop waits for the broker's
+// CLOSE_PRODUCER answer, and Close while disconnected; and the same id
+// registered again after the end starts a new registration.
+func TestRegistrationEndsOnceWhateverTheOrder(t *testing.T) {
+	t.Run("context during Stop", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := memoryEnv(t)
+			b := e.connected(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			reg, l := createdProducer(t, e, b, ctx)
+			held := e.srv.Hold(pulsarpb.BaseCommand_CLOSE_PRODUCER)
+			stopped := make(chan error, 1)
+			go func() { stopped <- b.Stop(testContext(t)) }()
+			<-held.Arrived()
+			cancel()
+			synctest.Wait()
+			held.Release()
+			require.NoError(t, <-stopped)
+			assertEnded(t, reg, l, context.Canceled)
+			assert.NoError(t, reg.Close(testContext(t)))
+			assert.Len(t, l.OfKind(pulsarconn.PushEnded), 1)
+		})
+	})
+	t.Run("Close while disconnected, then the id again", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := memoryEnv(t)
+			b := e.connected(t, pulsarconn.WithBackoff(time.Hour, time.Hour))
+			reg, l := createdProducer(t, e, b, context.Background())
+			e.srv.DropConnections()
+			l.WaitFor(testContext(t), t, pulsarconn.PushDisconnected, 1)
+			require.NoError(t, reg.Close(testContext(t)))
+			assertEnded(t, reg, l, pulsarconn.ErrClosed)
+
+			l2 := contracttest.NewPushLog()
+			reg2, err := b.RegisterProducer(context.Background(), 1, l2)
+			require.NoError(t, err, "the id is free again")
+			assert.NoError(t, reg2.Err())
+			require.NoError(t, b.Stop(testContext(t)))
+			assertEnded(t, reg2, l2, pulsarconn.ErrClosed)
+			assert.Len(t, l.OfKind(pulsarconn.PushEnded), 1, "the first registration is told nothing more")
+		})
+	})
+}
+
+// handlerForGC is a Handler with an address of its own, for a weak pointer.
+type handlerForGC struct{ _ [64]byte }
+
+func (*handlerForGC) HandlePush(pulsarconn.Push) {}
+
+// TestEndedRegistrationLeavesItsContext: a registration ended by the
+// Broker's Stop no longer hangs on the context it was registered with, so
+// a long-lived context does not keep a stopped Broker's registration, its
+// Handler and its engine in memory. Before, its context.AfterFunc stayed
+// registered until that context ended.
+func TestEndedRegistrationLeavesItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := memoryEnv(t)
+		b := e.connected(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		h := &handlerForGC{}
+		gone := weak.Make(h)
+		reg, err := b.RegisterProducer(ctx, 1, h)
+		require.NoError(t, err)
+		h = nil
+		require.NoError(t, b.Stop(testContext(t)))
+		<-reg.Done()
+		reg = nil
+		runtime.GC()
+		runtime.GC()
+		assert.Nil(t, gone.Value(), "the Handler is kept by the live context")
 	})
 }

@@ -63,6 +63,15 @@ type connection struct {
 	gate atomic.Int64
 	room chan struct{} // closed at the next completed write or at close; nil when nobody waits
 
+	// fr reads the connection, in one goroutine at a time: its reader,
+	// until it hands the reading over to another (keepReadingLocked).
+	// busy, under the engine's lock, says that the reader is running
+	// user code from the delivery queue, not reading; turn counts the
+	// hand-overs.
+	fr   *frame.Reader
+	busy bool
+	turn uint64
+
 	// What the writer reports to: the engine's WaitGroup (every writer
 	// started is waited for), its write-failure callback, and its count
 	// of bytes written.

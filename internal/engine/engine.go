@@ -310,6 +310,9 @@ func (b *Engine) flushLocked(now time.Time) bool {
 	// see a request, its deadline is already set (tests that advance a
 	// fake clock on seeing a frame rely on this order).
 	b.armTimer(now, rd.Deadline)
+	if b.core.Pending() > 0 {
+		b.keepReadingLocked() // a request's answer must be read
+	}
 	if !b.stopped && b.core.State() == core.StateClosed {
 		b.endedLocked()
 	}

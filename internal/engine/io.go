@@ -104,12 +104,20 @@ func (b *Engine) startAuth(gen uint64, initial bool, challenge []byte) {
 // one acquisition of the lock.
 const maxReadBatch = 64
 
-// readLoop reads c until it fails or is closed.
+// readLoop reads c until it fails, is closed, or hands its reading over
+// (handBatch).
 func (b *Engine) readLoop(c *connection) {
 	b.mu.Lock()
 	max := b.core.MaxFrameSize()
 	b.mu.Unlock()
-	fr := frame.NewReader(c.conn, max)
+	c.fr = frame.NewReader(c.conn, max)
+	b.read(c)
+}
+
+// read reads c with c.fr, which it owns until it fails or hands the
+// reading over (keepReadingLocked).
+func (b *Engine) read(c *connection) {
+	fr := c.fr
 	// The batch grows with the load, up to maxReadBatch; an idle
 	// connection's holds one frame. (A batch made at full size here would
 	// sit on the reader's stack and keep it from shrinking.)
@@ -122,8 +130,8 @@ func (b *Engine) readLoop(c *connection) {
 		if err == nil {
 			batch, err = b.readBatch(fr, batch)
 		}
-		if len(batch) > 0 {
-			fr.SetMaxFrameSize(b.handleBatch(c, batch))
+		if len(batch) > 0 && b.handleBatch(c, batch, err == nil) {
+			return // another goroutine reads c now
 		}
 		if err != nil {
 			b.readFailed(c, err)
@@ -158,9 +166,14 @@ func (b *Engine) readBatch(fr *frame.Reader, batch []*frame.Frame) ([]*frame.Fra
 	}
 }
 
-// handleBatch hands the frames read on c to the core under one lock, then
-// delivers; it returns the frame size limit to read on with.
-func (b *Engine) handleBatch(c *connection, batch []*frame.Frame) int {
+// handleBatch hands the frames read on c to the core under one lock, sets
+// the frame size limit to read on with, then delivers. A reader that
+// drains the delivery queue itself runs user code meanwhile; if a request
+// then waits for an answer (the Handler's own, say), reading goes on in
+// another goroutine (keepReadingLocked), and handleBatch reports that
+// this one must stop reading. canHand says that the reader may be handed
+// over (it has read no error).
+func (b *Engine) handleBatch(c *connection, batch []*frame.Frame, canHand bool) (handed bool) {
 	b.mu.Lock()
 	now := b.cfg.Clock.Now()
 	inUse := b.core.InUse()
@@ -171,7 +184,7 @@ func (b *Engine) handleBatch(c *connection, batch []*frame.Frame) int {
 	if inUse || b.core.InUse() { // as step does: an answer ends a use
 		b.usedAt = now
 	}
-	max := b.core.MaxFrameSize()
+	c.fr.SetMaxFrameSize(b.core.MaxFrameSize())
 	drain := b.flushLocked(now)
 	if !drain {
 		// Hold the reader back while the pushes it read wait for a
@@ -181,11 +194,41 @@ func (b *Engine) handleBatch(c *connection, batch []*frame.Frame) int {
 			b.queue.WaitLocked()
 		}
 	}
+	turn := c.turn
+	c.busy = drain && canHand
 	b.mu.Unlock()
-	if drain {
-		b.queue.Drain()
+	if !drain {
+		return false
 	}
-	return max
+	b.queue.Drain()
+	if !canHand {
+		return false
+	}
+	b.mu.Lock()
+	handed = c.turn != turn
+	if !handed {
+		c.busy = false
+	}
+	b.mu.Unlock()
+	return handed
+}
+
+// keepReadingLocked hands the reading of the established connection to a
+// new goroutine if its reader is running user code (handleBatch): called
+// while a request waits for an answer, which that reader would not read
+// until the user code returns, and never if that code is what waits.
+func (b *Engine) keepReadingLocked() {
+	c := b.conn.Load()
+	if c == nil || !c.busy {
+		return
+	}
+	c.busy = false
+	c.turn++
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.read(c)
+	}()
 }
 
 // readFailed tells the core that reading c failed with err.

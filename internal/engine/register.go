@@ -43,7 +43,7 @@ type Registration struct {
 	h        core.Handler
 	id       uint64
 	producer bool
-	stop     func() bool
+	stop     func() bool // of the context.AfterFunc; set under the lock
 	once     sync.Once
 	closeErr error
 
@@ -108,6 +108,7 @@ func (r *Registration) endedLocked(err error) bool {
 	r.err = err
 	r.created.Store(0)
 	close(r.done)
+	r.stop() // a long-lived context must not keep it (and the engine)
 	return true
 }
 
@@ -218,17 +219,22 @@ func (b *Engine) register(ctx context.Context, producer bool, id uint64, h core.
 		} else {
 			err = b.core.AddConsumer(id, r)
 		}
+		if err != nil {
+			return
+		}
+		// Set under the lock, for endedLocked. (If ctx has ended, f
+		// starts at once on a goroutine of its own.)
+		r.stop = context.AfterFunc(ctx, func() {
+			why := fmt.Errorf("pulsarconn: %s %d: its context ended: %w", r.kind(), id, ctx.Err())
+			if cause := context.Cause(ctx); cause != ctx.Err() {
+				why = fmt.Errorf("%w (%w)", why, cause)
+			}
+			r.once.Do(func() { r.closeErr = r.remove(context.Background(), false, why) })
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	r.stop = context.AfterFunc(ctx, func() {
-		why := fmt.Errorf("pulsarconn: %s %d: its context ended: %w", r.kind(), id, ctx.Err())
-		if cause := context.Cause(ctx); cause != ctx.Err() {
-			why = fmt.Errorf("%w (%w)", why, cause)
-		}
-		r.once.Do(func() { r.closeErr = r.remove(context.Background(), false, why) })
-	})
 	return r, nil
 }
 
@@ -371,7 +377,13 @@ func (r *Registration) Create(ctx context.Context, cmd *pulsarpb.BaseCommand) (*
 	if t := cmd.GetType(); t != want || id != r.id {
 		return nil, fmt.Errorf("pulsarconn: Create of %s %d needs a %v command for id %d, not %v for id %d", r.kind(), r.id, want, r.id, t, id)
 	}
-	return r.b.request(ctx, binding{reg: r, create: true}, cmd)
+	resp, err := r.b.request(ctx, binding{reg: r, create: true}, cmd)
+	if err == nil && r.Err() != nil {
+		// Answered after the end (Close while the command was on its
+		// way): bound to nothing, so not a success.
+		return nil, r.endedErr()
+	}
+	return resp, err
 }
 
 // Request: see Registration.Request in the root package.
