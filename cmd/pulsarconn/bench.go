@@ -20,8 +20,10 @@ import (
 
 const benchAbout = `
 Runs every scenario of internal/bench, raw loops and through the library,
-in one run of about a minute (a few seconds with --quick), and prints one
-table and the goals met. The output files (--json, --svg) are checked
+against the lean benchmark server and against pulsartest ("pulsarconn
+serve", started in a child process on a free port), in one run of about a
+minute (a few seconds with --quick), and prints one table and the goals
+met. The output files (--json, --svg) are checked
 before the run starts, and written whole at its end. See docs/benchmarks.md.`
 
 // benchFlags defines the flags of "pulsarconn bench", which runs every
