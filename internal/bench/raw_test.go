@@ -82,3 +82,18 @@ func TestRawRequestsRejectsAWrongAnswer(t *testing.T) {
 		assert.ErrorIs(t, err, errUnexpected, "shape %d", shape)
 	}
 }
+
+// A window larger than the socket buffers hold receipts for does not
+// leave client and server both blocked writing: Lockstep reads after
+// every rawBatch bytes it writes.
+func TestRawReceiptsLargeWindow(t *testing.T) {
+	ctx := testenv.Context(t)
+	rr, err := NewServer(ServerConfig{})
+	require.NoError(t, err)
+	defer rr.Close()
+	for _, shape := range []Shape{Lockstep, Pipelined} {
+		got, err := RawReceipts(ctx, rr.Addr(), 100_000, PayloadSize, shape, Count(100_000))
+		require.NoError(t, err, "shape %d", shape)
+		assert.Equal(t, 100_000, got.Ops)
+	}
+}
