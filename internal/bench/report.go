@@ -340,7 +340,12 @@ func (r *Report) Goals() []Goal {
 // WriteGoals writes the goals as a list with met / not met.
 func (r *Report) WriteGoals(w io.Writer) {
 	fmt.Fprintln(w, "\ngoals:")
-	for _, g := range r.Goals() {
+	goals := r.Goals()
+	width := 0
+	for _, g := range goals {
+		width = max(width, len(g.Text))
+	}
+	for _, g := range goals {
 		verdict := "not measured"
 		if g.Met != nil {
 			verdict = "not met"
@@ -348,7 +353,7 @@ func (r *Report) WriteGoals(w io.Writer) {
 				verdict = "met"
 			}
 		}
-		fmt.Fprintf(w, "  %-72s %-14s %s\n", g.Text, g.Figure, verdict)
+		fmt.Fprintf(w, "  %-*s  %-14s %s\n", width, g.Text, g.Figure, verdict)
 	}
 }
 
