@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
@@ -18,8 +20,10 @@ import (
 
 const benchAbout = `
 Runs every scenario of internal/bench, raw loops and through the library,
-in one run of about a minute (a few seconds with --quick), and prints one
-table and the goals met. The output files (--json, --svg) are checked
+against the lean benchmark server and against pulsartest ("pulsarconn
+serve", started in a child process on a free port), in one run of about a
+minute (a few seconds with --quick), and prints one table and the goals
+met. The output files (--json, --svg) are checked
 before the run starts, and written whole at its end. See docs/benchmarks.md.`
 
 // benchFlags defines the flags of "pulsarconn bench", which runs every
@@ -94,6 +98,7 @@ func benchCommand(ctx context.Context, f benchSettings, stdout, stderr io.Writer
 	}
 	o.Network = func() bench.Network { return memory.NewNetwork() }
 	o.IdlePhase = idlePhaseInChild
+	o.SecondServer = pulsartestInChild
 	o.Progress = stderr
 	start := time.Now()
 	r, err := bench.Run(ctx, o)
@@ -149,6 +154,46 @@ func idlePhaseInChild(ctx context.Context, phase string, n int) (float64, error)
 		return 0, fmt.Errorf("bench: idle phase %s printed %q: %w", phase, out, err)
 	}
 	return v, nil
+}
+
+// pulsartestInChild starts "pulsarconn serve" in a child process on a
+// free port of 127.0.0.1, with the benchmark's topic partitioned in 4, and
+// returns the URL it prints: the bench's second, independent server. stop
+// interrupts it and waits for it to end.
+func pulsartestInChild(ctx context.Context) (string, func() error, error) {
+	cmd, err := selfCommand(ctx, "serve", "--listen", "pulsar://127.0.0.1:0", "--partitions", bench.Topic+"=4")
+	if err != nil {
+		return "", nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() error {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_, _ = io.Copy(io.Discard, out)
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("bench: pulsartest: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		}
+		return nil
+	}
+	// serve prints "broker-0: URL" for each member, then "serving URL
+	// (Ctrl-C stops)" once it accepts connections.
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if url, ok := strings.CutPrefix(sc.Text(), "serving "); ok {
+			url, _, _ = strings.Cut(url, " ")
+			// The rest of its output is drained by stop.
+			return url, stop, nil
+		}
+	}
+	err = stop()
+	return "", nil, fmt.Errorf("bench: pulsartest printed no address: %v", err)
 }
 
 // idlePhase runs the hidden command: PHASE N.

@@ -37,6 +37,7 @@ func TestBenchQuick(t *testing.T) {
 		"publish with receipts", "delivery to a consumer Handler",
 		"memory per idle connection", "reconnect after the server drops",
 		"allocs/op", "pulsar-client-go", "goals:",
+		"raw (pulsartest)", "pulsarconn (pulsartest)", "instructions vs raw",
 	} {
 		assert.Contains(t, table, want)
 	}
@@ -48,6 +49,12 @@ func TestBenchQuick(t *testing.T) {
 	require.NotNil(t, r.Row("rr64.rate").Other)
 	assert.Equal(t, 1000.0, *r.Row("rr64.rate").Other)
 	assert.NotNil(t, r.Row("rr64.rate").LibraryVsOther)
+	// The second server ran, in a child process.
+	for _, id := range []string{"rr1.rate", "rr64.rate", "rr64async.rate", "receipts.rate"} {
+		row := r.Row(id)
+		require.NotNil(t, row, id)
+		assert.NotNil(t, row.LibraryVsRawPulsartest, id)
+	}
 	assert.NotNil(t, r.Row("idle.client"))
 	assert.NotNil(t, r.Row("reconnect.time"))
 	svg, err := os.ReadFile(svgFile)

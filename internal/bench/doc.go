@@ -12,19 +12,24 @@
 //     pre-encoded templates, and writes through one buffered writer per
 //     connection that it flushes only when it has read everything the
 //     client sent. Its discard-sink mode reads and drops everything after
-//     CONNECTED. pulsartest is a faithful fake, not a fast one (a goroutine
-//     hand-off, a full protobuf decode and encode and a topic log per
-//     frame): against it every client would measure the fake.
+//     CONNECTED. Options.SecondServer adds a second, independent server
+//     (pulsartest in another process), a faithful fake rather than a fast
+//     one, so that no figure depends on this server alone.
 //
-//   - Raw client loops, the ceiling: pre-encoded frames, one bufio.Writer,
-//     one reader goroutine decoding with frame.Reader. They do the least a
-//     client must do to get the same work done on the same connection.
+//   - Raw client loops, the ceiling: pre-encoded frames written in one
+//     write per batch from a reused buffer, answers sliced in place from
+//     a reused read buffer and checked by scanning the few fields a
+//     correct client must check, one goroutine where one suffices (a
+//     writer and a reader woken once per batch in the Pipelined shape).
+//     They do the least a client must do to get the same work done on
+//     the same connection.
 //
-//   - The same scenarios through the library (pulsarconn.Start over TCP),
-//     and Run, which measures every scenario for both in one run and
-//     returns a Report: one Row per figure, with the ratio of the library
-//     to the raw loop and, when another client's figures are merged in
-//     (Report.Merge), to that client.
+//   - The same scenarios through the library (pulsarconn.Start over TCP);
+//     Run, which measures every scenario for both in one run and returns
+//     a Report: one Row per figure, with the ratio of the library to the
+//     raw loop on each server and, when another client's figures are
+//     merged in (Report.Merge), to that client; and RunOps, which runs
+//     one scenario on one side for a fixed number of operations.
 //
 // The scenarios are request/response (PARTITIONED_METADATA) with 1 and 64
 // requests in flight, publish of pre-encoded 1 KiB SEND frames into the

@@ -211,7 +211,7 @@ func rawReconnect(ctx context.Context, srv *Server, n int) (time.Duration, error
 	for _, c := range conns {
 		go func() {
 			// Wait for the drop, then reconnect at once.
-			_, err := c.fr.NextBody()
+			_, err := c.next()
 			_ = c.Close()
 			if err == nil {
 				results <- result{err: fmt.Errorf("%w: a frame on an idle connection", errUnexpected)}

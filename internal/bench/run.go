@@ -2,10 +2,14 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"time"
+
+	"github.com/pulsarconn/pulsarconn"
 )
 
 // Options configures Run. Zero fields take the defaults of a full run;
@@ -35,6 +39,13 @@ type Options struct {
 	// ReconnectConns is the number of clients of the reconnect scenario
 	// (default 100).
 	ReconnectConns int
+	// SecondServer, when set, starts the second, independent server of
+	// every throughput scenario but publish into the sink and delivery:
+	// pulsartest serving over TCP in another process, with Topic
+	// partitioned in 4. It returns the server's pulsar:// URL and a
+	// function that stops it; cmd/pulsarconn runs "pulsarconn serve" in
+	// a child process. When nil, only the lean server is measured.
+	SecondServer func(ctx context.Context) (url string, stop func() error, err error)
 	// Progress, when set, gets a line as each scenario starts.
 	Progress io.Writer
 }
@@ -139,8 +150,99 @@ func interleave(rounds int, loops ...func() (Throughput, error)) ([]Throughput, 
 	return sums, allocs, nil
 }
 
-// Run measures every scenario, raw and through the library, in this
-// process, one after the other, and returns the report.
+// Side is the client that runs a scenario.
+type Side string
+
+// The sides of a scenario.
+const (
+	SideRaw          Side = "raw"           // the raw loop (Lockstep where it has shapes)
+	SideRawPipelined Side = "raw-pipelined" // the raw loop, Pipelined where it has shapes
+	SideLibrary      Side = "library"       // pulsarconn, through its public API
+)
+
+// target is a server the scenarios run against, with the Broker the
+// library's loops share.
+type target struct {
+	addr string             // host:port
+	lib  *pulsarconn.Broker // connected to addr
+	sink *Server            // publish: the lean server in sink mode; nil elsewhere
+}
+
+// loop runs budget's operations of scenario sc on side against t.
+func (t *target) loop(ctx context.Context, sc Scenario, side Side, window int, budget Budget) (Throughput, error) {
+	raw := side != SideLibrary
+	shape := Lockstep
+	if side == SideRawPipelined {
+		shape = Pipelined
+	}
+	switch sc {
+	case ScenarioRR1, ScenarioRR64, ScenarioRR64Async:
+		inflight := 1
+		if sc != ScenarioRR1 {
+			inflight = 64
+		}
+		switch {
+		case raw:
+			return RawRequests(ctx, t.addr, inflight, shape, budget)
+		case sc == ScenarioRR64Async:
+			return LibRequestsAsync(ctx, t.lib, inflight, budget)
+		}
+		return LibRequests(ctx, t.lib, inflight, budget)
+	case ScenarioPublish:
+		if t.sink == nil {
+			return Throughput{}, errors.New("bench: publish needs the lean server in sink mode")
+		}
+		if raw {
+			return RawPublish(ctx, t.sink, publishFrame, budget)
+		}
+		return LibPublish(ctx, t.lib, t.sink, publishFrame, budget)
+	case ScenarioReceipts:
+		if raw {
+			return RawReceipts(ctx, t.addr, window, PayloadSize, shape, budget)
+		}
+		return LibReceipts(ctx, t.lib, window, PayloadSize, budget)
+	case ScenarioDelivery:
+		if raw {
+			return RawDelivery(ctx, t.addr, budget)
+		}
+		return LibDelivery(ctx, t.lib, budget)
+	}
+	return Throughput{}, fmt.Errorf("bench: no scenario %q", sc)
+}
+
+// publishFrame is the frame of the publish scenario.
+var publishFrame = SendFrame(1, 0, PayloadSize)
+
+// RunOps runs n operations of scenario sc on side against srv, a lean
+// Server (in sink mode for ScenarioPublish, not for the others), and
+// returns what it measured. The library's side starts a Broker first and
+// stops it after, so a count of the whole call includes both: counting
+// two values of n and taking the difference leaves the operations alone.
+// The receipts scenario keeps a window of 1,000. Instruction counts
+// (another process running this under a profiler) use it.
+func RunOps(ctx context.Context, sc Scenario, side Side, srv *Server, n int) (Throughput, error) {
+	if (sc == ScenarioPublish) != srv.cfg.Sink {
+		return Throughput{}, fmt.Errorf("bench: scenario %s needs a server with Sink %v", sc, sc == ScenarioPublish)
+	}
+	t := &target{addr: srv.Addr()}
+	if sc == ScenarioPublish {
+		t.sink = srv
+	}
+	if side == SideLibrary {
+		b, err := StartBroker(ctx, srv.URL())
+		if err != nil {
+			return Throughput{}, err
+		}
+		defer b.Stop(context.Background())
+		t.lib = b
+	}
+	return t.loop(ctx, sc, side, 1000, Count(n))
+}
+
+// Run measures every scenario, raw and through the library, against the
+// lean server and, when Options.SecondServer is set, against the second
+// server too, all loops of a scenario taking turns, and returns the
+// report.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.defaults()
 	r := newReport(o)
@@ -154,66 +256,106 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer sink.Close()
-
-	lib, err := StartBroker(ctx, rrServer.URL())
+	lean, err := StartBroker(ctx, rrServer.URL())
 	if err != nil {
 		return nil, err
 	}
-	defer lib.Stop(context.Background())
-
-	// round is the budget of one turn, from when it is called.
-	round := func() Budget { return For(o.Duration / time.Duration(o.Rounds)) }
-	for _, inflight := range []int{1, 64} {
-		o.progress("request/response, %d in flight", inflight)
-		loops := []func() (Throughput, error){
-			func() (Throughput, error) { return RawRequests(ctx, rrServer.Addr(), inflight, round()) },
-			func() (Throughput, error) { return LibRequests(ctx, lib, inflight, round()) },
-		}
-		if inflight > 1 {
-			loops = append(loops, func() (Throughput, error) { return LibRequestsAsync(ctx, lib, inflight, round()) })
-		}
-		t, allocs, err := interleave(o.Rounds, loops...)
-		if err != nil {
-			return nil, fmt.Errorf("bench: request/response, %d in flight: %w", inflight, err)
-		}
-		r.addRequests(inflight, t[0], t[1], allocs[0], allocs[1])
-		if inflight > 1 {
-			r.addAsyncRequests(inflight, t[0], t[2], allocs[0], allocs[2])
-		}
-	}
-
-	o.progress("publish into the sink")
-	encoded := SendFrame(1, 0, PayloadSize)
+	defer lean.Stop(context.Background())
 	pub, err := StartBroker(ctx, sink.URL())
 	if err != nil {
 		return nil, err
 	}
 	defer pub.Stop(context.Background())
-	t, allocs, err := interleave(o.Rounds,
-		func() (Throughput, error) { return RawPublish(ctx, sink, encoded, round()) },
-		func() (Throughput, error) { return LibPublish(ctx, pub, sink, encoded, round()) })
-	if err != nil {
-		return nil, fmt.Errorf("bench: publish: %w", err)
-	}
-	r.addPublish(t[0], t[1], allocs[0], allocs[1])
+	targets := []*target{{addr: rrServer.Addr(), lib: lean}}
+	sinks := []*target{{addr: sink.Addr(), lib: pub, sink: sink}}
 
-	o.progress("publish with receipts, window %d", o.Window)
-	t, allocs, err = interleave(o.Rounds,
-		func() (Throughput, error) { return RawReceipts(ctx, rrServer.Addr(), o.Window, PayloadSize, round()) },
-		func() (Throughput, error) { return LibReceipts(ctx, lib, o.Window, PayloadSize, round()) })
-	if err != nil {
-		return nil, fmt.Errorf("bench: publish with receipts: %w", err)
+	var second *Report
+	if o.SecondServer != nil {
+		url, stop, err := o.SecondServer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bench: second server: %w", err)
+		}
+		defer stop()
+		b, err := StartBroker(ctx, url)
+		if err != nil {
+			return nil, fmt.Errorf("bench: second server: %w", err)
+		}
+		defer b.Stop(context.Background())
+		targets = append(targets, &target{addr: strings.TrimPrefix(url, "pulsar://"), lib: b})
+		second = newReport(o)
 	}
-	r.addRate("receipts", "publish with receipts (1 KiB, window "+fmt.Sprint(o.Window)+")", "messages/s", t[0], t[1], allocs[0], allocs[1])
+	reports := []*Report{r, second}
 
-	o.progress("delivery to a consumer")
-	t, allocs, err = interleave(o.Rounds,
-		func() (Throughput, error) { return RawDelivery(ctx, rrServer.Addr(), round()) },
-		func() (Throughput, error) { return LibDelivery(ctx, lib, round()) })
-	if err != nil {
-		return nil, fmt.Errorf("bench: delivery: %w", err)
+	// measure runs scenario sc on every target, raw and library loops
+	// taking turns, and records the figures of target i in reports[i]
+	// with add(i, raw, lib, rawAllocs, libAllocs).
+	measure := func(name string, sc Scenario, on []*target, add func(i int, raw, lib Throughput, rawAllocs, libAllocs float64)) error {
+		o.progress("%s", name)
+		// Where the raw loop has two shapes, both run, and the faster is
+		// the ceiling.
+		sides := []Side{SideRaw, SideLibrary}
+		if sc == ScenarioRR64 || sc == ScenarioRR64Async || sc == ScenarioReceipts {
+			sides = []Side{SideRaw, SideRawPipelined, SideLibrary}
+		}
+		var loops []func() (Throughput, error)
+		for _, t := range on {
+			for _, side := range sides {
+				loops = append(loops, func() (Throughput, error) {
+					return t.loop(ctx, sc, side, o.Window, For(o.Duration/time.Duration(o.Rounds)))
+				})
+			}
+		}
+		ts, allocs, err := interleave(o.Rounds, loops...)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", name, err)
+		}
+		for i := range on {
+			k := i * len(sides)
+			best := k
+			for j := k + 1; j < k+len(sides)-1; j++ {
+				if ts[j].PerSecond() > ts[best].PerSecond() {
+					best = j
+				}
+			}
+			lib := k + len(sides) - 1
+			add(i, ts[best], ts[lib], allocs[best], allocs[lib])
+		}
+		return nil
 	}
-	r.addRate("delivery", "delivery to a consumer Handler (1 KiB)", "messages/s", t[0], t[1], allocs[0], allocs[1])
+	for _, step := range []struct {
+		name string
+		sc   Scenario
+		on   []*target
+		add  func(i int, raw, lib Throughput, rawAllocs, libAllocs float64)
+	}{
+		{"request/response, 1 in flight", ScenarioRR1, targets, func(i int, raw, lib Throughput, ra, la float64) {
+			reports[i].addRequests(1, raw, lib, ra, la)
+		}},
+		{"request/response, 64 in flight", ScenarioRR64, targets, func(i int, raw, lib Throughput, ra, la float64) {
+			reports[i].addRequests(64, raw, lib, ra, la)
+		}},
+		// RequestAsync's raw side is the 64-in-flight raw loop, measured
+		// again in turns with it.
+		{"request/response, 64 in flight, RequestAsync", ScenarioRR64Async, targets, func(i int, raw, lib Throughput, ra, la float64) {
+			reports[i].addAsyncRequests(64, raw, lib, ra, la)
+		}},
+		{"publish into the sink", ScenarioPublish, sinks, func(i int, raw, lib Throughput, ra, la float64) {
+			reports[i].addPublish(raw, lib, ra, la)
+		}},
+		{fmt.Sprintf("publish with receipts, window %d", o.Window), ScenarioReceipts, targets, func(i int, raw, lib Throughput, ra, la float64) {
+			reports[i].addRate("receipts", "publish with receipts (1 KiB, window "+fmt.Sprint(o.Window)+")", "messages/s", raw, lib, ra, la)
+		}},
+		{"delivery to a consumer", ScenarioDelivery, targets[:1], func(i int, raw, lib Throughput, ra, la float64) {
+			reports[i].addRate("delivery", "delivery to a consumer Handler (1 KiB)", "messages/s", raw, lib, ra, la)
+		}},
+	} {
+		if err := measure(step.name, step.sc, step.on, step.add); err != nil {
+			return nil, err
+		}
+	}
+	if second != nil {
+		r.mergeSecond(second)
+	}
 
 	if o.Network != nil {
 		o.progress("memory per idle connection, %d connections", o.IdleConns)

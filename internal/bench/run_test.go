@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,12 +12,26 @@ import (
 
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/internal/testenv"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
 func TestRunQuick(t *testing.T) {
 	o := Quick()
 	o.Network = func() Network { return memory.NewNetwork() }
 	o.IdleConns = 200
+	// The second server in this process: the command runs it in another
+	// (cmd/pulsarconn's TestBenchQuick).
+	o.SecondServer = func(context.Context) (string, func() error, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		srv := pulsartest.NewServer(pulsartest.WithPartitionedTopic(Topic, 4))
+		if err := srv.Start(ln); err != nil {
+			return "", nil, err
+		}
+		return srv.URL(), srv.Close, nil
+	}
 	r, err := Run(testenv.Context(t), o)
 	require.NoError(t, err)
 	for _, id := range []string{
@@ -35,6 +51,21 @@ func TestRunQuick(t *testing.T) {
 			}
 		}
 	}
+	// Against the second server: every scenario but publish into the
+	// sink and delivery.
+	for _, id := range []string{"rr1.rate", "rr64.rate", "rr64async.rate", "receipts.rate", "rr1.p50", "rr1.allocs"} {
+		row := r.Row(id)
+		require.NotNil(t, row, id)
+		if assert.NotNil(t, row.RawPulsartest, id) && assert.NotNil(t, row.LibraryPulsartest, id) {
+			assert.Positive(t, *row.RawPulsartest, id)
+			assert.Positive(t, *row.LibraryPulsartest, id)
+		}
+	}
+	assert.Nil(t, r.Row("publish.rate").RawPulsartest)
+	goals := r.Goals()
+	require.NotEmpty(t, goals)
+	assert.NotNil(t, goals[0].Met, "the 1-in-flight goal is judged")
+	assert.Contains(t, goals[0].Figure, " / ", "on both servers")
 	var out bytes.Buffer
 	require.NoError(t, r.WriteTable(&out))
 	r.WriteGoals(&out)
