@@ -127,6 +127,11 @@ func Parse(body []byte) (*Frame, error) {
 	if uint64(cmdSize) > uint64(len(body)-4) {
 		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
 	}
+	if len(body) == int(4+cmdSize) {
+		if f := parseHot(body[4:]); f != nil {
+			return f, nil
+		}
+	}
 	cmd := new(pulsarpb.BaseCommand)
 	if err := proto.Unmarshal(body[4:4+cmdSize], cmd); err != nil {
 		return nil, fmt.Errorf("%w: command: %v", ErrMalformed, err)

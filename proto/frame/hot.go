@@ -1,0 +1,234 @@
+package frame
+
+import (
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+)
+
+// The answers read most often (one per request, one per message sent) are
+// decoded here without the protobuf runtime, into one allocation that holds
+// the Frame, the BaseCommand, the inner command and every scalar they point
+// to: proto.Unmarshal makes one allocation for each of these and walks its
+// tables by reflection. Only the plain shape is taken: each known field at
+// most once, with its wire type, an enum value the schema names, valid
+// UTF-8, nothing else. Anything else (an unknown or repeated field, a
+// nested first_chunk_message_id, an ack_set) returns nil and Parse decodes
+// it with proto.Unmarshal, so both ways give the same message; a fuzz test
+// compares them.
+
+// hotPartitionedMetadata is a PARTITIONED_METADATA_RESPONSE in one
+// allocation.
+type hotPartitionedMetadata struct {
+	f          Frame
+	cmd        pulsarpb.BaseCommand
+	typ        pulsarpb.BaseCommand_Type
+	m          pulsarpb.CommandPartitionedTopicMetadataResponse
+	partitions uint32
+	requestID  uint64
+	response   pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType
+	err        pulsarpb.ServerError
+	message    string
+}
+
+// hotSendReceipt is a SEND_RECEIPT in one allocation.
+type hotSendReceipt struct {
+	f                   Frame
+	cmd                 pulsarpb.BaseCommand
+	typ                 pulsarpb.BaseCommand_Type
+	m                   pulsarpb.CommandSendReceipt
+	id                  pulsarpb.MessageIdData
+	producerID          uint64
+	sequenceID          uint64
+	highestSequenceID   uint64
+	ledgerID, entryID   uint64
+	partition, batchIdx int32
+	batchSize           int32
+}
+
+// parseHot decodes b, a BaseCommand, when it is one of the hot answers in
+// the plain shape; otherwise it returns nil.
+func parseHot(b []byte) *Frame {
+	var typ uint64
+	var inner []byte
+	var innerNum protowire.Number
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && wt == protowire.VarintType && typ == 0:
+			typ, n = protowire.ConsumeVarint(b)
+			if typ == 0 { // not a type this decodes
+				return nil
+			}
+		case (num == 7 || num == 22) && wt == protowire.BytesType && innerNum == 0:
+			inner, n = protowire.ConsumeBytes(b)
+			innerNum = num
+		default:
+			return nil
+		}
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+	}
+	switch {
+	case typ != uint64(innerNum):
+		return nil
+	case typ == 22:
+		return parsePartitionedMetadata(inner)
+	case typ == 7:
+		return parseSendReceipt(inner)
+	}
+	return nil
+}
+
+func parsePartitionedMetadata(b []byte) *Frame {
+	h := new(hotPartitionedMetadata)
+	var seen uint8
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 || num < 1 || num > 5 || seen&(1<<num) != 0 {
+			return nil
+		}
+		seen |= 1 << num
+		b = b[n:]
+		if num == 5 {
+			if wt != protowire.BytesType {
+				return nil
+			}
+			s, n := protowire.ConsumeBytes(b)
+			if n < 0 || !utf8.Valid(s) {
+				return nil
+			}
+			h.message = string(s)
+			h.m.Message = &h.message
+			b = b[n:]
+			continue
+		}
+		if wt != protowire.VarintType {
+			return nil
+		}
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			h.partitions = uint32(v)
+			h.m.Partitions = &h.partitions
+		case 2:
+			h.requestID = v
+			h.m.RequestId = &h.requestID
+		case 3:
+			if _, ok := pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType_name[int32(v)]; !ok {
+				return nil
+			}
+			h.response = pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType(v)
+			h.m.Response = &h.response
+		case 4:
+			if _, ok := pulsarpb.ServerError_name[int32(v)]; !ok {
+				return nil
+			}
+			h.err = pulsarpb.ServerError(v)
+			h.m.Error = &h.err
+		}
+	}
+	h.typ = pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE
+	h.cmd.Type = &h.typ
+	h.cmd.PartitionMetadataResponse = &h.m
+	h.f.Command = &h.cmd
+	return &h.f
+}
+
+func parseSendReceipt(b []byte) *Frame {
+	h := new(hotSendReceipt)
+	var seen uint8
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 || num < 1 || num > 4 || seen&(1<<num) != 0 {
+			return nil
+		}
+		seen |= 1 << num
+		b = b[n:]
+		if num == 3 {
+			if wt != protowire.BytesType {
+				return nil
+			}
+			id, n := protowire.ConsumeBytes(b)
+			if n < 0 || !h.parseMessageID(id) {
+				return nil
+			}
+			h.m.MessageId = &h.id
+			b = b[n:]
+			continue
+		}
+		if wt != protowire.VarintType {
+			return nil
+		}
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			h.producerID = v
+			h.m.ProducerId = &h.producerID
+		case 2:
+			h.sequenceID = v
+			h.m.SequenceId = &h.sequenceID
+		case 4:
+			h.highestSequenceID = v
+			h.m.HighestSequenceId = &h.highestSequenceID
+		}
+	}
+	h.typ = pulsarpb.BaseCommand_SEND_RECEIPT
+	h.cmd.Type = &h.typ
+	h.cmd.SendReceipt = &h.m
+	h.f.Command = &h.cmd
+	return &h.f
+}
+
+// parseMessageID decodes a MessageIdData without ack_set or
+// first_chunk_message_id into h.id.
+func (h *hotSendReceipt) parseMessageID(b []byte) bool {
+	var seen uint8
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 || wt != protowire.VarintType || num < 1 || num > 6 || num == 5 || seen&(1<<num) != 0 {
+			return false
+		}
+		seen |= 1 << num
+		b = b[n:]
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			h.ledgerID = v
+			h.id.LedgerId = &h.ledgerID
+		case 2:
+			h.entryID = v
+			h.id.EntryId = &h.entryID
+		case 3:
+			h.partition = int32(v)
+			h.id.Partition = &h.partition
+		case 4:
+			h.batchIdx = int32(v)
+			h.id.BatchIndex = &h.batchIdx
+		case 6:
+			h.batchSize = int32(v)
+			h.id.BatchSize = &h.batchSize
+		}
+	}
+	return true
+}
