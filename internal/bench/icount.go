@@ -85,28 +85,28 @@ func CountPaths() []CountPath {
 	}
 	return []CountPath{
 		{
-			Name: "rr1", Title: "request/response, 1 in flight", N1: 500, N2: 2500,
+			Name: "rr1", Title: "request/response, 1 in flight", N1: 500, N2: 4500,
 			Raw: rawRequests(1),
 			Library: lib(func(ctx context.Context, b *pulsarconn.Broker, n int) (Throughput, error) {
 				return LibRequests(ctx, b, 1, Count(n))
 			}),
 		},
 		{
-			Name: "rr64", Title: "request/response, 64 goroutines", N1: 2000, N2: 6000,
+			Name: "rr64", Title: "request/response, 64 goroutines", N1: 2000, N2: 10000,
 			Raw: rawRequests(64),
 			Library: lib(func(ctx context.Context, b *pulsarconn.Broker, n int) (Throughput, error) {
 				return LibRequests(ctx, b, 64, Count(n))
 			}),
 		},
 		{
-			Name: "rr64async", Title: "request/response, 64 in flight (RequestAsync)", N1: 2000, N2: 6000,
+			Name: "rr64async", Title: "request/response, 64 in flight (RequestAsync)", N1: 2000, N2: 10000,
 			Raw: rawRequests(64),
 			Library: lib(func(ctx context.Context, b *pulsarconn.Broker, n int) (Throughput, error) {
 				return LibRequestsAsync(ctx, b, 64, Count(n))
 			}),
 		},
 		{
-			Name: "receipts", Title: fmt.Sprintf("publish with receipts (1 KiB, window %d)", countWindow), N1: 2000, N2: 6000,
+			Name: "receipts", Title: fmt.Sprintf("publish with receipts (1 KiB, window %d)", countWindow), N1: 2000, N2: 10000,
 			Raw: func(ctx context.Context, t Targets, n int) error {
 				_, err := RawReceipts(ctx, t.Addr, countWindow, PayloadSize, Count(n))
 				return err
@@ -116,11 +116,11 @@ func CountPaths() []CountPath {
 			}),
 		},
 		{
-			Name: "sink", Title: "publish into a sink (1 KiB)", N1: 10000, N2: 50000, Sink: true,
+			Name: "sink", Title: "publish into a sink (1 KiB)", N1: 10000, N2: 90000, Sink: true,
 			Raw: countRawSink, Library: countLibSink,
 		},
 		{
-			Name: "delivery", Title: "delivery to a consumer Handler (1 KiB)", N1: 2000, N2: 6000,
+			Name: "delivery", Title: "delivery to a consumer Handler (1 KiB)", N1: 2000, N2: 10000,
 			Raw: func(ctx context.Context, t Targets, n int) error {
 				_, err := RawDelivery(ctx, t.Addr, Count(n))
 				return err

@@ -283,6 +283,13 @@ var idleFunctions = map[string]bool{
 	"runtime.notewakeup": true, "runtime.startm": true, "runtime.wakep": true,
 	"runtime.handoffp": true, "runtime.mPark": true, "runtime.timeSleepUntil": true,
 	"runtime.releasepNoTrace": true, "runtime.acquirepNoTrace": true,
+	// Taking and giving up a P as a thread goes idle or leaves a system
+	// call: a thread that blocks in a read hands its P to another, or
+	// not, depending on how long it blocks.
+	"runtime.acquirep": true, "runtime.releasep": true, "runtime.wirep": true,
+	"runtime.(*limiterEvent).stop": true, "runtime.(*m).snapshotAllp": true,
+	"runtime.(*mcache).prepareForSweep": true, "runtime.exitsyscallTryGetP": true,
+	"runtime.exitsyscallNoP": true,
 }
 
 // CountedInstructions is the figure of one counted run, from the self
@@ -472,9 +479,12 @@ func ReadCountBaseline(path string) (CountBaseline, error) {
 
 // WriteCountBaseline writes b as indented JSON to path.
 func WriteCountBaseline(path string, b CountBaseline) error {
-	data, err := json.MarshalIndent(b, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the note's "&&" as it is typed
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b); err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
