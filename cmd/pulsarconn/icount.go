@@ -17,8 +17,8 @@ Counts the instructions per operation of each path of the bench, raw loop
 and library, under valgrind's callgrind (Debian package valgrind): each
 path runs twice in a child process, with N1 and N2 operations, against
 servers in this process, and (I(N2) - I(N1)) / (N2 - N1) is the figure,
-without start-up and set-up. Unlike times, the counts repeat within about
-1%, so --check can guard against regressions in CI. Takes a few minutes
+without start-up and set-up. Unlike times, the counts repeat within 2%,
+so --check can guard against regressions in CI. Takes a few minutes
 with --runs 3. See docs/benchmarks.md.`
 
 // icountSettings are the flags of icount.

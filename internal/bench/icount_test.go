@@ -114,6 +114,8 @@ func TestCountReportCheck(t *testing.T) {
 	require.NoError(t, r.WriteTable(&table))
 	assert.Contains(t, table.String(), "path a")
 	assert.Contains(t, table.String(), "1.14x")
+	assert.Contains(t, table.String(), "2.00%", "the spread of path a's raw figures")
+	assert.Contains(t, table.String(), "  -  ", "no spread for one run")
 }
 
 // The committed baseline has a figure for every counted path, so that CI

@@ -399,9 +399,15 @@ func spread(v []float64) float64 {
 func (r *CountReport) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "path\traw instr/op\tlibrary instr/op\tlibrary/raw\traw spread\tlibrary spread\truns\t")
+	pct := func(v []float64) string {
+		if len(v) < 2 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f%%", 100*spread(v))
+	}
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2fx\t%.2f%%\t%.2f%%\t%d\t\n", row.Title,
-			row.RawPerOp(), row.LibraryPerOp(), row.Ratio(), 100*spread(row.Raw), 100*spread(row.Library), len(row.Raw))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2fx\t%s\t%s\t%d\t\n", row.Title,
+			row.RawPerOp(), row.LibraryPerOp(), row.Ratio(), pct(row.Raw), pct(row.Library), len(row.Raw))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
