@@ -13,6 +13,7 @@
 //	serve       run the fake broker, or a cluster of them, until interrupted
 //	bridge      forward Pulsar over QUIC to a TCP broker (experimental)
 //	bench       measure raw loops, this library (and another client) on loopback
+//	icount      instructions per operation, raw loops and this library (valgrind)
 //	help        list the commands, or describe one with its flags
 //
 // "pulsarconn help COMMAND" (or "pulsarconn COMMAND -h") prints a command's
@@ -112,10 +113,14 @@ func init() {
 			about: bridgeAbout, flags: bridgeFlags},
 		{name: "bench", summary: "measure raw loops, this library (and another client) on loopback",
 			about: benchAbout, flags: benchFlags},
+		{name: "icount", summary: "instructions per operation, raw loops and this library (valgrind)",
+			about: icountAbout, flags: icountFlags},
 		{name: "help", args: "[COMMAND]", summary: "list the commands, or describe one with its flags",
 			flags: func(*flag.FlagSet) runFunc { return nil }},
 		{name: idlePhaseCommand, args: "PHASE N", nargs: 2, hidden: true,
 			flags: func(*flag.FlagSet) runFunc { return idlePhase }},
+		{name: icountRunCommand, args: "PATH SIDE ADDR SINKADDR N", nargs: 5, hidden: true,
+			flags: func(*flag.FlagSet) runFunc { return icountRun }},
 	}
 }
 
