@@ -19,12 +19,12 @@ func TestIcountRun(t *testing.T) {
 	defer srv.Close()
 	ctx := testenv.Context(t)
 	var out, errOut bytes.Buffer
-	for _, side := range []string{bench.SideRaw, bench.SideLibrary} {
+	for _, side := range []string{string(bench.SideRaw), string(bench.SideLibrary)} {
 		require.NoError(t, run(ctx, []string{icountRunCommand, "rr64async", side, srv.Addr(), "-", "100"}, &out, &errOut))
 	}
-	err = run(ctx, []string{icountRunCommand, "rr1", bench.SideRaw, srv.Addr(), "-", "0"}, &out, &errOut)
+	err = run(ctx, []string{icountRunCommand, "rr1", string(bench.SideRaw), srv.Addr(), "-", "0"}, &out, &errOut)
 	assert.ErrorIs(t, err, errUsage)
-	assert.ErrorContains(t, run(ctx, []string{icountRunCommand, "rr2", bench.SideRaw, srv.Addr(), "-", "1"}, &out, &errOut), `unknown counted path "rr2"`)
+	assert.ErrorContains(t, run(ctx, []string{icountRunCommand, "rr2", string(bench.SideRaw), srv.Addr(), "-", "1"}, &out, &errOut), `unknown counted path "rr2"`)
 }
 
 func TestIcountFlags(t *testing.T) {

@@ -17,12 +17,6 @@ import (
 // twice, with n1 and n2 operations, and takes the difference per
 // operation, which cancels start-up and set-up.
 
-// Sides of a counted path.
-const (
-	SideRaw     = "raw"
-	SideLibrary = "library"
-)
-
 // Targets are the servers a counted run talks to: Addr is a lean
 // request/response server (4 partitions), SinkAddr a discard sink.
 type Targets struct {
@@ -79,7 +73,7 @@ func CountPaths() []CountPath {
 	}
 	rawRequests := func(inflight int) func(context.Context, Targets, int) error {
 		return func(ctx context.Context, t Targets, n int) error {
-			_, err := RawRequests(ctx, t.Addr, inflight, Count(n))
+			_, err := RawRequests(ctx, t.Addr, inflight, Lockstep, Count(n))
 			return err
 		}
 	}
@@ -108,7 +102,7 @@ func CountPaths() []CountPath {
 		{
 			Name: "receipts", Title: fmt.Sprintf("publish with receipts (1 KiB, window %d)", countWindow), N1: 2000, N2: 10000,
 			Raw: func(ctx context.Context, t Targets, n int) error {
-				_, err := RawReceipts(ctx, t.Addr, countWindow, PayloadSize, Count(n))
+				_, err := RawReceipts(ctx, t.Addr, countWindow, PayloadSize, Lockstep, Count(n))
 				return err
 			},
 			Library: lib(func(ctx context.Context, b *pulsarconn.Broker, n int) (Throughput, error) {
@@ -132,8 +126,8 @@ func CountPaths() []CountPath {
 	}
 }
 
-// countRawSink writes n pre-encoded SEND frames into the sink through one
-// buffered writer, as RawPublish does, and closes the connection once the
+// countRawSink writes n pre-encoded SEND frames into the sink in batches
+// of up to rawBatch bytes, as RawPublish does, and closes the connection once the
 // sink has read them (t.Hold).
 func countRawSink(ctx context.Context, t Targets, n int) error {
 	c, err := dialRaw(ctx, t.SinkAddr)
@@ -143,11 +137,14 @@ func countRawSink(ctx context.Context, t Targets, n int) error {
 	defer c.Close()
 	encoded := SendFrame(1, 0, PayloadSize)
 	for range n {
-		if _, err := c.bw.Write(encoded); err != nil {
-			return err
+		if len(c.out)+len(encoded) > rawBatch {
+			if err := c.flush(); err != nil {
+				return err
+			}
 		}
+		c.out = append(c.out, encoded...)
 	}
-	if err := c.bw.Flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return err
 	}
 	t.hold()
@@ -180,7 +177,7 @@ func CountSide(ctx context.Context, path, side string, t Targets, n int) error {
 		if p.Name != path {
 			continue
 		}
-		switch side {
+		switch Side(side) {
 		case SideRaw:
 			return p.Raw(ctx, t, n)
 		case SideLibrary:

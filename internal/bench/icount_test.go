@@ -21,7 +21,7 @@ func TestCountSides(t *testing.T) {
 	require.NoError(t, err)
 	defer rr.Close()
 	for _, p := range CountPaths() {
-		for _, side := range []string{SideRaw, SideLibrary} {
+		for _, side := range []string{string(SideRaw), string(SideLibrary)} {
 			t.Run(p.Name+"/"+side, func(t *testing.T) {
 				sink, err := NewServer(ServerConfig{Sink: true})
 				require.NoError(t, err)
@@ -40,7 +40,7 @@ func TestCountSides(t *testing.T) {
 			})
 		}
 	}
-	assert.ErrorContains(t, CountSide(ctx, "nope", SideRaw, Targets{}, 1), `unknown counted path "nope"`)
+	assert.ErrorContains(t, CountSide(ctx, "nope", string(SideRaw), Targets{}, 1), `unknown counted path "nope"`)
 	assert.ErrorContains(t, CountSide(ctx, "rr1", "both", Targets{}, 1), `unknown side "both"`)
 }
 

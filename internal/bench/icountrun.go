@@ -126,7 +126,7 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 	var jobs []*job
 	for run := range cfg.Runs {
 		for _, p := range paths {
-			for _, side := range []string{SideRaw, SideLibrary} {
+			for _, side := range []string{string(SideRaw), string(SideLibrary)} {
 				for _, n := range []int{p.N1, p.N2} {
 					j := &job{path: p, side: side, run: run, n: n}
 					j.out = filepath.Join(dir, fmt.Sprintf("%s-%s-%d-%d", p.Name, side, n, run))
@@ -166,7 +166,7 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 	for _, p := range paths {
 		row := CountRow{Path: p.Name, Title: p.Title, N1: p.N1, N2: p.N2}
 		for run := range cfg.Runs {
-			for _, side := range []string{SideRaw, SideLibrary} {
+			for _, side := range []string{string(SideRaw), string(SideLibrary)} {
 				var i1, i2 int64
 				for _, j := range jobs {
 					if j.path.Name == p.Name && j.side == side && j.run == run {
@@ -178,7 +178,7 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 					}
 				}
 				per := float64(i2-i1) / float64(p.N2-p.N1)
-				if side == SideRaw {
+				if side == string(SideRaw) {
 					row.Raw = append(row.Raw, per)
 				} else {
 					row.Library = append(row.Library, per)
