@@ -40,6 +40,7 @@ func benchFlags(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&f.jsonFile, "json", "", "also write the report as JSON to this `FILE`")
 	fs.StringVar(&f.svgFile, "svg", "", "also write a bar chart (SVG) of raw, pulsarconn and the compared client to this `FILE`")
 	fs.StringVar(&f.compare, "compare", "", "merge another client's figures from this JSON `FILE` (interop/cmd/clientbench)")
+	fs.BoolVar(&f.icount, "icount", false, "also count instructions per operation under valgrind (as pulsarconn icount --runs 1) and print their ratio to raw in each row")
 	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
 		return benchCommand(ctx, f, stdout, stderr)
 	}
@@ -47,7 +48,7 @@ func benchFlags(fs *flag.FlagSet) runFunc {
 
 // benchSettings are the flags of bench.
 type benchSettings struct {
-	quick                           bool
+	quick, icount                   bool
 	duration                        time.Duration
 	rounds, window, idle, reconnect int
 	jsonFile, svgFile, compare      string
@@ -107,6 +108,11 @@ func benchCommand(ctx context.Context, f benchSettings, stdout, stderr io.Writer
 	}
 	if other != nil {
 		r.Merge(other)
+	}
+	if f.icount {
+		if err := addInstructions(ctx, r, stderr); err != nil {
+			return err
+		}
 	}
 	if err := r.WriteTable(stdout); err != nil {
 		return err
@@ -262,4 +268,31 @@ func (o *outputFile) discard() {
 		_ = os.Remove(o.tmp.Name())
 		o.tmp = nil
 	}
+}
+
+// instructionRows maps each counted path (pulsarconn icount) to the row
+// of bench's report whose instruction ratio it gives.
+var instructionRows = map[string]string{
+	"rr1": "rr1.rate", "rr64": "rr64.rate", "rr64async": "rr64async.rate",
+	"receipts": "receipts.rate", "sink": "publish.rate", "delivery": "delivery.rate",
+}
+
+// addInstructions counts every path once under valgrind, as icount does,
+// and records the library's instructions over the raw loop's in r's rows.
+func addInstructions(ctx context.Context, r *bench.Report, progress io.Writer) error {
+	cmd, err := selfCommand(ctx, icountRunCommand)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(progress, "counting instructions under valgrind (about a minute)")
+	counts, err := bench.CountInstructions(ctx, bench.CountConfig{Worker: cmd.Args, Runs: 1})
+	if err != nil {
+		return err
+	}
+	for _, row := range counts.Rows {
+		if id, ok := instructionRows[row.Path]; ok && row.RawPerOp() > 0 {
+			r.SetInstructions(id, row.LibraryPerOp()/row.RawPerOp())
+		}
+	}
+	return nil
 }

@@ -57,6 +57,14 @@ func TestBenchQuick(t *testing.T) {
 	}
 	assert.NotNil(t, r.Row("idle.client"))
 	assert.NotNil(t, r.Row("reconnect.time"))
+	// --icount gives every counted path's ratio to a row of the table.
+	for _, p := range bench.CountPaths() {
+		id, ok := instructionRows[p.Name]
+		if assert.True(t, ok, "counted path %s has no row", p.Name) {
+			assert.True(t, r.SetInstructions(id, 1.5), "no row %s", id)
+			assert.Equal(t, 1.5, *r.Row(id).InstructionsVsRaw)
+		}
+	}
 	svg, err := os.ReadFile(svgFile)
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(svg), "<svg "), "an SVG document")
