@@ -127,10 +127,8 @@ func Parse(body []byte) (*Frame, error) {
 	if uint64(cmdSize) > uint64(len(body)-4) {
 		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
 	}
-	if len(body) == int(4+cmdSize) {
-		if f := parseHot(body[4:]); f != nil {
-			return f, nil
-		}
+	if f := parseHot(body[4:4+cmdSize], body[4+cmdSize:]); f != nil {
+		return f, nil
 	}
 	cmd := new(pulsarpb.BaseCommand)
 	if err := proto.Unmarshal(body[4:4+cmdSize], cmd); err != nil {
@@ -153,21 +151,31 @@ func Parse(body []byte) (*Frame, error) {
 }
 
 func parsePayload(b []byte) (*Payload, error) {
-	p := &Payload{ChecksumOK: true}
+	p := new(Payload)
+	if err := p.parse(b); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// parse decodes b, the part of a payload frame after its command, into p,
+// whose slices alias b.
+func (p *Payload) parse(b []byte) error {
+	p.ChecksumOK = true
 	if len(b) >= 2 && binary.BigEndian.Uint16(b) == MagicBrokerEntryMetadata {
 		if len(b) < 6 {
-			return nil, fmt.Errorf("%w: truncated broker entry metadata", ErrMalformed)
+			return fmt.Errorf("%w: truncated broker entry metadata", ErrMalformed)
 		}
 		n := binary.BigEndian.Uint32(b[2:])
 		if uint64(n) > uint64(len(b)-6) {
-			return nil, fmt.Errorf("%w: broker entry metadata size %d exceeds the frame", ErrMalformed, n)
+			return fmt.Errorf("%w: broker entry metadata size %d exceeds the frame", ErrMalformed, n)
 		}
 		p.BrokerEntryMetadata = b[6 : 6+n]
 		b = b[6+n:]
 	}
 	if len(b) >= 2 && binary.BigEndian.Uint16(b) == MagicChecksum {
 		if len(b) < 6 {
-			return nil, fmt.Errorf("%w: truncated checksum", ErrMalformed)
+			return fmt.Errorf("%w: truncated checksum", ErrMalformed)
 		}
 		p.HasChecksum = true
 		p.Checksum = binary.BigEndian.Uint32(b[2:])
@@ -175,15 +183,15 @@ func parsePayload(b []byte) (*Payload, error) {
 		p.ChecksumOK = Checksum(b) == p.Checksum
 	}
 	if len(b) < 4 {
-		return nil, fmt.Errorf("%w: truncated metadata size", ErrMalformed)
+		return fmt.Errorf("%w: truncated metadata size", ErrMalformed)
 	}
 	n := binary.BigEndian.Uint32(b)
 	if uint64(n) > uint64(len(b)-4) {
-		return nil, fmt.Errorf("%w: metadata size %d exceeds the frame", ErrMalformed, n)
+		return fmt.Errorf("%w: metadata size %d exceeds the frame", ErrMalformed, n)
 	}
 	p.Metadata = b[4 : 4+n]
 	p.Data = b[4+n:]
-	return p, nil
+	return nil
 }
 
 // AppendCommand appends a simple frame carrying cmd to dst.

@@ -17,7 +17,7 @@ import (
 // UTF-8, nothing else. Anything else (an unknown or repeated field, a
 // nested first_chunk_message_id, an ack_set) returns nil and Parse decodes
 // it with proto.Unmarshal, so both ways give the same message; a fuzz test
-// compares them.
+// compares them. A MESSAGE's Payload shares its allocation too.
 
 // hotPartitionedMetadata is a PARTITIONED_METADATA_RESPONSE in one
 // allocation.
@@ -35,22 +35,41 @@ type hotPartitionedMetadata struct {
 
 // hotSendReceipt is a SEND_RECEIPT in one allocation.
 type hotSendReceipt struct {
-	f                   Frame
-	cmd                 pulsarpb.BaseCommand
-	typ                 pulsarpb.BaseCommand_Type
-	m                   pulsarpb.CommandSendReceipt
+	f                 Frame
+	cmd               pulsarpb.BaseCommand
+	typ               pulsarpb.BaseCommand_Type
+	m                 pulsarpb.CommandSendReceipt
+	id                hotMessageID
+	producerID        uint64
+	sequenceID        uint64
+	highestSequenceID uint64
+}
+
+// hotMessage is a MESSAGE and its Payload in one allocation.
+type hotMessage struct {
+	f               Frame
+	cmd             pulsarpb.BaseCommand
+	typ             pulsarpb.BaseCommand_Type
+	m               pulsarpb.CommandMessage
+	id              hotMessageID
+	consumerID      uint64
+	redeliveryCount uint32
+	consumerEpoch   uint64
+	p               Payload
+}
+
+// hotMessageID is a MessageIdData and the scalars it points to.
+type hotMessageID struct {
 	id                  pulsarpb.MessageIdData
-	producerID          uint64
-	sequenceID          uint64
-	highestSequenceID   uint64
 	ledgerID, entryID   uint64
 	partition, batchIdx int32
 	batchSize           int32
 }
 
-// parseHot decodes b, a BaseCommand, when it is one of the hot answers in
-// the plain shape; otherwise it returns nil.
-func parseHot(b []byte) *Frame {
+// parseHot decodes b, a BaseCommand, and rest, the frame's bytes after
+// it, when they are one of the hot answers in the plain shape; otherwise
+// it returns nil. Only a MESSAGE may have a rest.
+func parseHot(b, rest []byte) *Frame {
 	var typ uint64
 	var inner []byte
 	var innerNum protowire.Number
@@ -66,7 +85,7 @@ func parseHot(b []byte) *Frame {
 			if typ == 0 { // not a type this decodes
 				return nil
 			}
-		case (num == 7 || num == 22) && wt == protowire.BytesType && innerNum == 0:
+		case (num == 7 || num == 9 || num == 22) && wt == protowire.BytesType && innerNum == 0:
 			inner, n = protowire.ConsumeBytes(b)
 			innerNum = num
 		default:
@@ -79,6 +98,10 @@ func parseHot(b []byte) *Frame {
 	}
 	switch {
 	case typ != uint64(innerNum):
+		return nil
+	case typ == 9:
+		return parseMessage(inner, rest)
+	case len(rest) != 0:
 		return nil
 	case typ == 22:
 		return parsePartitionedMetadata(inner)
@@ -162,10 +185,10 @@ func parseSendReceipt(b []byte) *Frame {
 				return nil
 			}
 			id, n := protowire.ConsumeBytes(b)
-			if n < 0 || !h.parseMessageID(id) {
+			if n < 0 || !h.id.parse(id) {
 				return nil
 			}
-			h.m.MessageId = &h.id
+			h.m.MessageId = &h.id.id
 			b = b[n:]
 			continue
 		}
@@ -196,9 +219,68 @@ func parseSendReceipt(b []byte) *Frame {
 	return &h.f
 }
 
-// parseMessageID decodes a MessageIdData without ack_set or
-// first_chunk_message_id into h.id.
-func (h *hotSendReceipt) parseMessageID(b []byte) bool {
+// parseMessage decodes b, a CommandMessage without ack_set, and rest, its
+// payload (none when empty). It follows parseSendReceipt's shape: a
+// shared field walker (tried with callbacks, and with an array of
+// values) cost 3% more instructions per receipt and per delivery.
+func parseMessage(b, rest []byte) *Frame {
+	h := new(hotMessage)
+	var seen uint8
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 || num < 1 || num > 5 || num == 4 || seen&(1<<num) != 0 {
+			return nil
+		}
+		seen |= 1 << num
+		b = b[n:]
+		if num == 2 {
+			if wt != protowire.BytesType {
+				return nil
+			}
+			id, n := protowire.ConsumeBytes(b)
+			if n < 0 || !h.id.parse(id) {
+				return nil
+			}
+			h.m.MessageId = &h.id.id
+			b = b[n:]
+			continue
+		}
+		if wt != protowire.VarintType {
+			return nil
+		}
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			h.consumerID = v
+			h.m.ConsumerId = &h.consumerID
+		case 3:
+			h.redeliveryCount = uint32(v)
+			h.m.RedeliveryCount = &h.redeliveryCount
+		case 5:
+			h.consumerEpoch = v
+			h.m.ConsumerEpoch = &h.consumerEpoch
+		}
+	}
+	if len(rest) != 0 {
+		if h.p.parse(rest) != nil {
+			return nil // Parse reports it
+		}
+		h.f.Payload = &h.p
+	}
+	h.typ = pulsarpb.BaseCommand_MESSAGE
+	h.cmd.Type = &h.typ
+	h.cmd.Message = &h.m
+	h.f.Command = &h.cmd
+	return &h.f
+}
+
+// parse decodes a MessageIdData without ack_set or first_chunk_message_id
+// into h.id.
+func (h *hotMessageID) parse(b []byte) bool {
 	var seen uint8
 	for len(b) > 0 {
 		num, wt, n := protowire.ConsumeTag(b)

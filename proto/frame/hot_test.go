@@ -1,6 +1,7 @@
 package frame_test
 
 import (
+	"reflect"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -15,67 +16,113 @@ func varintField(num protowire.Number, v uint64) []byte {
 	return protowire.AppendVarint(tag(num, protowire.VarintType), v)
 }
 
+// A payload as a MESSAGE carries it: a checksum over the metadata size,
+// the metadata and the data.
+var (
+	hotMetadata = cat(lenField(1, []byte("p")), varintField(2, 7), varintField(3, 1))
+	hotPayload  = cat(u32(uint32(len(hotMetadata))), hotMetadata, []byte("data"))
+	hotRest     = cat(u16(frame.MagicChecksum), u32(frame.Checksum(hotPayload)), hotPayload)
+)
+
+// messageCommand is a MESSAGE BaseCommand whose CommandMessage is inner.
+func messageCommand(inner ...[]byte) []byte {
+	return cat(varintField(1, 9), lenField(9, cat(inner...)))
+}
+
 // hotCommands are BaseCommands of the answers Parse decodes without the
-// protobuf runtime, in the plain shape it takes and in shapes it leaves to
-// proto.Unmarshal (plain is true for the first kind).
+// protobuf runtime, and the rest of their frames, in the plain shape it
+// takes and in shapes it leaves to proto.Unmarshal (plain is true for the
+// first kind).
 var hotCommands = []struct {
 	name  string
 	cmd   []byte
 	plain bool
+	rest  []byte
 }{
-	{"metadata", cat(varintField(1, 22), lenField(22, cat(varintField(1, 4), varintField(2, 123456), varintField(3, 0)))), true},
-	{"metadata, inner first", cat(lenField(22, cat(varintField(2, 9), varintField(1, 0))), varintField(1, 22)), true},
-	{"metadata failed", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(3, 1), varintField(4, 2), lenField(5, []byte("no such topic"))))), true},
-	{"metadata empty", cat(varintField(1, 22), lenField(22, nil)), true},
-	{"metadata, partitions over 32 bits", cat(varintField(1, 22), lenField(22, varintField(1, 1<<40|3))), true},
-	{"metadata, unknown field", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(6, 1)))), false},
-	{"metadata, field twice", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(2, 10)))), false},
-	{"metadata, unnamed enum value", cat(varintField(1, 22), lenField(22, varintField(3, 7))), false},
-	{"metadata, unnamed server error", cat(varintField(1, 22), lenField(22, varintField(4, 1000))), false},
-	{"metadata, bad UTF-8", cat(varintField(1, 22), lenField(22, lenField(5, []byte{0xff, 0xfe}))), false},
-	{"metadata, wire type", cat(varintField(1, 22), lenField(22, lenField(1, []byte{1}))), false},
-	{"metadata, truncated", cat(varintField(1, 22), lenField(22, []byte{0x08})), false},
-	{"metadata, type twice", cat(varintField(1, 22), varintField(1, 22), lenField(22, nil)), false},
-	{"metadata, inner twice", cat(varintField(1, 22), lenField(22, varintField(1, 1)), lenField(22, varintField(2, 2))), false},
-	{"type and inner differ", cat(varintField(1, 7), lenField(22, varintField(1, 1))), false},
-	{"no type", lenField(22, varintField(1, 1)), false},
-	{"receipt", cat(varintField(1, 7), lenField(7, cat(varintField(1, 1), varintField(2, 987654), lenField(3, cat(varintField(1, 17), varintField(2, 987654)))))), true},
-	{"receipt, whole id", cat(varintField(1, 7), lenField(7, cat(varintField(4, 5), lenField(3, cat(varintField(1, 17), varintField(2, 3), varintField(3, 1<<64-1), varintField(4, 2), varintField(6, 10)))))), true},
-	{"receipt, ack set", cat(varintField(1, 7), lenField(7, lenField(3, varintField(5, 1)))), false},
-	{"receipt, chunked id", cat(varintField(1, 7), lenField(7, lenField(3, lenField(7, varintField(1, 1))))), false},
-	{"receipt, id twice", cat(varintField(1, 7), lenField(7, cat(lenField(3, varintField(1, 1)), lenField(3, varintField(2, 2))))), false},
-	{"other command", cat(varintField(1, 18), lenField(18, varintField(1, 1))), false},
+	{"metadata", cat(varintField(1, 22), lenField(22, cat(varintField(1, 4), varintField(2, 123456), varintField(3, 0)))), true, nil},
+	{"metadata, inner first", cat(lenField(22, cat(varintField(2, 9), varintField(1, 0))), varintField(1, 22)), true, nil},
+	{"metadata failed", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(3, 1), varintField(4, 2), lenField(5, []byte("no such topic"))))), true, nil},
+	{"metadata empty", cat(varintField(1, 22), lenField(22, nil)), true, nil},
+	{"metadata, partitions over 32 bits", cat(varintField(1, 22), lenField(22, varintField(1, 1<<40|3))), true, nil},
+	{"metadata, unknown field", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(6, 1)))), false, nil},
+	{"metadata, field twice", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(2, 10)))), false, nil},
+	{"metadata, unnamed enum value", cat(varintField(1, 22), lenField(22, varintField(3, 7))), false, nil},
+	{"metadata, unnamed server error", cat(varintField(1, 22), lenField(22, varintField(4, 1000))), false, nil},
+	{"metadata, bad UTF-8", cat(varintField(1, 22), lenField(22, lenField(5, []byte{0xff, 0xfe}))), false, nil},
+	{"metadata, wire type", cat(varintField(1, 22), lenField(22, lenField(1, []byte{1}))), false, nil},
+	{"metadata, truncated", cat(varintField(1, 22), lenField(22, []byte{0x08})), false, nil},
+	{"metadata, type twice", cat(varintField(1, 22), varintField(1, 22), lenField(22, nil)), false, nil},
+	{"metadata, inner twice", cat(varintField(1, 22), lenField(22, varintField(1, 1)), lenField(22, varintField(2, 2))), false, nil},
+	{"type and inner differ", cat(varintField(1, 7), lenField(22, varintField(1, 1))), false, nil},
+	{"no type", lenField(22, varintField(1, 1)), false, nil},
+	{"receipt", cat(varintField(1, 7), lenField(7, cat(varintField(1, 1), varintField(2, 987654), lenField(3, cat(varintField(1, 17), varintField(2, 987654)))))), true, nil},
+	{"receipt, whole id", cat(varintField(1, 7), lenField(7, cat(varintField(4, 5), lenField(3, cat(varintField(1, 17), varintField(2, 3), varintField(3, 1<<64-1), varintField(4, 2), varintField(6, 10)))))), true, nil},
+	{"receipt, ack set", cat(varintField(1, 7), lenField(7, lenField(3, varintField(5, 1)))), false, nil},
+	{"receipt, chunked id", cat(varintField(1, 7), lenField(7, lenField(3, lenField(7, varintField(1, 1))))), false, nil},
+	{"receipt, id twice", cat(varintField(1, 7), lenField(7, cat(lenField(3, varintField(1, 1)), lenField(3, varintField(2, 2))))), false, nil},
+	{"receipt with a payload", cat(varintField(1, 7), lenField(7, varintField(1, 1))), false, hotRest},
+	{"message", messageCommand(varintField(1, 3), lenField(2, cat(varintField(1, 17), varintField(2, 42)))), true, hotRest},
+	{"message, every field", messageCommand(varintField(5, 2), varintField(3, 4), lenField(2, cat(varintField(1, 17), varintField(2, 42), varintField(3, 1), varintField(4, 0), varintField(6, 3))), varintField(1, 1<<64-1)), true, hotRest},
+	{"message, no checksum", messageCommand(varintField(1, 3), lenField(2, varintField(2, 1))), true, hotPayload},
+	{"message, broker entry metadata", messageCommand(varintField(1, 3)), true, cat(u16(frame.MagicBrokerEntryMetadata), u32(2), varintField(1, 5), hotRest)},
+	{"message, bad checksum", messageCommand(varintField(1, 3)), true, cat(u16(frame.MagicChecksum), u32(1), hotPayload)},
+	{"message, no payload", messageCommand(varintField(1, 3)), true, nil},
+	{"message, truncated payload", messageCommand(varintField(1, 3)), false, u32(9)},
+	{"message, redelivery count over 32 bits", messageCommand(varintField(3, 1<<33|2)), true, hotRest},
+	{"message, ack set", messageCommand(varintField(1, 3), varintField(4, 5)), false, hotRest},
+	{"message, packed ack set", messageCommand(varintField(1, 3), lenField(4, varintField(5, 1))), false, hotRest},
+	{"message, id with ack set", messageCommand(lenField(2, lenField(5, varintField(1, 1)))), false, hotRest},
+	{"message, field twice", messageCommand(varintField(1, 3), varintField(1, 4)), false, hotRest},
+	{"message, unknown field", messageCommand(varintField(6, 1)), false, hotRest},
+	{"message, wire type", messageCommand(lenField(1, []byte{1})), false, hotRest},
+	{"other command", cat(varintField(1, 18), lenField(18, varintField(1, 1))), false, nil},
 }
 
-// checkSameAsUnmarshal checks that Parse decodes a simple frame's body
-// as proto.Unmarshal decodes its command.
-func checkSameAsUnmarshal(t *testing.T, cmd []byte) {
+// checkSameAsUnmarshal checks that Parse decodes the body of a frame
+// carrying cmd and then rest as proto.Unmarshal decodes cmd, and rest as
+// it does after a command it leaves to proto.Unmarshal (a PING).
+func checkSameAsUnmarshal(t *testing.T, cmd, rest []byte) {
 	t.Helper()
 	want := new(pulsarpb.BaseCommand)
 	wantErr := proto.Unmarshal(cmd, want)
 	if wantErr == nil && want.Type == nil {
 		return // Parse refuses it, as a command without a type
 	}
-	f, err := frame.Parse(simpleBody(cmd))
-	if (err != nil) != (wantErr != nil) {
-		t.Fatalf("Parse(% x): error %v, proto.Unmarshal's %v", cmd, err, wantErr)
+	var wantPayload *frame.Payload
+	if wantErr == nil && len(rest) != 0 {
+		var ping *frame.Frame
+		ping, wantErr = frame.Parse(simpleBody(cat(varintField(1, 18), lenField(18, nil)), rest))
+		if wantErr == nil {
+			wantPayload = ping.Payload
+		}
 	}
-	if err == nil && !proto.Equal(f.Command, want) {
-		t.Fatalf("Parse(% x) = %v, proto.Unmarshal gives %v", cmd, f.Command, want)
+	f, err := frame.Parse(simpleBody(cmd, rest))
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("Parse(% x, % x): error %v, want %v", cmd, rest, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if !proto.Equal(f.Command, want) {
+		t.Fatalf("Parse(% x, % x) = %v, proto.Unmarshal gives %v", cmd, rest, f.Command, want)
+	}
+	if !reflect.DeepEqual(f.Payload, wantPayload) {
+		t.Fatalf("Parse(% x, % x) has payload %+v, want %+v", cmd, rest, f.Payload, wantPayload)
 	}
 }
 
 // TestParseHotAnswers: the answers decoded without the protobuf runtime
 // come out as proto.Unmarshal makes them, in one allocation (plus the
-// string of an error message) when they are in the plain shape.
+// string of an error message) when they are in the plain shape, a
+// MESSAGE's Payload included.
 func TestParseHotAnswers(t *testing.T) {
 	for _, c := range hotCommands {
 		t.Run(c.name, func(t *testing.T) {
-			checkSameAsUnmarshal(t, c.cmd)
+			checkSameAsUnmarshal(t, c.cmd, c.rest)
 			if !c.plain {
 				return
 			}
-			b := simpleBody(c.cmd)
+			b := simpleBody(c.cmd, c.rest)
 			f, _ := frame.Parse(b)
 			want := 1.0
 			if r := f.Command.GetPartitionMetadataResponse(); r != nil && r.Message != nil {
@@ -89,12 +136,12 @@ func TestParseHotAnswers(t *testing.T) {
 }
 
 // FuzzParseHot compares Parse with proto.Unmarshal on commands shaped
-// like the hot answers.
+// like the hot answers, followed by payloads.
 func FuzzParseHot(f *testing.F) {
 	for _, c := range hotCommands {
-		f.Add(c.cmd)
+		f.Add(c.cmd, c.rest)
 	}
-	f.Fuzz(func(t *testing.T, cmd []byte) {
-		checkSameAsUnmarshal(t, cmd)
+	f.Fuzz(func(t *testing.T, cmd, rest []byte) {
+		checkSameAsUnmarshal(t, cmd, rest)
 	})
 }
