@@ -32,6 +32,16 @@ var benchCommands = map[string]*pulsarpb.BaseCommand{
 			Response:   pulsarpb.CommandPartitionedTopicMetadataResponse_Success.Enum(),
 		},
 	},
+	"LOOKUP_RESPONSE": {
+		Type: pulsarpb.BaseCommand_LOOKUP_RESPONSE.Enum(),
+		LookupTopicResponse: &pulsarpb.CommandLookupTopicResponse{
+			BrokerServiceUrl:    proto.String("pulsar://broker-1.example.com:6650"),
+			BrokerServiceUrlTls: proto.String("pulsar+ssl://broker-1.example.com:6651"),
+			Response:            pulsarpb.CommandLookupTopicResponse_Connect.Enum(),
+			RequestId:           proto.Uint64(123456),
+			Authoritative:       proto.Bool(true),
+		},
+	},
 	"SEND_RECEIPT": {
 		Type: pulsarpb.BaseCommand_SEND_RECEIPT.Enum(),
 		SendReceipt: &pulsarpb.CommandSendReceipt{
@@ -61,7 +71,7 @@ func benchCommand(b *testing.B, name string) *pulsarpb.BaseCommand {
 // BenchmarkParse decodes one frame body: a simple command, or a MESSAGE
 // frame with its metadata.
 func BenchmarkParse(b *testing.B) {
-	for _, name := range []string{"SEND_RECEIPT", "PARTITIONED_METADATA_RESPONSE"} {
+	for _, name := range []string{"SEND_RECEIPT", "PARTITIONED_METADATA_RESPONSE", "LOOKUP_RESPONSE"} {
 		b.Run(name, func(b *testing.B) {
 			out, err := frame.AppendCommand(nil, benchCommand(b, name))
 			if err != nil {
