@@ -20,7 +20,9 @@
 // when a topic is unloaded or moves to another broker), a migration, the
 // end of the registration (PushEnded: the Broker was stopped), and for
 // the producer a SEND_ERROR — looking the topic up again when it may have
-// moved, possibly onto another Broker. The producer then sends again, in
+// moved, possibly onto another Broker, or when an attempt to reconnect to
+// its broker fails (a broker killed closes nothing: only a lookup tells
+// where its topics went). The producer then sends again, in
 // sequence-id order, every message without a receipt; the consumer drops
 // what it had queued and not yet returned (the broker sends it again) and
 // grants its permits again.

@@ -147,6 +147,9 @@ func (rc *realCluster) bundle(t testing.TB, topic string) string {
 // assigns the bundle again, to a broker the load manager chooses.
 func (rc *realCluster) Unload(t testing.TB, topic string) {
 	t.Helper()
+	// A bundle no broker owns (unloaded already through another of its
+	// topics) is assigned first, so that there is something to unload.
+	rc.Owner(t, topic)
 	ns := strings.Join(strings.Split(strings.TrimPrefix(topic, "persistent://"), "/")[:2], "/")
 	rc.admin(t, http.MethodPut, "/admin/v2/namespaces/"+ns+"/"+rc.bundle(t, topic)+"/unload", nil)
 }
@@ -188,19 +191,32 @@ func (rc *realCluster) Kill(t testing.TB, i int) {
 			rc.Restart(t, i)
 		}
 	})
-	// The process is a zombie of no one here, or gone: signal 0 fails
-	// once it is reaped by its parent (init). A real, external wait.
+	// Wait until the process is gone or a zombie: a real, external wait,
+	// polled.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for syscall.Kill(pid, 0) == nil {
+	for alive(pid) {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			t.Fatalf("broker %d (pid %d) still there 30s after kill -9", i+1, pid)
 		}
 	}
+}
+
+// alive reports whether process pid exists and is not a zombie (a
+// killed process whose parent has not reaped it yet, as a container's
+// init may never do).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil // no /proc: signal 0 answers
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	_, rest, ok := strings.Cut(string(b[bytes.LastIndexByte(b, ')')+1:]), " ")
+	return !ok || !strings.HasPrefix(rest, "Z")
 }
 
 // Restart runs `pulsar-cluster.sh start-broker N`, which starts broker i
@@ -240,4 +256,3 @@ func (rc *realCluster) NewNamespace(t testing.TB) string {
 	}
 	return ns
 }
-

@@ -20,16 +20,16 @@ import (
 // Each scenario runs against the fake cluster (TestFake...) and the real
 // one (TestReal...).
 
-func TestFakeRedirects(t *testing.T)  { redirects(t, newFake(t)) }
-func TestRealRedirects(t *testing.T)  { redirects(t, newReal(t)) }
-func TestFakeProxy(t *testing.T)      { throughProxy(t, newFake(t)) }
-func TestRealProxy(t *testing.T)      { throughProxy(t, newReal(t)) }
-func TestFakeUnload(t *testing.T)     { unload(t, newFake(t)) }
-func TestRealUnload(t *testing.T)     { unload(t, newReal(t)) }
-func TestFakeKill(t *testing.T)       { kill(t, newFake(t)) }
-func TestRealKill(t *testing.T)       { kill(t, newReal(t)) }
-func TestFakeNoLoss(t *testing.T)     { noLoss(t, newFake(t), fakeNoLossMessages) }
-func TestRealNoLoss(t *testing.T)     { noLoss(t, newReal(t), 100_000) }
+func TestFakeRedirects(t *testing.T) { redirects(t, newFake(t)) }
+func TestRealRedirects(t *testing.T) { redirects(t, newReal(t)) }
+func TestFakeProxy(t *testing.T)     { throughProxy(t, newFake(t)) }
+func TestRealProxy(t *testing.T)     { throughProxy(t, newReal(t)) }
+func TestFakeUnload(t *testing.T)    { unload(t, newFake(t)) }
+func TestRealUnload(t *testing.T)    { unload(t, newReal(t)) }
+func TestFakeKill(t *testing.T)      { kill(t, newFake(t)) }
+func TestRealKill(t *testing.T)      { kill(t, newReal(t)) }
+func TestFakeNoLoss(t *testing.T)    { noLoss(t, newFake(t), fakeNoLossMessages) }
+func TestRealNoLoss(t *testing.T)    { noLoss(t, newReal(t), 100_000) }
 
 // fakeNoLossMessages is TestFakeNoLoss's size: that of the real cluster,
 // or a quarter of it under the race detector.
@@ -37,7 +37,7 @@ var fakeNoLossMessages = map[bool]int{false: 100_000, true: 25_000}[raceEnabled]
 
 // within bounds each scenario: a cluster that does not recover fails the
 // test instead of hanging it.
-const within = 3 * time.Minute
+const within = 4 * time.Minute
 
 func bounded(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), within)
