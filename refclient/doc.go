@@ -52,7 +52,11 @@
 //     consumer that acknowledges each message before it receives the next
 //     receives each stored message exactly once; the duplicates it can
 //     see are the producer's second copies (another MessageID, the same
-//     producer name and sequence id).
+//     producer name and sequence id). Unless the broker forgets the
+//     acknowledgement: one killed (kill -9) before it persisted the
+//     subscription's position, which a broker does lazily, leaves the
+//     broker that takes the topic over to send those messages again,
+//     with the same MessageID.
 //   - A message whose checksum does not match is not returned: the
 //     consumer asks for it again (REDELIVER_UNACKNOWLEDGED_MESSAGES). On
 //     an Exclusive or Failover subscription the broker then sends every

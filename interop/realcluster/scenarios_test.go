@@ -28,8 +28,8 @@ func TestFakeUnload(t *testing.T)    { unload(t, newFake(t)) }
 func TestRealUnload(t *testing.T)    { unload(t, newReal(t)) }
 func TestFakeKill(t *testing.T)      { kill(t, newFake(t)) }
 func TestRealKill(t *testing.T)      { kill(t, newReal(t)) }
-func TestFakeNoLoss(t *testing.T)    { noLoss(t, newFake(t), fakeNoLossMessages) }
-func TestRealNoLoss(t *testing.T)    { noLoss(t, newReal(t), 100_000) }
+func TestFakeNoLoss(t *testing.T)    { noLoss(t, newFake(t), fakeNoLossMessages, true) }
+func TestRealNoLoss(t *testing.T)    { noLoss(t, newReal(t), 100_000, false) }
 
 // fakeNoLossMessages is TestFakeNoLoss's size: that of the real cluster,
 // or a quarter of it under the race detector.
@@ -273,7 +273,14 @@ func kill(t *testing.T, cl cluster) {
 // noLoss: n messages published across two bundle unloads and the kill of
 // the topic's broker: every message receipted once, every receipted
 // message consumed; the duplicates delivered are counted and explained.
-func noLoss(t *testing.T, cl cluster, n int) {
+//
+// acksKept says that the acknowledgements survive the kill, so that no
+// message is consumed twice with the same message id: true of the fake
+// (one store in memory), not of a real broker, which persists a
+// subscription's position lazily (at most once a second by default) and
+// so, killed, forgets the acknowledgements since: the new owner sends
+// those messages again, and the test reports how many.
+func noLoss(t *testing.T, cl cluster, n int, acksKept bool) {
 	ctx := bounded(t)
 	topic := fmt.Sprintf("persistent://%s/noloss", cl.NewNamespace(t))
 	client, _ := newClient(t, cl.ServiceURL())
@@ -295,7 +302,11 @@ func noLoss(t *testing.T, cl cluster, n int) {
 	// was lost with a connection or a closed producer: at most one per
 	// message sent again.
 	assert.LessOrEqual(t, out.duplicates, out.producer.Resent, "no more duplicates than messages sent again")
-	assert.Zero(t, out.redelivered, "no message id consumed twice (each acknowledged before the next)")
+	if acksKept {
+		assert.Zero(t, out.redelivered, "no message id consumed twice (each acknowledged before the next)")
+	} else {
+		t.Logf("%d messages consumed again with the same message id: acknowledged, but the killed broker had not persisted the acknowledgements", out.redelivered)
+	}
 	cl.Restart(t, victim)
 }
 
