@@ -262,13 +262,16 @@ func (c *Consumer) Ack(ctx context.Context, m *Message) error {
 		id = id.WholeEntry()
 	}
 	for {
-		b, reg, conn, err := c.l.waitReady(ctx)
+		at, err := c.l.waitReady(ctx)
 		if err != nil {
 			return err
 		}
 		// On the connection the consumer lives on: a broker ignores an
-		// ACK for a consumer it does not have, and would never answer.
-		_, err = requestOn(ctx, b, conn, command.Ack(reg.ID(), id))
+		// ACK for a consumer it does not have, and would never answer;
+		// so one that crossed the broker's CLOSE_CONSUMER is given up
+		// when the consumer is lost, and sent again once it subscribed
+		// again.
+		_, err = requestOn(ctx, at, command.Ack(at.reg.ID(), id))
 		if err == nil {
 			c.purge(id)
 			return nil
@@ -320,14 +323,16 @@ func (c *Consumer) purge(entry MessageID) {
 func (c *Consumer) Close(ctx context.Context) error { return c.l.close(ctx) }
 
 // requestOn sends cmd, a request of the consumer (an ACK with a request
-// id), on connection conn of b and waits for the answer within ctx. It
-// is Registration.Request's binding (it fails, with an error matching
-// ErrDisconnected, if conn is not, or is no longer, the current
-// connection) with RequestAsync's order: it returns only once every push
-// the broker sent before the answer has been handled, so that the copies
-// of a message the broker sent before it had its ACK are in the queue,
-// where Ack drops them.
-func requestOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+// id), on the connection the consumer lives on (at) and waits for the
+// answer within ctx. It is Registration.Request's binding (it fails,
+// with an error matching ErrDisconnected, if that connection is not, or
+// is no longer, the current one, or once the consumer is lost) with
+// RequestAsync's order: it returns only once every push the broker sent
+// before the answer has been handled, so that the copies of a message
+// the broker sent before it had its ACK are in the queue, where Ack
+// drops them.
+func requestOn(ctx context.Context, at bound, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	b, conn := at.b, at.conn
 	type answer struct {
 		resp *pulsarpb.BaseCommand
 		err  error
@@ -347,6 +352,8 @@ func requestOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, cmd *puls
 			return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
 		}
 		return a.resp, a.err
+	case <-at.gone:
+		return nil, fmt.Errorf("%w: the consumer was lost", pulsarconn.ErrDisconnected)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

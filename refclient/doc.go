@@ -20,7 +20,9 @@
 // when a topic is unloaded or moves to another broker), a migration, the
 // end of the registration (PushEnded: the Broker was stopped), and for
 // the producer a SEND_ERROR — looking the topic up again when it may have
-// moved, possibly onto another Broker. The producer then sends again, in
+// moved, possibly onto another Broker, or when an attempt to reconnect to
+// its broker fails (a broker killed closes nothing: only a lookup tells
+// where its topics went). The producer then sends again, in
 // sequence-id order, every message without a receipt; the consumer drops
 // what it had queued and not yet returned (the broker sends it again) and
 // grants its permits again.
@@ -50,7 +52,11 @@
 //     consumer that acknowledges each message before it receives the next
 //     receives each stored message exactly once; the duplicates it can
 //     see are the producer's second copies (another MessageID, the same
-//     producer name and sequence id).
+//     producer name and sequence id). Unless the broker forgets the
+//     acknowledgement: one killed (kill -9) before it persisted the
+//     subscription's position, which a broker does lazily, leaves the
+//     broker that takes the topic over to send those messages again,
+//     with the same MessageID.
 //   - A message whose checksum does not match is not returned: the
 //     consumer asks for it again (REDELIVER_UNACKNOWLEDGED_MESSAGES). On
 //     an Exclusive or Failover subscription the broker then sends every

@@ -56,6 +56,7 @@ type link struct {
 	epoch  uint64        // counts losses: a create that saw an older one is stale
 	moved  bool          // look the topic up again before the next create
 	ready  chan struct{} // closed while conn != 0
+	gone   chan struct{} // closed when the object bound to conn is lost
 	err    error         // the end: ErrClosed or a failure to re-create
 	ended  chan struct{} // closed when err is set
 }
@@ -154,7 +155,7 @@ func (l *link) attempt(ctx context.Context, epoch uint64) error {
 		l.moved = false
 		l.mu.Unlock()
 	}
-	err := b.WaitConnected(ctx)
+	err := waitConnected(ctx, b)
 	if err == nil {
 		// The connection Create went to: the one current before and
 		// after it. Another one in between, and it starts over.
@@ -173,9 +174,40 @@ func (l *link) attempt(ctx context.Context, epoch uint64) error {
 	return err
 }
 
-// errBrokerGone: the Broker the link used was stopped; retried with a new
-// lookup.
+// errBrokerGone: the Broker the link used was stopped, or an attempt to
+// connect to it failed; retried with a new lookup.
 var errBrokerGone = errors.New("refclient: broker connection stopped")
+
+// errUnreachable: an attempt to connect to the Broker failed. The broker
+// may be gone for good (killed, its topics taken over by another one):
+// retried with a new lookup, which finds the owner again, this broker or
+// another.
+var errUnreachable = errors.New("refclient: broker unreachable")
+
+// waitConnected waits until b is connected, or until one of its attempts
+// to connect fails (errUnreachable), or ctx ends. Waiting on for a broker
+// that does not come back would keep the link from a topic that moved to
+// another broker, as when its broker is killed: no CLOSE_PRODUCER or
+// CLOSE_CONSUMER says so, only the lookup knows.
+func waitConnected(ctx context.Context, b *pulsarconn.Broker) error {
+	failures := b.Stats().HandshakeFailures
+	for {
+		st, changed := b.WatchState()
+		switch {
+		case st == pulsarconn.StateConnected:
+			return nil
+		case st == pulsarconn.StateClosing || st == pulsarconn.StateClosed:
+			return b.WaitConnected(ctx) // ErrClosed, or the refusal
+		case b.Stats().HandshakeFailures != failures:
+			return fmt.Errorf("%w: %s", errUnreachable, b.BrokerURL())
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // register moves the link to Broker b: a new registration there, the
 // previous one closed. A registration lasts until Close, whatever
@@ -240,6 +272,7 @@ func (l *link) handle(gen uint64, p pulsarconn.Push) {
 func (l *link) lostLocked(moved bool) func() {
 	if l.conn != 0 {
 		l.ready = make(chan struct{})
+		close(l.gone)
 	}
 	l.conn = 0
 	l.epoch++
@@ -258,6 +291,7 @@ func (l *link) bindLocked(epoch, conn uint64) bool {
 		return false
 	}
 	l.conn = conn
+	l.gone = make(chan struct{})
 	close(l.ready)
 	return true
 }
@@ -271,6 +305,9 @@ func (l *link) end(err error) {
 		return
 	}
 	l.err = err
+	if l.conn != 0 {
+		close(l.gone)
+	}
 	l.conn = 0
 	close(l.ended)
 	l.stop()
@@ -299,24 +336,33 @@ func (l *link) closeRegistration(ctx context.Context) error {
 	return reg.Close(ctx)
 }
 
-// waitReady waits until the broker-side object exists, and returns its
-// Broker, registration and connection, or the link's end or ctx's.
-func (l *link) waitReady(ctx context.Context) (*pulsarconn.Broker, *pulsarconn.Registration, uint64, error) {
+// bound is where the broker-side object lives: its Broker, registration
+// and connection, and a channel closed when it is lost.
+type bound struct {
+	b    *pulsarconn.Broker
+	reg  *pulsarconn.Registration
+	conn uint64
+	gone <-chan struct{}
+}
+
+// waitReady waits until the broker-side object exists, and returns where
+// it lives, or the link's end or ctx's.
+func (l *link) waitReady(ctx context.Context) (bound, error) {
 	for {
 		l.mu.Lock()
-		b, reg, conn, ready, err := l.broker, l.reg, l.conn, l.ready, l.err
+		at, ready, err := bound{l.broker, l.reg, l.conn, l.gone}, l.ready, l.err
 		l.mu.Unlock()
 		if err != nil {
-			return nil, nil, 0, err
+			return bound{}, err
 		}
-		if conn != 0 {
-			return b, reg, conn, nil
+		if at.conn != 0 {
+			return at, nil
 		}
 		select {
 		case <-ready:
 		case <-l.ended:
 		case <-ctx.Done():
-			return nil, nil, 0, ctx.Err()
+			return bound{}, ctx.Err()
 		}
 	}
 }
@@ -326,7 +372,8 @@ func (l *link) waitReady(ctx context.Context) (*pulsarconn.Broker, *pulsarconn.R
 // still holds the previous incarnation (ProducerBusy, ConsumerBusy).
 func retryable(err error) bool {
 	return pulsarconn.IsRetryable(err) || errors.Is(err, pulsarconn.ErrProducerBusy) ||
-		errors.Is(err, pulsarconn.ErrConsumerBusy) || errors.Is(err, errBrokerGone)
+		errors.Is(err, pulsarconn.ErrConsumerBusy) || errors.Is(err, errBrokerGone) ||
+		errors.Is(err, errUnreachable)
 }
 
 // lost reports whether a call bound to the registration failed because
