@@ -31,9 +31,11 @@ jvm_opens=(
   -Dio.netty.tryReflectionSetAccessible=true
 )
 
-# pidfile_alive FILE: whether FILE names a live process.
+# pidfile_alive FILE: whether FILE names a live process (not a zombie
+# waiting to be reaped, as one killed a moment ago may be).
 pidfile_alive() {
-  [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+  local state
+  [[ -f $1 ]] && state=$(ps -o stat= -p "$(cat "$1")") && [[ $state != Z* ]]
 }
 
 # stop_pidfile FILE [GRACE]: end the process group FILE names (each server
