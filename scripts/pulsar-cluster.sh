@@ -77,7 +77,7 @@ die() {
   exit 1
 }
 
-# shellcheck source=pulsar/lib.sh
+# shellcheck source=scripts/pulsar/lib.sh
 source "$here/pulsar/lib.sh"
 
 configure() {

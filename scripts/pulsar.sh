@@ -56,7 +56,7 @@ die() {
   exit 1
 }
 
-# shellcheck source=pulsar/lib.sh
+# shellcheck source=scripts/pulsar/lib.sh
 source "$here/pulsar/lib.sh"
 
 pid_alive() { pidfile_alive "$run/broker.pid"; }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/pulsar/lib.sh — shell functions shared by scripts/pulsar.sh and
 # scripts/pulsar-cluster.sh (sourced, not run). The caller defines say and
 # die; java_bin is not needed here.
@@ -23,6 +24,7 @@ resolve_jars() {
 # jvm_opens: the --add-opens that let Pulsar's servers read JVM and
 # container metrics and use Netty's direct buffers, as Pulsar's own
 # launcher allows.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 jvm_opens=(
   --add-opens java.base/jdk.internal.platform=ALL-UNNAMED
   --add-opens java.management/sun.management=ALL-UNNAMED
