@@ -27,7 +27,7 @@
 #   proxy      pulsar://127.0.0.1:6680  http://127.0.0.1:8092  (ProxyServiceStarter)
 #
 # Separate processes rather than the standalone's embedded ZooKeeper and
-# bookie: the standalone's metadata store is RocksDB inside its own JVM,
+# bookie: the standalone keeps its metadata in RocksDB inside its own JVM by default,
 # which a second broker cannot share, and a broker killed with kill -9 must
 # not take the store and the bookie with it. None of these ports is one
 # scripts/pulsar.sh uses (6650, 6651, 8080, 3181), so both can run at once.
