@@ -56,24 +56,10 @@ die() {
   exit 1
 }
 
-pid_alive() {
-  [[ -f $run/broker.pid ]] && kill -0 "$(cat "$run/broker.pid")" 2>/dev/null
-}
+# shellcheck source=scripts/pulsar/lib.sh
+source "$here/pulsar/lib.sh"
 
-# resolve fills the cache with the broker's jars once; a marker file says
-# the copy finished, so that an interrupted one is redone.
-resolve() {
-  if [[ -f $cache/.complete ]]; then
-    return
-  fi
-  command -v mvn >/dev/null || die "mvn is not on PATH (apt-get install maven)"
-  say "resolving org.apache.pulsar:pulsar-broker:$version with Maven into $cache"
-  rm -rf "$cache"
-  mkdir -p "$cache"
-  mvn -B -q -f "$here/pulsar/pom.xml" -Dpulsar.version="$version" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$cache/lib"
-  touch "$cache/.complete"
-}
+pid_alive() { pidfile_alive "$run/broker.pid"; }
 
 # certificates makes a CA, a server certificate it signs for 127.0.0.1 and
 # localhost, and a second CA that signed nothing (for the tests that must be
@@ -156,14 +142,8 @@ launch() {
   say "starting Apache Pulsar $version standalone (log: $run/broker.log)"
   # setsid: the broker is a process group of its own, which stop kills
   # whole, and it outlives the shell that started it.
-  # The --add-opens let the broker read JVM and container metrics, as
-  # Pulsar's own launcher allows.
   setsid "$java_bin" -Xms512m -Xmx1g -XX:MaxDirectMemorySize=1g \
-    --add-opens java.base/jdk.internal.platform=ALL-UNNAMED \
-    --add-opens java.management/sun.management=ALL-UNNAMED \
-    --add-opens java.base/java.nio=ALL-UNNAMED \
-    --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
-    -Dio.netty.tryReflectionSetAccessible=true \
+    "${jvm_opens[@]}" \
     -Dlog4j.configurationFile="$run/conf/log4j2.xml" \
     -Dpulsar.log.dir="$run" \
     -cp "$cache/lib/*" org.apache.pulsar.PulsarStandaloneStarter \
@@ -222,27 +202,13 @@ stop() {
     say "not running (no $run/broker.pid)"
     return
   fi
-  local pid
-  pid=$(cat "$run/broker.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    say "stopping pid $pid"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
-    for _ in $(seq 1 60); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "pid $pid still runs after 30 s; killing it"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
-    fi
-  fi
-  rm -f "$run/broker.pid"
+  stop_pidfile "$run/broker.pid" 30
 }
 
 case "${1:-}" in
 start)
   pid_alive && die "already running (pid $(cat "$run/broker.pid")); stop it first"
-  resolve
+  resolve_jars "$cache" pom.xml -Dpulsar.version="$version"
   rm -rf "$run"
   mkdir -p "$run"
   configure
