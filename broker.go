@@ -59,7 +59,6 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 		Core: core.Config{
 			Address:           addr.HostPort,
 			ClientVersion:     o.clientVersion,
-			ProxyToBrokerURL:  o.proxyToBroker,
 			ConnectTimeout:    o.connectTimeout,
 			OperationTimeout:  o.operationTimeout,
 			KeepAliveInterval: o.keepAlive,
@@ -87,6 +86,10 @@ func Start(brokerURL string, opts ...BrokerOption) (*Broker, error) {
 			return nil, fmt.Errorf("pulsarconn: proxy target: %w", err)
 		}
 		logical = target.URL
+		// A proxy takes "host:port", as the Java and Go clients send
+		// it: it refuses a URL with its scheme (it cannot resolve
+		// "pulsar://host").
+		cfg.Core.ProxyToBrokerURL = target.HostPort
 	}
 	b := &Broker{addr: addr, logical: logical}
 	if o.observer != nil {

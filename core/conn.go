@@ -60,6 +60,7 @@ type Config struct {
 	ProtocolVersion int32
 	// ProxyToBrokerURL, when set, goes in CONNECT's proxy_to_broker_url:
 	// the connection is to a proxy that should forward to that broker.
+	// A proxy takes the broker's "host:port", without the URL's scheme.
 	ProxyToBrokerURL string
 	// AuthMethod is CONNECT's auth_method_name; when empty no
 	// authentication data is sent and no AuthRequest is made for the

@@ -90,20 +90,20 @@ func TestCONNECT(t *testing.T) {
 		},
 		{
 			name: "through a proxy",
-			cfg:  core.Config{ProxyToBrokerURL: "pulsar://broker-7.internal:6650"},
+			cfg:  core.Config{ProxyToBrokerURL: "broker-7.internal:6650"},
 			check: func(t *testing.T, c *pulsarpb.CommandConnect) {
-				assert.Equal(t, "pulsar://broker-7.internal:6650", c.GetProxyToBrokerUrl())
+				assert.Equal(t, "broker-7.internal:6650", c.GetProxyToBrokerUrl())
 				assert.Nil(t, c.AuthMethodName)
 			},
 		},
 		{
 			name:     "token through a proxy",
-			cfg:      core.Config{AuthMethod: "token", ProxyToBrokerURL: "pulsar+ssl://broker-2.internal:6651"},
+			cfg:      core.Config{AuthMethod: "token", ProxyToBrokerURL: "broker-2.internal:6651"},
 			authData: "tok",
 			check: func(t *testing.T, c *pulsarpb.CommandConnect) {
 				assert.Equal(t, "token", c.GetAuthMethodName())
 				assert.Equal(t, []byte("tok"), c.GetAuthData())
-				assert.Equal(t, "pulsar+ssl://broker-2.internal:6651", c.GetProxyToBrokerUrl())
+				assert.Equal(t, "broker-2.internal:6651", c.GetProxyToBrokerUrl())
 			},
 		},
 	} {

@@ -552,7 +552,9 @@ func (c *Cluster) route(nc net.Conn) {
 	if want := cmd.GetConnect().GetProxyToBrokerUrl(); want != "" {
 		target = nil
 		for _, s := range c.brokers {
-			if hostOf(s.urlLocked()) == hostOf(want) {
+			// "host:port", as a real proxy requires: it fails to
+			// resolve the host of a URL with its scheme.
+			if hostOf(s.urlLocked()) == want {
 				target = s
 			}
 		}

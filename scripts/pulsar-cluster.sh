@@ -161,6 +161,9 @@ servicePort=$proxy_port
 webServicePort=$proxy_http_port
 authenticationEnabled=false
 authorizationEnabled=false
+# The proxy connects a client only to a broker on an allowed port
+# (default 6650 and 6651, the standard ones); ours are on others.
+brokerProxyAllowedTargetPorts=${broker_ports[0]},${broker_ports[1]}
 EOF
 }
 
