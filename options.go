@@ -288,7 +288,8 @@ func WithFailFast(on bool) Option {
 }
 
 // WithProxyToBroker names the broker a Pulsar proxy should forward this
-// connection to (CONNECT's proxy_to_broker_url); the Broker's URL is then
+// connection to (CONNECT's proxy_to_broker_url, which carries the URL's
+// host:port, the form a proxy accepts); the Broker's URL is then
 // the proxy's. brokerURL must be a valid broker URL. Default: none. A
 // Client sets it on its own when the cluster says to use a proxy, so
 // NewClient does not take it.
