@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulsarconn/pulsarconn"
 	"github.com/pulsarconn/pulsarconn/adapters/memory"
 	"github.com/pulsarconn/pulsarconn/internal/bench"
 )
@@ -278,20 +279,35 @@ var instructionRows = map[string]string{
 }
 
 // addInstructions counts every path once under valgrind, as icount does,
-// and records the library's instructions over the raw loop's in r's rows.
-func addInstructions(ctx context.Context, r *bench.Report, progress io.Writer) error {
+// against the lean server and (but for the paths it cannot serve) a
+// pulsartest in a child process, and records the library's instructions
+// over the raw loop's in r's rows.
+func addInstructions(ctx context.Context, r *bench.Report, progress io.Writer) (err error) {
 	cmd, err := selfCommand(ctx, icountRunCommand)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(progress, "counting instructions under valgrind (about a minute)")
-	counts, err := bench.CountInstructions(ctx, bench.CountConfig{Worker: cmd.Args, Runs: 1})
+	url, stop, err := pulsartestInChild(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := stop(); err == nil {
+			err = serr
+		}
+	}()
+	addr, err := pulsarconn.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(progress, "counting instructions under valgrind (about two minutes)")
+	counts, err := bench.CountInstructions(ctx, bench.CountConfig{Worker: cmd.Args, Runs: 1, Pulsartest: addr.HostPort})
 	if err != nil {
 		return err
 	}
 	for _, row := range counts.Rows {
 		if id, ok := instructionRows[row.Path]; ok && row.RawPerOp() > 0 {
-			r.SetInstructions(id, row.LibraryPerOp()/row.RawPerOp())
+			r.SetInstructions(id, row.Ratio(), row.RatioPulsartest())
 		}
 	}
 	return nil

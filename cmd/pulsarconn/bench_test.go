@@ -37,7 +37,7 @@ func TestBenchQuick(t *testing.T) {
 		"publish with receipts", "delivery to a consumer Handler",
 		"memory per idle connection", "reconnect after the server drops",
 		"allocs/op", "pulsar-client-go", "goals:",
-		"raw (pulsartest)", "pulsarconn (pulsartest)", "instructions vs raw",
+		"raw (pulsartest)", "pulsarconn (pulsartest)", "instructions vs raw", "instructions vs raw (pulsartest)",
 	} {
 		assert.Contains(t, table, want)
 	}
@@ -61,8 +61,14 @@ func TestBenchQuick(t *testing.T) {
 	for _, p := range bench.CountPaths() {
 		id, ok := instructionRows[p.Name]
 		if assert.True(t, ok, "counted path %s has no row", p.Name) {
-			assert.True(t, r.SetInstructions(id, 1.5), "no row %s", id)
+			pt := map[bool]float64{false: 1.7, true: 0}[p.LeanOnly]
+			assert.True(t, r.SetInstructions(id, 1.5, pt), "no row %s", id)
 			assert.Equal(t, 1.5, *r.Row(id).InstructionsVsRaw)
+			if p.LeanOnly {
+				assert.Nil(t, r.Row(id).InstructionsVsRawPulsartest)
+			} else {
+				assert.Equal(t, 1.7, *r.Row(id).InstructionsVsRawPulsartest)
+			}
 		}
 	}
 	svg, err := os.ReadFile(svgFile)

@@ -3,6 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pulsarconn/pulsarconn/internal/testenv"
+	"github.com/pulsarconn/pulsarconn/pulsartest"
 )
 
 // Every counted path does its n operations, raw and through the library,
@@ -20,6 +24,7 @@ func TestCountSides(t *testing.T) {
 	rr, err := NewServer(ServerConfig{Partitions: 4})
 	require.NoError(t, err)
 	defer rr.Close()
+	pt := startPulsartest(t)
 	for _, p := range CountPaths() {
 		for _, side := range []string{string(SideRaw), string(SideLibrary)} {
 			t.Run(p.Name+"/"+side, func(t *testing.T) {
@@ -36,6 +41,9 @@ func TestCountSides(t *testing.T) {
 				assert.Equal(t, p.Sink, held, "Hold is called by the sink path only")
 				if !p.Sink {
 					assert.Zero(t, sink.Sunk())
+				}
+				if !p.LeanOnly {
+					require.NoError(t, CountSide(ctx, p.Name, side, Targets{Addr: pt}, n), "against pulsartest")
 				}
 			})
 		}
@@ -128,6 +136,64 @@ func TestCommittedBaselineCoversEveryPath(t *testing.T) {
 		assert.Positive(t, b.Raw[p.Name], p.Name)
 	}
 	assert.Len(t, b.Library, len(CountPaths()))
+}
+
+// startPulsartest serves pulsartest, with the bench's topic partitioned,
+// on 127.0.0.1 for the test, and returns its host:port.
+func startPulsartest(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := pulsartest.NewServer(pulsartest.WithPartitionedTopic(Topic, 4))
+	require.NoError(t, srv.Start(ln))
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// fakeValgrind is a stand-in for valgrind: it writes one thread's
+// callgrind file whose work is N times a cost per operation that tells
+// the side and server apart (raw 10, library 30; plus 1 against the
+// address in PT_ADDR), and the monitor thread's, as callgrind would.
+const fakeValgrind = `#!/bin/sh
+for a in "$@"; do
+  case "$a" in --callgrind-out-file=*) out="${a#--callgrind-out-file=}";; esac
+done
+# The worker's arguments end with PATH SIDE ADDR SINKADDR N.
+eval "n=\${$#}"
+eval "addr=\${$(($# - 2))}"
+eval "side=\${$(($# - 3))}"
+per=10
+[ "$side" = library ] && per=30
+[ "$addr" = "$PT_ADDR" ] && per=$((per + 1))
+printf 'events: Ir\nfn=(1) runtime.sysmon\n1 5\n' > "$out-01"
+printf 'events: Ir\nfn=(1) main.work\n1 %d\n' $((n * per)) > "$out-02"
+`
+
+// CountInstructions counts each path on each side against the lean
+// server and, when given, pulsartest (but for the paths it cannot
+// serve), and takes the difference per operation of the two runs: with a
+// stand-in for valgrind whose counts are known.
+func TestCountInstructionsAgainstBothServers(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "valgrind")
+	require.NoError(t, os.WriteFile(fake, []byte(fakeValgrind), 0o755))
+	t.Setenv("PT_ADDR", "127.0.0.1:1")
+	r, err := CountInstructions(testenv.Context(t), CountConfig{
+		Worker: []string{"worker"}, Valgrind: fake, Runs: 2,
+		Paths: []string{"rr1", "delivery"}, Pulsartest: "127.0.0.1:1",
+	})
+	require.NoError(t, err)
+	require.Len(t, r.Rows, 2)
+	rr1, delivery := r.Rows[0], r.Rows[1]
+	assert.Equal(t, []float64{10, 10}, rr1.Raw)
+	assert.Equal(t, []float64{30, 30}, rr1.Library)
+	assert.Equal(t, []float64{11, 11}, rr1.RawPulsartest)
+	assert.Equal(t, []float64{31, 31}, rr1.LibraryPulsartest)
+	assert.InDelta(t, 3.0, rr1.Ratio(), 1e-9)
+	assert.InDelta(t, 31.0/11, rr1.RatioPulsartest(), 1e-9)
+	assert.Equal(t, []float64{30, 30}, delivery.Library)
+	assert.Nil(t, delivery.LibraryPulsartest, "pulsartest has no backlog to deliver")
+	assert.Zero(t, delivery.RatioPulsartest())
 }
 
 // Without valgrind, counting fails at once and says what to install.

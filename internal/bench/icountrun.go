@@ -34,6 +34,10 @@ type CountConfig struct {
 	Paths []string
 	// Parallel is how many counted runs go at once (default 2).
 	Parallel int
+	// Pulsartest, when set, is the host:port of a second server
+	// (pulsartest, in another process): every path but the LeanOnly
+	// ones is counted against it too.
+	Pulsartest string
 	// Progress, when set, gets a line as each counted run ends.
 	Progress io.Writer
 }
@@ -54,6 +58,10 @@ type CountRow struct {
 	// Raw and Library hold one figure per run: (I(N2) − I(N1)) / (N2 − N1).
 	Raw     []float64 `json:"raw"`
 	Library []float64 `json:"library"`
+	// RawPulsartest and LibraryPulsartest are the same against the
+	// second server (CountConfig.Pulsartest), when counted.
+	RawPulsartest     []float64 `json:"raw_pulsartest,omitempty"`
+	LibraryPulsartest []float64 `json:"library_pulsartest,omitempty"`
 }
 
 // RawPerOp is the median of Raw.
@@ -63,12 +71,24 @@ func (r CountRow) RawPerOp() float64 { return median(r.Raw) }
 func (r CountRow) LibraryPerOp() float64 { return median(r.Library) }
 
 // Ratio is the library's instructions per operation over the raw loop's.
-func (r CountRow) Ratio() float64 {
-	if raw := r.RawPerOp(); raw > 0 {
-		return r.LibraryPerOp() / raw
+func (r CountRow) Ratio() float64 { return ratioOf(r.Library, r.Raw) }
+
+// RatioPulsartest is Ratio against the second server; 0 if not counted.
+func (r CountRow) RatioPulsartest() float64 { return ratioOf(r.LibraryPulsartest, r.RawPulsartest) }
+
+// ratioOf is the median of lib over the median of raw, or 0.
+func ratioOf(lib, raw []float64) float64 {
+	if m := median(raw); len(raw) > 0 && m > 0 {
+		return median(lib) / m
 	}
 	return 0
 }
+
+// The servers a path is counted against.
+const (
+	serverLean       = "lean"
+	serverPulsartest = "pulsartest"
+)
 
 // CountReport is what CountInstructions measured.
 type CountReport struct {
@@ -107,7 +127,10 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 		return nil, err
 	}
 	defer rr.Close()
-	t := Targets{Addr: rr.Addr()}
+	servers := map[string]Targets{serverLean: {Addr: rr.Addr()}}
+	if cfg.Pulsartest != "" {
+		servers[serverPulsartest] = Targets{Addr: cfg.Pulsartest}
+	}
 	dir, err := os.MkdirTemp("", "pulsarconn-icount-")
 	if err != nil {
 		return nil, err
@@ -117,6 +140,7 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 	// One job per counted run; each writes its total into counts.
 	type job struct {
 		path   CountPath
+		server string
 		side   string
 		run, n int
 		out    string
@@ -126,11 +150,16 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 	var jobs []*job
 	for run := range cfg.Runs {
 		for _, p := range paths {
-			for _, side := range []string{string(SideRaw), string(SideLibrary)} {
-				for _, n := range []int{p.N1, p.N2} {
-					j := &job{path: p, side: side, run: run, n: n}
-					j.out = filepath.Join(dir, fmt.Sprintf("%s-%s-%d-%d", p.Name, side, n, run))
-					jobs = append(jobs, j)
+			for _, server := range []string{serverLean, serverPulsartest} {
+				if _, ok := servers[server]; !ok || server == serverPulsartest && p.LeanOnly {
+					continue
+				}
+				for _, side := range []string{string(SideRaw), string(SideLibrary)} {
+					for _, n := range []int{p.N1, p.N2} {
+						j := &job{path: p, server: server, side: side, run: run, n: n}
+						j.out = filepath.Join(dir, fmt.Sprintf("%s-%s-%s-%d-%d", p.Name, server, side, n, run))
+						jobs = append(jobs, j)
+					}
 				}
 			}
 		}
@@ -147,10 +176,10 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 				j.err = ctx.Err()
 				return
 			}
-			j.count, j.err = countRun(ctx, cfg, j.out, j.path, j.side, t, j.n)
+			j.count, j.err = countRun(ctx, cfg, j.out, j.path, j.side, servers[j.server], j.n)
 			if cfg.Progress != nil {
 				progressMu.Lock()
-				fmt.Fprintf(cfg.Progress, "%s %s n=%d run %d: %d instructions (%v)\n", j.path.Name, j.side, j.n, j.run+1, j.count, j.err)
+				fmt.Fprintf(cfg.Progress, "%s %s (%s) n=%d run %d: %d instructions (%v)\n", j.path.Name, j.side, j.server, j.n, j.run+1, j.count, j.err)
 				progressMu.Unlock()
 			}
 		})
@@ -158,30 +187,35 @@ func CountInstructions(ctx context.Context, cfg CountConfig) (*CountReport, erro
 	wg.Wait()
 	for _, j := range jobs {
 		if j.err != nil {
-			return nil, fmt.Errorf("bench: counting %s %s n=%d: %w", j.path.Name, j.side, j.n, j.err)
+			return nil, fmt.Errorf("bench: counting %s %s (%s) n=%d: %w", j.path.Name, j.side, j.server, j.n, j.err)
 		}
 	}
 
 	r := &CountReport{Elapsed: time.Since(start)}
 	for _, p := range paths {
 		row := CountRow{Path: p.Name, Title: p.Title, N1: p.N1, N2: p.N2}
+		figures := map[string]map[string]*[]float64{
+			serverLean:       {string(SideRaw): &row.Raw, string(SideLibrary): &row.Library},
+			serverPulsartest: {string(SideRaw): &row.RawPulsartest, string(SideLibrary): &row.LibraryPulsartest},
+		}
 		for run := range cfg.Runs {
-			for _, side := range []string{string(SideRaw), string(SideLibrary)} {
-				var i1, i2 int64
-				for _, j := range jobs {
-					if j.path.Name == p.Name && j.side == side && j.run == run {
-						if j.n == p.N1 {
-							i1 = j.count
-						} else {
-							i2 = j.count
+			for server, sides := range figures {
+				for side, into := range sides {
+					var i1, i2 int64
+					found := false
+					for _, j := range jobs {
+						if j.path.Name == p.Name && j.server == server && j.side == side && j.run == run {
+							found = true
+							if j.n == p.N1 {
+								i1 = j.count
+							} else {
+								i2 = j.count
+							}
 						}
 					}
-				}
-				per := float64(i2-i1) / float64(p.N2-p.N1)
-				if side == string(SideRaw) {
-					row.Raw = append(row.Raw, per)
-				} else {
-					row.Library = append(row.Library, per)
+					if found {
+						*into = append(*into, float64(i2-i1)/float64(p.N2-p.N1))
+					}
 				}
 			}
 		}
