@@ -88,3 +88,55 @@ func TestAckCrossingClose(t *testing.T) {
 		require.NoError(t, c.Close(ctx))
 	})
 }
+
+// TestCreateFollowsTopicWhenBrokerDiesFirst: the producer is being
+// re-created (a SEND_ERROR) but its PRODUCER is not yet written (every
+// request slot is taken) when its broker dies without a word. The
+// PRODUCER must not wait for a connection that will not come back: the
+// producer looks the topic up again and carries on at its new broker.
+func TestCreateFollowsTopicWhenBrokerDiesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		network := memory.NewNetwork()
+		cl := pulsartest.NewCluster(2)
+		t.Cleanup(func() { cl.Close() })
+		for _, s := range cl.Brokers() {
+			l, err := network.Listen(s.URL()[len("pulsar://"):])
+			require.NoError(t, err)
+			require.NoError(t, s.Start(l))
+		}
+		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650",
+			pulsarconn.WithTransport(network), pulsarconn.WithMaxPendingRequests(1))
+		require.NoError(t, err)
+		t.Cleanup(func() { client.Close(context.Background()) })
+		ctx := testContext(t)
+
+		p, err := NewProducer(ctx, client, topic, ProducerOptions{})
+		require.NoError(t, err)
+		_, err = p.Send(ctx, msg("before"))
+		require.NoError(t, err)
+
+		owner := cl.Owner(topic)
+		srv := cl.Broker(owner)
+		b, err := client.LookupTopic(ctx, topic)
+		require.NoError(t, err)
+		// The one request slot taken by a LOOKUP the broker holds.
+		lookup := srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+		looked := make(chan error, 1)
+		go func() { _, err := b.LookupTopic(ctx, topic, false); looked <- err }()
+		<-lookup.Arrived()
+		// The next SEND fails: the producer is re-created, and its
+		// PRODUCER waits for the slot.
+		sendErr := srv.FailNext(pulsarpb.BaseCommand_SEND, 1, pulsarpb.ServerError_PersistenceError)
+		sent := make(chan error, 1)
+		go func() { _, err := p.Send(ctx, msg("after")); sent <- err }()
+		require.NoError(t, sendErr.Wait(ctx, 1))
+		synctest.Wait()
+
+		require.NoError(t, srv.Close())
+		require.NoError(t, cl.RemoveBroker(owner))
+		require.Error(t, <-looked, "the held LOOKUP failed with its connection")
+		require.NoError(t, <-sent, "sent to the topic's new broker")
+		assert.Equal(t, 2, p.Stats().Created)
+		require.NoError(t, p.Close(ctx))
+	})
+}
