@@ -140,3 +140,67 @@ func TestCreateFollowsTopicWhenBrokerDiesFirst(t *testing.T) {
 		require.NoError(t, p.Close(ctx))
 	})
 }
+
+// TestAckFollowsConsumerWhenBrokerDiesFirst: an Ack whose ACK waits for
+// room in the write queue (the broker stopped reading) when its broker
+// dies without a word must not wait for that connection to come back:
+// it is sent again once the consumer has subscribed at the topic's new
+// broker.
+func TestAckFollowsConsumerWhenBrokerDiesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		network := memory.NewNetwork()
+		cl := pulsartest.NewCluster(2)
+		t.Cleanup(func() { cl.Close() })
+		for _, s := range cl.Brokers() {
+			l, err := network.Listen(s.URL()[len("pulsar://"):])
+			require.NoError(t, err)
+			require.NoError(t, s.Start(l))
+		}
+		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650",
+			pulsarconn.WithTransport(network), pulsarconn.WithWriteQueueLimit(1))
+		require.NoError(t, err)
+		t.Cleanup(func() { client.Close(context.Background()) })
+		ctx := testContext(t)
+
+		c, err := NewConsumer(ctx, client, topic, "s", ConsumerOptions{})
+		require.NoError(t, err)
+		p, err := NewProducer(ctx, client, topic, ProducerOptions{})
+		require.NoError(t, err)
+		_, err = p.Send(ctx, msg("before"))
+		require.NoError(t, err)
+		m := receive(t, ctx, c)
+
+		// The broker stops reading at the next SEND: the SENDs that
+		// follow fill the connection and the write queue.
+		owner := cl.Owner(topic)
+		srv := cl.Broker(owner)
+		b, err := client.LookupTopic(ctx, topic)
+		require.NoError(t, err)
+		release := make(chan struct{})
+		srv.Intercept(pulsarpb.BaseCommand_SEND, func(*pulsartest.Call) pulsartest.Action { <-release; return pulsartest.Drop })
+		big := make([]byte, 1<<20)
+		go func() {
+			for range 12 {
+				_ = p.SendAsync(ctx, Message{Payload: big}, func(MessageID, error) {})
+			}
+		}()
+		synctest.Wait()
+		acked := make(chan error, 1)
+		go func() { acked <- c.Ack(ctx, m) }()
+		synctest.Wait()
+
+		closed := make(chan error, 1)
+		go func() { closed <- srv.Close() }()
+		for b.State() == pulsarconn.StateConnected {
+			_, changed := b.WatchState()
+			<-changed
+		}
+		close(release)
+		require.NoError(t, <-closed)
+		require.NoError(t, cl.RemoveBroker(owner))
+		require.NoError(t, <-acked, "acknowledged at the topic's new broker")
+		assert.Equal(t, 2, c.Stats().Subscribed)
+		require.NoError(t, c.Close(ctx))
+		require.NoError(t, p.Close(ctx))
+	})
+}
