@@ -341,7 +341,23 @@ func requestOn(ctx context.Context, at bound, cmd *pulsarpb.BaseCommand) (*pulsa
 	if b.Connection() != conn || conn == 0 {
 		return nil, fmt.Errorf("%w: connection %d replaced", pulsarconn.ErrDisconnected, conn)
 	}
-	if err := b.RequestAsync(ctx, cmd, func(resp *pulsarpb.BaseCommand, err error) { ch <- answer{resp, err} }); err != nil {
+	// RequestAsync waits for the connection, or for room in the write
+	// queue, before it sends: after a loss, for the next connection,
+	// which for a broker killed never comes. The wait ends when the
+	// consumer is lost.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-at.gone:
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
+	if err := b.RequestAsync(rctx, cmd, func(resp *pulsarpb.BaseCommand, err error) { ch <- answer{resp, err} }); err != nil {
+		if ctx.Err() == nil && rctx.Err() != nil {
+			return nil, fmt.Errorf("%w: the consumer was lost (%w)", pulsarconn.ErrDisconnected, err)
+		}
 		return nil, err
 	}
 	select {

@@ -161,7 +161,7 @@ func (l *link) attempt(ctx context.Context, epoch uint64) error {
 		// after it. Another one in between, and it starts over.
 		conn := b.Connection()
 		var resp *pulsarpb.BaseCommand
-		resp, err = reg.Create(ctx, l.owner.command(reg.ID()))
+		resp, err = createOn(ctx, b, conn, reg, l.owner.command(reg.ID()))
 		if err == nil && conn != 0 && b.Connection() == conn {
 			err = l.owner.created(ctx, resp, epoch, conn)
 		}
@@ -207,6 +207,48 @@ func waitConnected(ctx context.Context, b *pulsarconn.Broker) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// errConnLost: the connection a Create was meant for was lost before
+// its answer; retried with a new lookup.
+var errConnLost = fmt.Errorf("%w: refclient: the connection was lost before the answer", pulsarconn.ErrDisconnected)
+
+// createOn is reg.Create of cmd, given up (errConnLost) once connection
+// conn of b is lost. Create waits for a connection while there is none,
+// and waits on for one after a loss when its command was not yet
+// written (waiting for a request slot, or room in the write queue): for
+// a broker killed, that would be forever, while the topic is served
+// elsewhere.
+func createOn(ctx context.Context, b *pulsarconn.Broker, conn uint64, reg *pulsarconn.Registration, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	cctx, cancel := whileConnected(ctx, b, conn)
+	defer cancel()
+	resp, err := reg.Create(cctx, cmd)
+	if err != nil && ctx.Err() == nil && context.Cause(cctx) == errConnLost {
+		return nil, fmt.Errorf("%w (%w)", errConnLost, err)
+	}
+	return resp, err
+}
+
+// whileConnected returns a context derived from ctx that is cancelled,
+// with cause errConnLost, once connection conn of b is not the current
+// one; its CancelFunc must be called.
+func whileConnected(ctx context.Context, b *pulsarconn.Broker, conn uint64) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		for {
+			st, changed := b.WatchState()
+			if st != pulsarconn.StateConnected || b.Connection() != conn {
+				cancel(errConnLost)
+				return
+			}
+			select {
+			case <-changed:
+			case <-cctx.Done():
+				return
+			}
+		}
+	}()
+	return cctx, func() { cancel(context.Canceled) }
 }
 
 // register moves the link to Broker b: a new registration there, the

@@ -88,3 +88,119 @@ func TestAckCrossingClose(t *testing.T) {
 		require.NoError(t, c.Close(ctx))
 	})
 }
+
+// TestCreateFollowsTopicWhenBrokerDiesFirst: the producer is being
+// re-created (a SEND_ERROR) but its PRODUCER is not yet written (every
+// request slot is taken) when its broker dies without a word. The
+// PRODUCER must not wait for a connection that will not come back: the
+// producer looks the topic up again and carries on at its new broker.
+func TestCreateFollowsTopicWhenBrokerDiesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		network := memory.NewNetwork()
+		cl := pulsartest.NewCluster(2)
+		t.Cleanup(func() { cl.Close() })
+		for _, s := range cl.Brokers() {
+			l, err := network.Listen(s.URL()[len("pulsar://"):])
+			require.NoError(t, err)
+			require.NoError(t, s.Start(l))
+		}
+		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650",
+			pulsarconn.WithTransport(network), pulsarconn.WithMaxPendingRequests(1))
+		require.NoError(t, err)
+		t.Cleanup(func() { client.Close(context.Background()) })
+		ctx := testContext(t)
+
+		p, err := NewProducer(ctx, client, topic, ProducerOptions{})
+		require.NoError(t, err)
+		_, err = p.Send(ctx, msg("before"))
+		require.NoError(t, err)
+
+		owner := cl.Owner(topic)
+		srv := cl.Broker(owner)
+		b, err := client.LookupTopic(ctx, topic)
+		require.NoError(t, err)
+		// The one request slot taken by a LOOKUP the broker holds.
+		lookup := srv.Hold(pulsarpb.BaseCommand_LOOKUP)
+		looked := make(chan error, 1)
+		go func() { _, err := b.LookupTopic(ctx, topic, false); looked <- err }()
+		<-lookup.Arrived()
+		// The next SEND fails: the producer is re-created, and its
+		// PRODUCER waits for the slot.
+		sendErr := srv.FailNext(pulsarpb.BaseCommand_SEND, 1, pulsarpb.ServerError_PersistenceError)
+		sent := make(chan error, 1)
+		go func() { _, err := p.Send(ctx, msg("after")); sent <- err }()
+		require.NoError(t, sendErr.Wait(ctx, 1))
+		synctest.Wait()
+
+		require.NoError(t, srv.Close())
+		require.NoError(t, cl.RemoveBroker(owner))
+		require.Error(t, <-looked, "the held LOOKUP failed with its connection")
+		require.NoError(t, <-sent, "sent to the topic's new broker")
+		assert.Equal(t, 2, p.Stats().Created)
+		require.NoError(t, p.Close(ctx))
+	})
+}
+
+// TestAckFollowsConsumerWhenBrokerDiesFirst: an Ack whose ACK waits for
+// room in the write queue (the broker stopped reading) when its broker
+// dies without a word must not wait for that connection to come back:
+// it is sent again once the consumer has subscribed at the topic's new
+// broker.
+func TestAckFollowsConsumerWhenBrokerDiesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		network := memory.NewNetwork()
+		cl := pulsartest.NewCluster(2)
+		t.Cleanup(func() { cl.Close() })
+		for _, s := range cl.Brokers() {
+			l, err := network.Listen(s.URL()[len("pulsar://"):])
+			require.NoError(t, err)
+			require.NoError(t, s.Start(l))
+		}
+		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650",
+			pulsarconn.WithTransport(network), pulsarconn.WithWriteQueueLimit(1))
+		require.NoError(t, err)
+		t.Cleanup(func() { client.Close(context.Background()) })
+		ctx := testContext(t)
+
+		c, err := NewConsumer(ctx, client, topic, "s", ConsumerOptions{})
+		require.NoError(t, err)
+		p, err := NewProducer(ctx, client, topic, ProducerOptions{})
+		require.NoError(t, err)
+		_, err = p.Send(ctx, msg("before"))
+		require.NoError(t, err)
+		m := receive(t, ctx, c)
+
+		// The broker stops reading at the next SEND: the SENDs that
+		// follow fill the connection and the write queue.
+		owner := cl.Owner(topic)
+		srv := cl.Broker(owner)
+		b, err := client.LookupTopic(ctx, topic)
+		require.NoError(t, err)
+		release := make(chan struct{})
+		srv.Intercept(pulsarpb.BaseCommand_SEND, func(*pulsartest.Call) pulsartest.Action { <-release; return pulsartest.Drop })
+		big := make([]byte, 1<<20)
+		go func() {
+			for range 12 {
+				_ = p.SendAsync(ctx, Message{Payload: big}, func(MessageID, error) {})
+			}
+		}()
+		synctest.Wait()
+		acked := make(chan error, 1)
+		go func() { acked <- c.Ack(ctx, m) }()
+		synctest.Wait()
+
+		closed := make(chan error, 1)
+		go func() { closed <- srv.Close() }()
+		for b.State() == pulsarconn.StateConnected {
+			_, changed := b.WatchState()
+			<-changed
+		}
+		close(release)
+		require.NoError(t, <-closed)
+		require.NoError(t, cl.RemoveBroker(owner))
+		require.NoError(t, <-acked, "acknowledged at the topic's new broker")
+		assert.Equal(t, 2, c.Stats().Subscribed)
+		require.NoError(t, c.Close(ctx))
+		require.NoError(t, p.Close(ctx))
+	})
+}
