@@ -22,17 +22,7 @@ import (
 // fail, look the topic up again and carry on there.
 func TestFollowsTopicOffKilledBroker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		network := memory.NewNetwork()
-		cl := pulsartest.NewCluster(2)
-		t.Cleanup(func() { cl.Close() })
-		for _, s := range cl.Brokers() {
-			l, err := network.Listen(s.URL()[len("pulsar://"):])
-			require.NoError(t, err)
-			require.NoError(t, s.Start(l))
-		}
-		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650", pulsarconn.WithTransport(network))
-		require.NoError(t, err)
-		t.Cleanup(func() { client.Close(context.Background()) })
+		cl, client := twoBrokers(t)
 		ctx := testContext(t)
 
 		c, err := NewConsumer(ctx, client, topic, "s", ConsumerOptions{})
@@ -96,18 +86,7 @@ func TestAckCrossingClose(t *testing.T) {
 // producer looks the topic up again and carries on at its new broker.
 func TestCreateFollowsTopicWhenBrokerDiesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		network := memory.NewNetwork()
-		cl := pulsartest.NewCluster(2)
-		t.Cleanup(func() { cl.Close() })
-		for _, s := range cl.Brokers() {
-			l, err := network.Listen(s.URL()[len("pulsar://"):])
-			require.NoError(t, err)
-			require.NoError(t, s.Start(l))
-		}
-		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650",
-			pulsarconn.WithTransport(network), pulsarconn.WithMaxPendingRequests(1))
-		require.NoError(t, err)
-		t.Cleanup(func() { client.Close(context.Background()) })
+		cl, client := twoBrokers(t, pulsarconn.WithMaxPendingRequests(1))
 		ctx := testContext(t)
 
 		p, err := NewProducer(ctx, client, topic, ProducerOptions{})
@@ -148,18 +127,7 @@ func TestCreateFollowsTopicWhenBrokerDiesFirst(t *testing.T) {
 // broker.
 func TestAckFollowsConsumerWhenBrokerDiesFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		network := memory.NewNetwork()
-		cl := pulsartest.NewCluster(2)
-		t.Cleanup(func() { cl.Close() })
-		for _, s := range cl.Brokers() {
-			l, err := network.Listen(s.URL()[len("pulsar://"):])
-			require.NoError(t, err)
-			require.NoError(t, s.Start(l))
-		}
-		client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650",
-			pulsarconn.WithTransport(network), pulsarconn.WithWriteQueueLimit(1))
-		require.NoError(t, err)
-		t.Cleanup(func() { client.Close(context.Background()) })
+		cl, client := twoBrokers(t, pulsarconn.WithWriteQueueLimit(1))
 		ctx := testContext(t)
 
 		c, err := NewConsumer(ctx, client, topic, "s", ConsumerOptions{})
@@ -203,4 +171,24 @@ func TestAckFollowsConsumerWhenBrokerDiesFirst(t *testing.T) {
 		require.NoError(t, c.Close(ctx))
 		require.NoError(t, p.Close(ctx))
 	})
+}
+
+// twoBrokers serves a cluster of two pulsartest brokers on an in-memory
+// network (broker-0:6650 and broker-1:6650) and returns it with a Client
+// of both, made with opts (the network's transport added), both closed
+// when the test ends. Call it inside a synctest bubble.
+func twoBrokers(t *testing.T, opts ...pulsarconn.ClientOption) (*pulsartest.Cluster, *pulsarconn.Client) {
+	t.Helper()
+	network := memory.NewNetwork()
+	cl := pulsartest.NewCluster(2)
+	t.Cleanup(func() { cl.Close() })
+	for _, s := range cl.Brokers() {
+		l, err := network.Listen(s.URL()[len("pulsar://"):])
+		require.NoError(t, err)
+		require.NoError(t, s.Start(l))
+	}
+	client, err := pulsarconn.NewClient("pulsar://broker-0:6650,broker-1:6650", append(opts, pulsarconn.WithTransport(network))...)
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close(context.Background()) })
+	return cl, client
 }
