@@ -115,6 +115,23 @@ type Frame struct {
 	Command *pulsarpb.BaseCommand
 	// Payload is nil for a simple frame.
 	Payload *Payload
+
+	// pm is the allocation of a PARTITIONED_METADATA_RESPONSE decoded
+	// by hand, which Release recycles.
+	pm *hotPartitionedMetadata
+}
+
+// Release hands f back for a later Parse to reuse, when it is a kind of
+// frame that is recycled (today only a PARTITIONED_METADATA_RESPONSE
+// decoded by hand; any other frame is left to the garbage collector).
+// Only the frame's sole holder may call it, once: neither f nor its
+// Command, nor anything they point to, may be used afterwards. Strings
+// taken from it stay valid.
+func (f *Frame) Release() {
+	if h := f.pm; h != nil {
+		*h = hotPartitionedMetadata{}
+		pmFrames.Put(h)
+	}
 }
 
 // Parse decodes the body of one frame: the bytes after the total-size
@@ -148,6 +165,20 @@ func Parse(body []byte) (*Frame, error) {
 	}
 	f.Payload = p
 	return f, nil
+}
+
+// parseHotInPlace decodes body as Parse does when it is a hot answer
+// without a payload, which keeps none of body's bytes; otherwise, or when
+// Parse would report an error, it returns nil.
+func parseHotInPlace(body []byte) *Frame {
+	if len(body) < 4 {
+		return nil
+	}
+	cmdSize := binary.BigEndian.Uint32(body)
+	if uint64(cmdSize) != uint64(len(body)-4) {
+		return nil // a payload, which a MESSAGE's frame would alias, or a bad size
+	}
+	return parseHot(body[4:], nil)
 }
 
 func parsePayload(b []byte) (*Payload, error) {

@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -111,8 +112,15 @@ func parseHot(b, rest []byte) *Frame {
 	return nil
 }
 
+// pmFrames recycles the frames of PARTITIONED_METADATA_RESPONSE
+// (Frame.Release): a caller that wants only the partition count, as
+// Broker.PartitionedTopicMetadata does, then makes no allocation per
+// round trip. Release clears a struct before it goes back; one that a
+// parse gives up on part way is left to the garbage collector.
+var pmFrames = sync.Pool{New: func() any { return new(hotPartitionedMetadata) }}
+
 func parsePartitionedMetadata(b []byte) *Frame {
-	h := new(hotPartitionedMetadata)
+	h := pmFrames.Get().(*hotPartitionedMetadata)
 	var seen uint8
 	for len(b) > 0 {
 		num, wt, n := protowire.ConsumeTag(b)
@@ -167,6 +175,7 @@ func parsePartitionedMetadata(b []byte) *Frame {
 	h.cmd.Type = &h.typ
 	h.cmd.PartitionMetadataResponse = &h.m
 	h.f.Command = &h.cmd
+	h.f.pm = h
 	return &h.f
 }
 

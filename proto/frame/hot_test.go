@@ -1,9 +1,13 @@
 package frame_test
 
 import (
+	"bytes"
+	"io"
 	"reflect"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -144,4 +148,94 @@ func FuzzParseHot(f *testing.F) {
 	f.Fuzz(func(t *testing.T, cmd, rest []byte) {
 		checkSameAsUnmarshal(t, cmd, rest)
 	})
+}
+
+// TestNextFrameParsesHotAnswersInPlace: NextFrame gives every frame of a
+// stream as NextBody and Parse do, with its body's size. The hot answers
+// it parses where they lie in the read buffer keep none of its bytes: the
+// stream comes one frame per read, so each read overwrites the buffer the
+// frames before it were parsed in.
+func TestNextFrameParsesHotAnswersInPlace(t *testing.T) {
+	var frames frameReads
+	var bodies [][]byte
+	for _, c := range hotCommands {
+		b := simpleBody(c.cmd, c.rest)
+		if _, err := frame.Parse(b); err != nil {
+			continue // the malformed ones: TestParseHotAnswers has them
+		}
+		bodies = append(bodies, b)
+		frames = append(frames, cat(u32(uint32(len(b))), b))
+	}
+	fr := frame.NewReader(&frames, 0)
+	var got []*frame.Frame
+	var sizes []int
+	for {
+		f, size, err := fr.NextFrame()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		got = append(got, f)
+		sizes = append(sizes, size)
+	}
+	require.Len(t, got, len(bodies))
+	for i, b := range bodies {
+		want, err := frame.Parse(b)
+		require.NoError(t, err)
+		assert.Equal(t, len(b), sizes[i], "frame %d", i)
+		assert.True(t, proto.Equal(want.Command, got[i].Command), "frame %d: %v, want %v", i, got[i].Command, want.Command)
+		assert.Equal(t, want.Payload, got[i].Payload, "frame %d", i)
+	}
+}
+
+// frameReads gives one of its frames per Read.
+type frameReads [][]byte
+
+func (r *frameReads) Read(p []byte) (int, error) {
+	if len(*r) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*r)[0])
+	if n < len((*r)[0]) {
+		panic("frameReads: a frame larger than the read")
+	}
+	*r = (*r)[1:]
+	return n, nil
+}
+
+// TestReleasedMetadataAnswerIsReused: a PARTITIONED_METADATA_RESPONSE
+// read whole from the buffer and released costs no allocation, its error
+// message's string aside; a string taken from a released answer stays
+// as it was.
+func TestReleasedMetadataAnswerIsReused(t *testing.T) {
+	for _, c := range hotCommands[:5] { // the plain PARTITIONED_METADATA_RESPONSEs
+		t.Run(c.name, func(t *testing.T) {
+			body := simpleBody(c.cmd)
+			one := cat(u32(uint32(len(body))), body)
+			const runs = 100
+			stream := bytes.Repeat(one, runs+2)
+			fr := frame.NewReader(bytes.NewReader(stream), len(stream))
+			first, err := fr.Next()
+			require.NoError(t, err)
+			msg := first.Command.GetPartitionMetadataResponse().GetMessage()
+			want := proto.Clone(first.Command)
+			first.Release()
+
+			wantAllocs := 0.0
+			if msg != "" {
+				wantAllocs = 1
+			}
+			// (AllocsPerRun runs the function once more before counting.)
+			allocs := testing.AllocsPerRun(runs, func() {
+				f, err := fr.Next()
+				if err != nil || !proto.Equal(f.Command, want) {
+					t.Errorf("Next = %v, %v; want %v", f.Command, err, want)
+					return
+				}
+				f.Release()
+			})
+			assert.Equal(t, wantAllocs, allocs)
+			assert.Equal(t, want.(*pulsarpb.BaseCommand).GetPartitionMetadataResponse().GetMessage(), msg)
+		})
+	}
 }

@@ -132,9 +132,49 @@ func (fr *Reader) readLarge(n int) ([]byte, error) {
 
 // Next reads and parses one frame.
 func (fr *Reader) Next() (*Frame, error) {
+	f, _, err := fr.NextFrame()
+	return f, err
+}
+
+// NextFrame reads and parses one frame, as Next does, and also returns
+// the size of its body (the frame's bytes after the total size field).
+// A hot answer without a payload (PARTITIONED_METADATA_RESPONSE,
+// SEND_RECEIPT) that is already buffered whole is parsed where it lies in
+// the read buffer: what Parse makes of it keeps none of its bytes, so the
+// copy NextBody makes would be one allocation for nothing.
+func (fr *Reader) NextFrame() (*Frame, int, error) {
+	if buf := fr.bufferedBody(); buf != nil {
+		fr.r.r += 4 + len(buf)
+		if f := parseHotInPlace(buf); f != nil {
+			return f, len(buf), nil
+		}
+		// Any other frame keeps its bytes (a MESSAGE's payload aliases
+		// them): a copy, as NextBody would make.
+		body := make([]byte, len(buf))
+		copy(body, buf)
+		f, err := Parse(body)
+		return f, len(body), err
+	}
 	body, err := fr.NextBody()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return Parse(body)
+	f, err := Parse(body)
+	return f, len(body), err
+}
+
+// bufferedBody returns the next frame's body where it lies in the read
+// buffer, if it is buffered whole and its size is within bounds, without
+// consuming it; otherwise nil.
+func (fr *Reader) bufferedBody() []byte {
+	hdr, err := fr.r.Peek(4)
+	if err != nil {
+		return nil
+	}
+	n := binary.BigEndian.Uint32(hdr)
+	if n > fr.max || n < minTotalSize || uint64(fr.r.Buffered()) < 4+uint64(n) {
+		return nil
+	}
+	start := fr.r.r + 4
+	return fr.r.buf[start : start+int(n) : start+int(n)]
 }
