@@ -471,17 +471,10 @@ func (b *Broker) LookupTopic(ctx context.Context, topic string, authoritative bo
 func (b *Broker) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
 	req := partitionsRequests.Get().(*partitionsRequest)
 	req.topic = topic
-	resp, err := b.Request(ctx, &req.cmd)
+	n, err := b.e.Partitions(ctx, &req.cmd)
 	req.topic = ""
 	partitionsRequests.Put(req)
-	if err != nil {
-		return 0, err
-	}
-	r := resp.GetPartitionMetadataResponse()
-	if r == nil {
-		return 0, fmt.Errorf("%w: PARTITIONED_METADATA answered with %v", ErrProtocol, resp.GetType())
-	}
-	return int(r.GetPartitions()), nil
+	return n, err
 }
 
 // partitionsRequest is a reusable PARTITIONED_METADATA command: the core

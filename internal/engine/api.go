@@ -82,10 +82,33 @@ func (b *Engine) onConnLocked(conn uint64) error {
 }
 
 func (b *Engine) request(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
+	r, err := b.requestWith(ctx, bd, cmd, false)
+	return r.cmd, err
+}
+
+// Partitions sends cmd, a PARTITIONED_METADATA request, and returns the
+// partition count of its answer. The answer's frame goes back for reuse
+// (frame.Frame.Release) as soon as the count is taken: no allocation per
+// round trip.
+func (b *Engine) Partitions(ctx context.Context, cmd *pulsarpb.BaseCommand) (int, error) {
+	r, err := b.requestWith(ctx, binding{}, cmd, true)
+	if err != nil {
+		return 0, err
+	}
+	if r.typ != pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE {
+		return 0, fmt.Errorf("%w: PARTITIONED_METADATA answered with %v", core.ErrProtocol, r.typ)
+	}
+	return int(r.partitions), nil
+}
+
+// requestWith sends cmd and waits for its result. With partitionsOnly the
+// result carries the answer's type and partition count, not the answer.
+func (b *Engine) requestWith(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand, partitionsOnly bool) (result, error) {
 	w := b.getWaiter()
 	if bd.create {
 		w.created = bd.reg
 	}
+	w.partitionsOnly = partitionsOnly
 	var id uint64
 	var start time.Time
 	var slot slot
@@ -99,13 +122,13 @@ func (b *Engine) request(ctx context.Context, bd binding, cmd *pulsarpb.BaseComm
 	if err != nil {
 		slot.give(b)
 		b.putWaiter(w) // never handed to the core
-		return nil, err
+		return result{}, err
 	}
 	select {
 	case r := <-w.ch:
 		b.putWaiter(w)
 		b.observeRequest(cmd.GetType(), start, r.err)
-		return r.cmd, r.err
+		return r, r.err
 	case <-ctx.Done():
 		b.mu.Lock()
 		pending := b.core.Cancel(id)
@@ -119,10 +142,10 @@ func (b *Engine) request(ctx context.Context, bd binding, cmd *pulsarpb.BaseComm
 			// under the lock, before Cancel.
 			r := <-w.ch
 			b.putWaiter(w)
-			return r.cmd, r.err
+			return r, r.err
 		}
 		b.putWaiter(w) // cancelled: the core will never complete it
-		return nil, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
+		return result{}, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
 	}
 }
 
@@ -451,17 +474,25 @@ func (b *Engine) whenUsable(ctx context.Context, try func(now time.Time) (<-chan
 type result struct {
 	cmd *pulsarpb.BaseCommand
 	err error
+	// For a waiter that takes only the partition count: the answer's
+	// type and count (cmd is then nil).
+	typ        pulsarpb.BaseCommand_Type
+	partitions uint32
 }
 
 // waiter is a core.Waiter that hands the result to one waiting caller;
 // for Registration.Create, a success also binds created to the connection
-// it answered on.
+// it answered on. With partitionsOnly it hands over only the answer's
+// type and partition count, and gives the answer back for its frame to
+// be released (Engine.spent).
 type waiter struct {
-	ch      chan result
-	created *Registration
+	ch             chan result
+	created        *Registration
+	partitionsOnly bool
+	b              *Engine
 }
 
-func newWaiter() *waiter { return &waiter{ch: make(chan result, 1)} }
+func (b *Engine) newWaiter() *waiter { return &waiter{ch: make(chan result, 1), b: b} }
 
 // getWaiter takes one of the Broker's recycled waiters (Broker.waiters):
 // a waiter goes back only once its one completion has been received or can
@@ -474,11 +505,12 @@ func (b *Engine) getWaiter() *waiter {
 	if w, ok := b.waiters.Get().(*waiter); ok {
 		return w
 	}
-	return newWaiter()
+	return b.newWaiter()
 }
 
 func (b *Engine) putWaiter(w *waiter) {
 	w.created = nil
+	w.partitionsOnly = false
 	b.waiters.Put(w)
 }
 
@@ -488,5 +520,12 @@ func (w *waiter) Done(cmd *pulsarpb.BaseCommand, err error) {
 	if w.created != nil && err == nil {
 		w.created.createdLocked()
 	}
-	w.ch <- result{cmd, err}
+	if w.partitionsOnly && cmd != nil {
+		// The answer is read here, under the lock, and its frame then
+		// released (handleBatch): the caller gets the count alone.
+		w.ch <- result{err: err, typ: cmd.GetType(), partitions: cmd.GetPartitionMetadataResponse().GetPartitions()}
+		w.b.spent = append(w.b.spent, cmd)
+		return
+	}
+	w.ch <- result{cmd: cmd, err: err}
 }

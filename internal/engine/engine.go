@@ -79,6 +79,10 @@ type Engine struct {
 	timerAt time.Time
 	stateCh chan struct{} // closed and replaced at every state change
 	waiters sync.Pool     // of *waiter, for Request (see getWaiter)
+	// spent: the answers of the batch being handled that their waiters
+	// took what they need from (waiter.partitionsOnly), in the order they
+	// were read; handleBatch releases their frames.
+	spent   []*pulsarpb.BaseCommand
 	queue   *deliver.Queue
 	notices notices // carries out a step's notices (flushLocked)
 	// slotQueue: the callers waiting for a request slot, oldest first

@@ -149,13 +149,11 @@ func (b *Engine) read(c *connection) {
 // instead of staying at 8.
 func (b *Engine) readBatch(fr *frame.Reader, batch []*frame.Frame) ([]*frame.Frame, error) {
 	for {
-		body, err := fr.NextBody()
-		if err != nil {
-			return batch, err
+		f, size, err := fr.NextFrame()
+		if size > 0 { // a frame read, even one Parse refused
+			b.framesIn.Add(1)
+			b.bytesIn.Add(uint64(size) + 4)
 		}
-		b.framesIn.Add(1)
-		b.bytesIn.Add(uint64(len(body)) + 4)
-		f, err := frame.Parse(body)
 		if err != nil {
 			return batch, err
 		}
@@ -177,15 +175,26 @@ func (b *Engine) handleBatch(c *connection, batch []*frame.Frame, canHand bool) 
 	b.mu.Lock()
 	now := b.cfg.Clock.Now()
 	inUse := b.core.InUse()
-	for i, f := range batch {
+	for _, f := range batch {
 		b.core.HandleFrame(now, c.gen, f)
-		batch[i] = nil
 	}
 	if inUse || b.core.InUse() { // as step does: an answer ends a use
 		b.usedAt = now
 	}
 	c.fr.SetMaxFrameSize(b.core.MaxFrameSize())
 	drain := b.flushLocked(now)
+	// The waiters completed in the flush took what they need of the
+	// answers in b.spent, which come in the batch's order.
+	j := 0
+	for i, f := range batch {
+		if j < len(b.spent) && f.Command == b.spent[j] {
+			b.spent[j] = nil
+			j++
+			f.Release()
+		}
+		batch[i] = nil
+	}
+	b.spent = b.spent[:0]
 	if !drain {
 		// Hold the reader back while the pushes it read wait for a
 		// slow Handler (see deliver.Queue.OverLimitLocked), until c is

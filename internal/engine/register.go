@@ -146,7 +146,7 @@ func (r *Registration) remove(ctx context.Context, wait bool, why error) error {
 		var cw core.Waiter
 		switch {
 		case wait:
-			w = newWaiter()
+			w = b.newWaiter()
 			cw = w
 		case b.cfg.Observe != nil:
 			cw = &closeWaiter{b: b, typ: typ, start: now}
@@ -271,7 +271,7 @@ func (b *Engine) stop(ctx context.Context, closed func()) error {
 	var waiters []*waiter
 	b.doDetached(func(now time.Time) {
 		b.core.BeginClose(now, func(uint64) core.Waiter {
-			w := newWaiter()
+			w := b.newWaiter()
 			waiters = append(waiters, w)
 			return w
 		})
