@@ -116,27 +116,38 @@ type Frame struct {
 	// Payload is nil for a simple frame.
 	Payload *Payload
 
-	// pm is the allocation of a PARTITIONED_METADATA_RESPONSE decoded
-	// by hand, which Release recycles.
-	pm *hotPartitionedMetadata
+	// rel is the allocation of a hot answer decoded by hand, which
+	// Release recycles; nil for any other frame.
+	rel recycler
 }
 
+// recycler is a hot answer's allocation: recycle clears it and hands it
+// (and a MESSAGE's frame bytes) back for a later Parse.
+type recycler interface{ recycle() }
+
 // Release hands f back for a later Parse to reuse, when it is a kind of
-// frame that is recycled (today only a PARTITIONED_METADATA_RESPONSE
-// decoded by hand; any other frame is left to the garbage collector).
+// frame that is recycled: a PARTITIONED_METADATA_RESPONSE, SEND_RECEIPT
+// or MESSAGE decoded by hand (a MESSAGE read by a Reader with the frame
+// bytes its Payload points into). Any other frame, and nil, is left to
+// the garbage collector.
+//
 // Only the frame's sole holder may call it, once: neither f nor its
-// Command, nor anything they point to, may be used afterwards. Strings
-// taken from it stay valid.
+// Command and Payload, nor anything they point to (Payload.Data and
+// Metadata included), may be used afterwards, by it or by anyone it gave
+// them to. Strings taken from it stay valid.
 func (f *Frame) Release() {
-	if h := f.pm; h != nil {
-		*h = hotPartitionedMetadata{}
-		pmFrames.Put(h)
+	if f != nil && f.rel != nil {
+		f.rel.recycle()
 	}
 }
 
 // Parse decodes the body of one frame: the bytes after the total-size
 // field. The returned Payload's slices alias body.
-func Parse(body []byte) (*Frame, error) {
+func Parse(body []byte) (*Frame, error) { return parse(body, nil) }
+
+// parse is Parse, which decodes a MESSAGE in the plain shape into h
+// unless h is nil (see parseMessage).
+func parse(body []byte, h *hotMessage) (*Frame, error) {
 	if len(body) < 4 {
 		return nil, fmt.Errorf("%w: %d bytes is too short for a command size", ErrMalformed, len(body))
 	}
@@ -144,7 +155,7 @@ func Parse(body []byte) (*Frame, error) {
 	if uint64(cmdSize) > uint64(len(body)-4) {
 		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
 	}
-	if f := parseHot(body[4:4+cmdSize], body[4+cmdSize:]); f != nil {
+	if f := parseHot(body[4:4+cmdSize], body[4+cmdSize:], h); f != nil {
 		return f, nil
 	}
 	cmd := new(pulsarpb.BaseCommand)
@@ -178,7 +189,7 @@ func parseHotInPlace(body []byte) *Frame {
 	if uint64(cmdSize) != uint64(len(body)-4) {
 		return nil // a payload, which a MESSAGE's frame would alias, or a bad size
 	}
-	return parseHot(body[4:], nil)
+	return parseHot(body[4:], nil, nil)
 }
 
 func parsePayload(b []byte) (*Payload, error) {
