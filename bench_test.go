@@ -16,21 +16,21 @@ import (
 // and the profiles.
 
 // benchBroker starts a lean server (cfg) and a Broker connected to it, both
-// stopped when b ends.
-func benchBroker(b *testing.B, cfg bench.ServerConfig) (*bench.Server, *pulsarconn.Broker) {
-	b.Helper()
+// stopped when tb ends.
+func benchBroker(tb testing.TB, cfg bench.ServerConfig) (*bench.Server, *pulsarconn.Broker) {
+	tb.Helper()
 	srv, err := bench.NewServer(cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = srv.Close() })
+	tb.Cleanup(func() { _ = srv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	br, err := bench.StartBroker(ctx, srv.URL())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = br.Stop(context.Background()) })
+	tb.Cleanup(func() { _ = br.Stop(context.Background()) })
 	return srv, br
 }
 

@@ -83,11 +83,14 @@ func ExampleBroker_RegisterProducer() {
 	// The registration lives as long as the producer: its context is not
 	// a request's timeout, and Close ends it. Its Handler gets this
 	// producer's receipts and, last, PushEnded.
-	receipts := make(chan *pulsarpb.CommandSendReceipt, 1)
+	// This one takes what it needs of a receipt, then releases it, so
+	// that the next receipt reuses its memory (Push.Release).
+	receipts := make(chan uint64, 1)
 	id := b.NewProducerID()
 	reg, err := b.RegisterProducer(context.Background(), id, pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
 		if p.Kind == pulsarconn.PushReceipt {
-			receipts <- p.Command.GetSendReceipt()
+			receipts <- p.Command.GetSendReceipt().GetSequenceId()
+			p.Release()
 		}
 	}))
 	if err != nil {
@@ -109,8 +112,7 @@ func ExampleBroker_RegisterProducer() {
 	if err := reg.Publish(ctx, exampleSend(id, 0, "hello")); err != nil {
 		log.Fatal(err)
 	}
-	r := <-receipts
-	fmt.Println("receipt for sequence id", r.GetSequenceId())
+	fmt.Println("receipt for sequence id", <-receipts)
 	// Output: receipt for sequence id 0
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn"
@@ -87,14 +86,9 @@ func testPartitionedTopicMetadataAnswers(t *testing.T) {
 // sync.Pool drops a quarter of what is put back, so up to one allocation
 // per call is let through there; before its pools the call made two.
 func TestPartitionedTopicMetadataAllocatesNothing(t *testing.T) {
-	srv, err := bench.NewServer(bench.ServerConfig{Partitions: 4})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
+	_, b := benchBroker(t, bench.ServerConfig{Partitions: 4})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := bench.StartBroker(ctx, srv.URL())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Stop(context.Background()) })
 
 	allocs := testing.AllocsPerRun(200, func() {
 		n, err := b.PartitionedTopicMetadata(ctx, bench.Topic)

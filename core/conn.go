@@ -908,7 +908,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 		c.askAuth(AuthRequest{Gen: gen, Challenge: cmd.GetAuthChallenge().GetChallenge().GetAuthData()})
 	case pulsarpb.BaseCommand_SEND_RECEIPT:
 		id := cmd.GetSendReceipt().GetProducerId()
-		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd})
+		c.toProducer(id, Push{Kind: PushReceipt, ID: id, Command: cmd, frame: f})
 	case pulsarpb.BaseCommand_SEND_ERROR:
 		se := cmd.GetSendError()
 		if se == nil {
@@ -930,7 +930,7 @@ func (c *Conn) HandleFrame(now time.Time, gen uint64, f *frame.Frame) {
 			c.stats.BadChecksums++
 			c.log(slog.LevelWarn, "MESSAGE checksum mismatch", slog.Uint64("consumer_id", id))
 		}
-		c.toConsumer(id, Push{Kind: PushMessage, ID: id, Command: cmd, Payload: f.Payload})
+		c.toConsumer(id, Push{Kind: PushMessage, ID: id, Command: cmd, Payload: f.Payload, frame: f})
 	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
 		cc := cmd.GetCloseConsumer()
 		c.toConsumer(cc.GetConsumerId(), Push{Kind: PushClosed, ID: cc.GetConsumerId(), Command: cmd,

@@ -75,7 +75,22 @@ type Push struct {
 	BrokerURL, BrokerURLTLS string
 	// Err is set for PushDisconnected, PushEnded and PushSendError.
 	Err error
+
+	// frame is the frame Command and Payload came from, for Release.
+	frame *frame.Frame
 }
+
+// Release hands the push's Command and Payload back to be reused for a
+// later push, which saves their allocations on the hot paths: a
+// PushReceipt and a PushMessage (its frame's bytes included) then cost no
+// allocation. Call it once, when done with the push, from the one holder
+// of the push and of every copy of it: afterwards neither Command nor
+// Payload, nor anything they point to (Payload.Data and Metadata, a
+// message id), may be used. A Handler that keeps what it needs copies it
+// first; strings taken from the command stay valid. Not calling Release
+// is always safe: the garbage collector takes them. For other kinds of
+// push it does nothing.
+func (p Push) Release() { p.frame.Release() }
 
 // Handler receives the pushes of one registered producer or consumer.
 //

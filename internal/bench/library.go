@@ -145,7 +145,8 @@ func LibPublish(ctx context.Context, b *pulsarconn.Broker, srv *Server, encoded 
 
 // LibReceipts registers a producer on b, creates it (PRODUCER, with the
 // Registration's Create), and publishes, with its Publish, SEND frames of size-byte payloads with at most window
-// unacknowledged; its Handler takes the receipts, checking their order.
+// unacknowledged; its Handler takes the receipts, checking their order,
+// and releases each (Push.Release).
 func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, budget Budget) (Throughput, error) {
 	id := b.NewProducerID()
 	tokens := make(chan struct{}, window)
@@ -164,7 +165,9 @@ func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, bu
 			return
 		}
 		want := uint64(receipts.Load())
-		if got := p.Command.GetSendReceipt().GetSequenceId(); got != want {
+		got := p.Command.GetSendReceipt().GetSequenceId()
+		p.Release() // done with it: the next receipt reuses its memory
+		if got != want {
 			fail(fmt.Errorf("%w: receipt for %d, want %d", errUnexpected, got, want))
 			return
 		}
@@ -216,7 +219,8 @@ func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, bu
 
 // LibDelivery registers a consumer on b, subscribes, and counts the
 // MESSAGE frames its Handler receives, granting permits from the Handler
-// as a consumer with a 1,000-message receiver queue does.
+// as a consumer with a 1,000-message receiver queue does, and releasing
+// each message once counted (Push.Release).
 func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Throughput, error) {
 	id := b.NewConsumerID()
 	more := flowCommand(id, refill)
@@ -236,8 +240,16 @@ func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Thro
 			done <- fmt.Errorf("%w: push %v (%v)", errUnexpected, p.Kind, p.Err)
 			return
 		}
+		// The server numbers its entries from 0: a message out of order,
+		// or one whose memory was reused too soon, shows here.
+		if e := p.Command.GetMessage().GetMessageId().GetEntryId(); e != uint64(n) {
+			finished = true
+			done <- fmt.Errorf("%w: message %d has entry id %d", errUnexpected, n, e)
+			return
+		}
 		n++
 		bytes += int64(len(p.Payload.Data))
+		p.Release() // done with it: the next message reuses its memory
 		if budget.Done(n) {
 			finished = true
 			end = time.Now()
