@@ -1,6 +1,7 @@
 package contracttest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -33,6 +34,7 @@ var behaviours = []behaviour{
 	{name: "MaxMessageSize", test: testMaxMessageSize, opts: []pulsartest.Option{pulsartest.WithMaxMessageSize(256 << 10)}},
 	{name: "ReceiptsAndSendErrorsRouted", test: testReceiptsRouted},
 	{name: "DeliveriesAfterFlow", test: testDeliveries},
+	{name: "ReleasedPushesIntact", test: testReleasedPushes},
 	{name: "BrokerPushes", test: testBrokerPushes},
 	{name: "RegistrationLifetime", test: testRegistrationLifetime},
 	{name: "ServerDropsConnection", test: testServerDrops},
@@ -393,6 +395,92 @@ func testDeliveries(t *testing.T, e *env) {
 		assert.EqualValues(t, i, md.GetSequenceId())
 	}
 	assert.Empty(t, other.OfKind(pulsarconn.PushMessage), "routed by consumer id")
+}
+
+// releasingHandler takes what it checks of each receipt (the sequence
+// id) or message (the sequence id and a copy of the data), in order,
+// then releases the push (Push.Release), so that the next one reuses its
+// memory. full is closed once want are taken.
+type releasingHandler struct {
+	mu   sync.Mutex
+	seqs []uint64
+	data [][]byte
+	want int
+	full chan struct{}
+}
+
+func newReleasingHandler(want int) *releasingHandler {
+	return &releasingHandler{want: want, full: make(chan struct{})}
+}
+
+func (h *releasingHandler) HandlePush(p pulsarconn.Push) {
+	var seq uint64
+	var data []byte
+	switch p.Kind {
+	case pulsarconn.PushReceipt:
+		seq = p.Command.GetSendReceipt().GetSequenceId()
+	case pulsarconn.PushMessage:
+		md, err := p.Payload.DecodeMetadata()
+		if err != nil || !p.Payload.ChecksumOK {
+			seq = 1 << 63 // fails the comparison
+		} else {
+			seq = md.GetSequenceId()
+		}
+		data = bytes.Clone(p.Payload.Data)
+	default:
+		return
+	}
+	p.Release()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seqs = append(h.seqs, seq)
+	h.data = append(h.data, data)
+	if len(h.seqs) == h.want {
+		close(h.full)
+	}
+}
+
+// wait waits until h has taken all it wants.
+func (h *releasingHandler) wait(ctx context.Context, t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.full:
+	case <-ctx.Done():
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		t.Fatalf("%d of %d pushes: %v", len(h.seqs), h.want, ctx.Err())
+	}
+}
+
+// testReleasedPushes: receipts and messages of varying sizes, each
+// released by its Handler as soon as it is read, all arrive whole and in
+// order: none is reused while still held.
+func testReleasedPushes(t *testing.T, e *env) {
+	const n = 300
+	payload := func(seq int) []byte { return bytes.Repeat([]byte{byte(seq)}, 1+seq*37%3000) }
+	b := e.connected(t)
+	ctx := testContext(t)
+	receipts := newReleasingHandler(n)
+	_, err := b.RegisterProducer(ctx, 1, receipts)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, producerCmd(topic, 1))
+	require.NoError(t, err)
+	for seq := range n {
+		require.NoError(t, b.PublishMessage(ctx, sendFrame(t, 1, uint64(seq), payload(seq))))
+	}
+	receipts.wait(ctx, t) // every message stored
+	messages := newReleasingHandler(n)
+	_, err = b.RegisterConsumer(ctx, 1, messages)
+	require.NoError(t, err)
+	_, err = b.Request(ctx, subscribeCmd(topic, "s", 1))
+	require.NoError(t, err)
+	require.NoError(t, b.Send(ctx, flowCmd(1, n)))
+	messages.wait(ctx, t)
+	for seq := range n {
+		assert.EqualValues(t, seq, receipts.seqs[seq], "receipt %d", seq)
+		assert.EqualValues(t, seq, messages.seqs[seq], "message %d", seq)
+		assert.Equal(t, payload(seq), messages.data[seq], "message %d", seq)
+	}
 }
 
 func testBrokerPushes(t *testing.T, e *env) {
