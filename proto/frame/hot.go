@@ -268,6 +268,7 @@ func parseSendReceipt(b []byte) *Frame {
 func parseMessage(b, rest []byte, h *hotMessage) *Frame {
 	if h == nil {
 		h = messageFrames.Get().(*hotMessage)
+		h.body = nil // a buffer it kept, which this frame does not use: not held with it
 	}
 	var seen uint8
 	for len(b) > 0 {
