@@ -202,8 +202,10 @@ func (fr *Reader) bufferedBody() []byte {
 	return fr.r.buf[start : start+int(n) : start+int(n)]
 }
 
-// maxKeptBody is the largest frame buffer a recycled MESSAGE keeps.
-const maxKeptBody = 1 << 20
+// maxKeptBody is the largest frame buffer a recycled MESSAGE keeps: that
+// of the largest frame read whole from the read buffer, the only ones
+// copied into a kept buffer.
+const maxKeptBody = largeReadBuffer
 
 // bodySize returns the capacity to give a buffer for an n-byte body
 // (n > 0): n rounded up by sixteen bytes to 128, then by an eighth of a
