@@ -160,7 +160,7 @@ func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		w.start = now
 		_, ch, err := slot.requestLocked(b, now, binding{}, cmd, w)
-		if errors.Is(err, core.ErrTooManyPending) {
+		if err != nil && errors.Is(err, core.ErrTooManyPending) {
 			err = fmt.Errorf("%w (RequestAsync does not wait for one)", err)
 			return nil, errNoWait{err}
 		}
@@ -247,6 +247,9 @@ func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, cmd *pulsarpb
 	}
 	if err == nil {
 		id, err = b.core.Request(now, cmd, w)
+		if err == nil {
+			return id, nil, nil // the common case, without the errors.Is calls below
+		}
 	}
 	if !errors.Is(err, core.ErrTooManyPending) {
 		if b.cfg.FailFast || errors.Is(err, errConnGone) || !errors.Is(err, core.ErrDisconnected) && !errors.Is(err, ErrQueueFull) {
