@@ -224,6 +224,7 @@ func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, bu
 func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Throughput, error) {
 	id := b.NewConsumerID()
 	more := flowCommand(id, refill)
+	granted := budget.permits(0, queueSize)
 	var n int
 	var bytes int64
 	var end time.Time
@@ -256,8 +257,13 @@ func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Thro
 			done <- nil
 			return
 		}
-		if n%refill == 0 {
-			if err := b.Send(ctx, more); err != nil {
+		if k := budget.permits(granted, refill); n%refill == 0 && k > 0 {
+			cmd := more
+			if k < refill {
+				cmd = flowCommand(id, uint32(k)) // the budget's last permits
+			}
+			granted += k
+			if err := b.Send(ctx, cmd); err != nil {
 				finished = true
 				done <- err
 			}
@@ -273,7 +279,7 @@ func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Thro
 		return Throughput{}, err
 	}
 	start := time.Now()
-	if err := b.Send(ctx, flowCommand(id, queueSize)); err != nil {
+	if err := b.Send(ctx, flowCommand(id, uint32(granted))); err != nil {
 		return Throughput{}, err
 	}
 	select {

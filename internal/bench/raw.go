@@ -431,7 +431,8 @@ func RawDelivery(ctx context.Context, addr string, budget Budget) (Throughput, e
 	}
 	defer c.loop(ctx)()
 	more := mustEncode(flowCommand(consumer, refill))
-	if _, err := c.nc.Write(mustEncode(flowCommand(consumer, queueSize))); err != nil {
+	granted := budget.permits(0, queueSize)
+	if _, err := c.nc.Write(mustEncode(flowCommand(consumer, uint32(granted)))); err != nil {
 		return Throughput{}, err
 	}
 	start := time.Now()
@@ -451,8 +452,13 @@ func RawDelivery(ctx context.Context, addr string, budget Budget) (Throughput, e
 		}
 		n++
 		bytes += int64(len(data))
-		if n%refill == 0 {
-			if _, err := c.nc.Write(more); err != nil {
+		if k := budget.permits(granted, refill); n%refill == 0 && k > 0 {
+			grant := more
+			if k < refill {
+				grant = mustEncode(flowCommand(consumer, uint32(k))) // the budget's last permits
+			}
+			granted += k
+			if _, err := c.nc.Write(grant); err != nil {
 				return Throughput{}, err
 			}
 		}
