@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,13 +83,63 @@ func (g *brokerGuard) signal(sig syscall.Signal) error {
 	return nil
 }
 
-// stop freezes the broker (SIGSTOP to its group).
+// stop freezes the broker (SIGSTOP to its group) and returns once every
+// thread of the broker's process is stopped. kill(2) only queues the
+// signal: a thread running on another CPU goes on until it next enters
+// the kernel, and a CI run saw the broker answer 4 of 20 LOOKUPs sent
+// just after the SIGSTOP. The kernel says when a thread has stopped (state
+// T in /proc/PID/task/TID/stat) but offers no way to wait for that in a
+// process that is not our child, so stop reads those states until all
+// say so.
 func (g *brokerGuard) stop() {
 	g.t.Helper()
 	if err := g.signal(syscall.SIGSTOP); err != nil {
 		g.t.Fatalf("SIGSTOP the broker (pid %d): %v", g.pid, err)
 	}
 	g.stopped = true
+	sent := time.Now()
+	deadline := sent.Add(time.Minute)
+	for reads := 1; ; reads++ {
+		running, err := g.runningThreads()
+		if err != nil {
+			g.t.Fatalf("SIGSTOP the broker (pid %d): %v", g.pid, err)
+		}
+		if running == 0 {
+			g.t.Logf("every thread of the broker stopped %v after the SIGSTOP (%d reads of their states)", time.Since(sent).Round(time.Microsecond), reads)
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("SIGSTOP the broker (pid %d): %d threads still running after a minute", g.pid, running)
+		}
+		runtime.Gosched()
+	}
+}
+
+// runningThreads counts the threads of the broker's process that are not
+// stopped.
+func (g *brokerGuard) runningThreads() (int, error) {
+	dir := fmt.Sprintf("/proc/%d/task", g.pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	running := 0
+	for _, task := range tasks {
+		stat, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread has ended
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself hold spaces or parentheses.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) {
+			return 0, fmt.Errorf("%s/%s/stat: unexpected %q", dir, task.Name(), stat)
+		}
+		if st := stat[i+2]; st != 'T' && st != 't' && st != 'Z' && st != 'X' {
+			running++
+		}
+	}
+	return running, nil
 }
 
 // kill is kill -9 of the broker's group; it returns when it was sent.
