@@ -159,7 +159,7 @@ type Conn struct {
 	dlHead    int
 	// dlLive: the request of deadlines[dlHead] is known to be pending
 	// (nothing has left pending since dropStaleDeadlines found it so),
-	// which spares the steps that only add requests its map lookup.
+	// so a step that only adds requests skips the map lookup.
 	dlLive    bool
 	producers map[uint64]Handler
 	consumers map[uint64]Handler

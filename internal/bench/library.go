@@ -257,15 +257,17 @@ func LibDelivery(ctx context.Context, b *pulsarconn.Broker, budget Budget) (Thro
 			done <- nil
 			return
 		}
-		if k := budget.permits(granted, refill); n%refill == 0 && k > 0 {
-			cmd := more
-			if k < refill {
-				cmd = flowCommand(id, uint32(k)) // the budget's last permits
-			}
-			granted += k
-			if err := b.Send(ctx, cmd); err != nil {
-				finished = true
-				done <- err
+		if n%refill == 0 {
+			if k := budget.permits(granted, refill); k > 0 {
+				cmd := more
+				if k < refill {
+					cmd = flowCommand(id, uint32(k)) // the budget's last permits
+				}
+				granted += k
+				if err := b.Send(ctx, cmd); err != nil {
+					finished = true
+					done <- err
+				}
 			}
 		}
 	})

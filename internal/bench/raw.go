@@ -452,14 +452,16 @@ func RawDelivery(ctx context.Context, addr string, budget Budget) (Throughput, e
 		}
 		n++
 		bytes += int64(len(data))
-		if k := budget.permits(granted, refill); n%refill == 0 && k > 0 {
-			grant := more
-			if k < refill {
-				grant = mustEncode(flowCommand(consumer, uint32(k))) // the budget's last permits
-			}
-			granted += k
-			if _, err := c.nc.Write(grant); err != nil {
-				return Throughput{}, err
+		if n%refill == 0 {
+			if k := budget.permits(granted, refill); k > 0 {
+				grant := more
+				if k < refill {
+					grant = mustEncode(flowCommand(consumer, uint32(k))) // the budget's last permits
+				}
+				granted += k
+				if _, err := c.nc.Write(grant); err != nil {
+					return Throughput{}, err
+				}
 			}
 		}
 	}
