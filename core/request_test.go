@@ -429,3 +429,65 @@ func TestOtherAnswerTypes(t *testing.T) {
 		})
 	}
 }
+
+// TestManyRequestsFoundAfterTheFrontMoves: pending requests are found by
+// id, answered, timed out and cancelled correctly while the answered
+// front of the requests sent is dropped and the rest moved down.
+func TestManyRequestsFoundAfterTheFrontMoves(t *testing.T) {
+	const n = 300
+	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour})
+	h.connect()
+	ws := make([]*waiter, n+1) // by request id
+	for i := 1; i <= n; i++ {
+		id, w := h.request(lookup(fmt.Sprint("t", i)))
+		require.Equal(t, uint64(i), id)
+		ws[i] = w
+		h.advance(time.Millisecond)
+	}
+	start := t0 // request i was sent at start + (i-1) ms
+	answer := func(id int) {
+		t.Helper()
+		h.recv(lookupConnect(uint64(id), fmt.Sprintf("pulsar://b%d:6650", id)))
+		require.Equal(t, 1, ws[id].calls, "request %d", id)
+		require.NoError(t, ws[id].err)
+		require.Equal(t, fmt.Sprintf("pulsar://b%d:6650", id), ws[id].result.GetLookupTopicResponse().GetBrokerServiceUrl())
+	}
+	for id := 1; id <= n/2; id++ {
+		answer(id)
+	}
+	for id := n; id > 3*n/4; id-- {
+		answer(id)
+	}
+	for id := n/2 + 1; id <= 3*n/4; id++ {
+		require.Zero(t, ws[id].calls, "request %d", id)
+	}
+	require.Equal(t, n/4, h.c.Pending())
+
+	h.recv(lookupConnect(5, "pulsar://late:6650"))
+	assert.Equal(t, 1, ws[5].calls, "an answered request is not completed again")
+	assert.Equal(t, uint64(1), h.c.Stats().UnknownRequests)
+
+	first := n/2 + 1
+	deadline := start.Add(time.Duration(first-1)*time.Millisecond + 30*time.Second)
+	require.Equal(t, deadline, h.c.NextDeadline(), "the oldest pending request's deadline is next")
+	h.advanceTo(deadline)
+	require.Equal(t, 1, ws[first].calls)
+	assert.ErrorIs(t, ws[first].err, core.ErrRequestTimeout)
+	assert.Equal(t, deadline.Add(time.Millisecond), h.c.NextDeadline())
+
+	assert.True(t, h.c.Cancel(200))
+	assert.False(t, h.c.Cancel(5), "answered long ago")
+	assert.False(t, h.c.Cancel(n+1), "never sent")
+	h.advance(time.Minute)
+	for id := first + 1; id <= 3*n/4; id++ {
+		want := 1
+		if id == 200 {
+			want = 0
+		}
+		require.Equal(t, want, ws[id].calls, "request %d", id)
+	}
+	assert.Zero(t, h.c.Pending())
+	id, _ := h.request(lookup("after"))
+	assert.Equal(t, uint64(n+1), id)
+	assert.Equal(t, 1, h.c.Pending())
+}
