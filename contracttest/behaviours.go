@@ -42,6 +42,7 @@ var behaviours = []behaviour{
 	{name: "RequestTimeout", test: testRequestTimeout},
 	{name: "ConnectTimeout", test: testConnectTimeout},
 	{name: "ContextCancellation", test: testContextCancellation},
+	{name: "SharedContextsCancellation", test: testSharedContextsCancellation},
 	{name: "ContextDeadline", test: testContextDeadline},
 	{name: "GracefulStop", test: testGracefulStop},
 	{name: "MalformedFrames", test: testMalformedFrames},
@@ -700,6 +701,58 @@ func testContextCancellation(t *testing.T, e *env) {
 	assert.ErrorIs(t, <-errc, context.Canceled)
 	e.faults.RefuseDials(false)
 	require.NoError(t, b.WaitConnected(ctx))
+}
+
+// testSharedContextsCancellation: callers that use their context again
+// and again, several at once, each return its error once it ends while
+// the broker holds their requests, and the slots those requests held are
+// free again. More contexts are in use than the engine watches at once
+// (the rest are waited on as a lone request's are).
+func testSharedContextsCancellation(t *testing.T, e *env) {
+	const contexts, callers, slots = 6, 3, 6 * 3
+	b := e.connected(t, pulsarconn.WithMaxPendingRequests(slots))
+	ctx := testContext(t)
+	ctxs := make([]context.Context, contexts)
+	cancels := make([]context.CancelFunc, contexts)
+	for i := range ctxs {
+		ctxs[i], cancels[i] = context.WithCancel(ctx)
+		defer cancels[i]()
+		for range 2 { // answered: the context is used again
+			_, err := b.PartitionedTopicMetadata(ctxs[i], topic)
+			require.NoError(t, err)
+		}
+	}
+	stop := e.srv.InterceptEvery(pulsarpb.BaseCommand_PARTITIONED_METADATA, func(*pulsartest.Call) pulsartest.Action { return pulsartest.Drop })
+	errcs := make([]chan error, contexts)
+	for i := range ctxs {
+		errcs[i] = make(chan error, callers)
+		for range callers {
+			go func() { _, err := b.PartitionedTopicMetadata(ctxs[i], topic); errcs[i] <- err }()
+		}
+	}
+	require.NoError(t, e.srv.WaitReceived(ctx, pulsarpb.BaseCommand_PARTITIONED_METADATA, 2*contexts+slots))
+	for i := range ctxs {
+		cancels[i]()
+		for range callers {
+			assert.ErrorIs(t, <-errcs[i], context.Canceled, "context %d", i)
+		}
+		for j := i + 1; j < contexts; j++ {
+			assert.Empty(t, errcs[j], "context %d ended with context %d", j, i)
+		}
+	}
+	stop()
+
+	// Every slot is free: as many RequestAsync calls, which do not wait
+	// for a slot, are all sent and answered.
+	answers := make(chan error, slots)
+	for range slots {
+		require.NoError(t, b.RequestAsync(ctx, partitionsCmd(topic), func(_ *pulsarpb.BaseCommand, err error) { answers <- err }))
+	}
+	for range slots {
+		require.NoError(t, <-answers)
+	}
+	_, err := b.PartitionedTopicMetadata(ctxs[0], topic)
+	assert.ErrorIs(t, err, context.Canceled, "an ended context is refused")
 }
 
 // testContextDeadline: a context deadline bounds a request the broker

@@ -112,17 +112,30 @@ func (b *Engine) requestWith(ctx context.Context, bd binding, cmd *pulsarpb.Base
 	var id uint64
 	var start time.Time
 	var slot slot
+	var watched bool
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		start = now
 		var ch <-chan struct{}
 		var err error
 		id, ch, err = slot.requestLocked(b, now, bd, cmd, w)
+		if err == nil {
+			w.id, w.typ = id, cmd.GetType()
+			watched = b.watchLocked(ctx, w)
+		}
 		return ch, err
 	})
 	if err != nil {
 		slot.give(b)
 		b.putWaiter(w) // never handed to the core
 		return result{}, err
+	}
+	if watched { // ctx's end comes on w.ch too (see watch.go)
+		r := <-w.ch
+		b.putWaiter(w)
+		if !r.cancelled {
+			b.observeRequest(cmd.GetType(), start, r.err)
+		}
+		return r, r.err
 	}
 	select {
 	case r := <-w.ch:
@@ -481,6 +494,8 @@ type result struct {
 	// type and count (cmd is then nil).
 	typ        pulsarpb.BaseCommand_Type
 	partitions uint32
+	// cancelled: the request's context ended first (err says so).
+	cancelled bool
 }
 
 // waiter is a core.Waiter that hands the result to one waiting caller;
@@ -493,6 +508,12 @@ type waiter struct {
 	created        *Registration
 	partitionsOnly bool
 	b              *Engine
+	// The pending request's id and type, and its place on the list of
+	// the watch of its context, if it is on one (watch.go).
+	id         uint64
+	typ        pulsarpb.BaseCommand_Type
+	watch      *ctxWatch
+	prev, next *waiter
 }
 
 func (b *Engine) newWaiter() *waiter { return &waiter{ch: make(chan result, 1), b: b} }
@@ -520,6 +541,7 @@ func (b *Engine) putWaiter(w *waiter) {
 // Done implements core.Waiter; the core completes each request once, so
 // the buffered send never blocks.
 func (w *waiter) Done(cmd *pulsarpb.BaseCommand, err error) {
+	w.unwatchLocked()
 	if w.created != nil && err == nil {
 		w.created.createdLocked()
 	}

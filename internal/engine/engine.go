@@ -79,6 +79,10 @@ type Engine struct {
 	timerAt time.Time
 	stateCh chan struct{} // closed and replaced at every state change
 	waiters sync.Pool     // of *waiter, for Request (see getWaiter)
+	// The contexts watched for requests' callers, and the done channel
+	// of the last request's context not watched (watch.go).
+	watches  []*ctxWatch
+	lastDone <-chan struct{}
 	// spent: the answers of the batch being handled that their waiters
 	// took what they need from (waiter.partitionsOnly), in the order they
 	// were read; handleBatch releases their frames.
@@ -345,6 +349,7 @@ func (b *Engine) flushLocked(now time.Time) bool {
 // goroutines.
 func (b *Engine) endedLocked() {
 	b.stopped = true
+	b.unwatchAllLocked()
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil

@@ -295,6 +295,7 @@ wait:
 	b.doDetached(func(now time.Time) {
 		b.core.FinishClose(now)
 		b.stopped = true
+		b.unwatchAllLocked()
 		if b.timer != nil {
 			b.timer.Stop()
 			b.timer = nil
