@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -469,31 +468,5 @@ func (b *Broker) LookupTopic(ctx context.Context, topic string, authoritative bo
 // PartitionedTopicMetadata returns how many partitions topic has
 // (PARTITIONED_METADATA); 0 means the topic is not partitioned.
 func (b *Broker) PartitionedTopicMetadata(ctx context.Context, topic string) (int, error) {
-	req := partitionsRequests.Get().(*partitionsRequest)
-	req.topic = topic
-	n, err := b.e.Partitions(ctx, &req.cmd)
-	req.topic = ""
-	partitionsRequests.Put(req)
-	return n, err
+	return b.e.Partitions(ctx, topic)
 }
-
-// partitionsRequest is a reusable PARTITIONED_METADATA command: the core
-// encodes a request before Request returns and keeps no reference to it,
-// so the command can serve again. Building one per call cost 5 of the 14
-// allocations of a round trip.
-type partitionsRequest struct {
-	cmd   pulsarpb.BaseCommand
-	pm    pulsarpb.CommandPartitionedTopicMetadata
-	typ   pulsarpb.BaseCommand_Type
-	topic string
-	id    uint64
-}
-
-var partitionsRequests = sync.Pool{New: func() any {
-	r := &partitionsRequest{typ: pulsarpb.BaseCommand_PARTITIONED_METADATA}
-	r.cmd.Type = &r.typ
-	r.cmd.PartitionMetadata = &r.pm
-	r.pm.Topic = &r.topic
-	r.pm.RequestId = &r.id
-	return r
-}}

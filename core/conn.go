@@ -758,11 +758,35 @@ func (c *Conn) request(now time.Time, cmd *pulsarpb.BaseCommand, w Waiter) (uint
 	if err := c.write(cmd); err != nil {
 		return 0, err
 	}
+	c.track(now, id, cmd.GetType(), w)
+	return id, nil
+}
+
+// RequestPartitions is Request for a PARTITIONED_METADATA request for
+// topic, which it writes with frame.AppendPartitionedMetadata instead of
+// encoding a BaseCommand: the same bytes, for a sixth of the
+// instructions, on the request sent most.
+func (c *Conn) RequestPartitions(now time.Time, topic string, w Waiter) (uint64, error) {
+	const typ = pulsarpb.BaseCommand_PARTITIONED_METADATA
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
+	if err := c.slotFree(typ); err != nil {
+		return 0, err
+	}
+	id := c.nextRequestID
+	c.rd.Output = frame.AppendPartitionedMetadata(c.rd.Output, topic, id)
+	c.framesOut++
+	c.track(now, id, typ, w)
+	return id, nil
+}
+
+// track makes id, just written, the newest pending request.
+func (c *Conn) track(now time.Time, id uint64, typ pulsarpb.BaseCommand_Type, w Waiter) {
 	c.nextRequestID++
 	deadline := now.Add(c.cfg.OperationTimeout)
-	c.reqs = append(c.reqs, sent{id: id, deadline: deadline, waiter: w, typ: cmd.GetType(), live: true})
+	c.reqs = append(c.reqs, sent{id: id, deadline: deadline, waiter: w, typ: typ, live: true})
 	c.pending++
-	return id, nil
 }
 
 // Cancel forgets request id without completing it (its caller gave up).

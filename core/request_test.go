@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsarconn/pulsarconn/core"
+	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 )
 
@@ -490,4 +491,54 @@ func TestManyRequestsFoundAfterTheFrontMoves(t *testing.T) {
 	id, _ := h.request(lookup("after"))
 	assert.Equal(t, uint64(n+1), id)
 	assert.Equal(t, 1, h.c.Pending())
+}
+
+// TestRequestPartitions: RequestPartitions writes the frame Request
+// writes for the same PARTITIONED_METADATA command, and its request is
+// tracked as any other: answered, timed out, refused when not connected
+// or when every slot is taken, with ids shared with Request's.
+func TestRequestPartitions(t *testing.T) {
+	h := newHarness(t, core.Config{OperationTimeout: 30 * time.Second, KeepAliveInterval: time.Hour, MaxPending: 3})
+	w := &waiter{}
+	_, err := h.c.RequestPartitions(h.now, "a", w)
+	assert.ErrorIs(t, err, core.ErrDisconnected)
+	h.connect()
+	h.take()
+
+	id1, w1 := h.request(partitionedMetadata("a"))
+	want := h.take()
+	id2, err := h.c.RequestPartitions(h.now, "a", w)
+	h.step()
+	require.NoError(t, err)
+	assert.Equal(t, id1+1, id2)
+	wantFrame, err := frame.AppendCommand(nil, withID(t, want, id2))
+	require.NoError(t, err)
+	assert.Equal(t, wantFrame, h.take(), "the bytes Request writes")
+	h.advance(10 * time.Second)
+	w3 := &waiter{}
+	id3, err := h.c.RequestPartitions(h.now, "b", w3)
+	h.step()
+	require.NoError(t, err)
+	assert.Equal(t, 3, h.c.Pending())
+	_, err = h.c.RequestPartitions(h.now, "c", &waiter{})
+	assert.ErrorIs(t, err, core.ErrTooManyPending)
+
+	h.recv(partitionsAnswer(id2, 4))
+	require.Equal(t, 1, w.calls)
+	require.NoError(t, w.err)
+	assert.Equal(t, uint32(4), w.result.GetPartitionMetadataResponse().GetPartitions())
+	h.recv(partitionsAnswer(id1, 1))
+	assert.Equal(t, 1, w1.calls)
+	h.advanceTo(t0.Add(40 * time.Second))
+	require.Equal(t, 1, w3.calls)
+	assert.ErrorIs(t, w3.err, core.ErrRequestTimeout, "request %d has its own deadline", id3)
+	assert.Zero(t, h.c.Pending())
+}
+
+// withID decodes b, one frame, and sets its request id to id.
+func withID(t *testing.T, b []byte, id uint64) *pulsarpb.BaseCommand {
+	cmds := decodeAll(t, b)
+	require.Len(t, cmds, 1)
+	require.True(t, frame.SetRequestID(cmds[0], id))
+	return cmds[0]
 }

@@ -82,16 +82,17 @@ func (b *Engine) onConnLocked(conn uint64) error {
 }
 
 func (b *Engine) request(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand) (*pulsarpb.BaseCommand, error) {
-	r, err := b.requestWith(ctx, bd, cmd, false)
+	r, err := b.requestWith(ctx, bd, outgoing{cmd: cmd}, false)
 	return r.cmd, err
 }
 
-// Partitions sends cmd, a PARTITIONED_METADATA request, and returns the
-// partition count of its answer. The answer's frame goes back for reuse
-// (frame.Frame.Release) as soon as the count is taken: no allocation per
-// round trip.
-func (b *Engine) Partitions(ctx context.Context, cmd *pulsarpb.BaseCommand) (int, error) {
-	r, err := b.requestWith(ctx, binding{}, cmd, true)
+// Partitions sends a PARTITIONED_METADATA request for topic and returns
+// the partition count of its answer. The request is written without a
+// BaseCommand (core.Conn.RequestPartitions), and the answer's frame goes
+// back for reuse (frame.Frame.Release) as soon as the count is taken: no
+// allocation per round trip.
+func (b *Engine) Partitions(ctx context.Context, topic string) (int, error) {
+	r, err := b.requestWith(ctx, binding{}, outgoing{topic: topic}, true)
 	if err != nil {
 		return 0, err
 	}
@@ -101,9 +102,31 @@ func (b *Engine) Partitions(ctx context.Context, cmd *pulsarpb.BaseCommand) (int
 	return int(r.partitions), nil
 }
 
-// requestWith sends cmd and waits for its result. With partitionsOnly the
+// outgoing is a request to send: cmd, or, when cmd is nil, a
+// PARTITIONED_METADATA request for topic.
+type outgoing struct {
+	cmd   *pulsarpb.BaseCommand
+	topic string
+}
+
+func (o outgoing) typ() pulsarpb.BaseCommand_Type {
+	if o.cmd == nil {
+		return pulsarpb.BaseCommand_PARTITIONED_METADATA
+	}
+	return o.cmd.GetType()
+}
+
+// requestLocked hands o to the core.
+func (o outgoing) requestLocked(b *Engine, now time.Time, w core.Waiter) (uint64, error) {
+	if o.cmd == nil {
+		return b.core.RequestPartitions(now, o.topic, w)
+	}
+	return b.core.Request(now, o.cmd, w)
+}
+
+// requestWith sends o and waits for its result. With partitionsOnly the
 // result carries the answer's type and partition count, not the answer.
-func (b *Engine) requestWith(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand, partitionsOnly bool) (result, error) {
+func (b *Engine) requestWith(ctx context.Context, bd binding, o outgoing, partitionsOnly bool) (result, error) {
 	w := b.getWaiter()
 	if bd.create {
 		w.created = bd.reg
@@ -117,9 +140,9 @@ func (b *Engine) requestWith(ctx context.Context, bd binding, cmd *pulsarpb.Base
 		start = now
 		var ch <-chan struct{}
 		var err error
-		id, ch, err = slot.requestLocked(b, now, bd, cmd, w)
+		id, ch, err = slot.requestLocked(b, now, bd, o, w)
 		if err == nil {
-			w.id, w.typ = id, cmd.GetType()
+			w.id, w.typ = id, o.typ()
 			watched = b.watchLocked(ctx, w)
 		}
 		return ch, err
@@ -133,14 +156,14 @@ func (b *Engine) requestWith(ctx context.Context, bd binding, cmd *pulsarpb.Base
 		r := <-w.ch
 		b.putWaiter(w)
 		if !r.cancelled {
-			b.observeRequest(cmd.GetType(), start, r.err)
+			b.observeRequest(o.typ(), start, r.err)
 		}
 		return r, r.err
 	}
 	select {
 	case r := <-w.ch:
 		b.putWaiter(w)
-		b.observeRequest(cmd.GetType(), start, r.err)
+		b.observeRequest(o.typ(), start, r.err)
 		return r, r.err
 	case <-ctx.Done():
 		b.mu.Lock()
@@ -158,7 +181,7 @@ func (b *Engine) requestWith(ctx context.Context, bd binding, cmd *pulsarpb.Base
 			return r, r.err
 		}
 		b.putWaiter(w) // cancelled: the core will never complete it
-		return result{}, fmt.Errorf("pulsarconn: %v request %d: %w", cmd.GetType(), id, ctx.Err())
+		return result{}, fmt.Errorf("pulsarconn: %v request %d: %w", o.typ(), id, ctx.Err())
 	}
 }
 
@@ -172,7 +195,7 @@ func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	slot := slot{noWait: true}
 	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
 		w.start = now
-		_, ch, err := slot.requestLocked(b, now, binding{}, cmd, w)
+		_, ch, err := slot.requestLocked(b, now, binding{}, outgoing{cmd: cmd}, w)
 		if err != nil && errors.Is(err, core.ErrTooManyPending) {
 			err = fmt.Errorf("%w (RequestAsync does not wait for one)", err)
 			return nil, errNoWait{err}
@@ -241,7 +264,7 @@ type slotTurn struct {
 // reserves a slot for the wait; when none is free it reports
 // core.ErrTooManyPending and, unless the caller does not wait, queues it
 // for one, returning the channel closed at its turn.
-func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, cmd *pulsarpb.BaseCommand, w core.Waiter) (uint64, <-chan struct{}, error) {
+func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, o outgoing, w core.Waiter) (uint64, <-chan struct{}, error) {
 	if s.turn != nil { // woken, with a slot reserved for it
 		s.held, s.turn = s.turn.reserved, nil
 	}
@@ -259,7 +282,7 @@ func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, cmd *pulsarpb
 		room, err = b.writeRoomLocked()
 	}
 	if err == nil {
-		id, err = b.core.Request(now, cmd, w)
+		id, err = o.requestLocked(b, now, w)
 		if err == nil {
 			return id, nil, nil // the common case, without the errors.Is calls below
 		}
@@ -268,7 +291,7 @@ func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, cmd *pulsarpb
 		if b.cfg.FailFast || errors.Is(err, errConnGone) || !errors.Is(err, core.ErrDisconnected) && !errors.Is(err, ErrQueueFull) {
 			return id, room, err // no wait
 		}
-		rerr := b.core.Reserve(cmd.GetType())
+		rerr := b.core.Reserve(o.typ())
 		if rerr == nil {
 			s.held = true
 			return id, room, err
@@ -278,7 +301,7 @@ func (s *slot) requestLocked(b *Engine, now time.Time, bd binding, cmd *pulsarpb
 	if b.cfg.FailFast || s.noWait {
 		return 0, nil, err
 	}
-	s.turn = &slotTurn{ch: make(chan struct{}), typ: cmd.GetType()}
+	s.turn = &slotTurn{ch: make(chan struct{}), typ: o.typ()}
 	b.slotQueue = append(b.slotQueue, s.turn)
 	return 0, s.turn.ch, err
 }

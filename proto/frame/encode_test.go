@@ -218,3 +218,25 @@ func FuzzEncodingMatchesProto(f *testing.F) {
 		checkEncodingMatchesProto(t, b)
 	})
 }
+
+// FuzzAppendPartitionedMetadata: the hand-written PARTITIONED_METADATA
+// frame is AppendCommand's for the same command, whatever the topic (any
+// length, any bytes) and request id, and appends to what dst holds.
+func FuzzAppendPartitionedMetadata(f *testing.F) {
+	f.Add("persistent://public/default/t", uint64(0))
+	f.Add("", uint64(1))
+	f.Add(string(bytes.Repeat([]byte{'x'}, 200)), uint64(1)<<63)
+	f.Add("\xff\x00", uint64(128))
+	f.Fuzz(func(t *testing.T, topic string, id uint64) {
+		cmd := &pulsarpb.BaseCommand{
+			Type: pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+			PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{
+				Topic: proto.String(topic), RequestId: proto.Uint64(id),
+			},
+		}
+		prefix := []byte("held")
+		want, err := frame.AppendCommand(bytes.Clone(prefix), cmd)
+		require.NoError(t, err)
+		assert.Equal(t, want, frame.AppendPartitionedMetadata(bytes.Clone(prefix), topic, id))
+	})
+}
