@@ -190,7 +190,7 @@ func (b *Engine) handleBatch(c *connection, batch []*frame.Frame, canHand bool) 
 		if j < len(b.spent) && f.Command == b.spent[j] {
 			b.spent[j] = nil
 			j++
-			f.Release()
+			c.fr.Recycle(f)
 		}
 		batch[i] = nil
 	}

@@ -156,7 +156,7 @@ func parse(body []byte, h *hotMessage) (*Frame, error) {
 	if uint64(cmdSize) > uint64(len(body)-4) {
 		return nil, fmt.Errorf("%w: command size %d exceeds the frame's %d bytes", ErrMalformed, cmdSize, len(body)-4)
 	}
-	if f := parseHot(body[4:4+cmdSize], body[4+cmdSize:], h); f != nil {
+	if f := parseHot(body[4:4+cmdSize], body[4+cmdSize:], h, nil); f != nil {
 		return f, nil
 	}
 	cmd := new(pulsarpb.BaseCommand)
@@ -179,10 +179,10 @@ func parse(body []byte, h *hotMessage) (*Frame, error) {
 	return f, nil
 }
 
-// parseHotInPlace decodes body as Parse does when it is a hot answer
-// without a payload, which keeps none of body's bytes; otherwise, or when
-// Parse would report an error, it returns nil.
-func parseHotInPlace(body []byte) *Frame {
+// parseHotInPlace decodes body, read by fr, as Parse does when it is a
+// hot answer without a payload, which keeps none of body's bytes;
+// otherwise, or when Parse would report an error, it returns nil.
+func parseHotInPlace(body []byte, fr *Reader) *Frame {
 	if len(body) < 4 {
 		return nil
 	}
@@ -190,7 +190,7 @@ func parseHotInPlace(body []byte) *Frame {
 	if uint64(cmdSize) != uint64(len(body)-4) {
 		return nil // a payload, which a MESSAGE's frame would alias, or a bad size
 	}
-	return parseHot(body[4:], nil, nil)
+	return parseHot(body[4:], nil, nil, fr)
 }
 
 func parsePayload(b []byte) (*Payload, error) {

@@ -75,8 +75,9 @@ type hotMessageID struct {
 
 // parseHot decodes b, a BaseCommand, and rest, the frame's bytes after
 // it, when they are one of the hot answers in the plain shape; otherwise
-// it returns nil. Only a MESSAGE may have a rest.
-func parseHot(b, rest []byte, h *hotMessage) *Frame {
+// it returns nil. Only a MESSAGE may have a rest. fr, if not nil, is the
+// Reader that read them, whose kept answers are used first.
+func parseHot(b, rest []byte, h *hotMessage, fr *Reader) *Frame {
 	var typ uint64
 	var inner []byte
 	var innerNum protowire.Number
@@ -118,7 +119,7 @@ func parseHot(b, rest []byte, h *hotMessage) *Frame {
 	case len(rest) != 0:
 		return nil
 	case typ == 22:
-		return parsePartitionedMetadata(inner)
+		return parsePartitionedMetadata(inner, fr)
 	case typ == 7:
 		return parseSendReceipt(inner)
 	}
@@ -158,8 +159,13 @@ func (h *hotMessage) recycle() {
 	messageFrames.Put(h)
 }
 
-func parsePartitionedMetadata(b []byte) *Frame {
-	h := pmFrames.Get().(*hotPartitionedMetadata)
+func parsePartitionedMetadata(b []byte, fr *Reader) *Frame {
+	var h *hotPartitionedMetadata
+	if n := len(fr.keptPM()); n > 0 {
+		h, fr.pm = fr.pm[n-1], fr.pm[:n-1]
+	} else {
+		h = pmFrames.Get().(*hotPartitionedMetadata)
+	}
 	var seen uint8
 	for len(b) > 0 {
 		num, wt, n := protowire.Number(b[0]>>3), protowire.Type(b[0]&7), 1

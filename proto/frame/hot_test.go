@@ -302,3 +302,81 @@ func TestReleasedMessageIsReused(t *testing.T) {
 	assert.LessOrEqual(t, allocs, limit)
 	assert.True(t, check(kept, nil, 0), "the message not released was overwritten")
 }
+
+// pmFrame is a whole PARTITIONED_METADATA_RESPONSE frame (size field
+// included) for request id with n partitions.
+func pmFrame(id, n uint64) []byte {
+	body := simpleBody(cat(varintField(1, 22), lenField(22, cat(varintField(1, n), varintField(2, id)))))
+	return cat(u32(uint32(len(body))), body)
+}
+
+// TestRecycledMetadataAnswersServeTheReader: answers handed back with
+// Recycle are the next ones the Reader reads, the last one first, and
+// read as they were sent; the Reader keeps at most 64 of them, and one
+// once its traffic is light (at Fill); any other frame is Released.
+func TestRecycledMetadataAnswersServeTheReader(t *testing.T) {
+	const many = 100
+	var stream []byte
+	for i := range uint64(2 * many) {
+		stream = append(stream, pmFrame(i, i%5)...)
+	}
+	fr := frame.NewReader(bytes.NewReader(stream), 0)
+	first := readFrames(t, fr, many)
+	for i, f := range first {
+		assert.Equal(t, uint64(i), pmOf(f).GetRequestId())
+		fr.Recycle(f)
+	}
+	fr.Recycle(nil)
+	second := readFrames(t, fr, many)
+	for i, f := range second {
+		assert.Equal(t, uint64(many+i), pmOf(f).GetRequestId(), "read as sent")
+		assert.Equal(t, uint32((many+i)%5), pmOf(f).GetPartitions(), "read as sent")
+	}
+	for i := range 64 {
+		assert.Same(t, first[63-i], second[i], "answer %d: the 64th recycled comes first, the rest went to the pool", i)
+	}
+
+	// A SEND_RECEIPT is Released, not kept.
+	receipt := simpleBody(hotCommands[16].cmd)
+	fr = frame.NewReader(bytes.NewReader(cat(u32(uint32(len(receipt))), receipt, pmFrame(1, 1))), 0)
+	fs := readFrames(t, fr, 1)
+	require.Equal(t, pulsarpb.BaseCommand_SEND_RECEIPT, fs[0].Command.GetType())
+	fr.Recycle(fs[0])
+	fs = readFrames(t, fr, 1)
+	assert.Equal(t, uint64(1), pmOf(fs[0]).GetRequestId())
+
+	// Light traffic: ten answers in one read, then one a read. At the
+	// Fill after two light reads, one kept answer is left.
+	lightStream := frameReads{nil, pmFrame(10, 0), pmFrame(11, 0)}
+	for i := range uint64(10) {
+		lightStream[0] = append(lightStream[0], pmFrame(i, 0)...)
+	}
+	fr = frame.NewReader(&lightStream, 0)
+	ten := readFrames(t, fr, 10)
+	for _, f := range ten {
+		fr.Recycle(f)
+	}
+	fs = readFrames(t, fr, 1)
+	assert.Same(t, ten[9], fs[0], "one light read is not enough")
+	fr.Recycle(fs[0])
+	fs = readFrames(t, fr, 1)
+	assert.Same(t, ten[0], fs[0], "after two light reads")
+	assert.Equal(t, uint64(11), pmOf(fs[0]).GetRequestId())
+}
+
+// readFrames waits with Fill, then reads n frames, as the engine does.
+func readFrames(t *testing.T, fr *frame.Reader, n int) []*frame.Frame {
+	t.Helper()
+	require.NoError(t, fr.Fill())
+	fs := make([]*frame.Frame, n)
+	for i := range fs {
+		f, _, err := fr.NextFrame()
+		require.NoError(t, err)
+		fs[i] = f
+	}
+	return fs
+}
+
+func pmOf(f *frame.Frame) *pulsarpb.CommandPartitionedTopicMetadataResponse {
+	return f.Command.GetPartitionMetadataResponse()
+}

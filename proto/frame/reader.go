@@ -18,6 +18,38 @@ type Reader struct {
 	r   *readBuffer
 	max uint32
 	hdr [4]byte
+	// pm: PARTITIONED_METADATA_RESPONSE answers handed back by Recycle,
+	// for the next ones read.
+	pm []*hotPartitionedMetadata
+}
+
+// maxKept bounds the answers a Reader keeps for reuse (Recycle): as many
+// as a busy connection's reads bring at once.
+const maxKept = 64
+
+// Recycle is f.Release for a frame fr read, from the goroutine that
+// reads fr, between its reads: a PARTITIONED_METADATA_RESPONSE then serves
+// fr's next one as it is, without the shared pool that Release puts it
+// in, whose Get and Put cost more than the rest of its decoding. A Reader
+// keeps at most maxKept, and one once its traffic is light (Fill).
+func (fr *Reader) Recycle(f *Frame) {
+	if f == nil {
+		return
+	}
+	if h, ok := f.rel.(*hotPartitionedMetadata); ok && len(fr.pm) < maxKept {
+		*h = hotPartitionedMetadata{}
+		fr.pm = append(fr.pm, h)
+		return
+	}
+	f.Release()
+}
+
+// keptPM returns fr's kept answers; a nil Reader keeps none.
+func (fr *Reader) keptPM() []*hotPartitionedMetadata {
+	if fr == nil {
+		return nil
+	}
+	return fr.pm
 }
 
 // NewReader returns a Reader of r that accepts frames whose total size is
@@ -50,6 +82,16 @@ func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 func (fr *Reader) Fill() error {
 	if fr.r.Buffered() > 0 {
 		return nil
+	}
+	if fr.r.light >= 2 && len(fr.pm) > 1 {
+		// Traffic is light (the read buffer steps down to its idle
+		// size): one answer at a time, so one kept answer is enough;
+		// the rest go to the shared pool, which the garbage collector
+		// empties.
+		for _, h := range fr.pm[1:] {
+			pmFrames.Put(h)
+		}
+		fr.pm = []*hotPartitionedMetadata{fr.pm[0]}
 	}
 	return fr.r.fill()
 }
@@ -146,7 +188,7 @@ func (fr *Reader) Next() (*Frame, error) {
 func (fr *Reader) NextFrame() (*Frame, int, error) {
 	if buf := fr.bufferedBody(); buf != nil {
 		fr.r.r += 4 + len(buf)
-		if f := parseHotInPlace(buf); f != nil {
+		if f := parseHotInPlace(buf, fr); f != nil {
 			return f, len(buf), nil
 		}
 		// Any other frame keeps its bytes (a MESSAGE's payload aliases
