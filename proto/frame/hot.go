@@ -159,6 +159,32 @@ func (h *hotMessage) recycle() {
 	messageFrames.Put(h)
 }
 
+// lookupTypes and serverErrors have bit v set for each value v the
+// schema names, of 0 to 63: a test of the bit is one tenth of a look-up in
+// the generated map of names. A value named outside that range is treated
+// as unnamed: proto.Unmarshal then decodes the answer.
+var (
+	lookupTypes  = namedValues(pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType_name)
+	serverErrors = namedValues(pulsarpb.ServerError_name)
+)
+
+func namedValues(names map[int32]string) uint64 {
+	var set uint64
+	for v := range names {
+		if v >= 0 && v < 64 {
+			set |= 1 << v
+		}
+	}
+	return set
+}
+
+// named reports whether the enum value v, decoded as proto.Unmarshal
+// decodes it (its low 32 bits, as an int32), is in set.
+func named(set uint64, v uint64) bool {
+	e := int32(v)
+	return e >= 0 && e < 64 && set>>e&1 != 0
+}
+
 func parsePartitionedMetadata(b []byte, fr *Reader) *Frame {
 	var h *hotPartitionedMetadata
 	if n := len(fr.keptPM()); n > 0 {
@@ -211,13 +237,13 @@ func parsePartitionedMetadata(b []byte, fr *Reader) *Frame {
 			h.requestID = v
 			h.m.RequestId = &h.requestID
 		case 3:
-			if _, ok := pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType_name[int32(v)]; !ok {
+			if !named(lookupTypes, v) {
 				return nil
 			}
 			h.response = pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType(v)
 			h.m.Response = &h.response
 		case 4:
-			if _, ok := pulsarpb.ServerError_name[int32(v)]; !ok {
+			if !named(serverErrors, v) {
 				return nil
 			}
 			h.err = pulsarpb.ServerError(v)
