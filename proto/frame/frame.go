@@ -256,12 +256,21 @@ func AppendPartitionedMetadata(dst []byte, topic string, id uint64) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(size+4))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(size))
 	dst = append(dst, typeTag, byte(pulsarpb.BaseCommand_PARTITIONED_METADATA), innerTag&0x7f|0x80, innerTag>>7)
-	dst = protowire.AppendVarint(dst, uint64(inner))
+	dst = appendShortVarint(dst, inner)
 	dst = append(dst, topicTag)
-	dst = protowire.AppendVarint(dst, uint64(len(topic)))
+	dst = appendShortVarint(dst, len(topic))
 	dst = append(dst, topic...)
 	dst = append(dst, idTag)
 	return protowire.AppendVarint(dst, id)
+}
+
+// appendShortVarint is protowire.AppendVarint for a length, which is
+// most often one byte: written inline then.
+func appendShortVarint(dst []byte, n int) []byte {
+	if n < 0x80 {
+		return append(dst, byte(n))
+	}
+	return protowire.AppendVarint(dst, uint64(n))
 }
 
 // AppendCommand appends a simple frame carrying cmd to dst.
