@@ -273,8 +273,13 @@ func appendShortVarint(dst []byte, n int) []byte {
 	return protowire.AppendVarint(dst, uint64(n))
 }
 
-// AppendCommand appends a simple frame carrying cmd to dst.
+// AppendCommand appends a simple frame carrying cmd to dst. A plain
+// PARTITIONED_METADATA request (BaseCommand.PlainPartitionedMetadata) is
+// written by AppendPartitionedMetadata: the same bytes.
 func AppendCommand(dst []byte, cmd *pulsarpb.BaseCommand) ([]byte, error) {
+	if topic, id, ok := cmd.PlainPartitionedMetadata(); ok {
+		return AppendPartitionedMetadata(dst, topic, id), nil
+	}
 	return appendCommand(dst, cmd, cmd.SizeVT(), 0)
 }
 
