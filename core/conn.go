@@ -261,6 +261,26 @@ func (c *Conn) Ready() *Ready {
 // Advance forgets the Ready carried out.
 func (c *Conn) Advance() { c.rd.reset() }
 
+// OutputAlone returns Ready's Output and reports whether it is all there
+// is to carry out since the last Advance: no dial, close,
+// authentication, completion, delivery, state change, log or Latest
+// frame. A driver whose step only sent requests, with others already
+// pending, may then queue it and call AdvanceOutput without Ready: the
+// next deadline has not moved (the oldest pending request is the same,
+// and nothing else that sets a deadline changes when a request is sent).
+func (c *Conn) OutputAlone() ([]byte, bool) {
+	r := &c.rd
+	n := 0
+	for _, f := range r.Latest {
+		n += len(f)
+	}
+	return r.Output, n+len(r.Dials)+len(r.Closes)+len(r.Auths)+len(r.Completions)+
+		len(r.Deliveries)+len(r.States)+len(r.Logs) == 0
+}
+
+// AdvanceOutput forgets Output, carried out alone (see OutputAlone).
+func (c *Conn) AdvanceOutput() { c.rd.Output = c.rd.Output[:0] }
+
 // nextDeadline returns the earliest of the timers the state keeps: the
 // reconnect, the connect deadline, the keepalive's ping and expiry, and the
 // front of the request deadline FIFO.

@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -541,4 +542,54 @@ func withID(t *testing.T, b []byte, id uint64) *pulsarpb.BaseCommand {
 	require.Len(t, cmds, 1)
 	require.True(t, frame.SetRequestID(cmds[0], id))
 	return cmds[0]
+}
+
+// TestOutputAlone: requests sent leave their frames as all there is to
+// carry out (a driver may then queue them and AdvanceOutput without
+// Ready); an answer's completion or a PING's PONG is more, and a request
+// refused leaves nothing.
+func TestOutputAlone(t *testing.T) {
+	h := newHarness(t, core.Config{MaxPending: 2})
+	h.connect()
+	_, alone := h.c.OutputAlone()
+	require.True(t, alone, "carried out by the harness")
+
+	w1, w2 := &waiter{}, &waiter{}
+	id1, err := h.c.RequestPartitions(h.now, "a", w1)
+	require.NoError(t, err)
+	_, err = h.c.Request(h.now, lookup("b"), w2)
+	require.NoError(t, err)
+	out, alone := h.c.OutputAlone()
+	assert.True(t, alone)
+	assert.Len(t, decodeAll(t, out), 2, "both requests' frames")
+	h.c.AdvanceOutput()
+	out, alone = h.c.OutputAlone()
+	assert.True(t, alone)
+	assert.Empty(t, out)
+	_, err = h.c.RequestPartitions(h.now, "c", &waiter{})
+	require.ErrorIs(t, err, core.ErrTooManyPending)
+	out, _ = h.c.OutputAlone()
+	assert.Empty(t, out, "a refused request writes nothing")
+
+	f, err := frame.NewReader(bytes.NewReader(mustFrame(t, partitionsAnswer(id1, 3))), 0).Next()
+	require.NoError(t, err)
+	h.c.HandleFrame(h.now, h.c.Gen(), f)
+	_, alone = h.c.OutputAlone()
+	assert.False(t, alone, "a completion to carry out")
+	h.step()
+	assert.Equal(t, 1, w1.calls)
+
+	f, err = frame.NewReader(bytes.NewReader(mustFrame(t, ping())), 0).Next()
+	require.NoError(t, err)
+	h.c.HandleFrame(h.now, h.c.Gen(), f)
+	_, alone = h.c.OutputAlone()
+	assert.False(t, alone, "a PONG to write")
+	h.step()
+}
+
+func mustFrame(t *testing.T, cmd *pulsarpb.BaseCommand) []byte {
+	t.Helper()
+	b, err := frame.AppendCommand(nil, cmd)
+	require.NoError(t, err)
+	return b
 }

@@ -136,7 +136,7 @@ func (b *Engine) requestWith(ctx context.Context, bd binding, o outgoing, partit
 	var start time.Time
 	var slot slot
 	var watched bool
-	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+	err := b.whenUsable(ctx, true, func(now time.Time) (<-chan struct{}, error) {
 		start = now
 		var ch <-chan struct{}
 		var err error
@@ -193,7 +193,7 @@ func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	w := asyncWaiters.Get().(*asyncWaiter)
 	w.b, w.done, w.typ = b, done, cmd.GetType()
 	slot := slot{noWait: true}
-	err := b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+	err := b.whenUsable(ctx, true, func(now time.Time) (<-chan struct{}, error) {
 		w.start = now
 		_, ch, err := slot.requestLocked(b, now, binding{}, outgoing{cmd: cmd}, w)
 		if err != nil && errors.Is(err, core.ErrTooManyPending) {
@@ -383,7 +383,7 @@ func (b *Engine) Send(ctx context.Context, cmd *pulsarpb.BaseCommand) error {
 }
 
 func (b *Engine) send(ctx context.Context, bd binding, cmd *pulsarpb.BaseCommand) error {
-	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+	return b.whenUsable(ctx, false, func(now time.Time) (<-chan struct{}, error) {
 		conn, err := bd.connLocked()
 		if err == nil {
 			err = b.onConnLocked(conn)
@@ -439,7 +439,7 @@ func (b *Engine) publish(ctx context.Context, bd binding, encoded []byte) error 
 		// Full, closed or not publishable: the core answers, or the
 		// caller waits, below.
 	}
-	return b.whenUsable(ctx, func(now time.Time) (<-chan struct{}, error) {
+	return b.whenUsable(ctx, false, func(now time.Time) (<-chan struct{}, error) {
 		conn, err := bd.connLocked()
 		if err == nil {
 			err = b.onConnLocked(conn)
@@ -469,20 +469,23 @@ func (b *Engine) publish(ctx context.Context, bd binding, encoded []byte) error 
 // it waits for a change of state, and while it fails with ErrQueueFull for
 // the channel try returned (room in the write queue), and tries again,
 // until ctx ends (or fails at once under WithFailFast). The wait is never
-// under the lock.
-func (b *Engine) whenUsable(ctx context.Context, try func(now time.Time) (<-chan struct{}, error)) error {
+// under the lock. request says that try sends a request (Engine.stepAs).
+func (b *Engine) whenUsable(ctx context.Context, request bool, try func(now time.Time) (<-chan struct{}, error)) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("pulsarconn: %w", err)
 		}
 		var ch <-chan struct{}
 		var err error
-		b.do(func(now time.Time) {
+		tryLocked := func(now time.Time) {
 			ch, err = try(now)
 			if ch == nil {
 				ch = b.stateCh
 			}
-		})
+		}
+		if b.stepAs(request, tryLocked) {
+			b.queue.Drain()
+		}
 		if err == nil || b.cfg.FailFast {
 			return err
 		}

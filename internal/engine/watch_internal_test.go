@@ -22,22 +22,7 @@ import (
 // so no context keeps a stopped Engine reachable. (What callers see when a
 // watched context ends is the contract suite's SharedContextsCancellation.)
 func TestContextWatches(t *testing.T) {
-	network := memory.NewNetwork()
-	l, err := network.Listen("broker:6650")
-	require.NoError(t, err)
-	srv := pulsartest.NewServer()
-	go srv.Serve(l)
-	defer srv.Close()
-	b := New(Config{
-		Core: core.Config{
-			Address: "broker:6650", ClientVersion: "test",
-			ConnectTimeout: time.Minute, OperationTimeout: time.Minute, MaxPending: 8,
-		},
-		URL:       "pulsar://broker:6650",
-		Transport: network,
-		Clock:     memory.NewClock(time.Unix(0, 0)),
-		Log:       slog.New(slog.DiscardHandler),
-	})
+	b, _ := newTestEngine(t, memory.NewClock(time.Unix(0, 0)), core.Config{OperationTimeout: time.Minute, MaxPending: 8})
 	request := func(ctx context.Context) {
 		t.Helper()
 		_, err := b.Request(ctx, &pulsarpb.BaseCommand{
@@ -78,4 +63,32 @@ func TestContextWatches(t *testing.T) {
 	defer cancel()
 	require.NoError(t, b.Stop(ctx, func() {}))
 	assert.Empty(t, watched(), "Stop ends every watch")
+}
+
+// newTestEngine starts an Engine on clock, connecting through the memory
+// network to a pulsartest server, with cfg's address and client version
+// filled in; Stop and the server's Close are the test's cleanup.
+func newTestEngine(t *testing.T, clock *memory.Clock, cfg core.Config) (*Engine, *pulsartest.Server) {
+	t.Helper()
+	network := memory.NewNetwork()
+	l, err := network.Listen("broker:6650")
+	require.NoError(t, err)
+	srv := pulsartest.NewServer()
+	go srv.Serve(l)
+	t.Cleanup(func() { _ = srv.Close() })
+	cfg.Address, cfg.ClientVersion = "broker:6650", "test"
+	cfg.ConnectTimeout = time.Minute
+	b := New(Config{
+		Core:      cfg,
+		URL:       "pulsar://broker:6650",
+		Transport: network,
+		Clock:     clock,
+		Log:       slog.New(slog.DiscardHandler),
+	})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = b.Stop(ctx, func() {})
+	})
+	return b, srv
 }
