@@ -89,8 +89,8 @@ func (b *Engine) request(ctx context.Context, bd binding, cmd *pulsarpb.BaseComm
 // Partitions sends a PARTITIONED_METADATA request for topic and returns
 // the partition count of its answer. The request is written without a
 // BaseCommand (core.Conn.RequestPartitions), and the answer's frame goes
-// back for reuse (frame.Frame.Release) as soon as the count is taken: no
-// allocation per round trip.
+// back to the reader for reuse (handleBatch, frame.Reader.Recycle) as
+// soon as the count is taken: no allocation per round trip.
 func (b *Engine) Partitions(ctx context.Context, topic string) (int, error) {
 	r, err := b.requestWith(ctx, binding{}, outgoing{topic: topic}, true)
 	if err != nil {
