@@ -268,15 +268,7 @@ func (c *Conn) Advance() { c.rd.reset() }
 // pending, may then queue it and call AdvanceOutput without Ready: the
 // next deadline has not moved (the oldest pending request is the same,
 // and nothing else that sets a deadline changes when a request is sent).
-func (c *Conn) OutputAlone() ([]byte, bool) {
-	r := &c.rd
-	n := 0
-	for _, f := range r.Latest {
-		n += len(f)
-	}
-	return r.Output, n+len(r.Dials)+len(r.Closes)+len(r.Auths)+len(r.Completions)+
-		len(r.Deliveries)+len(r.States)+len(r.Logs) == 0
-}
+func (c *Conn) OutputAlone() ([]byte, bool) { return c.rd.Output, c.rd.onlyOutput() }
 
 // AdvanceOutput forgets Output, carried out alone (see OutputAlone).
 func (c *Conn) AdvanceOutput() { c.rd.Output = c.rd.Output[:0] }

@@ -218,11 +218,14 @@ func zero[T any](s []T) []T {
 
 // Empty reports whether there is nothing to carry out (the deadline
 // aside).
-func (r *Ready) Empty() bool {
+func (r *Ready) Empty() bool { return len(r.Output) == 0 && r.onlyOutput() }
+
+// onlyOutput reports whether there is nothing to carry out but Output.
+func (r *Ready) onlyOutput() bool {
 	n := 0
 	for _, f := range r.Latest {
 		n += len(f)
 	}
-	return n+len(r.Output)+len(r.Dials)+len(r.Closes)+len(r.Auths)+len(r.Completions)+
+	return n+len(r.Dials)+len(r.Closes)+len(r.Auths)+len(r.Completions)+
 		len(r.Deliveries)+len(r.States)+len(r.Logs) == 0
 }
