@@ -111,15 +111,22 @@ type Stats struct {
 
 // sent is a request in the FIFO of requests sent (Conn.reqs).
 type sent struct {
-	id       uint64
-	deadline time.Time
-	waiter   Waiter
-	typ      pulsarpb.BaseCommand_Type
+	id uint64
+	// at is when the request was sent; its deadline, at plus the
+	// operation timeout, is computed for the front only (deadline): the
+	// addition cost 2-3% of a request's instructions when every request
+	// paid for it.
+	at     time.Time
+	waiter Waiter
+	typ    pulsarpb.BaseCommand_Type
 	// live: the request awaits its answer. An answered, timed out or
 	// cancelled one stays in the FIFO, not live, until it reaches the
 	// front.
 	live bool
 }
+
+// deadline is when e times out.
+func (c *Conn) deadline(e *sent) time.Time { return e.at.Add(c.cfg.OperationTimeout) }
 
 // Conn is the sans-I/O state machine of one managed broker connection.
 // It is not safe for concurrent use: the driver serialises every call.
@@ -294,7 +301,7 @@ func (c *Conn) nextDeadline() time.Time {
 			earliest(c.silence())
 		}
 		if e := c.front(); e != nil {
-			earliest(e.deadline)
+			earliest(c.deadline(e))
 		}
 	}
 	return next
@@ -536,7 +543,7 @@ func (c *Conn) Tick(now time.Time) {
 func (c *Conn) expireRequests(now time.Time) {
 	for {
 		e := c.front()
-		if e == nil || now.Before(e.deadline) {
+		if e == nil || now.Before(c.deadline(e)) {
 			return
 		}
 		p := *e
@@ -796,8 +803,7 @@ func (c *Conn) RequestPartitions(now time.Time, topic string, w Waiter) (uint64,
 // track makes id, just written, the newest pending request.
 func (c *Conn) track(now time.Time, id uint64, typ pulsarpb.BaseCommand_Type, w Waiter) {
 	c.nextRequestID++
-	deadline := now.Add(c.cfg.OperationTimeout)
-	c.reqs = append(c.reqs, sent{id: id, deadline: deadline, waiter: w, typ: typ, live: true})
+	c.reqs = append(c.reqs, sent{id: id, at: now, waiter: w, typ: typ, live: true})
 	c.pending++
 }
 
