@@ -29,12 +29,17 @@ type Queue struct {
 	// by the batch being drained; WaitRoomLocked holds a reader back while
 	// their sum exceeds limit.
 	queueBytes, batchBytes, limit int
+	// settle, if set, runs with the lock held after each batch the
+	// drainer ran: the drainer's moment to hand back, under the lock,
+	// what the batch's items set aside outside it.
+	settle func()
 }
 
 // New returns a queue guarded by mu that holds back readers (WaitRoomLocked)
-// beyond limit bytes (<= 0: never).
-func New(mu *sync.Mutex, limit int) *Queue {
-	return &Queue{mu: mu, drained: sync.NewCond(mu), limit: limit}
+// beyond limit bytes (<= 0: never). settle, if not nil, is called with mu
+// held after each batch of items has run, on the goroutine that ran them.
+func New(mu *sync.Mutex, limit int, settle func()) *Queue {
+	return &Queue{mu: mu, drained: sync.NewCond(mu), limit: limit, settle: settle}
 }
 
 // PushLocked queues it.
@@ -109,6 +114,9 @@ func (q *Queue) Drain() {
 			*it = Item{}
 		}
 		q.mu.Lock()
+		if q.settle != nil {
+			q.settle()
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ func (f handlerFunc) HandlePush(p core.Push) { f(p) }
 // drain.
 func TestDrainRunsInOrderOutsideTheLock(t *testing.T) {
 	var mu sync.Mutex
-	q := New(&mu, 0)
+	q := New(&mu, 0, nil)
 	var got []uint64
 	var h core.Handler
 	h = handlerFunc(func(p core.Push) {
@@ -46,12 +46,36 @@ func TestDrainRunsInOrderOutsideTheLock(t *testing.T) {
 	mu.Unlock()
 }
 
+// TestSettleRunsUnderTheLockAfterEachBatch: settle runs after every batch
+// the drainer ran, with the lock held, before the drain ends; an item
+// queued by a running item is a batch of its own.
+func TestSettleRunsUnderTheLockAfterEachBatch(t *testing.T) {
+	var mu sync.Mutex
+	var ran []string
+	q := New(&mu, 0, func() {
+		assert.False(t, mu.TryLock(), "settle runs with the lock held")
+		ran = append(ran, "settle")
+	})
+	mu.Lock()
+	q.PushLocked(Item{Run: func() {
+		ran = append(ran, "a")
+		mu.Lock()
+		q.PushLocked(Item{Run: func() { ran = append(ran, "c") }})
+		mu.Unlock()
+	}})
+	q.PushLocked(Item{Run: func() { ran = append(ran, "b") }})
+	require.True(t, q.ClaimLocked())
+	mu.Unlock()
+	q.Drain()
+	assert.Equal(t, []string{"a", "b", "settle", "c", "settle"}, ran)
+}
+
 // TestReaderHeldBackWhileOverTheLimit: while a slow Handler holds the
 // drain, the bytes queued behind it count against the limit; the reader
 // may go on once the drainer takes them.
 func TestReaderHeldBackWhileOverTheLimit(t *testing.T) {
 	var mu sync.Mutex
-	q := New(&mu, 2*overhead)
+	q := New(&mu, 2*overhead, nil)
 	entered, release := make(chan struct{}), make(chan struct{})
 	slow := handlerFunc(func(core.Push) {
 		entered <- struct{}{}

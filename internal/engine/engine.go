@@ -86,9 +86,12 @@ type Engine struct {
 	// spent: the answers of the batch being handled that their waiters
 	// took what they need from (waiter.partitionsOnly), in the order they
 	// were read; handleBatch releases their frames.
-	spent   []*pulsarpb.BaseCommand
-	queue   *deliver.Queue
-	notices notices // carries out a step's notices (flushLocked)
+	spent []*pulsarpb.BaseCommand
+	// The RequestAsync waiters free for a request (under mu), and those
+	// the drainer is done with (its own; settleAsyncLocked moves them).
+	asyncFree, asyncSpent []*asyncWaiter
+	queue                 *deliver.Queue
+	notices               notices // carries out a step's notices (flushLocked)
 	// slotQueue: the callers waiting for a request slot, oldest first
 	// (slot.requestLocked, wakeSlotsLocked).
 	slotQueue []*slotTurn
@@ -119,7 +122,7 @@ func New(cfg Config) *Engine {
 		stopDone: make(chan struct{}),
 		usedAt:   cfg.Clock.Now(),
 	}
-	b.queue = deliver.New(&b.mu, cfg.DeliveryLimit)
+	b.queue = deliver.New(&b.mu, cfg.DeliveryLimit, b.settleAsyncLocked)
 	b.notices.b = b
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.do(func(now time.Time) { b.core.Start(now) })
