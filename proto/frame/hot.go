@@ -44,6 +44,7 @@ type hotSendReceipt struct {
 	producerID        uint64
 	sequenceID        uint64
 	highestSequenceID uint64
+	home              *returns // where Release puts it back; nil: the pool
 }
 
 // hotMessage is a MESSAGE and its Payload in one allocation.
@@ -51,17 +52,18 @@ type hotMessage struct {
 	f               Frame
 	cmd             pulsarpb.BaseCommand
 	typ             pulsarpb.BaseCommand_Type
+	redeliveryCount uint32 // beside typ: no padding after either
 	m               pulsarpb.CommandMessage
 	id              hotMessageID
 	consumerID      uint64
-	redeliveryCount uint32
 	consumerEpoch   uint64
 	p               Payload
+	home            *returns // where Release puts it back; nil: the pool
 	// body is the buffer a Reader copied the frame's bytes into, which p
 	// points into (Reader.NextFrame); kept when the struct is recycled,
 	// for the next frame. (One more word and the struct, with the
 	// allocator's header, would take the next size class: 896 bytes
-	// instead of 768.)
+	// instead of 768; TestHotStructSizes.)
 	body []byte
 }
 
@@ -121,7 +123,7 @@ func parseHot(b, rest []byte, h *hotMessage, fr *Reader) *Frame {
 	case typ == 22:
 		return parsePartitionedMetadata(inner, fr)
 	case typ == 7:
-		return parseSendReceipt(inner)
+		return parseSendReceipt(inner, fr)
 	}
 	return nil
 }
@@ -131,7 +133,9 @@ func parseHot(b, rest []byte, h *hotMessage, fr *Reader) *Frame {
 // Broker.PartitionedTopicMetadata is and a Handler that calls
 // Push.Release, then makes no allocation per round trip, receipt or
 // message. recycle clears a struct before it goes back; one that a parse
-// gives up on part way is left to the garbage collector.
+// gives up on part way is left to the garbage collector. Receipts and
+// messages a Reader read go back to that Reader (returns.go), the rest
+// to these pools.
 var (
 	pmFrames      = sync.Pool{New: func() any { return new(hotPartitionedMetadata) }}
 	receiptFrames = sync.Pool{New: func() any { return new(hotSendReceipt) }}
@@ -144,17 +148,26 @@ func (h *hotPartitionedMetadata) recycle() {
 }
 
 func (h *hotSendReceipt) recycle() {
+	home := h.home
 	*h = hotSendReceipt{}
+	if home != nil {
+		home.putReceipt(h)
+		return
+	}
 	receiptFrames.Put(h)
 }
 
 // recycle keeps the frame's buffer with the struct, for the next frame
 // read into it (Reader.NextFrame), unless it is over maxKeptBody.
 func (h *hotMessage) recycle() {
-	body := h.body
+	body, home := h.body, h.home
 	*h = hotMessage{}
 	if cap(body) <= maxKeptBody {
 		h.body = body[:0]
+	}
+	if home != nil {
+		home.putMessage(h)
+		return
 	}
 	messageFrames.Put(h)
 }
@@ -258,8 +271,8 @@ func parsePartitionedMetadata(b []byte, fr *Reader) *Frame {
 	return &h.f
 }
 
-func parseSendReceipt(b []byte) *Frame {
-	h := receiptFrames.Get().(*hotSendReceipt)
+func parseSendReceipt(b []byte, fr *Reader) *Frame {
+	h := fr.takeReceipt()
 	var seen uint8
 	for len(b) > 0 {
 		num, wt, n := protowire.Number(b[0]>>3), protowire.Type(b[0]&7), 1

@@ -21,6 +21,11 @@ type Reader struct {
 	// pm: PARTITIONED_METADATA_RESPONSE answers handed back by Recycle,
 	// for the next ones read.
 	pm []*hotPartitionedMetadata
+	// ret: the SEND_RECEIPT and MESSAGE frames released (returns.go);
+	// rc and msg: those the reader took from it, for its next ones.
+	ret *returns
+	rc  []*hotSendReceipt
+	msg []*hotMessage
 }
 
 // maxKept bounds the answers a Reader keeps for reuse (Recycle): as many
@@ -55,7 +60,7 @@ func (fr *Reader) keptPM() []*hotPartitionedMetadata {
 // NewReader returns a Reader of r that accepts frames whose total size is
 // at most maxFrameSize (DefaultMaxFrameSize when 0).
 func NewReader(r io.Reader, maxFrameSize int) *Reader {
-	fr := &Reader{r: newReadBuffer(r)}
+	fr := &Reader{r: newReadBuffer(r), ret: new(returns)}
 	fr.SetMaxFrameSize(maxFrameSize)
 	return fr
 }
@@ -92,6 +97,9 @@ func (fr *Reader) Fill() error {
 			pmFrames.Put(h)
 		}
 		fr.pm = []*hotPartitionedMetadata{fr.pm[0]}
+	}
+	if fr.r.light >= 2 && (len(fr.rc) > 1 || len(fr.msg) > 1) {
+		fr.trimReturns()
 	}
 	return fr.r.fill()
 }
@@ -198,7 +206,7 @@ func (fr *Reader) NextFrame() (*Frame, int, error) {
 		// MESSAGE in the plain shape, the struct goes back without it.
 		if cmdSize := binary.BigEndian.Uint32(buf); uint64(cmdSize) < uint64(len(buf)-4) {
 			n := len(buf)
-			h := messageFrames.Get().(*hotMessage)
+			h := fr.takeMessage()
 			body := h.body
 			h.body = nil
 			if cap(body) < n || cap(body) > 2*n {
@@ -210,8 +218,7 @@ func (fr *Reader) NextFrame() (*Frame, int, error) {
 			if f != nil && f.rel == recycler(h) {
 				h.body = body
 			} else {
-				*h = hotMessage{}
-				messageFrames.Put(h)
+				h.recycle()
 			}
 			return f, n, err
 		}
