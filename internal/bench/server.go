@@ -258,7 +258,7 @@ func (s *Server) serve(nc net.Conn) {
 }
 
 func (t template) clone() template {
-	return template{buf: append([]byte(nil), t.buf...), slots: t.slots}
+	return template{buf: append([]byte(nil), t.buf...), slots: t.slots, lens: t.lens}
 }
 
 // loop reads frames until the connection ends. Answers go to bw, which is
@@ -343,7 +343,7 @@ func (c *serverConn) handle(body []byte) error {
 	switch typ {
 	case pulsarpb.BaseCommand_PARTITIONED_METADATA:
 		id, _ := varintField(sub, 2) // request_id
-		return c.write(c.partitions.set(id))
+		return c.write(c.partitions.short(id))
 	case pulsarpb.BaseCommand_SEND:
 		var producer, seq uint64
 		scan(sub, func(n, typ int, v uint64, _ []byte) bool {
@@ -355,7 +355,7 @@ func (c *serverConn) handle(body []byte) error {
 			}
 			return true
 		})
-		return c.write(c.receipt.set(producer, seq, seq))
+		return c.write(c.receipt.short(producer, seq, seq))
 	case pulsarpb.BaseCommand_FLOW:
 		id, _ := varintField(sub, 1)
 		permits, _ := varintField(sub, 2)
@@ -408,12 +408,12 @@ func (c *serverConn) handleRare(cmd *pulsarpb.BaseCommand) error {
 		if err := c.subscribe(cmd.GetSubscribe().GetConsumerId()); err != nil {
 			return err
 		}
-		return c.write(c.success.set(cmd.GetSubscribe().GetRequestId()))
+		return c.write(c.success.short(cmd.GetSubscribe().GetRequestId()))
 	case pulsarpb.BaseCommand_CLOSE_CONSUMER:
 		c.unsubscribe(cmd.GetCloseConsumer().GetConsumerId())
-		return c.write(c.success.set(cmd.GetCloseConsumer().GetRequestId()))
+		return c.write(c.success.short(cmd.GetCloseConsumer().GetRequestId()))
 	case pulsarpb.BaseCommand_CLOSE_PRODUCER:
-		return c.write(c.success.set(cmd.GetCloseProducer().GetRequestId()))
+		return c.write(c.success.short(cmd.GetCloseProducer().GetRequestId()))
 	default:
 		id, ok := frame.RequestID(cmd)
 		if !ok {
@@ -521,7 +521,7 @@ func (sc *streamConsumer) run() {
 		sc.c.wmu.Lock()
 		var err error
 		for range k {
-			if _, err = sc.c.bw.Write(sc.message.set(entry)); err != nil {
+			if _, err = sc.c.bw.Write(sc.message.short(entry)); err != nil {
 				break
 			}
 			entry++

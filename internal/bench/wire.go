@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
@@ -32,6 +35,17 @@ func putSlot(b []byte, v uint64) {
 type template struct {
 	buf   []byte
 	slots []int // offsets of the slots in buf, in the order of their sentinels
+	// The length prefixes of the protobuf messages that hold a slot, in
+	// the order of their offsets, for short; out is its reused buffer.
+	lens []lengthPrefix
+	out  []byte
+}
+
+// lengthPrefix is the length varint of a message in a template's command
+// that holds slots.
+type lengthPrefix struct {
+	at, width, n int  // its offset in buf, its width, and the length it holds
+	slots        uint // the slots inside, a bit per slot
 }
 
 // newTemplate encodes a frame built by build, which must place
@@ -51,7 +65,109 @@ func newTemplate(n int, build func(dst []byte) ([]byte, error)) (template, error
 		}
 		t.slots = append(t.slots, at)
 	}
+	if len(buf) < 8 || n > bits.UintSize {
+		return template{}, fmt.Errorf("bench: template of %d bytes with %d slots", len(buf), n)
+	}
+	cmdSize := int(binary.BigEndian.Uint32(buf[4:]))
+	if !t.findLengths(8, 8+cmdSize) {
+		return template{}, fmt.Errorf("bench: template command does not parse")
+	}
 	return t, nil
+}
+
+// findLengths records the length prefixes of the messages in
+// buf[from:to], a protobuf message, that hold a slot, and of those
+// nested in them.
+func (t *template) findLengths(from, to int) bool {
+	for i := from; i < to; {
+		tag, n := binary.Uvarint(t.buf[i:to])
+		if n <= 0 {
+			return false
+		}
+		i += n
+		switch tag & 7 {
+		case 0:
+			if _, n = binary.Uvarint(t.buf[i:to]); n <= 0 {
+				return false
+			}
+			i += n
+		case 2:
+			size, n := binary.Uvarint(t.buf[i:to])
+			if n <= 0 || size > uint64(to-i-n) {
+				return false
+			}
+			start, end := i+n, i+n+int(size)
+			var inside uint
+			for k, at := range t.slots {
+				if at >= start && at < end {
+					inside |= 1 << k
+				}
+			}
+			if inside != 0 {
+				// Only a message holds a slot (its sentinel is a varint).
+				// Under 128 bytes its length stays one byte as short
+				// shrinks it, so no length around it changes width.
+				if size >= 128 {
+					return false
+				}
+				t.lens = append(t.lens, lengthPrefix{at: i, width: n, n: int(size), slots: inside})
+				if !t.findLengths(start, end) {
+					return false
+				}
+			}
+			i = end
+		case 1:
+			i += 8
+		case 5:
+			i += 4
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// short returns the frame with its slots set to vals, each in its shortest
+// form, as a real broker writes varints, and the sizes and lengths that
+// hold them adjusted: what set returns, without padding (a decoder that
+// meets a padded varint takes its slow path, which one talking to a real
+// broker rarely does). The result is valid until the next call.
+func (t *template) short(vals ...uint64) []byte {
+	var saved [bits.UintSize]int
+	total := 0
+	for k, v := range vals {
+		saved[k] = slotWidth - protowire.SizeVarint(v)
+		total += saved[k]
+	}
+	out := t.out[:0]
+	from := 0
+	li, si := 0, 0
+	for li < len(t.lens) || si < len(vals) {
+		if li < len(t.lens) && (si == len(vals) || t.lens[li].at < t.slots[si]) {
+			l := t.lens[li]
+			n := l.n
+			for k := range vals {
+				if l.slots&(1<<k) != 0 {
+					n -= saved[k]
+				}
+			}
+			out = append(out, t.buf[from:l.at]...)
+			out = protowire.AppendVarint(out, uint64(n))
+			from = l.at + l.width
+			li++
+			continue
+		}
+		out = append(out, t.buf[from:t.slots[si]]...)
+		out = protowire.AppendVarint(out, vals[si])
+		from = t.slots[si] + slotWidth
+		si++
+	}
+	out = append(out, t.buf[from:]...)
+	// Every slot is in the command: both sizes shrink by all they saved.
+	binary.BigEndian.PutUint32(out, binary.BigEndian.Uint32(t.buf)-uint32(total))
+	binary.BigEndian.PutUint32(out[4:], binary.BigEndian.Uint32(t.buf[4:])-uint32(total))
+	t.out = out
+	return out
 }
 
 // appendTo appends the template to dst with its slots set to vals.
