@@ -88,18 +88,15 @@ func (fr *Reader) Fill() error {
 	if fr.r.Buffered() > 0 {
 		return nil
 	}
-	if fr.r.light >= 2 && len(fr.pm) > 1 {
+	if fr.r.light >= 2 {
 		// Traffic is light (the read buffer steps down to its idle
 		// size): one answer at a time, so one kept answer is enough;
 		// the rest go to the shared pool, which the garbage collector
 		// empties.
-		for _, h := range fr.pm[1:] {
-			pmFrames.Put(h)
+		fr.pm = trimTo1(fr.pm, &pmFrames)
+		if len(fr.rc) > 1 || len(fr.msg) > 1 {
+			fr.trimReturns()
 		}
-		fr.pm = []*hotPartitionedMetadata{fr.pm[0]}
-	}
-	if fr.r.light >= 2 && (len(fr.rc) > 1 || len(fr.msg) > 1) {
-		fr.trimReturns()
 	}
 	return fr.r.fill()
 }
