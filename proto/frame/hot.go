@@ -21,17 +21,18 @@ import (
 // compares them. A MESSAGE's Payload shares its allocation too.
 
 // hotPartitionedMetadata is a PARTITIONED_METADATA_RESPONSE in one
-// allocation.
+// allocation, of 512 bytes (TestHotStructSizes).
 type hotPartitionedMetadata struct {
 	f          Frame
 	cmd        pulsarpb.BaseCommand
 	typ        pulsarpb.BaseCommand_Type
+	partitions uint32 // beside typ: no padding after either
 	m          pulsarpb.CommandPartitionedTopicMetadataResponse
-	partitions uint32
 	requestID  uint64
 	response   pulsarpb.CommandPartitionedTopicMetadataResponse_LookupType
 	err        pulsarpb.ServerError
 	message    string
+	home       *returns // where Release puts it back; nil: the pool
 }
 
 // hotSendReceipt is a SEND_RECEIPT in one allocation.
@@ -134,8 +135,9 @@ func parseHot(b, rest []byte, h *hotMessage, fr *Reader) *Frame {
 // Push.Release, then makes no allocation per round trip, receipt or
 // message. recycle clears a struct before it goes back; one that a parse
 // gives up on part way is left to the garbage collector. Receipts and
-// messages a Reader read go back to that Reader (returns.go), the rest
-// to these pools.
+// messages a Reader read, and its answers released elsewhere than by
+// Reader.Recycle, go back to that Reader (returns.go), the rest to these
+// pools.
 var (
 	pmFrames      = sync.Pool{New: func() any { return new(hotPartitionedMetadata) }}
 	receiptFrames = sync.Pool{New: func() any { return new(hotSendReceipt) }}
@@ -143,7 +145,12 @@ var (
 )
 
 func (h *hotPartitionedMetadata) recycle() {
+	home := h.home
 	*h = hotPartitionedMetadata{}
+	if home != nil {
+		home.putPM(h)
+		return
+	}
 	pmFrames.Put(h)
 }
 
@@ -199,12 +206,7 @@ func named(set uint64, v uint64) bool {
 }
 
 func parsePartitionedMetadata(b []byte, fr *Reader) *Frame {
-	var h *hotPartitionedMetadata
-	if n := len(fr.keptPM()); n > 0 {
-		h, fr.pm = fr.pm[n-1], fr.pm[:n-1]
-	} else {
-		h = pmFrames.Get().(*hotPartitionedMetadata)
-	}
+	h := fr.takePM()
 	var seen uint8
 	for len(b) > 0 {
 		num, wt, n := protowire.Number(b[0]>>3), protowire.Type(b[0]&7), 1

@@ -49,14 +49,6 @@ func (fr *Reader) Recycle(f *Frame) {
 	f.Release()
 }
 
-// keptPM returns fr's kept answers; a nil Reader keeps none.
-func (fr *Reader) keptPM() []*hotPartitionedMetadata {
-	if fr == nil {
-		return nil
-	}
-	return fr.pm
-}
-
 // NewReader returns a Reader of r that accepts frames whose total size is
 // at most maxFrameSize (DefaultMaxFrameSize when 0).
 func NewReader(r io.Reader, maxFrameSize int) *Reader {
@@ -93,8 +85,7 @@ func (fr *Reader) Fill() error {
 		// size): one answer at a time, so one kept answer is enough;
 		// the rest go to the shared pool, which the garbage collector
 		// empties.
-		fr.pm = trimTo1(fr.pm, &pmFrames)
-		if len(fr.rc) > 1 || len(fr.msg) > 1 {
+		if len(fr.pm) > 1 || len(fr.rc) > 1 || len(fr.msg) > 1 {
 			fr.trimReturns()
 		}
 	}

@@ -2,8 +2,10 @@ package frame
 
 import "sync"
 
-// returns is where the SEND_RECEIPT and MESSAGE frames a Reader decoded
-// come back when released (Frame.Release), from whatever goroutine
+// returns is where the SEND_RECEIPT and MESSAGE frames a Reader decoded,
+// and its PARTITIONED_METADATA_RESPONSE answers released by another
+// goroutine than its reader (Broker.RequestAsyncLent's), come back when
+// released (Frame.Release), from whatever goroutine
 // releases them, for that Reader's next ones: one uncontended lock per
 // release and one per batch of takes, where a sync.Pool's Get and Put
 // cost 6-8% of a receipt's or a delivery's instructions. It is apart from
@@ -13,6 +15,7 @@ type returns struct {
 	mu       sync.Mutex
 	receipts []*hotSendReceipt
 	messages []*hotMessage
+	pms      []*hotPartitionedMetadata
 	bodies   int // bytes of the buffers messages keep
 }
 
@@ -26,15 +29,22 @@ const (
 )
 
 // putReceipt takes back a cleared receipt.
-func (r *returns) putReceipt(h *hotSendReceipt) {
+func (r *returns) putReceipt(h *hotSendReceipt) { putKept(r, &r.receipts, h, &receiptFrames) }
+
+// putPM takes back a cleared PARTITIONED_METADATA_RESPONSE answer.
+func (r *returns) putPM(h *hotPartitionedMetadata) { putKept(r, &r.pms, h, &pmFrames) }
+
+// putKept appends h to kept, one of r's lists, unless it is full: then h
+// goes to pool.
+func putKept[T any](r *returns, kept *[]*T, h *T, pool *sync.Pool) {
 	r.mu.Lock()
-	if len(r.receipts) < maxReturned {
-		r.receipts = append(r.receipts, h)
+	if len(*kept) < maxReturned {
+		*kept = append(*kept, h)
 		h = nil
 	}
 	r.mu.Unlock()
 	if h != nil {
-		receiptFrames.Put(h)
+		pool.Put(h)
 	}
 }
 
@@ -62,6 +72,20 @@ func (fr *Reader) takeReceipt() *hotSendReceipt {
 	h := takeKept(fr.ret, &fr.rc, &fr.ret.receipts, nil)
 	if h == nil {
 		h = receiptFrames.Get().(*hotSendReceipt)
+	}
+	h.home = fr.ret
+	return h
+}
+
+// takePM is takeReceipt for a PARTITIONED_METADATA_RESPONSE: fr's own
+// are those Recycle kept.
+func (fr *Reader) takePM() *hotPartitionedMetadata {
+	if fr == nil {
+		return pmFrames.Get().(*hotPartitionedMetadata)
+	}
+	h := takeKept(fr.ret, &fr.pm, &fr.ret.pms, nil)
+	if h == nil {
+		h = pmFrames.Get().(*hotPartitionedMetadata)
 	}
 	h.home = fr.ret
 	return h
@@ -99,15 +123,18 @@ func takeKept[T any](r *returns, own, shared *[]*T, bodies *int) *T {
 	return h
 }
 
-// trimReturns keeps one receipt and one message of fr's own and of those
-// returned, once traffic is light (Fill); the rest go to the shared pools.
+// trimReturns keeps one answer, one receipt and one message of fr's own
+// and of those returned, once traffic is light (Fill); the rest go to the
+// shared pools.
 func (fr *Reader) trimReturns() {
+	fr.pm = trimTo1(fr.pm, &pmFrames)
 	fr.rc = trimTo1(fr.rc, &receiptFrames)
 	fr.msg = trimTo1(fr.msg, &messageFrames)
 	r := fr.ret
 	r.mu.Lock()
 	r.receipts = trimTo1(r.receipts, &receiptFrames)
 	r.messages = trimTo1(r.messages, &messageFrames)
+	r.pms = trimTo1(r.pms, &pmFrames)
 	r.bodies = 0
 	for _, h := range r.messages {
 		r.bodies += cap(h.body)

@@ -15,9 +15,11 @@ import (
 )
 
 // TestHotStructSizes: a MESSAGE's struct, with the allocator's 8-byte
-// header for objects over 512 bytes, stays in the 768-byte size class.
+// header for objects over 512 bytes, stays in the 768-byte size class,
+// and a PARTITIONED_METADATA_RESPONSE's in the 512-byte one.
 func TestHotStructSizes(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(hotMessage{})+8, uintptr(768))
+	assert.LessOrEqual(t, unsafe.Sizeof(hotPartitionedMetadata{}), uintptr(512))
 }
 
 // oneFramePerRead is a stream whose reads each bring one whole frame, so
@@ -125,6 +127,60 @@ func TestReleasedFramesGoBackToTheirReader(t *testing.T) {
 	assert.Len(t, fr.msg, 1)
 }
 
+// pmStream is n PARTITIONED_METADATA_RESPONSE frames, answering request
+// ids first to first+n-1 with that many partitions.
+func pmStream(t *testing.T, first uint64, n int) *oneFramePerRead {
+	t.Helper()
+	var frames oneFramePerRead
+	for id := first; id < first+uint64(n); id++ {
+		b, err := AppendCommand(nil, &pulsarpb.BaseCommand{
+			Type: pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE.Enum(),
+			PartitionMetadataResponse: &pulsarpb.CommandPartitionedTopicMetadataResponse{
+				RequestId: proto.Uint64(id), Partitions: proto.Uint32(uint32(id))},
+		})
+		require.NoError(t, err)
+		frames = append(frames, b)
+	}
+	return &frames
+}
+
+// TestReleasedAnswersGoBackToTheirReader: PARTITIONED_METADATA_RESPONSE
+// answers released from another goroutine (RequestAsyncLent's drainer)
+// go back to their Reader as receipts do, and serve its next answers
+// once those it recycled itself are used up.
+func TestReleasedAnswersGoBackToTheirReader(t *testing.T) {
+	const n = 4
+	fr := NewReader(pmStream(t, 1, n+1), 0)
+	var answers []*Frame
+	for range n {
+		f, err := next(fr)
+		require.NoError(t, err)
+		answers = append(answers, f)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for _, f := range answers {
+			f.Release()
+		}
+	})
+	wg.Wait()
+	assert.Len(t, fr.ret.pms, n)
+
+	f, err := next(fr)
+	require.NoError(t, err)
+	assert.Same(t, answers[n-1], f, "the last released answer serves the next one")
+	pm := f.Command.GetPartitionMetadataResponse()
+	assert.Equal(t, uint64(n+1), pm.GetRequestId())
+	assert.Equal(t, uint32(n+1), pm.GetPartitions())
+	assert.Empty(t, fr.ret.pms, "the reader took them all as its own")
+	assert.Len(t, fr.pm, n-1)
+
+	fr.Recycle(f)
+	assert.Len(t, fr.pm, n, "Recycle keeps it with the reader's own")
+	fr.trimReturns()
+	assert.Len(t, fr.pm, 1, "light traffic keeps one")
+}
+
 // TestReturnsAreBounded: a Reader keeps at most maxReturned of each kind,
 // and messages whose buffers together stay within maxReturnedBodies.
 func TestReturnsAreBounded(t *testing.T) {
@@ -133,6 +189,10 @@ func TestReturnsAreBounded(t *testing.T) {
 		r.putReceipt(new(hotSendReceipt))
 	}
 	assert.Len(t, r.receipts, maxReturned)
+	for range maxReturned + 1 {
+		r.putPM(new(hotPartitionedMetadata))
+	}
+	assert.Len(t, r.pms, maxReturned)
 	big := maxReturnedBodies / 4
 	for range 5 {
 		r.putMessage(&hotMessage{body: make([]byte, 0, big)})
