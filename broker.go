@@ -241,7 +241,19 @@ func (b *Broker) Connection() uint64 { return b.e.Connection() }
 // producer library keeps many in flight from one goroutine without a
 // goroutine, channel or timer per request.
 func (b *Broker) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, done func(resp *pulsarpb.BaseCommand, err error)) error {
-	return b.e.RequestAsync(ctx, cmd, done)
+	return b.e.RequestAsync(ctx, cmd, done, false)
+}
+
+// RequestAsyncLent is RequestAsync for a done function that is finished
+// with the answer when it returns: resp, and everything it points to, is
+// lent to done and may be reused for a later answer once done returns. A
+// done function that keeps something copies it first (strings taken from
+// resp stay valid); one that hands resp to another goroutine must use
+// RequestAsync. In return the answers the connection decodes without the
+// protobuf runtime (PARTITIONED_METADATA_RESPONSE) cost no allocation, as
+// Push.Release saves a receipt's or a message's.
+func (b *Broker) RequestAsyncLent(ctx context.Context, cmd *pulsarpb.BaseCommand, done func(resp *pulsarpb.BaseCommand, err error)) error {
+	return b.e.RequestAsync(ctx, cmd, done, true)
 }
 
 // Send writes cmd, a command that expects no answer (FLOW, ACK without a

@@ -207,6 +207,43 @@ func ExampleBroker_RequestAsync() {
 	// persistent://public/default/c 4
 }
 
+// A done function that takes what it needs from the answer before it
+// returns can borrow the answer instead of owning it: the connection
+// reuses it for a later answer, without an allocation.
+func ExampleBroker_RequestAsyncLent() {
+	network, srv := fakeBroker()
+	defer srv.Close()
+	const topic = "persistent://public/default/orders"
+	srv.SetPartitions(topic, 6)
+	b, err := pulsarconn.Start("pulsar://broker:6650", pulsarconn.WithTransport(network))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+
+	partitions := make(chan uint32, 1)
+	cmd := &pulsarpb.BaseCommand{
+		Type:              pulsarpb.BaseCommand_PARTITIONED_METADATA.Enum(),
+		PartitionMetadata: &pulsarpb.CommandPartitionedTopicMetadata{Topic: proto.String(topic)},
+	}
+	err = b.RequestAsyncLent(context.Background(), cmd, func(resp *pulsarpb.BaseCommand, err error) {
+		if err != nil {
+			log.Print(err)
+			close(partitions)
+			return
+		}
+		// A copy of what is needed, made before done returns: resp
+		// is not done's after that.
+		partitions <- resp.GetPartitionMetadataResponse().GetPartitions()
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(topic, <-partitions)
+	// Output:
+	// persistent://public/default/orders 6
+}
+
 // fixedBackoff is a BackoffPolicy that waits the same delay before every
 // reconnection.
 type fixedBackoff time.Duration

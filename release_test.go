@@ -14,11 +14,13 @@ import (
 )
 
 // TestReleasedPushesAllocateNothing: receipts and messages whose Handler
-// releases them (Push.Release) are read and routed without an allocation
-// each, where they cost one (a receipt) and two (a message, its frame's
-// bytes and the decoded command) otherwise. The bench's handlers release
-// every push and check each one (a receipt's sequence id, a message's
-// entry id and checksum), so a push reused too soon fails the run.
+// releases them (Push.Release), and the answers RequestAsyncLent lends,
+// are read and routed without an allocation each, where they cost one (a
+// receipt, an answer) and two (a message, its frame's bytes and the
+// decoded command) otherwise. The bench's handlers release every push
+// and check each one (a receipt's sequence id, a message's entry id and
+// checksum, an answer's request id), so a push reused too soon fails the
+// run.
 func TestReleasedPushesAllocateNothing(t *testing.T) {
 	paths := []struct {
 		name string
@@ -30,6 +32,10 @@ func TestReleasedPushesAllocateNothing(t *testing.T) {
 		}},
 		{"delivery", func(ctx context.Context, b *pulsarconn.Broker, n int) error {
 			_, err := bench.LibDelivery(ctx, b, bench.Count(n))
+			return err
+		}},
+		{"lent answers", func(ctx context.Context, b *pulsarconn.Broker, n int) error {
+			_, err := bench.LibRequestsAsync(ctx, b, 64, bench.Count(n))
 			return err
 		}},
 	}

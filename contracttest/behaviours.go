@@ -181,7 +181,8 @@ func partitionsCmd(topic string) *pulsarpb.BaseCommand {
 
 // testRequestAsync keeps 1,000 RequestAsync calls in flight from one
 // goroutine, as many as WithMaxPendingRequests allows: each done gets its
-// own answer, exactly once, and gives its slot back; a refused
+// own answer, exactly once, and gives its slot back (RequestAsyncLent's
+// too, read while done runs); a refused
 // request is an error to done, a command that is no request is refused
 // at once; done runs after the pushes the broker sent before the answer,
 // and may call the Broker; with every slot taken, RequestAsync fails at
@@ -210,6 +211,21 @@ func testRequestAsync(t *testing.T, e *env) {
 	assert.Equal(t, n, e.srv.Received(pulsarpb.BaseCommand_PARTITIONED_METADATA))
 	for i := range n {
 		assert.Empty(t, results[i], "request %d: done called once", i)
+	}
+
+	// RequestAsyncLent: each done reads its own answer, which the
+	// connection may reuse once done returns.
+	counts := make([]chan uint32, n)
+	for i := range n {
+		counts[i] = make(chan uint32, 2)
+		require.NoError(t, b.RequestAsyncLent(ctx, partitionsCmd(fmt.Sprintf("%s-%d", topic, i)), func(resp *pulsarpb.BaseCommand, err error) {
+			assert.NoError(t, err, "lent request %d", i)
+			counts[i] <- resp.GetPartitionMetadataResponse().GetPartitions()
+		}))
+	}
+	for i := range n {
+		require.EqualValues(t, i%17+1, <-counts[i], "lent request %d got another's answer", i)
+		assert.Empty(t, counts[i], "lent request %d: done called once", i)
 	}
 
 	refused := make(chan asyncResult, 1)

@@ -63,9 +63,11 @@ func LibRequests(ctx context.Context, b *pulsarconn.Broker, inflight int, budget
 }
 
 // LibRequestsAsync runs request/response through b as the raw loop does:
-// one goroutine sends PARTITIONED_METADATA requests with RequestAsync,
-// waiting while inflight are unanswered, and the done function takes the
-// answers, checking each. No goroutine waits per request.
+// one goroutine sends PARTITIONED_METADATA requests with
+// RequestAsyncLent, waiting while inflight are unanswered, and the done
+// function takes the answers, checking each (no other requests may share
+// b meanwhile: each answer's request id must follow the last one's). No
+// goroutine waits per request.
 func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, budget Budget) (Throughput, error) {
 	// The core encodes the command before RequestAsync returns, so one
 	// command serves every request.
@@ -79,12 +81,24 @@ func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, b
 	tokens := make(chan struct{}, inflight)
 	var hist Histogram
 	var answered int
+	var lastID uint64
 	var failed atomic.Pointer[error]
 	done := func(resp *pulsarpb.BaseCommand, err error) {
 		// done calls come one at a time (they are delivered in order),
-		// so hist and answered need no lock.
-		if err == nil && resp.GetPartitionMetadataResponse() == nil {
-			err = fmt.Errorf("%w: %v", errUnexpected, resp.GetType())
+		// so hist, answered and lastID need no lock.
+		if err == nil {
+			// The answers are lent (RequestAsyncLent): one released
+			// too soon and reused for a later answer would carry a
+			// later request id than the one after lastID.
+			pm := resp.GetPartitionMetadataResponse()
+			switch id := pm.GetRequestId(); {
+			case pm == nil:
+				err = fmt.Errorf("%w: %v", errUnexpected, resp.GetType())
+			case answered > 0 && id != lastID+1:
+				err = fmt.Errorf("%w: request id %d after %d", errUnexpected, id, lastID)
+			default:
+				lastID = id
+			}
 		}
 		if err != nil {
 			e := err // only a failure escapes: no allocation per answer
@@ -118,7 +132,7 @@ func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, b
 			return Throughput{}, *e
 		}
 		sent[n%inflight] = time.Now().UnixNano()
-		if err := b.RequestAsync(ctx, cmd, done); err != nil {
+		if err := b.RequestAsyncLent(ctx, cmd, done); err != nil {
 			return Throughput{}, err
 		}
 	}

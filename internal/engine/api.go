@@ -184,8 +184,10 @@ func (b *Engine) requestWith(ctx context.Context, bd binding, o outgoing, partit
 	}
 }
 
-// RequestAsync: see Broker.RequestAsync in the root package.
-func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, done func(resp *pulsarpb.BaseCommand, err error)) error {
+// RequestAsync: see Broker.RequestAsync in the root package. With lent
+// (Broker.RequestAsyncLent) the answer's frame is released once done
+// returns.
+func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, done func(resp *pulsarpb.BaseCommand, err error), lent bool) error {
 	if done == nil {
 		return errors.New("pulsarconn: RequestAsync needs a done function")
 	}
@@ -194,7 +196,7 @@ func (b *Engine) RequestAsync(ctx context.Context, cmd *pulsarpb.BaseCommand, do
 	err := b.whenUsable(ctx, true, func(now time.Time) (<-chan struct{}, error) {
 		if w == nil {
 			w = b.asyncWaiterLocked()
-			w.b, w.done, w.typ = b, done, cmd.GetType()
+			w.b, w.done, w.typ, w.lent = b, done, cmd.GetType(), lent
 		}
 		w.start = now
 		_, ch, err := slot.requestLocked(b, now, binding{}, outgoing{cmd: cmd}, w)
@@ -219,6 +221,12 @@ type asyncWaiter struct {
 	done  func(*pulsarpb.BaseCommand, error)
 	typ   pulsarpb.BaseCommand_Type
 	start time.Time
+	// lent: the answer is done's only until it returns; its frame (set
+	// by handleBatch, under the lock, before the drainer can take w) is
+	// then released.
+	lent   bool
+	answer *pulsarpb.BaseCommand // the answer, until handleBatch finds its frame
+	frame  *frame.Frame
 }
 
 // maxFreeAsync bounds the RequestAsync waiters an Engine keeps for reuse.
@@ -253,19 +261,24 @@ func (b *Engine) settleAsyncLocked() {
 
 // Done implements core.Waiter; it runs under the engine's lock.
 func (w *asyncWaiter) Done(cmd *pulsarpb.BaseCommand, err error) {
+	if w.lent && cmd != nil {
+		w.answer = cmd
+		w.b.lent = append(w.b.lent, w)
+	}
 	w.b.queue.PushLocked(deliver.Item{Handler: w, Push: core.Push{Command: cmd, Err: err}})
 }
 
 // HandlePush hands the result to done. It runs on the drainer, which
 // keeps w (asyncSpent) until it next holds the lock.
 func (w *asyncWaiter) HandlePush(p core.Push) {
-	b, done, typ, start := w.b, w.done, w.typ, w.start
+	b, done, typ, start, f := w.b, w.done, w.typ, w.start, w.frame
 	*w = asyncWaiter{}
 	if len(b.asyncSpent) < maxFreeAsync {
 		b.asyncSpent = append(b.asyncSpent, w)
 	}
 	b.observeRequest(typ, start, p.Err)
 	done(p.Command, p.Err)
+	f.Release() // nil unless lent
 }
 
 // slot is what a caller of Request or RequestAsync holds while it waits:

@@ -87,6 +87,10 @@ type Engine struct {
 	// took what they need from (waiter.partitionsOnly), in the order they
 	// were read; handleBatch releases their frames.
 	spent []*pulsarpb.BaseCommand
+	// lent: the RequestAsyncLent waiters completed with an answer of the
+	// batch being handled, in the order it was read; handleBatch gives
+	// each the answer's frame, which the drainer releases after done.
+	lent []*asyncWaiter
 	// The RequestAsync waiters free for a request (under mu), and those
 	// the drainer is done with (its own; settleAsyncLocked moves them).
 	asyncFree, asyncSpent []*asyncWaiter

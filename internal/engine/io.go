@@ -185,16 +185,25 @@ func (b *Engine) handleBatch(c *connection, batch []*frame.Frame, canHand bool) 
 	drain := b.flushLocked(now)
 	// The waiters completed in the flush took what they need of the
 	// answers in b.spent, which come in the batch's order.
-	j := 0
+	// The lent answers' frames go to their waiters, queued to the
+	// drainer, which cannot take them before the lock is released.
+	j, k := 0, 0
 	for i, f := range batch {
-		if j < len(b.spent) && f.Command == b.spent[j] {
+		switch {
+		case j < len(b.spent) && f.Command == b.spent[j]:
 			b.spent[j] = nil
 			j++
 			c.fr.Recycle(f)
+		case k < len(b.lent) && f.Command == b.lent[k].answer:
+			b.lent[k].frame, b.lent[k].answer = f, nil
+			b.lent[k] = nil
+			k++
 		}
 		batch[i] = nil
 	}
 	b.spent = b.spent[:0]
+	clear(b.lent[k:]) // none, unless an answer came from elsewhere
+	b.lent = b.lent[:0]
 	if !drain {
 		// Hold the reader back while the pushes it read wait for a
 		// slow Handler (see deliver.Queue.OverLimitLocked), until c is

@@ -91,7 +91,7 @@ func TestAsyncWaitersAreReused(t *testing.T) {
 				err = fmt.Errorf("answered with %v", resp.GetType())
 			}
 			answered <- err
-		}))
+		}, false))
 		b.mu.Lock()
 		inFlight = slices.Clone(b.asyncFree)
 		b.mu.Unlock()
