@@ -206,7 +206,13 @@ func named(set uint64, v uint64) bool {
 }
 
 func parsePartitionedMetadata(b []byte, fr *Reader) *Frame {
-	h := fr.takePM()
+	var h *hotPartitionedMetadata
+	if fr != nil && len(fr.pm) > 0 { // one of those Recycle kept: the blocking path's
+		h, fr.pm = fr.pm[len(fr.pm)-1], fr.pm[:len(fr.pm)-1]
+		h.home = fr.ret
+	} else {
+		h = fr.takePM()
+	}
 	var seen uint8
 	for len(b) > 0 {
 		num, wt, n := protowire.Number(b[0]>>3), protowire.Type(b[0]&7), 1

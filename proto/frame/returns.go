@@ -77,8 +77,9 @@ func (fr *Reader) takeReceipt() *hotSendReceipt {
 	return h
 }
 
-// takePM is takeReceipt for a PARTITIONED_METADATA_RESPONSE: fr's own
-// are those Recycle kept.
+// takePM is takeReceipt for a PARTITIONED_METADATA_RESPONSE when fr has
+// none of its own (those Recycle kept, which parsePartitionedMetadata
+// takes itself, inline).
 func (fr *Reader) takePM() *hotPartitionedMetadata {
 	if fr == nil {
 		return pmFrames.Get().(*hotPartitionedMetadata)
