@@ -97,7 +97,7 @@ func CountPaths() []CountPath {
 			}),
 		},
 		{
-			Name: "rr64async", Title: "request/response, 64 in flight (RequestAsync)", N1: 2000, N2: 10000,
+			Name: "rr64async", Title: "request/response, 64 in flight (RequestAsyncLent)", N1: 2000, N2: 10000,
 			Raw: rawRequests(64),
 			Library: lib(func(ctx context.Context, b *pulsarconn.Broker, n int) (Throughput, error) {
 				return LibRequestsAsync(ctx, b, 64, Count(n))

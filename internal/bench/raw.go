@@ -182,7 +182,7 @@ type Scenario string
 const (
 	ScenarioRR1       Scenario = "rr1"       // request/response, 1 in flight
 	ScenarioRR64      Scenario = "rr64"      // 64 in flight (the library: 64 blocked goroutines)
-	ScenarioRR64Async Scenario = "rr64async" // 64 in flight (the library: RequestAsync from one goroutine)
+	ScenarioRR64Async Scenario = "rr64async" // 64 in flight (the library: RequestAsyncLent from one goroutine)
 	ScenarioPublish   Scenario = "publish"   // pre-encoded 1 KiB SEND frames, no answers awaited
 	ScenarioReceipts  Scenario = "receipts"  // 1 KiB SEND frames with receipts, window of 1,000
 	ScenarioDelivery  Scenario = "delivery"  // MESSAGE frames to a consumer

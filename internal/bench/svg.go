@@ -11,7 +11,7 @@ import (
 var chartRows = []struct{ id, label string }{
 	{"rr1.rate", "request/response, 1 in flight"},
 	{"rr64.rate", "request/response, 64 in flight"},
-	{"rr64async.rate", "64 in flight, RequestAsync"},
+	{"rr64async.rate", "64 in flight, RequestAsyncLent"},
 	{"publish.rate", "publish into the sink"},
 	{"receipts.rate", "publish with receipts"},
 	{"delivery.rate", "delivery to a Handler"},
