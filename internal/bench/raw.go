@@ -156,23 +156,62 @@ func (c *rawConn) flush() error {
 // 3 of its sub-command (varints), which hold what the raw loops check of
 // every hot answer: PARTITIONED_METADATA_RESPONSE's partitions, request
 // id and response; SEND_RECEIPT's producer and sequence ids; MESSAGE's
-// consumer id (its message id, field 2, is a message: not returned).
+// consumer id (its message id, field 2, is a message: not returned). It
+// walks each field once, without a callback: in the Pulsar protocol the
+// sub-command is the BaseCommand's field whose number is the type's.
 func answer(body []byte) (typ pulsarpb.BaseCommand_Type, f [4]uint64, rest []byte, ok bool) {
 	cmd, ok := splitFrame(body)
 	if !ok {
 		return 0, f, nil, false
 	}
-	typ, sub, ok := peekCommand(cmd)
-	if !ok {
+	var t uint64
+	var seen bool
+	var sub []byte
+	subNum := -1
+	b := cmd
+	if len(b) > 2 && b[0] == 1<<3 && b[1] < 0x80 { // the type first, in one byte, as encoders write it
+		t, seen, b = uint64(b[1]), true, b[2:]
+	}
+	for len(b) > 0 {
+		num, wt, v, s, n := field(b)
+		if n == 0 {
+			return 0, f, nil, false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && wt == 0:
+			t, seen = v, true
+		case wt == 2 && (subNum < 0 || seen && uint64(num) == t):
+			sub, subNum = s, num
+		}
+	}
+	if !seen || uint64(subNum) != t {
 		return 0, f, nil, false
 	}
-	ok = scan(sub, func(num, wt int, v uint64, _ []byte) bool {
+	for len(sub) > 0 {
+		if tag := sub[0]; tag < 0x80 && tag&7 == 0 { // a varint field with a one-byte tag: inline
+			v, m := uint64(0), 1
+			if len(sub) > 1 && sub[1] < 0x80 {
+				v = uint64(sub[1])
+			} else if v, m = uvarintLong(sub[1:]); m <= 0 {
+				return 0, f, nil, false
+			}
+			if num := int(tag >> 3); num < len(f) {
+				f[num] = v
+			}
+			sub = sub[1+m:]
+			continue
+		}
+		num, wt, v, _, n := field(sub)
+		if n == 0 {
+			return 0, f, nil, false
+		}
+		sub = sub[n:]
 		if wt == 0 && num < len(f) {
 			f[num] = v
 		}
-		return true
-	})
-	return typ, f, body[4+len(cmd):], ok
+	}
+	return pulsarpb.BaseCommand_Type(t), f, body[4+len(cmd):], true
 }
 
 // Scenario names a measured loop for RunOps.

@@ -209,47 +209,66 @@ func mustTemplate(t template, err error) template {
 // server needs from hot commands without unmarshalling them.
 func scan(b []byte, f func(num int, typ int, v uint64, sub []byte) bool) bool {
 	for len(b) > 0 {
-		tag, n := binary.Uvarint(b)
-		if n <= 0 {
+		num, typ, v, sub, n := field(b)
+		if n == 0 {
 			return false
 		}
 		b = b[n:]
-		num, typ := int(tag>>3), int(tag&7)
-		var v uint64
-		var sub []byte
-		switch typ {
-		case 0:
-			v, n = binary.Uvarint(b)
-			if n <= 0 {
-				return false
-			}
-			b = b[n:]
-		case 1:
-			if len(b) < 8 {
-				return false
-			}
-			b = b[8:]
-		case 2:
-			l, n := binary.Uvarint(b)
-			if n <= 0 || l > uint64(len(b)-n) {
-				return false
-			}
-			sub = b[n : n+int(l)]
-			b = b[n+int(l):]
-		case 5:
-			if len(b) < 4 {
-				return false
-			}
-			b = b[4:]
-		default:
-			return false
-		}
 		if !f(num, typ, v, sub) {
 			return true
 		}
 	}
 	return true
 }
+
+// field reads the first field of b: its number, wire type, varint value
+// (wire type 0) or bytes (wire type 2), and how many bytes it took (0:
+// malformed). One-byte tags and varints, nearly all of them, are read
+// inline.
+func field(b []byte) (num, typ int, v uint64, sub []byte, n int) {
+	var tag uint64
+	if len(b) > 0 && b[0] < 0x80 {
+		tag, n = uint64(b[0]), 1
+	} else if tag, n = binary.Uvarint(b); n <= 0 {
+		return 0, 0, 0, nil, 0
+	}
+	num, typ = int(tag>>3), int(tag&7)
+	switch typ {
+	case 0, 2:
+		m := 1
+		if len(b) > n && b[n] < 0x80 {
+			v = uint64(b[n])
+		} else if v, m = uvarintLong(b[n:]); m <= 0 {
+			return 0, 0, 0, nil, 0
+		}
+		n += m
+		if typ == 0 {
+			return num, typ, v, nil, n
+		}
+		if v > uint64(len(b)-n) {
+			return 0, 0, 0, nil, 0
+		}
+		end := n + int(v)
+		return num, typ, 0, b[n:end], end
+	case 1:
+		if len(b)-n < 8 {
+			return 0, 0, 0, nil, 0
+		}
+		return num, typ, 0, nil, n + 8
+	case 5:
+		if len(b)-n < 4 {
+			return 0, 0, 0, nil, 0
+		}
+		return num, typ, 0, nil, n + 4
+	}
+	return 0, 0, 0, nil, 0
+}
+
+// uvarintLong is binary.Uvarint, kept out of line: field reads the
+// one-byte varints itself.
+//
+//go:noinline
+func uvarintLong(b []byte) (uint64, int) { return binary.Uvarint(b) }
 
 // varintField returns the varint field num of message b.
 func varintField(b []byte, num int) (uint64, bool) {
