@@ -104,7 +104,11 @@ func parseHot(b, rest []byte, h *hotMessage, fr *Reader) *Frame {
 				return nil
 			}
 		case (num == 7 || num == 9 || num == 22) && wt == protowire.BytesType && innerNum == 0:
-			inner, n = protowire.ConsumeBytes(b)
+			if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) { // a one-byte length, read inline
+				inner, n = b[1:1+b[0]], 1+int(b[0])
+			} else {
+				inner, n = protowire.ConsumeBytes(b)
+			}
 			innerNum = num
 		default:
 			return nil
@@ -296,7 +300,12 @@ func parseSendReceipt(b []byte, fr *Reader) *Frame {
 			if wt != protowire.BytesType {
 				return nil
 			}
-			id, n := protowire.ConsumeBytes(b)
+			var id []byte
+			if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) { // a one-byte length, read inline
+				id, n = b[1:1+b[0]], 1+int(b[0])
+			} else {
+				id, n = protowire.ConsumeBytes(b)
+			}
 			if n < 0 || !h.id.parse(id) {
 				return nil
 			}
@@ -368,7 +377,12 @@ func parseMessage(b, rest []byte, h *hotMessage) *Frame {
 			if wt != protowire.BytesType {
 				return nil
 			}
-			id, n := protowire.ConsumeBytes(b)
+			var id []byte
+			if len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) { // a one-byte length, read inline
+				id, n = b[1:1+b[0]], 1+int(b[0])
+			} else {
+				id, n = protowire.ConsumeBytes(b)
+			}
 			if n < 0 || !h.id.parse(id) {
 				return nil
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -37,15 +38,11 @@ func messageCommand(inner ...[]byte) []byte {
 // protobuf runtime, and the rest of their frames, in the plain shape it
 // takes and in shapes it leaves to proto.Unmarshal (plain is true for the
 // first kind).
-var hotCommands = []struct {
-	name  string
-	cmd   []byte
-	plain bool
-	rest  []byte
-}{
+var hotCommands = []hotCommandCase{
 	{"metadata", cat(varintField(1, 22), lenField(22, cat(varintField(1, 4), varintField(2, 123456), varintField(3, 0)))), true, nil},
 	{"metadata, inner first", cat(lenField(22, cat(varintField(2, 9), varintField(1, 0))), varintField(1, 22)), true, nil},
 	{"metadata failed", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(3, 1), varintField(4, 2), lenField(5, []byte("no such topic"))))), true, nil},
+	{"metadata failed, a message over 127 bytes", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(3, 1), varintField(4, 2), lenField(5, bytes.Repeat([]byte("x"), 200))))), true, nil},
 	{"metadata empty", cat(varintField(1, 22), lenField(22, nil)), true, nil},
 	{"metadata, partitions over 32 bits", cat(varintField(1, 22), lenField(22, varintField(1, 1<<40|3))), true, nil},
 	{"metadata, unknown field", cat(varintField(1, 22), lenField(22, cat(varintField(2, 9), varintField(6, 1)))), false, nil},
@@ -61,6 +58,7 @@ var hotCommands = []struct {
 	{"no type", lenField(22, varintField(1, 1)), false, nil},
 	{"receipt", cat(varintField(1, 7), lenField(7, cat(varintField(1, 1), varintField(2, 987654), lenField(3, cat(varintField(1, 17), varintField(2, 987654)))))), true, nil},
 	{"receipt, whole id", cat(varintField(1, 7), lenField(7, cat(varintField(4, 5), lenField(3, cat(varintField(1, 17), varintField(2, 3), varintField(3, 1<<64-1), varintField(4, 2), varintField(6, 10)))))), true, nil},
+	{"receipt, id length in two bytes", cat(varintField(1, 7), lenField(7, cat(varintField(1, 1), []byte{3<<3 | 2, 0x82, 0x00}, varintField(1, 17)))), true, nil},
 	{"receipt, ack set", cat(varintField(1, 7), lenField(7, lenField(3, varintField(5, 1)))), false, nil},
 	{"receipt, chunked id", cat(varintField(1, 7), lenField(7, lenField(3, lenField(7, varintField(1, 1))))), false, nil},
 	{"receipt, id twice", cat(varintField(1, 7), lenField(7, cat(lenField(3, varintField(1, 1)), lenField(3, varintField(2, 2))))), false, nil},
@@ -208,7 +206,10 @@ func (r *frameReads) Read(p []byte) (int, error) {
 // message's string aside; a string taken from a released answer stays
 // as it was.
 func TestReleasedMetadataAnswerIsReused(t *testing.T) {
-	for _, c := range hotCommands[:5] { // the plain PARTITIONED_METADATA_RESPONSEs
+	for _, c := range hotCommands {
+		if !c.plain || !strings.HasPrefix(c.name, "metadata") {
+			continue // the plain PARTITIONED_METADATA_RESPONSEs only
+		}
 		t.Run(c.name, func(t *testing.T) {
 			body := simpleBody(c.cmd)
 			one := cat(u32(uint32(len(body))), body)
@@ -337,7 +338,7 @@ func TestRecycledMetadataAnswersServeTheReader(t *testing.T) {
 	}
 
 	// A SEND_RECEIPT is Released, not kept.
-	receipt := simpleBody(hotCommands[16].cmd)
+	receipt := simpleBody(hotCommand(t, "receipt").cmd)
 	fr = frame.NewReader(bytes.NewReader(cat(u32(uint32(len(receipt))), receipt, pmFrame(1, 1))), 0)
 	fs := readFrames(t, fr, 1)
 	require.Equal(t, pulsarpb.BaseCommand_SEND_RECEIPT, fs[0].Command.GetType())
@@ -362,6 +363,26 @@ func TestRecycledMetadataAnswersServeTheReader(t *testing.T) {
 	fs = readFrames(t, fr, 1)
 	assert.Same(t, ten[0], fs[0], "after two light reads")
 	assert.Equal(t, uint64(11), pmOf(fs[0]).GetRequestId())
+}
+
+// hotCommandCase is a row of hotCommands.
+type hotCommandCase struct {
+	name  string
+	cmd   []byte
+	plain bool
+	rest  []byte
+}
+
+// hotCommand returns the hotCommands row called name.
+func hotCommand(t *testing.T, name string) hotCommandCase {
+	t.Helper()
+	for _, c := range hotCommands {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("no hot command %q", name)
+	return hotCommandCase{}
 }
 
 // readFrames waits with Fill, then reads n frames, as the engine does.
