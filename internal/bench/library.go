@@ -78,11 +78,10 @@ func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, b
 	// Answers come in order on one connection: sent[k % inflight] is the
 	// send time of the k-th request, taken back by the k-th answer.
 	sent := make([]int64, inflight)
-	tokens := make(chan struct{}, inflight)
+	win := newWindow(inflight)
 	var hist Histogram
 	var answered int
 	var lastID uint64
-	var failed atomic.Pointer[error]
 	done := func(resp *pulsarpb.BaseCommand, err error) {
 		// done calls come one at a time (they are delivered in order),
 		// so hist, answered and lastID need no lock.
@@ -101,49 +100,32 @@ func LibRequestsAsync(ctx context.Context, b *pulsarconn.Broker, inflight int, b
 			}
 		}
 		if err != nil {
-			e := err // only a failure escapes: no allocation per answer
-			failed.CompareAndSwap(nil, &e)
+			win.fail(err) // only a failure escapes: no allocation per answer
 		}
 		hist.Record(time.Duration(time.Now().UnixNano() - sent[answered%inflight]))
 		answered++
-		select { // never blocks, even once the end of ctx took a token
-		case <-tokens:
-		default:
-		}
+		win.end()
 	}
-	defer context.AfterFunc(ctx, func() {
-		err := ctx.Err()
-		failed.CompareAndSwap(nil, &err)
-		select { // unblock the sender
-		case <-tokens:
-		default:
-		}
-	})()
+	defer context.AfterFunc(ctx, func() { win.fail(ctx.Err()) })()
 	start := time.Now()
 	n := 0
 	for ; !budget.Done(n); n++ {
-		// A plain send, as the raw loop waits without a select: every
-		// request ends (answered, failed or timed out) and its done
-		// takes a token back, and the end of ctx takes one (above); a
-		// select with ctx.Done cost ~450 instructions a request
-		// (callgrind), a tenth of the path.
-		tokens <- struct{}{}
-		if e := failed.Load(); e != nil {
-			return Throughput{}, *e
+		// Wait as the raw loop does (window): every request ends
+		// (answered, failed or timed out), and the end of ctx fails
+		// the window. A select with ctx.Done cost ~450 instructions a
+		// request (callgrind), a token channel ~300.
+		if err := win.wait(n); err != nil {
+			return Throughput{}, err
 		}
 		sent[n%inflight] = time.Now().UnixNano()
 		if err := b.RequestAsyncLent(ctx, cmd, done); err != nil {
 			return Throughput{}, err
 		}
 	}
-	// The window drains when every token can be taken again.
-	for range inflight {
-		tokens <- struct{}{}
+	if err := win.drain(n); err != nil {
+		return Throughput{}, err
 	}
 	elapsed := time.Since(start)
-	if e := failed.Load(); e != nil {
-		return Throughput{}, *e
-	}
 	return Throughput{Ops: n, Elapsed: elapsed, Latency: &hist}, nil
 }
 
@@ -171,33 +153,22 @@ func LibPublish(ctx context.Context, b *pulsarconn.Broker, srv *Server, encoded 
 // and releases each (Push.Release).
 func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, budget Budget) (Throughput, error) {
 	id := b.NewProducerID()
-	tokens := make(chan struct{}, window)
+	win := newWindow(window)
 	var receipts atomic.Int64
-	var failed atomic.Pointer[error]
-	fail := func(err error) {
-		failed.CompareAndSwap(nil, &err)
-		select { // unblock the sender
-		case <-tokens:
-		default:
-		}
-	}
 	h := pulsarconn.HandlerFunc(func(p pulsarconn.Push) {
 		if p.Kind != pulsarconn.PushReceipt {
-			fail(fmt.Errorf("%w: push %v (%v)", errUnexpected, p.Kind, p.Err))
+			win.fail(fmt.Errorf("%w: push %v (%v)", errUnexpected, p.Kind, p.Err))
 			return
 		}
 		want := uint64(receipts.Load())
 		got := p.Command.GetSendReceipt().GetSequenceId()
 		p.Release() // done with it: the next receipt reuses its memory
 		if got != want {
-			fail(fmt.Errorf("%w: receipt for %d, want %d", errUnexpected, got, want))
+			win.fail(fmt.Errorf("%w: receipt for %d, want %d", errUnexpected, got, want))
 			return
 		}
 		receipts.Add(1)
-		select { // never blocks, even once a failure took a token
-		case <-tokens:
-		default:
-		}
+		win.end()
 	})
 	regCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -209,30 +180,25 @@ func LibReceipts(ctx context.Context, b *pulsarconn.Broker, window, size int, bu
 	if _, err := reg.Create(ctx, producerCommand(id)); err != nil {
 		return Throughput{}, err
 	}
-	defer context.AfterFunc(ctx, func() { fail(ctx.Err()) })()
+	defer context.AfterFunc(ctx, func() { win.fail(ctx.Err()) })()
 	send := sendTemplate(id, size)
 	start := time.Now()
 	n := 0
 	for ; !budget.Done(n); n++ {
-		// A plain send, as in LibRequestsAsync: a receipt, a failure
-		// or the end of ctx takes a token back.
-		tokens <- struct{}{}
-		if e := failed.Load(); e != nil {
-			return Throughput{}, *e
+		// Wait as the raw loop does (window): a receipt ends a send, a
+		// failure or the end of ctx fails the window.
+		if err := win.wait(n); err != nil {
+			return Throughput{}, err
 		}
 		if err := reg.Publish(ctx, send.set(uint64(n))); err != nil {
 			return Throughput{}, err
 		}
 	}
-	for range window {
-		select {
-		case tokens <- struct{}{}:
-		case <-ctx.Done():
-			return Throughput{}, fmt.Errorf("bench: %d receipts for %d sends: %w", receipts.Load(), n, ctx.Err())
+	if err := win.drain(n); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("bench: %d receipts for %d sends: %w", receipts.Load(), n, err)
 		}
-		if e := failed.Load(); e != nil {
-			return Throughput{}, *e
-		}
+		return Throughput{}, err
 	}
 	elapsed := time.Since(start)
 	if got := receipts.Load(); got != int64(n) {
