@@ -224,7 +224,9 @@ func scan(b []byte, f func(num int, typ int, v uint64, sub []byte) bool) bool {
 // field reads the first field of b: its number, wire type, varint value
 // (wire type 0) or bytes (wire type 2), and how many bytes it took (0:
 // malformed). One-byte tags and varints, nearly all of them, are read
-// inline.
+// inline; a longer tag is decoded in place too (BaseCommand's sub-command
+// fields from 16 on, PARTITIONED_METADATA_RESPONSE's 22 among them, have
+// two-byte tags), a longer value through uvarintLong.
 func field(b []byte) (num, typ int, v uint64, sub []byte, n int) {
 	var tag uint64
 	if len(b) > 0 && b[0] < 0x80 {
