@@ -3,6 +3,7 @@ package pulsartest
 import (
 	"github.com/pulsarconn/pulsarconn/proto/frame"
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // receive counts a command, gives it to the interceptor registered for its
@@ -57,6 +58,13 @@ func (s *Server) handle(c *Conn, f *frame.Frame) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := f.Command
+	if c.state != stateClosed && !carriesBody(cmd) {
+		// A broker's decoder checks that a command carries the
+		// sub-message its type names before anything else, and drops
+		// the connection when it does not.
+		s.failLocked(c)
+		return
+	}
 	if c.state == stateConnected && s.deniedLocked(c, cmd) {
 		return // WithAuthorization: not for this role
 	}
@@ -139,6 +147,18 @@ func (s *Server) handle(c *Conn, f *frame.Frame) {
 		// watchers, consumer stats) and types only a broker sends are
 		// counted and ignored.
 	}
+}
+
+// baseFields are BaseCommand's fields: each command type's sub-message is
+// the field numbered as the type.
+var baseFields = (&pulsarpb.BaseCommand{}).ProtoReflect().Descriptor().Fields()
+
+// carriesBody reports whether cmd carries the sub-message its type names.
+// Types the schema gives no sub-message (transactions, topic watchers,
+// consumer stats) pass: the fake ignores them.
+func carriesBody(cmd *pulsarpb.BaseCommand) bool {
+	fd := baseFields.ByNumber(protoreflect.FieldNumber(cmd.GetType()))
+	return fd == nil || cmd.ProtoReflect().Has(fd)
 }
 
 // success is the plain SUCCESS answer to request rid.

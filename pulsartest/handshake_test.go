@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pulsarconn/pulsarconn/proto/pulsarpb"
 	"github.com/pulsarconn/pulsarconn/pulsartest"
@@ -150,6 +151,36 @@ func TestSecondConnectClosesConnection(t *testing.T) {
 	c.handshake()
 	c.send(connectCmd())
 	c.expectClosed()
+}
+
+// A command whose type names a sub-message it does not carry is malformed:
+// a broker's decoder checks for the sub-message first and drops the
+// connection. Each type is sent bare on a connection with a producer and
+// a consumer of id 0, the id a bare command's getters read.
+func TestCommandWithoutItsBodyClosesConnection(t *testing.T) {
+	fields := (&pulsarpb.BaseCommand{}).ProtoReflect().Descriptor().Fields()
+	types := pulsarpb.BaseCommand_CONNECT.Descriptor().Values()
+	tested := 0
+	for i := range types.Len() {
+		typ := pulsarpb.BaseCommand_Type(types.Get(i).Number())
+		if fields.ByNumber(protoreflect.FieldNumber(typ)) == nil {
+			continue // no sub-message in the schema: the fake ignores the type
+		}
+		tested++
+		t.Run(typ.String(), func(t *testing.T) {
+			s := pulsartest.NewServer()
+			t.Cleanup(func() { _ = s.Close() })
+			c := pipe(t, s)
+			c.handshake()
+			c.send(producerCmd(1, 0, "t", "", pulsarpb.ProducerAccessMode_Shared))
+			c.expect(pulsarpb.BaseCommand_PRODUCER_SUCCESS)
+			c.send(subscribeCmd(2, 0, "t", "s", pulsarpb.CommandSubscribe_Exclusive, pulsarpb.CommandSubscribe_Earliest))
+			c.expect(pulsarpb.BaseCommand_SUCCESS)
+			c.send(&pulsarpb.BaseCommand{Type: typ.Enum()})
+			c.expectClosed()
+		})
+	}
+	require.Greater(t, tested, 30)
 }
 
 func TestNeverConnect(t *testing.T) {

@@ -41,6 +41,8 @@ var Scenarios = []Scenario{
 	{"redelivery-after-disconnect", redeliveryAfterDisconnect},
 	{"last-message-id", lastMessageID},
 	{"large-message", largeMessage},
+	{"error-ping-without-body", pingWithoutBody},
+	{"error-seek-without-body", seekWithoutBody},
 }
 
 // ---- commands ----
@@ -539,4 +541,22 @@ func largeMessage(s *Session) {
 	s.Publish("send-after", pid, 2, metadata("big", 2, now), []byte("small"))
 	s.Publish("send-over-frame-limit", pid, 3, metadata("big", 3, now), bytes.Repeat([]byte("c"), MaxMessageSize+64*1024))
 	s.AwaitClose("send-over-frame-limit")
+}
+
+// pingWithoutBody: a PING that does not carry its sub-message.
+func pingWithoutBody(s *Session) {
+	s.Connect("connect", 0, false)
+	s.Send("bare-ping", &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum()})
+	s.AwaitClose("bare-ping")
+}
+
+// seekWithoutBody: a SEEK that does not carry its sub-message, with a
+// consumer of id 0 attached (the id a bare SEEK reads as).
+func seekWithoutBody(s *Session) {
+	s.Connect("connect", 0, false)
+	topic := s.Topic("t")
+	s.Lookup("lookup", topic)
+	s.Request("subscribe", subscribeCmd(s.ID(), 0, topic, "sub", pulsarpb.CommandSubscribe_Exclusive))
+	s.Send("bare-seek", &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEEK.Enum()})
+	s.AwaitClose("bare-seek")
 }
