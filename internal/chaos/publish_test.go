@@ -218,6 +218,10 @@ func TestPublishAcrossResets(t *testing.T) {
 	// that connection ends.
 	require.NoError(t, l.waitUntil(ctx, func() bool { return l.epoch != epoch || l.pending[epoch] == 0 }))
 	elapsed := time.Since(start)
+	// A reset during the settle ends it with a PushDisconnected whose
+	// reconnection may still be under way; Stats counts it once the
+	// handshake completes.
+	require.NoError(t, b.WaitConnected(ctx))
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
