@@ -62,8 +62,9 @@ type Producer struct {
 	name     string
 	nextSeq  uint64
 	pending  []*outgoing // no receipt yet, by sequence id
+	ending   int         // done functions returned by completeLocked or lostLocked, not yet run
 	closing  bool
-	drained  chan struct{} // closed when pending empties, while Close waits
+	drained  chan struct{} // closed when pending empties and ending is 0, while Close waits
 	stats    ProducerStats
 	onResend func(seq uint64) // a test's probe
 }
@@ -291,16 +292,26 @@ func (p *Producer) completeLocked(seq uint64, id MessageID, err error) func() {
 	}
 	o := p.pending[i]
 	p.pending = slices.Delete(p.pending, i, i+1)
-	p.drainedLocked()
+	p.ending++
 	return func() {
 		<-p.slots
 		o.done(id, err)
+		p.ended()
 	}
 }
 
-// drainedLocked tells a waiting Close that nothing is pending.
+// ended counts a done function run; Close waits for them too.
+func (p *Producer) ended() {
+	p.l.mu.Lock()
+	p.ending--
+	p.drainedLocked()
+	p.l.mu.Unlock()
+}
+
+// drainedLocked tells a waiting Close that nothing is pending and every
+// done function has run.
 func (p *Producer) drainedLocked() {
-	if len(p.pending) == 0 && p.drained != nil {
+	if len(p.pending) == 0 && p.ending == 0 && p.drained != nil {
 		close(p.drained)
 		p.drained = nil
 	}
@@ -313,17 +324,19 @@ func (p *Producer) lostLocked(end error) func() {
 	}
 	failed := p.pending
 	p.pending = nil
-	p.drainedLocked()
+	p.ending++
 	return func() {
 		for _, o := range failed {
 			<-p.slots
 			o.done(MessageID{}, end)
 		}
+		p.ended()
 	}
 }
 
-// Close waits, within ctx, for the receipts of the messages sent, then
-// fails those still pending with ErrClosed and closes the producer on the
+// Close waits, within ctx, for the receipts of the messages sent (and for
+// their done functions to return), then fails those still pending with
+// ErrClosed and closes the producer on the
 // broker (CLOSE_PRODUCER). Send and SendAsync fail with ErrClosed once
 // Close has begun. It returns ctx's error if the receipts did not all
 // come in time.
@@ -331,7 +344,7 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.l.mu.Lock()
 	p.closing = true
 	var drained chan struct{}
-	if len(p.pending) > 0 && p.l.err == nil {
+	if (len(p.pending) > 0 || p.ending > 0) && p.l.err == nil {
 		drained = make(chan struct{})
 		p.drained = drained
 	}
