@@ -336,10 +336,9 @@ func (p *Producer) lostLocked(end error) func() {
 
 // Close waits, within ctx, for the receipts of the messages sent (and for
 // their done functions to return), then fails those still pending with
-// ErrClosed and closes the producer on the
-// broker (CLOSE_PRODUCER). Send and SendAsync fail with ErrClosed once
-// Close has begun. It returns ctx's error if the receipts did not all
-// come in time.
+// ErrClosed and closes the producer on the broker (CLOSE_PRODUCER). Send
+// and SendAsync fail with ErrClosed once Close has begun. It returns ctx's
+// error if the receipts did not all come in time.
 func (p *Producer) Close(ctx context.Context) error {
 	p.l.mu.Lock()
 	p.closing = true
