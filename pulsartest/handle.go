@@ -143,10 +143,46 @@ func (s *Server) handle(c *Conn, f *frame.Frame) {
 	case pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA:
 		s.handleGetOrCreateSchemaLocked(c, cmd)
 	default:
+		if brokerOnly[cmd.GetType()] {
+			// A broker has no handler for them: its decoder throws,
+			// and the connection is dropped.
+			s.failLocked(c)
+		}
 		// Types the fake does not serve (transactions, topic
-		// watchers, consumer stats) and types only a broker sends are
-		// counted and ignored.
+		// watchers, consumer stats) are counted and ignored.
 	}
+}
+
+// brokerOnly are the types only a broker sends. A client that sends one
+// has its connection closed, as on a broker (fidelity scenario
+// error-broker-only-command).
+var brokerOnly = map[pulsarpb.BaseCommand_Type]bool{
+	pulsarpb.BaseCommand_CONNECTED:                        true,
+	pulsarpb.BaseCommand_SEND_RECEIPT:                     true,
+	pulsarpb.BaseCommand_SEND_ERROR:                       true,
+	pulsarpb.BaseCommand_MESSAGE:                          true,
+	pulsarpb.BaseCommand_SUCCESS:                          true,
+	pulsarpb.BaseCommand_ERROR:                            true,
+	pulsarpb.BaseCommand_PRODUCER_SUCCESS:                 true,
+	pulsarpb.BaseCommand_PARTITIONED_METADATA_RESPONSE:    true,
+	pulsarpb.BaseCommand_LOOKUP_RESPONSE:                  true,
+	pulsarpb.BaseCommand_CONSUMER_STATS_RESPONSE:          true,
+	pulsarpb.BaseCommand_REACHED_END_OF_TOPIC:             true,
+	pulsarpb.BaseCommand_GET_LAST_MESSAGE_ID_RESPONSE:     true,
+	pulsarpb.BaseCommand_ACTIVE_CONSUMER_CHANGE:           true,
+	pulsarpb.BaseCommand_GET_TOPICS_OF_NAMESPACE_RESPONSE: true,
+	pulsarpb.BaseCommand_GET_SCHEMA_RESPONSE:              true,
+	pulsarpb.BaseCommand_AUTH_CHALLENGE:                   true,
+	pulsarpb.BaseCommand_ACK_RESPONSE:                     true,
+	pulsarpb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:    true,
+	pulsarpb.BaseCommand_NEW_TXN_RESPONSE:                 true,
+	pulsarpb.BaseCommand_ADD_PARTITION_TO_TXN_RESPONSE:    true,
+	pulsarpb.BaseCommand_ADD_SUBSCRIPTION_TO_TXN_RESPONSE: true,
+	pulsarpb.BaseCommand_END_TXN_RESPONSE:                 true,
+	pulsarpb.BaseCommand_TC_CLIENT_CONNECT_RESPONSE:       true,
+	pulsarpb.BaseCommand_WATCH_TOPIC_LIST_SUCCESS:         true,
+	pulsarpb.BaseCommand_WATCH_TOPIC_UPDATE:               true,
+	pulsarpb.BaseCommand_TOPIC_MIGRATED:                   true,
 }
 
 // baseFields are BaseCommand's fields: each command type's sub-message is

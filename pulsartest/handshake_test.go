@@ -183,6 +183,39 @@ func TestCommandWithoutItsBodyClosesConnection(t *testing.T) {
 	require.Greater(t, tested, 30)
 }
 
+// A command only a broker sends, sent by a client, closes the connection
+// as on a broker, which has no handler for it; a PONG does not.
+func TestBrokerOnlyCommandClosesConnection(t *testing.T) {
+	fields := (&pulsarpb.BaseCommand{}).ProtoReflect().Descriptor().Fields()
+	withBody := func(typ pulsarpb.BaseCommand_Type) *pulsarpb.BaseCommand {
+		cmd := &pulsarpb.BaseCommand{Type: typ.Enum()}
+		fd := fields.ByNumber(protoreflect.FieldNumber(typ))
+		cmd.ProtoReflect().Set(fd, cmd.ProtoReflect().NewField(fd))
+		return cmd
+	}
+	for _, typ := range []pulsarpb.BaseCommand_Type{
+		pulsarpb.BaseCommand_CONNECTED,
+		pulsarpb.BaseCommand_SEND_RECEIPT,
+		pulsarpb.BaseCommand_MESSAGE,
+		pulsarpb.BaseCommand_SUCCESS,
+		pulsarpb.BaseCommand_LOOKUP_RESPONSE,
+		pulsarpb.BaseCommand_ACK_RESPONSE,
+		pulsarpb.BaseCommand_TOPIC_MIGRATED,
+	} {
+		t.Run(typ.String(), func(t *testing.T) {
+			s := pulsartest.NewServer()
+			t.Cleanup(func() { _ = s.Close() })
+			c := pipe(t, s)
+			c.handshake()
+			c.send(withBody(pulsarpb.BaseCommand_PONG))
+			c.send(ping())
+			c.expect(pulsarpb.BaseCommand_PONG)
+			c.send(withBody(typ))
+			c.expectClosed()
+		})
+	}
+}
+
 func TestNeverConnect(t *testing.T) {
 	s := pulsartest.NewTCP(t)
 	s.SetNeverConnect(true)

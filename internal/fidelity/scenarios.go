@@ -43,6 +43,7 @@ var Scenarios = []Scenario{
 	{"large-message", largeMessage},
 	{"error-ping-without-body", pingWithoutBody},
 	{"error-seek-without-body", seekWithoutBody},
+	{"error-broker-only-command", brokerOnlyCommand},
 }
 
 // ---- commands ----
@@ -559,4 +560,16 @@ func seekWithoutBody(s *Session) {
 	s.Request("subscribe", subscribeCmd(s.ID(), 0, topic, "sub", pulsarpb.CommandSubscribe_Exclusive))
 	s.Send("bare-seek", &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_SEEK.Enum()})
 	s.AwaitClose("bare-seek")
+}
+
+// brokerOnlyCommand: a SEND_RECEIPT, which only a broker sends, from the
+// client; then a PING, which shows whether the connection lives on.
+func brokerOnlyCommand(s *Session) {
+	s.Connect("connect", 0, false)
+	s.Send("send-receipt", &pulsarpb.BaseCommand{
+		Type:        pulsarpb.BaseCommand_SEND_RECEIPT.Enum(),
+		SendReceipt: &pulsarpb.CommandSendReceipt{ProducerId: proto.Uint64(1), SequenceId: proto.Uint64(0)},
+	})
+	s.Send("ping", &pulsarpb.BaseCommand{Type: pulsarpb.BaseCommand_PING.Enum(), Ping: &pulsarpb.CommandPing{}})
+	s.Expect("ping", pulsarpb.BaseCommand_PONG, 1)
 }
